@@ -1,0 +1,1 @@
+// Module coordinator: see its headers.

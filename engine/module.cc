@@ -1,0 +1,1 @@
+// Module engine: see its headers.

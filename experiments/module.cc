@@ -1,0 +1,1 @@
+// Module experiments: see its headers.

@@ -1,0 +1,1 @@
+// Module reports: see its headers.

@@ -1,0 +1,1 @@
+// Module worker: see its headers.
