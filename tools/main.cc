@@ -14,8 +14,8 @@ int main(int argc, char** argv) {
   using namespace ttc::cli;
   CLI::App app{"ttc: test-time-compute experiments on language models", "ttc"};
   app.require_subcommand(1);
-  GlobalOptions global;
-  app.add_option("--log-level", global.log_level, "Log level: trace, debug, info, warn, error, off")
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "Log level: trace, debug, info, warn, error, off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
   CommandTable table;
@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
   }
   auto logger = spdlog::stderr_color_mt("ttc");
   spdlog::set_default_logger(logger);
-  spdlog::set_level(spdlog::level::from_str(global.log_level));
+  spdlog::set_level(spdlog::level::from_str(log_level));
   spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ %v");
   for (CLI::App* sub : app.get_subcommands()) {
     auto it = table.find(sub->get_name());

@@ -1,8 +1,23 @@
 #include "tools/cli/command.h"
 
+#include <algorithm>
 #include <iostream>
+#include <utility>
+#include <vector>
 
 namespace ttc::cli {
+namespace {
+
+std::vector<std::pair<int, RegisterFn>>& Registry() {
+  static std::vector<std::pair<int, RegisterFn>> registry;
+  return registry;
+}
+
+}  // namespace
+
+CommandRegistration::CommandRegistration(int order, RegisterFn fn) {
+  Registry().emplace_back(order, fn);
+}
 
 CLI::App* AddCommand(CLI::App& app, CommandTable& table, const std::string& name,
                      const std::string& description, std::function<int()> run) {
@@ -17,7 +32,10 @@ int UsageError(const std::string& message) {
 }
 
 void RegisterCommands(CLI::App& app, CommandTable& table) {
-  RegisterVersion(app, table);
+  auto entries = Registry();
+  std::stable_sort(entries.begin(), entries.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [order, fn] : entries) fn(app, table);
 }
 
 }  // namespace ttc::cli

@@ -1,6 +1,7 @@
-// The `ttc` subcommand framework. Each command lives in tools/cli/<name>.cc and exposes one Register function
-// that adds a CLI11 subcommand and the function to run when it is selected. Used only from main(); not
-// thread-safe (CLI parsing happens once, on the main thread).
+// The `ttc` subcommand framework. Each command lives in its own file tools/cli/<name>.cc and registers itself
+// with TTC_REGISTER_COMMAND, so adding a command touches no shared file. The cli sources are compiled straight
+// into the `ttc` executable (not a static library), which keeps the self-registering objects linked.
+// Registration happens during static initialisation and parsing on the main thread; not thread-safe.
 #pragma once
 
 #include <functional>
@@ -18,10 +19,25 @@ inline constexpr int kExitUsage = 2;
 
 // Maps a subcommand name to what runs it. Filled by the Register functions, read by main().
 using CommandTable = std::map<std::string, std::function<int()>>;
+using RegisterFn = void (*)(CLI::App& app, CommandTable& table);
 
-// Global options every command sees (set by flags on the root app).
-struct GlobalOptions {
-  std::string log_level = "info";
+// Where each command appears in `ttc --help`: the workflow order of a user.
+enum CommandOrder : int {
+  kOrderRun = 10,
+  kOrderSubmit = 20,
+  kOrderStatus = 30,
+  kOrderList = 35,
+  kOrderCancel = 40,
+  kOrderReport = 50,
+  kOrderCoordinator = 60,
+  kOrderWorker = 70,
+  kOrderKeygen = 75,
+  kOrderGenerate = 80,
+  kOrderBench = 90,
+  kOrderTokenize = 100,
+  kOrderGrade = 110,
+  kOrderDataset = 120,
+  kOrderVersion = 200,
 };
 
 // Adds a subcommand and its runner. The runner returns an exit code.
@@ -31,8 +47,19 @@ CLI::App* AddCommand(CLI::App& app, CommandTable& table, const std::string& name
 // Prints a usage error the way CLI11 does and returns kExitUsage; for checks CLI11 cannot express.
 int UsageError(const std::string& message);
 
-// One Register function per command. Keep this list in the order `ttc --help` shows them.
-void RegisterVersion(CLI::App& app, CommandTable& table);
-void RegisterCommands(CLI::App& app, CommandTable& table);  // all of the above, in order
+// Records a Register function; used through TTC_REGISTER_COMMAND.
+struct CommandRegistration {
+  CommandRegistration(int order, RegisterFn fn);
+};
+
+// Calls every registered Register function in CommandOrder.
+void RegisterCommands(CLI::App& app, CommandTable& table);
 
 }  // namespace ttc::cli
+
+#define TTC_CLI_CONCAT_INNER(a, b) a##b
+#define TTC_CLI_CONCAT(a, b) TTC_CLI_CONCAT_INNER(a, b)
+// TTC_REGISTER_COMMAND(kOrderX, RegisterX); at namespace scope in the command's .cc file.
+#define TTC_REGISTER_COMMAND(order, fn)                                             \
+  static const ::ttc::cli::CommandRegistration TTC_CLI_CONCAT(ttc_cmd_reg_, __LINE__)( \
+      (order), (fn))

@@ -9,6 +9,8 @@
 
 namespace ttc::cli {
 
+namespace {
+
 void RegisterVersion(CLI::App& app, CommandTable& table) {
   auto json = std::make_shared<bool>(false);
   CLI::App* sub = AddCommand(app, table, "version", "Print version, git commit and CUDA on/off", [json] {
@@ -23,5 +25,9 @@ void RegisterVersion(CLI::App& app, CommandTable& table) {
   });
   sub->add_flag("--json", *json, "Print JSON");
 }
+
+}  // namespace
+
+TTC_REGISTER_COMMAND(kOrderVersion, RegisterVersion);
 
 }  // namespace ttc::cli
