@@ -51,15 +51,15 @@ struct OpenOptions {
 
 // Which generate unit a worker may claim.
 struct ClaimOptions {
-  std::string worker_id;
+  std::string worker_id{};
   double now = 0;              // claim time (UnixSeconds)
   double lease_seconds = 120;  // lease expiry = now + lease_seconds
   // Model names the worker already holds, best first: a pending unit of one of these models is
   // taken before any other (affinity), and among them the lowest order key.
-  std::vector<std::string> preferred_models;
+  std::vector<std::string> preferred_models{};
   // If non-empty, only units whose model name is listed may be claimed (the models this worker can
   // serve).
-  std::vector<std::string> allowed_models;
+  std::vector<std::string> allowed_models{};
   // Unit kinds the worker runs (default both).
   std::vector<UnitKind> kinds = {UnitKind::kGenerate, UnitKind::kScore};
   Id experiment_id = 0;  // 0 = any active experiment
@@ -68,54 +68,54 @@ struct ClaimOptions {
 // One lease taken away by ExpireLeases.
 struct ExpiredLease {
   Id unit_id = 0;
-  std::string worker_id;
+  std::string worker_id{};
   int attempt = 0;
   UnitState new_state = UnitState::kPending;  // kPending, or kFailed when attempts ran out
 };
 
 // Everything an experiment starts with; stored in one transaction by CreateExperiment.
 struct NewExperiment {
-  Experiment experiment;          // id, state are ignored (a new experiment is active)
-  std::vector<Model> models;      // names unique within the experiment
-  std::vector<Problem> problems;  // index must be 0..n-1 in order (experiment_id ignored)
+  Experiment experiment;            // id, state are ignored (a new experiment is active)
+  std::vector<Model> models{};      // names unique within the experiment
+  std::vector<Problem> problems{};  // index must be 0..n-1 in order (experiment_id ignored)
   std::vector<Unit>
       units;  // model_name / target_model_name refer to `models`; state fields ignored
 };
 
 struct CreatedExperiment {
   Id experiment_id = 0;
-  std::vector<Id> model_ids;  // parallel to NewExperiment::models
-  std::vector<Id> unit_ids;   // parallel to NewExperiment::units
+  std::vector<Id> model_ids{};  // parallel to NewExperiment::models
+  std::vector<Id> unit_ids{};   // parallel to NewExperiment::units
 };
 
 struct UnitQuery {
-  Id experiment_id = 0;            // 0 = all experiments
-  std::optional<UnitState> state;  // nullopt = any state
-  std::optional<UnitKind> kind;    // nullopt = any kind
+  Id experiment_id = 0;              // 0 = all experiments
+  std::optional<UnitState> state{};  // nullopt = any state
+  std::optional<UnitKind> kind{};    // nullopt = any kind
 };
 
 // Which samples a bulk read returns (ordered by model, temperature, problem, sample index).
 struct SampleQuery {
-  Id experiment_id = 0;        // required
-  std::optional<Id> model_id;  // nullopt = all models
-  std::optional<double> temperature;
-  std::optional<int> problem_index;
+  Id experiment_id = 0;          // required
+  std::optional<Id> model_id{};  // nullopt = all models
+  std::optional<double> temperature{};
+  std::optional<int> problem_index{};
   bool include_text = false;  // text is the bulk of a row: leave it out for metrics
   bool include_extra = false;
 };
 
 struct BenchQuery {
-  std::string table;   // "" = any
-  std::string model;   // "" = any
-  std::string device;  // "" = any
+  std::string table{};   // "" = any
+  std::string model{};   // "" = any
+  std::string device{};  // "" = any
 };
 
 // Result of Check(): the state of the file, for `ttc db check`.
 struct CheckReport {
   int schema_version = 0;
   int latest_schema_version = 0;
-  std::string journal_mode;
-  std::string integrity;  // "ok" or SQLite's integrity_check messages, one per line
+  std::string journal_mode{};
+  std::string integrity{};  // "ok" or SQLite's integrity_check messages, one per line
   int64_t experiments = 0;
   int64_t units = 0;
   int64_t samples = 0;

@@ -42,9 +42,9 @@ std::optional<WorkerState> ParseWorkerState(std::string_view name);
 
 struct Experiment {
   Id id = 0;
-  std::string name;
-  std::string grid_spec_json;  // the grid as submitted, byte for byte
-  std::string dataset_fingerprint;
+  std::string name{};
+  std::string grid_spec_json{};  // the grid as submitted, byte for byte
+  std::string dataset_fingerprint{};
   uint64_t seed = 0;
   ExperimentState state = ExperimentState::kActive;
   double created_at = 0;  // 0 on create: the store fills in UnixSeconds()
@@ -55,9 +55,9 @@ struct Experiment {
 struct Model {
   Id id = 0;
   Id experiment_id = 0;
-  std::string name;
-  std::string path;
-  std::string options_json;  // engine/sampling options as given in the grid (may be empty)
+  std::string name{};
+  std::string path{};
+  std::string options_json{};  // engine/sampling options as given in the grid (may be empty)
 };
 
 // A problem of one experiment, addressed by its index (0-based position in the experiment's problem
@@ -65,10 +65,10 @@ struct Model {
 struct Problem {
   Id experiment_id = 0;
   int index = 0;
-  std::string external_id;  // e.g. "math500/test/algebra/1.json"
-  std::string question;
-  std::string gold_answer;
-  std::string extra_json;  // optional (may be empty)
+  std::string external_id{};  // e.g. "math500/test/algebra/1.json"
+  std::string question{};
+  std::string gold_answer{};
+  std::string extra_json{};  // optional (may be empty)
 };
 
 // A unit of work: generate samples [sample_begin, sample_end) for each of `problem_indices` with
@@ -84,24 +84,24 @@ struct Unit {
   Id id = 0;
   Id experiment_id = 0;
   UnitKind kind = UnitKind::kGenerate;
-  Id model_id = 0;         // filled by the store from model_name
-  std::string model_name;  // input on create; always filled on read
-  Id target_model_id = 0;  // score units only (0 otherwise)
-  std::string target_model_name;
+  Id model_id = 0;           // filled by the store from model_name
+  std::string model_name{};  // input on create; always filled on read
+  Id target_model_id = 0;    // score units only (0 otherwise)
+  std::string target_model_name{};
   double temperature = 0;
-  std::vector<int> problem_indices;  // one or several; each must exist in the experiment
-  int sample_begin = 0;              // sample index range [sample_begin, sample_end)
+  std::vector<int> problem_indices{};  // one or several; each must exist in the experiment
+  int sample_begin = 0;                // sample index range [sample_begin, sample_end)
   int sample_end = 0;
   uint64_t seed = 0;
   int64_t order_key = 0;  // claims take the lowest order key first (after model affinity)
   int max_attempts = 3;
   // State, written by the store's lease operations (ignored on create).
   UnitState state = UnitState::kPending;
-  std::string worker_id;  // the current or last lease holder ("" if never leased)
+  std::string worker_id{};  // the current or last lease holder ("" if never leased)
   int attempt = 0;
   double lease_expires_at = 0;
   int attempts_used = 0;
-  std::string last_error;
+  std::string last_error{};
   // Progress of the current attempt, from RecordProgress (reset by each claim).
   int64_t progress_tokens = 0;
   int progress_samples = 0;
@@ -124,16 +124,16 @@ struct Sample {
   double temperature = 0;
   int problem_index = 0;
   int sample_index = 0;
-  std::string text;  // empty when read without text (SampleQuery::include_text = false)
+  std::string text{};  // empty when read without text (SampleQuery::include_text = false)
   int num_tokens = 0;
-  std::string finish_reason;  // "stop", "length", ...
-  std::string extracted_answer;
-  std::optional<bool> correct;  // nullopt until graded
+  std::string finish_reason{};  // "stop", "length", ...
+  std::string extracted_answer{};
+  std::optional<bool> correct{};  // nullopt until graded
   double prefill_s = 0;
   double decode_s = 0;
   int steps = 0;
-  std::string extra_json;  // empty when read without extra (SampleQuery::include_extra = false)
-  int attempt = 0;         // the unit attempt that produced it (the fencing token)
+  std::string extra_json{};  // empty when read without extra (SampleQuery::include_extra = false)
+  int attempt = 0;           // the unit attempt that produced it (the fencing token)
 };
 
 // Identifies one expected sample of a unit.
@@ -160,14 +160,14 @@ struct SampleInsertResult {
 // Grading fields of a stored sample (the coordinator grades as samples land).
 struct SampleGrade {
   Id sample_id = 0;
-  std::string extracted_answer;
-  std::optional<bool> correct;
+  std::string extracted_answer{};
+  std::optional<bool> correct{};
 };
 
 // PRM scores of one sample's steps, in step order (step index = position).
 struct SampleStepScores {
   Id sample_id = 0;
-  std::vector<double> scores;
+  std::vector<double> scores{};
 };
 
 struct StepScore {
@@ -177,11 +177,11 @@ struct StepScore {
 };
 
 struct Worker {
-  std::string id;  // stable identity, e.g. "host/gpu-uuid"
-  std::string host;
-  std::string device;  // e.g. "NVIDIA H100 80GB HBM3 (GPU-…)" or "cpu"
+  std::string id{};  // stable identity, e.g. "host/gpu-uuid"
+  std::string host{};
+  std::string device{};  // e.g. "NVIDIA H100 80GB HBM3 (GPU-…)" or "cpu"
   int64_t memory_bytes = 0;
-  std::vector<std::string> models_held;
+  std::vector<std::string> models_held{};
   WorkerState state = WorkerState::kIdle;
   Id current_unit = 0;  // 0 = none
   double tokens_per_s = 0;
@@ -195,8 +195,8 @@ struct WorkerHeartbeat {
   WorkerState state = WorkerState::kIdle;
   Id current_unit = 0;
   double tokens_per_s = 0;
-  double at = 0;                                        // heartbeat time (UnixSeconds)
-  std::optional<std::vector<std::string>> models_held;  // replaces the list when given
+  double at = 0;                                          // heartbeat time (UnixSeconds)
+  std::optional<std::vector<std::string>> models_held{};  // replaces the list when given
 };
 
 // One row of an engine benchmark table. `table` names the protocol: "paper" (fixed prompt/gen
@@ -204,9 +204,9 @@ struct WorkerHeartbeat {
 // names are allowed.
 struct BenchRow {
   Id id = 0;
-  std::string table;
-  std::string model;
-  std::string device;
+  std::string table{};
+  std::string model{};
+  std::string device{};
   int batch = 0;
   int prompt_len = 0;
   int context_len =
@@ -214,7 +214,7 @@ struct BenchRow {
   int gen_len = 0;
   double step_s = 0;   // seconds per decode step
   double total_s = 0;  // seconds for the whole measurement (0 if not applicable)
-  std::string extra_json;
+  std::string extra_json{};
   double created_at = 0;  // 0 on insert: the store fills in UnixSeconds()
 };
 
