@@ -8,57 +8,59 @@
 // config.json in /x/y"); unknown fields are rejected with a did-you-mean suggestion.
 // docs/grid-spec.md is the user documentation.
 //
-// Fields and defaults (absent field -> default):
-//
-//   field                          type        default              notes
-//   name                           string      (required)           [A-Za-z0-9._-]{1,64}
-//   description                    string      ""
-//   dataset.name                   string      (required)           math500 | gsm8k | synthetic |
-//   jsonl dataset.limit                  int         0 (all)              keep the first `limit`
-//   problems (after ids) dataset.ids                    [string]    [] (all)             keep only
-//   these problem ids, in file order dataset.path                   string      - jsonl only
-//   (required); relative: to the grid dataset.task                   string      "math" jsonl only:
-//   math | gsm8k (prompt/extractor) dataset.fields.question        string      "question" jsonl
-//   only: field holding the question dataset.fields.answer          string      "answer" jsonl
-//   only: field holding the gold answer dataset.fields.id              string      "" (line number)
-//   jsonl only: field holding a unique id dataset.count                  int         100 synthetic
-//   only, 1..100000 dataset.seed                   uint64      0                    synthetic only
-//   dataset.min_level/max_level    int         1 / 3                synthetic only, 1 <= min <= max
-//   <= 10 data_dir                       string      "" (search)          folder with math500.jsonl
-//   / gsm8k_test.jsonl;
-//                                                                   empty: $TTC_DATA_DIR, then
-//                                                                   ../shared/data
-//   prompt.template                string      by task              math | gsm8k | custom
-//   prompt.form                    string      "sal"                math only: sal (system+user) |
-//   meta (one user
-//                                                                   turn "INSTRUCTION\n\nProblem:
-//                                                                   Q")
-//   prompt.text                    string      -                    custom only (required), must
-//   contain {question} prompt.system                  string      ""                   custom only:
-//   optional system message prompt.chat_template           string      "llama3-sal" llama3-sal |
-//   llama3 | none (raw text) prompt.date                    string      "26 Jul 2024"        the
-//   "Today Date:" line, "%d %b %Y" models[i].name                 string      (required) unique,
-//   [A-Za-z0-9._-]{1,64} models[i].path                 string      (required)           HF
-//   checkpoint folder with config.json models[i].dtype                string      "bf16" bf16 | f16
-//   | f32 models[i].rope                 string      "auto"               auto | llama3 | plain
-//   models[i].backend              string      "auto"               auto | cuda | cpu
-//   models[i].max_batch            int         0 (engine decides)   cap on sequences decoded
-//   together temperatures                   [number]    [0.8]                each in [0, 5], no
-//   duplicates n_samples                      int         16                   1..65536 samples per
-//   (model, temp, problem) k_values                       [int]       1,2,4,..<=n_samples  each
-//   in 1..n_samples, strictly increasing top_k                          int         -1 (all) -1 or
-//   >= 1 top_p                          number      1.0                  (0, 1] max_new_tokens int
-//   2048                 1..131072 seed                           uint64      0 experiment seed
-//   (sample streams derive from it) reward_model                   object      absent (no PRM)
-//   reward_model.name              string      "prm"
-//   reward_model.path              string      (required)           HF checkpoint folder with
-//   config.json reward_model.aggregation       string      "last"               last | min | prod |
-//   mean reward_model.dtype             string      "bf16"               bf16 | f16 | f32
-//   reward_model.backend           string      "auto"               auto | cuda | cpu
-//   reward_model.chat_template     string      "auto"               auto | llama3.0 | llama3.1
-//   grader                         string      "sal"                sal | strict
-//   units.max_samples_per_unit     int         64                   1..65536
-//   units.target_seconds_per_unit  number      120                  > 0, <= 86400
+// Fields and defaults (absent field -> default). Paths resolve against the grid file's folder.
+// clang-format off
+//   field                         type      default            notes
+//   name                          string    (required)         [A-Za-z0-9._-]{1,64}
+//   description                   string    ""
+//   dataset  (or "dataset": "math500" shorthand)
+//   dataset.name                  string    (required)         math500 | gsm8k | synthetic | jsonl
+//   dataset.limit                 int       0 (all)            keep the first `limit` (after ids)
+//   dataset.ids                   [string]  [] (all)           keep only these ids, file order
+//   dataset.path                  string    -                  jsonl: the file (required)
+//   dataset.task                  string    "math"             jsonl: math | gsm8k
+//   dataset.fields.question       string    "question"         jsonl: field with the question
+//   dataset.fields.answer         string    "answer"           jsonl: field with the gold answer
+//   dataset.fields.id             string    "" (line number)   jsonl: field with a unique id
+//   dataset.count                 int       100                synthetic: 1..1000000
+//   dataset.seed                  uint64    0                  synthetic
+//   dataset.min_level, max_level  int       1, 3               synthetic: 1 <= min <= max <= 5
+//   data_dir                      string    "" (search)        math500.jsonl, gsm8k_test.jsonl;
+//                                                              "": $TTC_DATA_DIR, ../shared/data
+//   prompt.template               string    by dataset task    math | gsm8k | custom
+//   prompt.form                   string    "sal"              math: sal (system + user turn) |
+//                                                              meta (user "INSTR\n\nProblem: Q")
+//   prompt.text                   string    -                  custom (required): has {question}
+//   prompt.system                 string    ""                 custom: optional system message
+//   prompt.chat_template          string    "sal"              sal | llama3-stock |
+//                                                              tokenizer-config | none (raw text)
+//   prompt.date                   string    "26 Jul 2024"      "Today Date:" line, "%d %b %Y"
+//   models                        [object]  (required)         at least one
+//   models[i].name                string    (required)         unique, [A-Za-z0-9._-]{1,64}
+//   models[i].path                string    (required)         folder with config.json
+//   models[i].dtype               string    "bf16"             bf16 | f16 | f32
+//   models[i].rope                string    "auto"             auto | llama3 | plain
+//   models[i].backend             string    "auto"             auto | cuda | cpu
+//   models[i].max_batch           int       0 (engine)         0..65536
+//   temperatures                  [number]  [0.8]              each in [0, 5], no duplicates
+//   n_samples                     int       16                 1..65536 per (model, temp, problem)
+//   k_values                      [int]     1,2,4..,n          in 1..n_samples, increasing
+//   top_k                         int       -1 (all)           -1 or 1..1000000
+//   top_p                         number    1.0                (0, 1]
+//   max_new_tokens                int       2048               1..131072
+//   seed                          uint64    0                  experiment seed
+//   reward_model                  object    absent (no PRM)
+//   reward_model.name             string    "prm"              [A-Za-z0-9._-]{1,64}
+//   reward_model.path             string    (required)         folder with config.json
+//   reward_model.aggregation      string    "last"             last | min | prod | mean
+//   reward_model.dtype            string    "bf16"             bf16 | f16 | f32
+//   reward_model.backend          string    "auto"             auto | cuda | cpu
+//   reward_model.chat_template    string    "auto"             auto (read tokenizer_config.json) |
+//                                                              tokenizer-config | llama3-stock
+//   grader                        string    "sal"              sal | strict
+//   units.max_samples_per_unit    int       64                 1..65536
+//   units.target_seconds_per_unit number    120                (0, 86400]
+// clang-format on
 //
 // Value types; no shared state. Safe to use from several threads as long as each object has one
 // writer.
@@ -100,6 +102,8 @@ struct DatasetSpec {
 
   // The task of the problems this dataset yields (prompt and extractor family).
   Task EffectiveTask() const;
+
+  bool operator==(const DatasetSpec&) const = default;
 };
 
 enum class PromptTemplate { kMath, kGsm8k, kCustom };
@@ -110,8 +114,11 @@ struct PromptSpec {
   std::string form = "sal";                              // math: "sal" | "meta"
   std::string text;                                      // custom: user turn with {question}
   std::string system;                                    // custom: optional system message
-  std::string chat_template = "llama3-sal";              // "llama3-sal" | "llama3" | "none"
+  std::string chat_template =
+      "sal";  // engine/chat.h names: sal | llama3-stock | tokenizer-config; or none
   std::string date = "26 Jul 2024";
+
+  bool operator==(const PromptSpec&) const = default;
 };
 
 struct ModelSpec {
@@ -121,6 +128,8 @@ struct ModelSpec {
   std::string rope = "auto";     // auto | llama3 | plain
   std::string backend = "auto";  // auto | cuda | cpu
   int max_batch = 0;             // 0: the engine decides
+
+  bool operator==(const ModelSpec&) const = default;
 };
 
 struct RewardModelSpec {
@@ -129,12 +138,16 @@ struct RewardModelSpec {
   std::string aggregation = "last";  // last | min | prod | mean
   std::string dtype = "bf16";
   std::string backend = "auto";
-  std::string chat_template = "auto";  // auto | llama3.0 | llama3.1
+  std::string chat_template = "auto";  // auto | tokenizer-config (Llama 3.0) | llama3-stock (3.1)
+
+  bool operator==(const RewardModelSpec&) const = default;
 };
 
 struct UnitSizing {
   int max_samples_per_unit = 64;
   double target_seconds_per_unit = 120.0;
+
+  bool operator==(const UnitSizing&) const = default;
 };
 
 struct GridSpec {
@@ -154,6 +167,8 @@ struct GridSpec {
   std::optional<RewardModelSpec> reward_model;
   std::string grader = "sal";  // "sal" | "strict"
   UnitSizing units;
+
+  bool operator==(const GridSpec&) const = default;
 };
 
 // One problem in a grid document.
@@ -204,12 +219,5 @@ std::vector<int> DefaultKValues(int n_samples);
 int EditDistance(std::string_view a, std::string_view b);
 std::optional<std::string> ClosestMatch(std::string_view word,
                                         const std::vector<std::string>& candidates);
-
-bool operator==(const DatasetSpec& a, const DatasetSpec& b);
-bool operator==(const PromptSpec& a, const PromptSpec& b);
-bool operator==(const ModelSpec& a, const ModelSpec& b);
-bool operator==(const RewardModelSpec& a, const RewardModelSpec& b);
-bool operator==(const UnitSizing& a, const UnitSizing& b);
-bool operator==(const GridSpec& a, const GridSpec& b);
 
 }  // namespace ttc::experiments
