@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 namespace ttc::engine {
@@ -12,8 +13,21 @@ constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // (prob desc, id asc): the strict total order that defines the nucleus, ties broken towards lower
 // ids.
-bool RankedBefore(const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) {
-  return a.first > b.first || (a.first == b.first && a.second < b.second);
+// A functor (not a function pointer) so std::sort inlines it.
+struct RankedBefore {
+  bool operator()(const std::pair<float, int32_t>& a, const std::pair<float, int32_t>& b) const {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  }
+};
+
+// Histogram buckets over the bit pattern of a non-negative float (sign bit clear): the exponent and
+// the top 3 mantissa bits, so bucket order is value order and each bucket spans a factor <=
+// 2^(1/8).
+constexpr int kBuckets = 1 << 11;
+inline uint32_t Bucket(float non_negative) {
+  uint32_t bits;
+  std::memcpy(&bits, &non_negative, 4);
+  return bits >> 20;
 }
 
 // The largest non-NaN value, or -inf when there is none.
@@ -30,6 +44,30 @@ bool UsesArgmax(const SamplingParams& p) {
 // Fills scratch->probs with the unnormalised probabilities SampleToken draws from (zero for
 // filtered tokens) and returns their sum, or a negative value when the row has no finite maximum
 // (caller falls back to Argmax).
+// Sums are taken in blocks of kBlock ids (four interleaved accumulators inside a block, then blocks
+// in id order): a fixed, documented order that is several times faster than one serial chain, and
+// lets the inverse-CDF walk skip whole blocks.
+constexpr size_t kBlock = 256;
+
+double BlockSum(const float* p, size_t n) {
+  double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    a0 += p[i];
+    a1 += p[i + 1];
+    a2 += p[i + 2];
+    a3 += p[i + 3];
+  }
+  for (; i < n; ++i) a0 += p[i];
+  return (a0 + a1) + (a2 + a3);
+}
+
+double Total(const float* p, size_t n) {
+  double total = 0.0;
+  for (size_t b = 0; b < n; b += kBlock) total += BlockSum(p + b, std::min(kBlock, n - b));
+  return total;
+}
+
 double BuildDistribution(std::span<const float> logits, const SamplingParams& params,
                          SamplerScratch& s) {
   const size_t vocab = logits.size();
@@ -43,48 +81,79 @@ double BuildDistribution(std::span<const float> logits, const SamplingParams& pa
     z[i] = std::isnan(v) ? kNegInf : (v - mx) / temperature;
   }
 
-  // Top-k: the k-th largest scaled logit is the threshold; ties with it stay.
+  // Top-k: the k-th largest scaled logit is the threshold; ties with it stay. A histogram over the
+  // bit patterns of |z| (monotone in z, since z <= 0) finds the bucket holding the k-th value; only
+  // that bucket goes through selection.
+  bool top_k_list = false;  // s.kept lists the tokens top-k kept
   if (params.top_k > 0 && static_cast<size_t>(params.top_k) < vocab) {
-    s.values.assign(z, z + vocab);
-    auto kth = s.values.begin() + (params.top_k - 1);
+    s.bucket_count.assign(kBuckets, 0);
+    for (size_t i = 0; i < vocab; ++i) s.bucket_count[Bucket(std::fabs(z[i]))]++;
+    size_t rank = static_cast<size_t>(params.top_k);  // 1-based rank still wanted
+    uint32_t b = 0;
+    while (s.bucket_count[b] < rank) rank -= s.bucket_count[b++];
+    s.values.clear();
+    for (size_t i = 0; i < vocab; ++i) {
+      if (Bucket(std::fabs(z[i])) == b) s.values.push_back(z[i]);
+    }
+    auto kth = s.values.begin() + static_cast<std::ptrdiff_t>(rank - 1);
     std::nth_element(s.values.begin(), kth, s.values.end(), std::greater<float>());
     const float threshold = *kth;
-    for (size_t i = 0; i < vocab; ++i) z[i] = z[i] >= threshold ? std::exp(z[i]) : 0.0f;
+    s.kept.clear();
+    for (size_t i = 0; i < vocab; ++i) {
+      if (z[i] >= threshold) {
+        z[i] = std::exp(z[i]);
+        if (z[i] > 0.0f) s.kept.push_back(static_cast<int32_t>(i));
+      } else {
+        z[i] = 0.0f;
+      }
+    }
+    top_k_list = true;
   } else {
     for (size_t i = 0; i < vocab; ++i) z[i] = std::exp(z[i]);
   }
-  double total = 0.0;
-  for (size_t i = 0; i < vocab; ++i) total += z[i];
+  double total = Total(z, vocab);
 
-  // Top-p: find the shortest (prob desc, id asc) prefix with mass >= top_p * total by quickselect
-  // on the mass, never sorting the whole vocabulary.
-  if (params.top_p < 1.0f) {
+  // Top-p: the shortest (prob desc, id asc) prefix with mass >= top_p * total. A mass histogram
+  // over the bit patterns of p (monotone for positive floats) locates the bucket where the running
+  // mass crosses the target; only that bucket is sorted.
+  const double target = static_cast<double>(std::max(params.top_p, 0.0f)) * total;
+  constexpr size_t kSmallList = 4096;
+  if (params.top_p < 1.0f && top_k_list && s.kept.size() <= kSmallList) {
+    // After top-k only a few tokens remain: sort them outright.
+    auto& ranked = s.ranked;
+    ranked.clear();
+    for (int32_t id : s.kept) ranked.emplace_back(z[id], id);
+    std::sort(ranked.begin(), ranked.end(), RankedBefore());
+    double before = 0.0;
+    size_t keep = ranked.size();
+    for (size_t j = 0; j < ranked.size(); ++j) {
+      before += ranked[j].first;
+      if (before >= target) {
+        keep = j + 1;
+        break;
+      }
+    }
+    for (size_t j = keep; j < ranked.size(); ++j) z[ranked[j].second] = 0.0f;
+    total = Total(z, vocab);
+  } else if (params.top_p < 1.0f) {
+    s.bucket_mass.assign(kBuckets, 0.0);
+    for (size_t i = 0; i < vocab; ++i) s.bucket_mass[Bucket(z[i])] += z[i];
+    double before = 0.0;  // mass of the buckets above the boundary bucket
+    int b = kBuckets - 1;
+    for (; b > 0; --b) {  // bucket 0 holds the zeros (filtered tokens) and never matters
+      if (s.bucket_mass[b] > 0.0 && before + s.bucket_mass[b] >= target) break;
+      before += s.bucket_mass[b];
+    }
+    if (b == 0) return total;  // rounding left the target unreached: keep every token
     auto& ranked = s.ranked;
     ranked.clear();
     for (size_t i = 0; i < vocab; ++i) {
-      if (z[i] > 0.0f) ranked.emplace_back(z[i], static_cast<int32_t>(i));
+      if (Bucket(z[i]) == static_cast<uint32_t>(b))
+        ranked.emplace_back(z[i], static_cast<int32_t>(i));
     }
-    const double target = static_cast<double>(std::max(params.top_p, 0.0f)) * total;
-    size_t lo = 0, hi = ranked.size();  // the boundary position lies in [lo, hi)
-    double before = 0.0;                // mass of ranked[0, lo)
-    constexpr size_t kSortBelow = 64;
-    while (hi - lo > kSortBelow) {
-      const size_t mid = lo + (hi - lo) / 2;
-      std::nth_element(ranked.begin() + lo, ranked.begin() + mid, ranked.begin() + hi,
-                       RankedBefore);
-      double mass = before;
-      for (size_t j = lo; j <= mid; ++j) mass += ranked[j].first;
-      if (mass >= target) {
-        hi = mid + 1;
-      } else {
-        before = mass;
-        lo = mid + 1;
-      }
-    }
-    std::sort(ranked.begin() + lo, ranked.begin() + hi, RankedBefore);
-    size_t boundary =
-        hi - 1;  // if rounding leaves the target unreached, keep everything up to hi - 1
-    for (size_t j = lo; j < hi; ++j) {
+    std::sort(ranked.begin(), ranked.end(), RankedBefore());
+    size_t boundary = ranked.size() - 1;
+    for (size_t j = 0; j < ranked.size(); ++j) {
       before += ranked[j].first;
       if (before >= target) {
         boundary = j;
@@ -93,12 +162,12 @@ double BuildDistribution(std::span<const float> logits, const SamplingParams& pa
     }
     const float pb = ranked[boundary].first;
     const int32_t ib = ranked[boundary].second;
-    total = 0.0;
-    for (size_t i = 0; i < vocab; ++i) {
-      const bool keep = z[i] > pb || (z[i] == pb && static_cast<int32_t>(i) <= ib);
-      if (!keep) z[i] = 0.0f;
-      total += z[i];
+    for (size_t i = 0; i < vocab; ++i) {  // branch-free: keep/drop is unpredictable on flat rows
+      const float zi = z[i];
+      const bool keep = (zi > pb) | ((zi == pb) & (static_cast<int32_t>(i) <= ib));
+      z[i] = keep ? zi : 0.0f;
     }
+    total = Total(z, vocab);
   }
   return total;
 }
@@ -141,16 +210,24 @@ int32_t SampleTokenWithUniform(std::span<const float> logits, const SamplingPara
   if (!(total > 0.0)) return Argmax(logits);
   const double r = u * total;
   const float* p = s.probs.data();
-  double acc = 0.0;
-  int32_t last = -1;
-  for (size_t i = 0; i < logits.size(); ++i) {
-    if (p[i] > 0.0f) {
-      acc += p[i];
-      if (acc > r) return static_cast<int32_t>(i);
-      last = static_cast<int32_t>(i);
+  const size_t vocab = logits.size();
+  double running = 0.0;  // mass of the blocks before this one
+  for (size_t b = 0; b < vocab; b += kBlock) {
+    const size_t n = std::min(kBlock, vocab - b);
+    const double block = BlockSum(p + b, n);
+    if (running + block > r) {
+      double acc = running;
+      for (size_t i = b; i < b + n; ++i) {
+        acc += p[i];
+        if (acc > r && p[i] > 0.0f) return static_cast<int32_t>(i);
+      }
     }
+    running += block;  // only reached when rounding put the crossing past this block
   }
-  return last >= 0 ? last : Argmax(logits);  // u * total rounded above the accumulated sum
+  for (size_t i = vocab; i-- > 0;) {  // u * total rounded above every partial sum: last kept token
+    if (p[i] > 0.0f) return static_cast<int32_t>(i);
+  }
+  return Argmax(logits);
 }
 
 int32_t SampleToken(std::span<const float> logits, const SamplingParams& params, uint64_t seed,

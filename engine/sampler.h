@@ -6,20 +6,21 @@
 //
 // Semantics (Hugging Face `generate` order, made exact and deterministic):
 //   1. greedy, temperature <= 0 or top_k == 1: argmax, ties -> the lowest token id. No random draw.
-//   2. scaled logits z_i = (x_i - max x) / temperature.
+//   2. scaled logits z_i = (x_i - max x) / temperature, in float.
 //   3. top-k (top_k > 0 and < vocab): keep tokens with z_i >= the k-th largest z (ties at the
-//   boundary all kept,
-//      as HF's `logits < topk[-1]` filter does).
-//   4. softmax over the kept tokens: p_i = exp(z_i) / sum.
-//   5. top-p (top_p < 1): rank kept tokens by (p desc, id asc); keep the shortest prefix whose mass
-//   >= top_p
-//      (always at least one token).
-//   6. inverse CDF with u = SamplingUniform(seed, sample_index, step): walk the kept tokens in
-//   ascending id order
-//      accumulating unnormalised p (double precision); return the first id whose running sum > u *
-//      total.
-// No full sort of the vocabulary: top-k uses selection, top-p a quickselect-style threshold search
-// (O(V) expected). Logits may contain -inf (masked tokens); NaN logits are treated as -inf.
+//      boundary all kept, as HF's `logits < topk[-1]` filter does).
+//   4. unnormalised probabilities p_i = expf(z_i) for kept tokens, 0 for the others.
+//   5. top-p (top_p < 1): rank kept tokens by (p desc, id asc); keep the shortest prefix whose
+//      mass >= top_p * total mass (always at least one token).
+//   6. inverse CDF with u = SamplingUniform(seed, sample_index, step): total = the kept mass summed
+//      in double over blocks of 256 ids (each block with 4 interleaved accumulators, blocks in id
+//      order); walk the blocks in id order to the first whose running mass exceeds u * total, then
+//      its ids in ascending order, returning the first kept id whose running sum exceeds u * total.
+// The random bits are reproducible bit-for-bit anywhere (engine/rng.h); the token also depends on
+// the logits and on expf, so another backend agrees wherever its probabilities agree.
+// No full sort of the vocabulary: top-k and top-p each build a histogram over the float bit
+// patterns (order-preserving buckets), then select or sort only the one bucket that holds the
+// boundary; O(V). Logits may contain -inf (masked tokens); NaN logits are treated as -inf.
 #pragma once
 
 #include <cstdint>
@@ -46,8 +47,11 @@ Status ValidateSamplingParams(const SamplingParams& params);
 // Reusable buffers for SampleToken; opaque to callers. One per thread.
 struct SamplerScratch {
   std::vector<float> probs;                       // unnormalised kept probabilities, by token id
-  std::vector<float> values;                      // scratch copy for top-k selection
-  std::vector<std::pair<float, int32_t>> ranked;  // (prob, id) candidates for the top-p search
+  std::vector<float> values;                      // top-k: scaled logits of the boundary bucket
+  std::vector<std::pair<float, int32_t>> ranked;  // top-p: (prob, id) of the boundary bucket
+  std::vector<int32_t> kept;                      // top-k: ids kept (then filtered by top-p)
+  std::vector<uint32_t> bucket_count;             // top-k histogram
+  std::vector<double> bucket_mass;                // top-p histogram
 };
 
 // Samples one token id from `logits` (one row, length = vocab size > 0). `scratch` may be null
