@@ -92,7 +92,13 @@ std::optional<std::string> ClosestMatch(std::string_view word,
       best = c;
     }
   }
-  return best;
+  if (best || word.size() < 3) return best;
+  // A shortened name ("max_samples" for "max_samples_per_unit") is far in edits but an obvious
+  // intent.
+  for (const std::string& c : candidates) {
+    if (c.starts_with(word)) return c;
+  }
+  return std::nullopt;
 }
 
 namespace {
