@@ -214,8 +214,8 @@ nlohmann::json GridSpecToJson(const GridSpec& spec);
 // of two.
 std::vector<int> DefaultKValues(int n_samples);
 
-// Levenshtein distance, and the closest candidate within a small distance (for "did you mean
-// ...?").
+// Levenshtein distance; the closest candidate within a small distance, else the first candidate
+// that starts with `word` (for "did you mean ...?").
 int EditDistance(std::string_view a, std::string_view b);
 std::optional<std::string> ClosestMatch(std::string_view word,
                                         const std::vector<std::string>& candidates);

@@ -24,6 +24,22 @@ std::string ReadFile(const std::filesystem::path& p) {
   return ss.str();
 }
 
+Problem MakeProblem(const std::string& id, const std::string& question, const std::string& gold) {
+  Problem p;
+  p.id = id;
+  p.question = question;
+  p.gold_answer = gold;
+  return p;
+}
+
+JsonlFields Fields(const std::string& question, const std::string& answer, const std::string& id) {
+  JsonlFields f;
+  f.question = question;
+  f.answer = answer;
+  f.id = id;
+  return f;
+}
+
 void WriteFile(const std::filesystem::path& p, const std::string& text) {
   std::ofstream out(p, std::ios::binary);
   out << text;
@@ -211,7 +227,7 @@ TEST(UserJsonlTest, FieldMappingAndErrors) {
   WriteFile(file,
             "{\"q\": \"What is 2+2?\", \"a\": 4, \"key\": \"p1\", \"topic\": \"arith\"}\n\n"
             "{\"q\": \"Name it\", \"a\": \"\\\\frac{1}{2}\", \"key\": 7}\n");
-  JsonlFields fields{.question = "q", .answer = "a", .id = "key", .task = Task::kMath};
+  JsonlFields fields = Fields("q", "a", "key");
   auto problems = LoadUserJsonl(file, fields);
   ASSERT_TRUE(problems.ok()) << problems.status().ToString();
   ASSERT_EQ(problems->size(), 2u);
@@ -221,12 +237,12 @@ TEST(UserJsonlTest, FieldMappingAndErrors) {
   EXPECT_EQ((*problems)[1].id, "7");
   EXPECT_EQ((*problems)[1].gold_answer, "\\frac{1}{2}");
 
-  JsonlFields by_line{.question = "q", .answer = "a"};
+  JsonlFields by_line = Fields("q", "a", "");
   problems = LoadUserJsonl(file, by_line);
   ASSERT_TRUE(problems.ok());
   EXPECT_EQ((*problems)[1].id, "mine/1");
 
-  JsonlFields wrong{.question = "question", .answer = "a"};
+  JsonlFields wrong = Fields("question", "a", "");
   problems = LoadUserJsonl(file, wrong);
   ASSERT_FALSE(problems.ok());
   EXPECT_NE(problems.status().message().find("mine.jsonl:1: field 'question' is missing"),
@@ -254,8 +270,8 @@ TEST(UserJsonlTest, FieldMappingAndErrors) {
 }
 
 TEST(FingerprintTest, CoversWhatIsAskedAndGraded) {
-  Problem a{.id = "x/0", .question = "1+1?", .gold_answer = "2"};
-  Problem b{.id = "x/1", .question = "2+2?", .gold_answer = "4"};
+  Problem a = MakeProblem("x/0", "1+1?", "2");
+  Problem b = MakeProblem("x/1", "2+2?", "4");
   const std::string base = DatasetFingerprint({a, b});
   EXPECT_EQ(base.size(), 64u);
   EXPECT_EQ(base, DatasetFingerprint({a, b}));
@@ -271,8 +287,8 @@ TEST(FingerprintTest, CoversWhatIsAskedAndGraded) {
   changed.level = 3;
   EXPECT_EQ(base, DatasetFingerprint({a, changed}));
   // Length prefixes keep field boundaries unambiguous.
-  Problem c{.id = "x", .question = "ab", .gold_answer = "c"};
-  Problem d{.id = "x", .question = "a", .gold_answer = "bc"};
+  Problem c = MakeProblem("x", "ab", "c");
+  Problem d = MakeProblem("x", "a", "bc");
   EXPECT_NE(DatasetFingerprint({c}), DatasetFingerprint({d}));
 }
 

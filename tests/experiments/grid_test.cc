@@ -445,8 +445,10 @@ TEST(ExampleGridsTest, AllParseAndRoundTrip) {
     ASSERT_TRUE(again.ok()) << again.status().ToString();
     EXPECT_TRUE(*again == *spec) << name;
   }
-  auto math = LoadGridSpec(testing::SourceDir() / "experiments" / "grids" / "math500.json",
-                           GridParseOptions{.check_files = false});
+  GridParseOptions no_files;
+  no_files.check_files = false;
+  auto math =
+      LoadGridSpec(testing::SourceDir() / "experiments" / "grids" / "math500.json", no_files);
   EXPECT_EQ(math->dataset.kind, DatasetKind::kMath500);
   EXPECT_EQ(math->models.size(), 6u);
   EXPECT_EQ(math->n_samples, 256);

@@ -112,7 +112,9 @@ TEST(PromptTest, CustomTemplate) {
   PromptSpec spec;
   spec.template_kind = PromptTemplate::kCustom;
   spec.text = "Solve: {question}";
-  Problem p{.id = "a", .question = "1+1"};
+  Problem p;
+  p.id = "a";
+  p.question = "1+1";
   auto m = BuildPrompt(p, spec);
   ASSERT_TRUE(m.ok());
   ASSERT_EQ(m->size(), 1u);
@@ -131,7 +133,9 @@ TEST(PromptTest, CustomTemplate) {
 TEST(PromptTest, BadFormIsAnError) {
   PromptSpec spec;
   spec.form = "other";
-  EXPECT_FALSE(BuildPrompt(Problem{.question = "x"}, spec).ok());
+  Problem p;
+  p.question = "x";
+  EXPECT_FALSE(BuildPrompt(p, spec).ok());
 }
 
 }  // namespace
