@@ -1,0 +1,67 @@
+// `ttc status`: workers (id, host, device, state, model, unit, tokens/s, last heartbeat) and
+// experiments (units done/running/failed, samples, throughput, ETA, failed units with their last
+// error), from the coordinator.
+#include <unistd.h>
+
+#include <chrono>
+#include <iostream>
+#include <memory>
+#include <thread>
+
+#include "coordinator/client.h"
+#include "tools/cli/command.h"
+
+namespace ttc::cli {
+
+namespace {
+
+void RegisterStatus(CLI::App& app, CommandTable& table) {
+  auto client = std::make_shared<coordinator::ClientOptions>();
+  auto json = std::make_shared<bool>(false);
+  auto watch = std::make_shared<bool>(false);
+  auto interval = std::make_shared<double>(2.0);
+  auto experiment = std::make_shared<int64_t>(0);
+  CLI::App* sub = AddCommand(
+      app, table, "status", "Show workers and experiment progress",
+      [client, json, watch, interval, experiment] {
+        bool tty = ::isatty(STDOUT_FILENO);
+        while (true) {
+          protocol::ClientRequest req;
+          req.type = protocol::kStatusType;
+          req.experiment_id = *experiment;
+          auto reply = coordinator::Call(*client, req);
+          if (!reply.ok()) {
+            std::cerr << "error: " << reply.status().message() << "\n";
+            return kExitFailure;
+          }
+          if (*json) {
+            std::cout << reply->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                      << std::endl;
+          } else {
+            if (*watch && tty) std::cout << "\033[H\033[2J";
+            std::cout << coordinator::FormatStatus(*reply) << std::flush;
+          }
+          if (!*watch) return kExitOk;
+          std::this_thread::sleep_for(
+              std::chrono::milliseconds(static_cast<int>(*interval * 1000)));
+        }
+      });
+  sub->add_option("--experiment", *experiment, "Only this experiment (with its failed units)");
+  sub->add_flag("--watch", *watch, "Refresh until interrupted");
+  sub->add_option("--interval", *interval, "Seconds between refreshes with --watch")
+      ->capture_default_str();
+  sub->add_flag("--json", *json, "Print JSON");
+  sub->add_option("--coordinator", client->endpoint,
+                  "Coordinator endpoint (default $TTC_COORDINATOR or tcp://127.0.0.1:5555)");
+  sub->add_option("--curve-keys", client->curve_keys, "This client's CURVE key pair file");
+  sub->add_option("--server-key", client->server_key,
+                  "The coordinator's CURVE public key (Z85 or file)");
+  sub->add_option("--timeout-ms", client->timeout_ms, "Reply timeout per try")
+      ->capture_default_str();
+}
+
+}  // namespace
+
+TTC_REGISTER_COMMAND(kOrderStatus, RegisterStatus);
+
+}  // namespace ttc::cli
