@@ -75,7 +75,8 @@ std::string KindsJson(const std::vector<UnitKind>& kinds) {
   "SELECT u.id, u.experiment_id, u.kind, u.model_id, m.name, COALESCE(u.target_model_id, 0), " \
   "COALESCE(tm.name, ''), u.temperature, u.problems, u.sample_begin, u.sample_end, u.seed, "   \
   "u.order_key, u.max_attempts, u.state, u.worker_id, u.attempt, u.lease_expires_at, "         \
-  "u.attempts_used, u.last_error, u.progress_tokens, u.progress_samples, u.progress_at "       \
+  "u.attempts_used, u.last_error, u.progress_tokens, u.progress_samples, u.progress_at, "      \
+  "u.samples_stored, u.tokens_stored "                                                         \
   "FROM units u JOIN models m ON m.id = u.model_id LEFT JOIN models tm ON tm.id = "            \
   "u.target_model_id "
 
@@ -109,13 +110,24 @@ Result<Unit> ReadUnit(const Stmt& s) {
   u.progress_tokens = s.Int(20);
   u.progress_samples = static_cast<int>(s.Int(21));
   u.progress_at = s.Double(22);
+  u.samples_stored = s.Int(23);
+  u.tokens_stored = s.Int(24);
   return u;
 }
 
-#define TTC_SAMPLE_COLUMNS                                                                \
-  "id, experiment_id, unit_id, model_id, temperature, problem_idx, sample_idx, attempt, " \
-  "num_tokens, steps, prefill_s, decode_s, correct, finish_reason, extracted_answer, "    \
-  "CASE WHEN ?8 THEN extra ELSE '' END, CASE WHEN ?9 THEN text ELSE '' END "
+// Sample reads: the numeric columns from `samples`, text and extra from `sample_texts` only when
+// asked for (?8 and ?9 choose extra and text), so bulk reads of the numeric columns never touch the
+// large rows.
+#define TTC_SAMPLE_NUMERIC                                                               \
+  "SELECT s.id, s.experiment_id, s.unit_id, s.model_id, s.temperature, s.problem_idx, "  \
+  "s.sample_idx, s.attempt, s.num_tokens, s.steps, s.prefill_s, s.decode_s, s.correct, " \
+  "s.finish_reason, s.extracted_answer, "
+#define TTC_SAMPLE_WITH_TEXT                          \
+  TTC_SAMPLE_NUMERIC                                  \
+      "COALESCE(CASE WHEN ?8 THEN t.extra END, ''), " \
+      "COALESCE(CASE WHEN ?9 THEN t.text END, '') "   \
+      "FROM samples s LEFT JOIN sample_texts t ON t.sample_id = s.id "
+#define TTC_SAMPLE_NO_TEXT TTC_SAMPLE_NUMERIC "'', '' FROM samples s "
 
 void ReadSample(const Stmt& s, Sample* x) {
   x->id = s.Int(0);
@@ -466,9 +478,11 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const OpenOp
     TTC_RETURN_IF_ERROR(c->Exec("PRAGMA query_only = ON"));
   }
   TTC_RETURN_IF_ERROR(c->Exec("PRAGMA foreign_keys = ON"));
+  // A 64 MiB page cache (allocated only as used) keeps the indexes of a large experiment in memory.
+  TTC_RETURN_IF_ERROR(c->Exec("PRAGMA cache_size = -65536"));
 
   impl->schema_version = version;
-  if (version < target) {
+  if (version < target && !(options.allow_old_schema && version > 0)) {
     if (options.read_only || !options.migrate) {
       if (version == 0) return FailedPrecondition("{}: empty database, not a ttc store yet", path);
       return FailedPrecondition(
@@ -962,6 +976,12 @@ namespace {
 struct UnitForInsert {
   Unit unit;
   std::set<int> problems;
+  // What this batch adds to the unit's counters.
+  int64_t stored = 0;
+  int64_t tokens = 0;
+  double decode_s = 0;
+  int64_t graded = 0;
+  int64_t correct = 0;
 };
 
 }  // namespace
@@ -989,12 +1009,13 @@ Result<std::vector<SampleInsertResult>> Store::InsertSamples(const std::vector<S
         entry.unit = std::move(u).value();
         it = units.emplace(x.unit_id, std::move(entry)).first;
       }
-      const Unit& u = it->second.unit;
+      UnitForInsert& entry = it->second;
+      const Unit& u = entry.unit;
       if (u.kind != UnitKind::kGenerate) {
         return InvalidArgument("sample #{}: unit {} is a score unit, it produces no samples", i,
                                u.id);
       }
-      if (!it->second.problems.count(x.problem_index)) {
+      if (!entry.problems.count(x.problem_index)) {
         return InvalidArgument("sample #{}: problem {} is not one of unit {}'s problems", i,
                                x.problem_index, u.id);
       }
@@ -1013,11 +1034,8 @@ Result<std::vector<SampleInsertResult>> Store::InsertSamples(const std::vector<S
                 "INSERT INTO samples (experiment_id, unit_id, model_id, temperature, problem_idx, "
                 "sample_idx, attempt, num_tokens, steps, prefill_s, decode_s, correct, "
                 "finish_reason, "
-                "extracted_answer, extra, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-                "?11, "
-                "?12, ?13, ?14, ?15, ?16) ON CONFLICT (unit_id, problem_idx, sample_idx) DO "
-                "NOTHING "
-                "RETURNING id"));
+                "extracted_answer) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
+                "?14) ON CONFLICT (unit_id, problem_idx, sample_idx) DO NOTHING RETURNING id"));
         s.Bind(1, u.experiment_id)
             .Bind(2, u.id)
             .Bind(3, u.model_id)
@@ -1031,12 +1049,22 @@ Result<std::vector<SampleInsertResult>> Store::InsertSamples(const std::vector<S
             .Bind(11, x.decode_s)
             .Bind(12, x.correct)
             .Bind(13, x.finish_reason)
-            .Bind(14, x.extracted_answer)
-            .Bind(15, x.extra_json)
-            .Bind(16, x.text);
+            .Bind(14, x.extracted_answer);
         TTC_ASSIGN_OR_RETURN(bool row, s.Step());
         if (row) {
-          out.push_back(SampleInsertResult{InsertOutcome::kInserted, s.Int(0)});
+          Id id = s.Int(0);
+          s.Reset();
+          TTC_ASSIGN_OR_RETURN(
+              Stmt t,
+              c->Prepare("INSERT INTO sample_texts (sample_id, extra, text) VALUES (?1, ?2, "
+                         "?3)"));
+          TTC_RETURN_IF_ERROR(t.Bind(1, id).Bind(2, x.extra_json).Bind(3, x.text).Run());
+          out.push_back(SampleInsertResult{InsertOutcome::kInserted, id});
+          entry.stored += 1;
+          entry.tokens += x.num_tokens;
+          entry.decode_s += x.decode_s;
+          entry.graded += x.correct.has_value();
+          entry.correct += x.correct.value_or(false);
           continue;
         }
       }
@@ -1047,6 +1075,22 @@ Result<std::vector<SampleInsertResult>> Store::InsertSamples(const std::vector<S
       TTC_ASSIGN_OR_RETURN(bool row, q.Step());
       if (!row) return Internal("sample conflict without a stored row (unit {})", u.id);
       out.push_back(SampleInsertResult{InsertOutcome::kDuplicate, q.Int(0)});
+    }
+    for (const auto& [id, entry] : units) {
+      if (entry.stored == 0) continue;
+      TTC_ASSIGN_OR_RETURN(
+          Stmt s,
+          c->Prepare("UPDATE units SET samples_stored = samples_stored + ?2, tokens_stored = "
+                     "tokens_stored + ?3, decode_s_stored = decode_s_stored + ?4, "
+                     "samples_graded = samples_graded + ?5, samples_correct = "
+                     "samples_correct + ?6 WHERE id = ?1"));
+      TTC_RETURN_IF_ERROR(s.Bind(1, id)
+                              .Bind(2, entry.stored)
+                              .Bind(3, entry.tokens)
+                              .Bind(4, entry.decode_s)
+                              .Bind(5, entry.graded)
+                              .Bind(6, entry.correct)
+                              .Run());
     }
     return out;
   });
@@ -1059,21 +1103,44 @@ Result<SampleInsertResult> Store::InsertSample(const Sample& sample) {
 
 Status Store::UpdateGrades(const std::vector<SampleGrade>& grades) {
   return impl_->InWrite([&]() -> Status {
+    Connection* c = impl_->conn.get();
+    std::unordered_map<Id, std::pair<int64_t, int64_t>> delta;  // unit -> (graded, correct) changes
     for (const SampleGrade& g : grades) {
+      Id unit = 0;
+      std::optional<bool> old;
+      {
+        TTC_ASSIGN_OR_RETURN(Stmt q,
+                             c->Prepare("SELECT unit_id, correct FROM samples WHERE id = ?1"));
+        q.Bind(1, g.sample_id);
+        TTC_ASSIGN_OR_RETURN(bool row, q.Step());
+        if (!row) return NotFound("{}: sample {} does not exist", impl_->path, g.sample_id);
+        unit = q.Int(0);
+        old = q.OptionalBool(1);
+      }
       TTC_ASSIGN_OR_RETURN(
-          Stmt s, impl_->conn->Prepare("UPDATE samples SET extracted_answer = ?2, correct = ?3 "
-                                       "WHERE id = ?1"));
+          Stmt s,
+          c->Prepare("UPDATE samples SET extracted_answer = ?2, correct = ?3 WHERE id = ?1"));
       TTC_RETURN_IF_ERROR(
           s.Bind(1, g.sample_id).Bind(2, g.extracted_answer).Bind(3, g.correct).Run());
-      TTC_RETURN_IF_ERROR(impl_->Changes("sample", g.sample_id));
+      auto& d = delta[unit];
+      d.first +=
+          static_cast<int64_t>(g.correct.has_value()) - static_cast<int64_t>(old.has_value());
+      d.second += static_cast<int64_t>(g.correct.value_or(false)) -
+                  static_cast<int64_t>(old.value_or(false));
+    }
+    for (const auto& [unit, d] : delta) {
+      if (d.first == 0 && d.second == 0) continue;
+      TTC_ASSIGN_OR_RETURN(Stmt s,
+                           c->Prepare("UPDATE units SET samples_graded = samples_graded + ?2, "
+                                      "samples_correct = samples_correct + ?3 WHERE id = ?1"));
+      TTC_RETURN_IF_ERROR(s.Bind(1, unit).Bind(2, d.first).Bind(3, d.second).Run());
     }
     return Status::Ok();
   });
 }
 
 Result<Sample> Store::GetSample(Id sample_id, bool include_text) {
-  TTC_ASSIGN_OR_RETURN(
-      Stmt s, impl_->conn->Prepare("SELECT " TTC_SAMPLE_COLUMNS "FROM samples WHERE id = ?1"));
+  TTC_ASSIGN_OR_RETURN(Stmt s, impl_->conn->Prepare(TTC_SAMPLE_WITH_TEXT "WHERE s.id = ?1"));
   s.Bind(1, sample_id).Bind(8, include_text ? 1 : 0).Bind(9, include_text ? 1 : 0);
   TTC_ASSIGN_OR_RETURN(bool row, s.Step());
   if (!row) return NotFound("{}: sample {} does not exist", impl_->path, sample_id);
@@ -1084,19 +1151,21 @@ Result<Sample> Store::GetSample(Id sample_id, bool include_text) {
 
 Status Store::ForEachSample(const SampleQuery& query,
                             const std::function<Status(const Sample&)>& fn) {
-  // Two statements so that a query for one model seeks the (experiment, model, ...) index instead
-  // of filtering.
-  const char* sql = query.model_id
-                        ? "SELECT " TTC_SAMPLE_COLUMNS
-                          "FROM samples WHERE experiment_id = ?1 AND model_id = ?2 AND (?3 IS NULL "
-                          "OR temperature = ?3) "
-                          "AND (?4 IS NULL OR problem_idx = ?4) "
-                          "ORDER BY experiment_id, model_id, temperature, problem_idx, sample_idx"
-                        : "SELECT " TTC_SAMPLE_COLUMNS
-                          "FROM samples WHERE experiment_id = ?1 AND ?2 IS NULL AND (?3 IS NULL OR "
-                          "temperature = ?3) "
-                          "AND (?4 IS NULL OR problem_idx = ?4) "
-                          "ORDER BY experiment_id, model_id, temperature, problem_idx, sample_idx";
+  // A query for one model seeks the (experiment, model, ...) index instead of filtering; text comes
+  // from a join only when asked for.
+#define TTC_SAMPLE_WHERE_ALL                                                          \
+  "WHERE s.experiment_id = ?1 AND ?2 IS NULL AND (?3 IS NULL OR s.temperature = ?3) " \
+  "AND (?4 IS NULL OR s.problem_idx = ?4) "                                           \
+  "ORDER BY s.experiment_id, s.model_id, s.temperature, s.problem_idx, s.sample_idx"
+#define TTC_SAMPLE_WHERE_MODEL                                                             \
+  "WHERE s.experiment_id = ?1 AND s.model_id = ?2 AND (?3 IS NULL OR s.temperature = ?3) " \
+  "AND (?4 IS NULL OR s.problem_idx = ?4) "                                                \
+  "ORDER BY s.experiment_id, s.model_id, s.temperature, s.problem_idx, s.sample_idx"
+  const bool with_text = query.include_text || query.include_extra;
+  const char* sql = with_text ? (query.model_id ? TTC_SAMPLE_WITH_TEXT TTC_SAMPLE_WHERE_MODEL
+                                                : TTC_SAMPLE_WITH_TEXT TTC_SAMPLE_WHERE_ALL)
+                              : (query.model_id ? TTC_SAMPLE_NO_TEXT TTC_SAMPLE_WHERE_MODEL
+                                                : TTC_SAMPLE_NO_TEXT TTC_SAMPLE_WHERE_ALL);
   TTC_ASSIGN_OR_RETURN(Stmt s, impl_->conn->Prepare(sql));
   s.Bind(1, query.experiment_id);
   if (query.model_id) {
@@ -1114,7 +1183,7 @@ Status Store::ForEachSample(const SampleQuery& query,
   } else {
     s.BindNull(4);
   }
-  s.Bind(8, query.include_extra ? 1 : 0).Bind(9, query.include_text ? 1 : 0);
+  if (with_text) s.Bind(8, query.include_extra ? 1 : 0).Bind(9, query.include_text ? 1 : 0);
   Sample x;
   while (true) {
     TTC_ASSIGN_OR_RETURN(bool row, s.Step());
@@ -1234,55 +1303,48 @@ Result<ExperimentStatus> Store::GetExperimentStatus(Id experiment_id) {
   ExperimentStatus st;
   st.experiment_id = experiment_id;
   TTC_ASSIGN_OR_RETURN(st.state, impl_->LoadExperimentState(experiment_id));
-  Connection* c = impl_->conn.get();
-  {
-    TTC_ASSIGN_OR_RETURN(
-        Stmt s, c->Prepare("SELECT state, COUNT(*), SUM(CASE WHEN kind = 'generate' THEN "
-                           "json_array_length(problems) * (sample_end - sample_begin) ELSE 0 END), "
-                           "SUM(CASE WHEN state = 'leased' THEN progress_tokens ELSE 0 END) "
-                           "FROM units WHERE experiment_id = ?1 GROUP BY state"));
-    s.Bind(1, experiment_id);
-    while (true) {
-      TTC_ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
-      auto state = ParseUnitState(s.TextView(0));
-      if (!state) return Corrupt("{}: a unit has unknown state '{}'", impl_->path, s.TextView(0));
-      int64_t n = s.Int(1);
-      switch (*state) {
-        case UnitState::kPending:
-          st.units_pending = n;
-          break;
-        case UnitState::kLeased:
-          st.units_leased = n;
-          break;
-        case UnitState::kDone:
-          st.units_done = n;
-          break;
-        case UnitState::kFailed:
-          st.units_failed = n;
-          break;
-        case UnitState::kCancelled:
-          st.units_cancelled = n;
-          break;
-      }
-      st.samples_expected += s.Int(2);
-      st.in_flight_tokens += s.Int(3);
-    }
-  }
-  {
-    TTC_ASSIGN_OR_RETURN(Stmt s,
-                         c->Prepare("SELECT COUNT(*), COUNT(correct), COALESCE(SUM(correct), 0), "
-                                    "COALESCE(SUM(num_tokens), 0), COALESCE(SUM(decode_s), 0) "
-                                    "FROM samples WHERE experiment_id = ?1"));
-    s.Bind(1, experiment_id);
+  // Sums of the per-unit counters (kept by InsertSamples and UpdateGrades): O(units), not
+  // O(samples).
+  TTC_ASSIGN_OR_RETURN(
+      Stmt s, impl_->conn->Prepare(
+                  "SELECT state, COUNT(*), SUM(CASE WHEN kind = 'generate' THEN "
+                  "json_array_length(problems) * "
+                  "(sample_end - sample_begin) ELSE 0 END), SUM(CASE WHEN state = 'leased' THEN "
+                  "progress_tokens "
+                  "ELSE 0 END), SUM(samples_stored), SUM(tokens_stored), SUM(decode_s_stored), "
+                  "SUM(samples_graded), "
+                  "SUM(samples_correct) FROM units WHERE experiment_id = ?1 GROUP BY state"));
+  s.Bind(1, experiment_id);
+  while (true) {
     TTC_ASSIGN_OR_RETURN(bool row, s.Step());
-    if (row) {
-      st.samples = s.Int(0);
-      st.samples_graded = s.Int(1);
-      st.samples_correct = s.Int(2);
-      st.tokens = s.Int(3);
-      st.decode_s = s.Double(4);
+    if (!row) break;
+    auto state = ParseUnitState(s.TextView(0));
+    if (!state) return Corrupt("{}: a unit has unknown state '{}'", impl_->path, s.TextView(0));
+    int64_t n = s.Int(1);
+    switch (*state) {
+      case UnitState::kPending:
+        st.units_pending = n;
+        break;
+      case UnitState::kLeased:
+        st.units_leased = n;
+        break;
+      case UnitState::kDone:
+        st.units_done = n;
+        break;
+      case UnitState::kFailed:
+        st.units_failed = n;
+        break;
+      case UnitState::kCancelled:
+        st.units_cancelled = n;
+        break;
     }
+    st.samples_expected += s.Int(2);
+    st.in_flight_tokens += s.Int(3);
+    st.samples += s.Int(4);
+    st.tokens += s.Int(5);
+    st.decode_s += s.Double(6);
+    st.samples_graded += s.Int(7);
+    st.samples_correct += s.Int(8);
   }
   return st;
 }

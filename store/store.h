@@ -43,6 +43,9 @@ struct OpenOptions {
   bool migrate =
       true;  // upgrade an older schema on open; if false an older file is kFailedPrecondition
   int busy_timeout_ms = 5000;
+  // Open a file below the target version without migrating it (read-only inspection, `ttc db
+  // check`); only SchemaVersion() and Check() are meaningful on such a Store.
+  bool allow_old_schema = false;
   // Migrate only up to this version (0 = LatestSchemaVersion()). For tests and tools that need an
   // old-format file; a Store opened below the latest version supports only SchemaVersion() and
   // Check().

@@ -106,6 +106,9 @@ struct Unit {
   int64_t progress_tokens = 0;
   int progress_samples = 0;
   double progress_at = 0;
+  // Stored results of this unit over all attempts (kept by InsertSamples).
+  int64_t samples_stored = 0;
+  int64_t tokens_stored = 0;
 
   // Number of (problem, sample) pairs this unit produces.
   int64_t ExpectedSamples() const {

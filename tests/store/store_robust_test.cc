@@ -263,6 +263,13 @@ TEST(StoreRobust, MigratesVersion1FileWithItsData) {
   EXPECT_EQ(u->state, UnitState::kLeased);
   EXPECT_EQ(u->worker_id, "old-worker");
   EXPECT_EQ(u->progress_tokens, 0);  // the new column got its default
+  EXPECT_EQ(u->samples_stored, 1);   // counters back-filled from the old samples
+  EXPECT_EQ(u->tokens_stored, 7);
+  auto status = s.GetExperimentStatus(1);
+  ASSERT_TRUE(status.ok()) << status.status().ToString();
+  EXPECT_EQ(status->samples, 1);
+  EXPECT_EQ(status->samples_correct, 1);
+  EXPECT_EQ(status->samples_expected, 3);
   auto samples = s.ListSamples({.experiment_id = 1, .include_text = true});
   ASSERT_TRUE(samples.ok());
   ASSERT_EQ(samples->size(), 1u);

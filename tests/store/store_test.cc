@@ -404,6 +404,23 @@ TEST_F(StoreTest, GradingAndBulkReads) {
   grades[5].correct.reset();
   ASSERT_OK(store_->UpdateGrades(grades));
   EXPECT_EQ(store_->UpdateGrades({{999999, "y", true}}).code(), StatusCode::kNotFound);
+  ASSERT_OK_AND_ASSIGN(ExperimentStatus st, store_->GetExperimentStatus(c.experiment_id));
+  EXPECT_EQ(st.samples, 28);
+  EXPECT_EQ(st.samples_graded, 27);
+  EXPECT_EQ(st.samples_correct, 10);
+  // Re-grading adjusts the counters: one correct becomes wrong, one becomes ungraded, one ungraded
+  // becomes right.
+  ASSERT_OK(store_->UpdateGrades(
+      {{ids[0], "z", false}, {ids[3], "", std::nullopt}, {ids[5], "w", true}}));
+  ASSERT_OK_AND_ASSIGN(st, store_->GetExperimentStatus(c.experiment_id));
+  EXPECT_EQ(st.samples_graded, 27);
+  EXPECT_EQ(st.samples_correct, 9);
+  ASSERT_OK_AND_ASSIGN(Sample regraded, store_->GetSample(ids[0], false));
+  EXPECT_EQ(regraded.extracted_answer, "z");
+  EXPECT_EQ(regraded.correct, std::optional<bool>(false));
+  EXPECT_TRUE(regraded.text.empty());
+  ASSERT_OK(store_->UpdateGrades(
+      {{ids[0], "x0", true}, {ids[3], "x3", true}, {ids[5], "x5", std::nullopt}}));
 
   auto reader = Reopen({.read_only = true});
   ASSERT_NE(reader, nullptr);
