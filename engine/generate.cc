@@ -1,0 +1,173 @@
+#include "engine/generate.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <unordered_set>
+
+#include "engine/tokenizer.h"
+
+namespace ttc::engine {
+
+const char* FinishReasonName(FinishReason reason) {
+  return reason == FinishReason::kStop ? "stop" : "length";
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+struct Live {
+  size_t result;  // index into GenerateResult::samples
+  int slot;
+  int32_t last_token;
+  int64_t pos;  // position of last_token
+  uint64_t seed;
+};
+
+}  // namespace
+
+Result<GenerateResult> Generate(Model& model, const GenerateRequest& req) {
+  const ModelConfig& config = model.config();
+  const int64_t V = config.vocab_size;
+  TTC_RETURN_IF_ERROR(ValidateSamplingParams(req.sampling));
+  if (req.max_new_tokens < 1) return InvalidArgument("generate: max_new_tokens must be at least 1");
+  if (req.prompts.empty()) return InvalidArgument("generate: no prompts");
+  int64_t total_samples = 0;
+  for (size_t p = 0; p < req.prompts.size(); ++p) {
+    const auto& pr = req.prompts[p];
+    if (pr.prompt_ids.empty()) return InvalidArgument("generate: prompt {} is empty", p);
+    if (pr.num_samples < 1)
+      return InvalidArgument("generate: prompt {} asks for {} samples", p, pr.num_samples);
+    if (pr.first_sample_index < 0)
+      return InvalidArgument("generate: prompt {} has a negative sample index", p);
+    for (size_t i = 0; i < pr.prompt_ids.size(); ++i) {
+      if (pr.prompt_ids[i] < 0 || pr.prompt_ids[i] >= V) {
+        return InvalidArgument(
+            "generate: prompt {} token {} (id {}) is outside the vocabulary (size {})", p, i,
+            pr.prompt_ids[i], V);
+      }
+    }
+    total_samples += pr.num_samples;
+  }
+  if (total_samples > (1 << 20))
+    return InvalidArgument("generate: {} samples is too many", total_samples);
+  const std::vector<int32_t>& stops = req.stop_ids ? *req.stop_ids : config.stop_ids;
+  const std::unordered_set<int32_t> stop_set(stops.begin(), stops.end());
+
+  TTC_ASSIGN_OR_RETURN(auto state, model.NewState(static_cast<int>(total_samples)));
+  GenerateResult result;
+  result.samples.resize(static_cast<size_t>(total_samples));
+  std::vector<Live> live;
+  const Tokenizer* tok = req.decode_text ? model.tokenizer() : nullptr;
+
+  auto finish = [&](SampleResult& s, FinishReason reason, int32_t stop_id) {
+    s.finish = reason;
+    s.stop_id = stop_id;
+    s.generated_tokens = static_cast<int64_t>(s.tokens.size()) + (stop_id >= 0 ? 1 : 0);
+    if (tok) s.text = tok->Decode(s.tokens);
+    if (req.on_sample_done) req.on_sample_done(s);
+  };
+  // Appends a sampled token; returns true while the sample goes on.
+  auto accept = [&](SampleResult& s, int32_t token) {
+    if (stop_set.count(token)) {
+      finish(s, FinishReason::kStop, token);
+      return false;
+    }
+    s.tokens.push_back(token);
+    if (static_cast<int64_t>(s.tokens.size()) >= req.max_new_tokens) {
+      finish(s, FinishReason::kLength, -1);
+      return false;
+    }
+    return true;
+  };
+
+  const int threads = std::max(1, omp_get_max_threads());
+  std::vector<SamplerScratch> scratch(static_cast<size_t>(threads));
+  std::vector<float> logits;
+  SamplerScratch& main_scratch = scratch[0];
+
+  // Prefill each prompt once into its first sample's slot, then fork.
+  size_t next = 0;
+  for (size_t p = 0; p < req.prompts.size(); ++p) {
+    const auto& pr = req.prompts[p];
+    const auto t0 = Clock::now();
+    const int first_slot = static_cast<int>(next);
+    const int64_t L = static_cast<int64_t>(pr.prompt_ids.size());
+    BatchLayout batch{{{first_slot, 0, L}}};
+    const int64_t last_row = L - 1;
+    TTC_RETURN_IF_ERROR(
+        model.Forward(state.get(), batch, pr.prompt_ids, std::span(&last_row, 1), &logits));
+    for (int i = 1; i < pr.num_samples; ++i) state->CopySlot(first_slot, first_slot + i);
+    const double prefill_s = Seconds(t0, Clock::now());
+    result.timings.prefill_s += prefill_s;
+    for (int i = 0; i < pr.num_samples; ++i) {
+      SampleResult& s = result.samples[next];
+      s.prompt_index = static_cast<int>(p);
+      s.sample_index = pr.first_sample_index + i;
+      s.prompt_tokens = L;
+      s.prefill_s = prefill_s;
+      const int32_t token = SampleToken(logits, req.sampling, pr.seed,
+                                        static_cast<uint64_t>(s.sample_index), 0, &main_scratch);
+      if (accept(s, token)) live.push_back({next, first_slot + i, token, L, pr.seed});
+      ++next;
+    }
+  }
+
+  // Decode all live samples in lockstep.
+  const auto decode_start = Clock::now();
+  std::vector<int32_t> tokens;
+  std::vector<int64_t> rows;
+  std::vector<int32_t> sampled;
+  while (!live.empty()) {
+    const auto t0 = Clock::now();
+    const int64_t B = static_cast<int64_t>(live.size());
+    BatchLayout batch;
+    batch.seqs.reserve(live.size());
+    tokens.resize(live.size());
+    rows.resize(live.size());
+    for (size_t i = 0; i < live.size(); ++i) {
+      batch.seqs.push_back({live[i].slot, live[i].pos, 1});
+      tokens[i] = live[i].last_token;
+      rows[i] = static_cast<int64_t>(i);
+    }
+    TTC_RETURN_IF_ERROR(model.Forward(state.get(), batch, tokens, rows, &logits));
+    sampled.resize(live.size());
+#pragma omp parallel for schedule(static) num_threads(B >= 4 ? threads : 1)
+    for (int64_t i = 0; i < B; ++i) {
+      const Live& l = live[static_cast<size_t>(i)];
+      const SampleResult& s = result.samples[l.result];
+      const uint64_t step =
+          s.tokens.size();  // tokens drawn so far (the stop token is never followed)
+      sampled[static_cast<size_t>(i)] =
+          SampleToken(std::span(logits.data() + i * V, static_cast<size_t>(V)), req.sampling,
+                      l.seed, static_cast<uint64_t>(s.sample_index), step,
+                      &scratch[static_cast<size_t>(omp_get_thread_num())]);
+    }
+    std::vector<Live> still;
+    still.reserve(live.size());
+    const double decode_so_far = Seconds(decode_start, Clock::now());
+    for (size_t i = 0; i < live.size(); ++i) {
+      Live l = live[i];
+      SampleResult& s = result.samples[l.result];
+      s.decode_s = decode_so_far;
+      if (accept(s, sampled[i])) {
+        l.last_token = sampled[i];
+        l.pos += 1;
+        still.push_back(l);
+      }
+    }
+    live.swap(still);
+    result.timings.steps += 1;
+    result.timings.live_batch.push_back(static_cast<int>(B));
+    result.timings.step_s.push_back(Seconds(t0, Clock::now()));
+  }
+  result.timings.decode_s = Seconds(decode_start, Clock::now());
+  return result;
+}
+
+}  // namespace ttc::engine

@@ -1,0 +1,94 @@
+// A loaded model: configuration, weights uploaded to a backend, optional tokenizer, and the generic
+// decoder forward pass shared by every family (embedding -> blocks [pre-norm mixer (+ SwiGLU MLP)]
+// -> final norm -> tied or untied head). Loading maps each family's checkpoint names
+// (architectures.md §2.2, §3.2 split and fused, §4.2, HF Mamba / Mamba2) onto one set of fused
+// backend weights. RandomModel builds the same network from a config with seeded random weights
+// (benchmarks, CUDA backend tests, real-shape smoke runs). Thread-safety: a Model is used by one
+// thread at a time (Forward mutates the backend's scratch and the StateCache passed in); config()
+// and tokenizer() may be read concurrently.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "engine/backend.h"
+#include "engine/config.h"
+
+namespace ttc::engine {
+
+class Tokenizer;
+
+struct ModelOptions {
+  BackendKind backend = BackendKind::kCpu;
+  int threads = 0;  // CPU threads, 0 = all
+  int device = 0;   // CUDA device
+  // RoPE variant of attention layers: unset = the config's (llama3 for Llama 3.x and MambaInLlama's
+  // training-path attention). kPlain reproduces MambaInLlama's mamba_ssm generation wrapper
+  // (architectures.md §3.4).
+  std::optional<RopeType> rope_override;
+  bool load_tokenizer = true;  // read tokenizer.json from the model folder when present
+};
+
+class Model {
+ public:
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const ModelConfig& config() const { return config_; }
+  Backend& backend() { return *backend_; }
+  // Null when the folder had no tokenizer.json (or load_tokenizer was false).
+  const Tokenizer* tokenizer() const { return tokenizer_.get(); }
+  // Where the model was loaded from ("" for random models).
+  const std::filesystem::path& dir() const { return dir_; }
+  int64_t parameter_count() const { return parameter_count_; }
+  // "llama: 3 layers (attention x3), d 128, vocab 512, 1.0 M params, cpu (2 threads)".
+  std::string Describe() const;
+
+  // State for num_slots sequences.
+  Result<std::unique_ptr<StateCache>> NewState(int num_slots);
+
+  // Runs batch.total_rows() tokens (tokens[r] is row r) through the model, advancing each
+  // sequence's slot. For each entry of logit_rows (row indices into the batch) appends vocab_size
+  // logits to *logits (resized to logit_rows.size() * vocab_size). Errors: token ids outside the
+  // vocabulary, a sequence whose start_pos is not its slot's length, repeated or out-of-range
+  // slots, logit rows out of range.
+  Status Forward(StateCache* state, const BatchLayout& batch, std::span<const int32_t> tokens,
+                 std::span<const int64_t> logit_rows, std::vector<float>* logits);
+
+ private:
+  friend class ModelBuilder;
+  friend Result<std::unique_ptr<Model>> LoadModel(const std::filesystem::path&,
+                                                  const ModelOptions&);
+  friend Result<std::unique_ptr<Model>> RandomModel(const ModelConfig&, uint64_t,
+                                                    const ModelOptions&);
+  Model() = default;
+
+  struct Layer;
+  ModelConfig config_;
+  std::filesystem::path dir_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<Weight> embed_, final_norm_, head_;  // head_ null when tied
+  std::vector<std::unique_ptr<Layer>> layers_;
+  AttentionSpec attention_spec_;
+  int64_t parameter_count_ = 0;
+};
+
+// Loads dir (config.json [+ mamba_config.json, generation_config.json], model.safetensors or a
+// sharded index, tokenizer.json when present). Errors name the file and the tensor.
+Result<std::unique_ptr<Model>> LoadModel(const std::filesystem::path& dir,
+                                         const ModelOptions& options = {});
+
+// The network of `config` with seeded random weights (BF16 like real checkpoints; deterministic for
+// a seed).
+Result<std::unique_ptr<Model>> RandomModel(const ModelConfig& config, uint64_t seed,
+                                           const ModelOptions& options = {});
+
+}  // namespace ttc::engine

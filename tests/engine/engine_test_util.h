@@ -1,0 +1,47 @@
+// Helpers for the engine tests: model folders to check (golden fixtures and trained experiment
+// models), golden tensors, and small hand-made configs. Not thread-safe.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "engine/safetensors.h"
+#include "tests/test_util.h"
+
+namespace ttc::testing {
+
+// Every folder with a golden.safetensors: ../shared/golden/models/* and experiments/models/*.
+inline std::vector<std::filesystem::path> GoldenModelDirs() {
+  std::vector<std::filesystem::path> out;
+  for (const auto& root :
+       {SharedDir() / "golden" / "models", SourceDir() / "experiments" / "models"}) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(root, ec)) continue;
+    for (const auto& e : std::filesystem::directory_iterator(root, ec)) {
+      if (std::filesystem::exists(e.path() / "golden.safetensors")) out.push_back(e.path());
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+inline std::filesystem::path GoldenModel(const std::string& name) {
+  return SharedDir() / "golden" / "models" / name;
+}
+
+inline std::vector<int64_t> ReadI64(const engine::TensorView& t) {
+  std::vector<int64_t> v(static_cast<size_t>(t.numel()));
+  std::memcpy(v.data(), t.data, v.size() * sizeof(int64_t));
+  return v;
+}
+
+inline float MaxAbsDiff(const float* a, const float* b, size_t n) {
+  float m = 0;
+  for (size_t i = 0; i < n; ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
+}  // namespace ttc::testing
