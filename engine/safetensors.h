@@ -7,7 +7,8 @@
 // Also dtype conversion to float32 (BF16, F16, F32, F64) and a writer.
 // Thread-safety: a SafetensorsFile is immutable after Open/FromBuffer; any number of threads may
 // read it and its TensorViews concurrently. TensorView::data points into the mapping and lives as
-// long as the SafetensorsFile. The free functions are thread-safe.
+// long as the SafetensorsFile. The free functions are thread-safe. Do not rewrite or truncate a
+// checkpoint file while it is open: reads from a mapping whose file shrank fault (SIGBUS).
 #pragma once
 
 #include <cstddef>
