@@ -1,1 +1,151 @@
+// Generate and Score API behaviour: stop ids, lengths, callbacks, greedy determinism, timings,
+// errors.
+#include "engine/generate.h"
+
 #include <gtest/gtest.h>
+
+#include "engine/sampler.h"
+#include "engine/score.h"
+#include "tests/engine/engine_test_util.h"
+
+namespace ttc {
+namespace {
+
+std::unique_ptr<engine::Model> LoadLlama() {
+  auto m = engine::LoadModel(testing::GoldenModel("llama"), {.threads = 1});
+  EXPECT_TRUE(m.ok()) << m.status().ToString();
+  return m.ok() ? std::move(m).value() : nullptr;
+}
+
+TEST(Generate, GreedyFollowsGoldenChainAndStopsOnStopId) {
+  auto model = LoadLlama();
+  ASSERT_TRUE(model);
+  auto golden = engine::SafetensorsFile::Open(testing::GoldenModel("llama") / "golden.safetensors");
+  ASSERT_TRUE(golden.ok());
+  auto prompt64 = testing::ReadI64(*(*golden)->Find("prompt_ids"));
+  auto chain = testing::ReadI64(*(*golden)->Find("decode_ids"));
+  engine::GenerateRequest req;
+  req.prompts.push_back({std::vector<int32_t>(prompt64.begin(), prompt64.end()), 1, 0, 2});
+  req.sampling.greedy = true;
+  req.max_new_tokens = 16;
+  req.stop_ids = std::vector<int32_t>{};
+  int callbacks = 0;
+  req.on_sample_done = [&](const engine::SampleResult& s) {
+    ++callbacks;
+    EXPECT_EQ(s.finish, engine::FinishReason::kLength);
+  };
+  auto res = engine::Generate(*model, req);
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  EXPECT_EQ(callbacks, 2);
+  ASSERT_EQ(res->samples.size(), 2u);
+  for (const auto& s : res->samples) {
+    ASSERT_EQ(s.tokens.size(), 16u);
+    for (size_t i = 0; i < 16; ++i) EXPECT_EQ(s.tokens[i], chain[i]) << i;
+    EXPECT_EQ(s.prompt_tokens, 24);
+    EXPECT_EQ(s.generated_tokens, 16);
+  }
+  EXPECT_EQ(res->timings.steps, 15);  // the 16th token comes from the 15th decode step
+  EXPECT_EQ(res->timings.live_batch, std::vector<int>(15, 2));
+
+  // Stopping on the 5th greedy token: it is not part of tokens, and the sample ends there.
+  req.stop_ids = std::vector<int32_t>{static_cast<int32_t>(chain[4])};
+  req.on_sample_done = nullptr;
+  res = engine::Generate(*model, req);
+  ASSERT_TRUE(res.ok());
+  const auto& s = res->samples[0];
+  EXPECT_EQ(s.finish, engine::FinishReason::kStop);
+  EXPECT_EQ(s.stop_id, chain[4]);
+  size_t first = 0;
+  while (chain[first] != chain[4]) ++first;
+  EXPECT_EQ(s.tokens.size(), first);
+  EXPECT_EQ(s.generated_tokens, static_cast<int64_t>(first) + 1);
+}
+
+TEST(Generate, SeedsChangeSamples) {
+  auto model = LoadLlama();
+  ASSERT_TRUE(model);
+  engine::GenerateRequest req;
+  req.prompts.push_back({{1, 2, 3}, 7, 0, 1});
+  req.prompts.push_back({{1, 2, 3}, 8, 0, 1});
+  req.max_new_tokens = 12;
+  req.stop_ids = std::vector<int32_t>{};
+  auto res = engine::Generate(*model, req);
+  ASSERT_TRUE(res.ok());
+  EXPECT_NE(res->samples[0].tokens, res->samples[1].tokens);
+}
+
+TEST(Generate, BadRequests) {
+  auto model = LoadLlama();
+  ASSERT_TRUE(model);
+  engine::GenerateRequest req;
+  EXPECT_FALSE(engine::Generate(*model, req).ok());  // no prompts
+  req.prompts.push_back({{}, 0, 0, 1});
+  EXPECT_FALSE(engine::Generate(*model, req).ok());  // empty prompt
+  req.prompts[0].prompt_ids = {1, 512};
+  auto r = engine::Generate(*model, req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("512"), std::string::npos) << r.status().message();
+  req.prompts[0].prompt_ids = {1, 2};
+  req.prompts[0].num_samples = 0;
+  EXPECT_FALSE(engine::Generate(*model, req).ok());
+  req.prompts[0].num_samples = 1;
+  req.sampling.top_p = 0.0f;
+  EXPECT_FALSE(engine::Generate(*model, req).ok());
+  req.sampling.top_p = 1.0f;
+  req.max_new_tokens = 0;
+  EXPECT_FALSE(engine::Generate(*model, req).ok());
+}
+
+TEST(Score, MatchesPrefillLogSoftmax) {
+  auto model = LoadLlama();
+  ASSERT_TRUE(model);
+  auto golden = engine::SafetensorsFile::Open(testing::GoldenModel("llama") / "golden.safetensors");
+  ASSERT_TRUE(golden.ok());
+  auto prompt64 = testing::ReadI64(*(*golden)->Find("prompt_ids"));
+  auto ref = engine::ToFloat32(*(*golden)->Find("prefill_logits"));
+  ASSERT_TRUE(ref.ok());
+  engine::ScoreRequest req;
+  req.token_ids.assign(prompt64.begin(), prompt64.end());
+  req.queries = {{5, 10}, {23, 12}, {5, 12}};
+  req.candidate_ids = {10, 12};
+  auto res = engine::Score(*model, req);
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  ASSERT_EQ(res->probs.size(), 3u);
+  ASSERT_EQ(res->candidate_logits.size(), 6u);
+  for (size_t q = 0; q < 3; ++q) {
+    const auto& query = req.queries[q];
+    std::span<const float> row(ref->data() + query.position * 512, 512);
+    std::vector<float> lp(512);
+    engine::LogSoftmax(row, lp);
+    EXPECT_NEAR(res->logprobs[q], lp[static_cast<size_t>(query.token_id)], 1e-3);
+    EXPECT_NEAR(res->candidate_logits[2 * q], row[10], 1e-3);
+    EXPECT_NEAR(res->candidate_logits[2 * q + 1], row[12], 1e-3);
+  }
+  EXPECT_NEAR(engine::PlusProbability(res->candidate_logits[0], res->candidate_logits[1]),
+              1.0 / (1.0 + std::exp(ref->at(5 * 512 + 12) - ref->at(5 * 512 + 10))), 1e-3);
+  req.queries = {{24, 1}};
+  EXPECT_FALSE(engine::Score(*model, req).ok());
+}
+
+TEST(RandomModel, DeterministicForASeed) {
+  auto config = engine::LoadModelConfig(testing::GoldenModel("mambainllama"));
+  ASSERT_TRUE(config.ok());
+  auto a = engine::RandomModel(*config, 5, {.threads = 1});
+  auto b = engine::RandomModel(*config, 5, {.threads = 1});
+  auto c = engine::RandomModel(*config, 6, {.threads = 1});
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_EQ((*a)->parameter_count(), (*b)->parameter_count());
+  std::vector<int32_t> tokens = {1, 2, 3, 4};
+  const int64_t last = 3;
+  std::vector<float> la, lb, lc;
+  for (auto [m, out] : {std::pair{a->get(), &la}, {b->get(), &lb}, {c->get(), &lc}}) {
+    auto st = m->NewState(1);
+    ASSERT_TRUE(m->Forward(st->get(), {{{0, 0, 4}}}, tokens, std::span(&last, 1), out).ok());
+  }
+  EXPECT_EQ(la, lb);
+  EXPECT_NE(la, lc);
+  for (float v : la) ASSERT_TRUE(std::isfinite(v));
+}
+
+}  // namespace
+}  // namespace ttc
