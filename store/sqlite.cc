@@ -5,10 +5,14 @@
 namespace ttc::store::internal {
 
 Stmt::~Stmt() {
-  if (stmt_ != nullptr) {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
+  if (stmt_ == nullptr) return;
+  if (in_use_ == nullptr) {
+    sqlite3_finalize(stmt_);
+    return;
   }
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+  *in_use_ = false;
 }
 
 Stmt& Stmt::Bind(int i, int64_t v) {
@@ -75,7 +79,7 @@ std::string_view Stmt::TextView(int col) const {
 }
 
 Connection::~Connection() {
-  for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+  for (auto& [sql, entry] : cache_) sqlite3_finalize(entry.stmt);
   sqlite3_close_v2(db_);
 }
 
@@ -94,15 +98,22 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path, in
 
 Result<Stmt> Connection::Prepare(const char* sql) {
   auto it = cache_.find(sql);
-  if (it != cache_.end()) return Stmt(this, it->second);
+  if (it != cache_.end() && !it->second.in_use) {
+    it->second.in_use = true;
+    return Stmt(this, it->second.stmt, &it->second.in_use);
+  }
+  const bool cache = it == cache_.end();
   sqlite3_stmt* stmt = nullptr;
-  int rc = sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+  int rc = sqlite3_prepare_v3(db_, sql, -1, cache ? SQLITE_PREPARE_PERSISTENT : 0, &stmt, nullptr);
   if (rc != SQLITE_OK) {
     sqlite3_finalize(stmt);
     return Error(rc, fmt::format("preparing \"{}\"", sql));
   }
-  cache_.emplace(sql, stmt);
-  return Stmt(this, stmt);
+  if (!cache) return Stmt(this, stmt, nullptr);
+  Cached& entry = cache_[sql];
+  entry.stmt = stmt;
+  entry.in_use = true;
+  return Stmt(this, stmt, &entry.in_use);
 }
 
 Status Connection::Exec(const char* sql) {

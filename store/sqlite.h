@@ -24,9 +24,14 @@ class Connection;
 // 1, columns from 0).
 class Stmt {
  public:
-  Stmt(Connection* conn, sqlite3_stmt* stmt) : conn_(conn), stmt_(stmt) {}
+  // `in_use` is the cache entry's flag (cleared when this object dies), or null for a statement
+  // this object owns and finalizes.
+  Stmt(Connection* conn, sqlite3_stmt* stmt, bool* in_use)
+      : conn_(conn), stmt_(stmt), in_use_(in_use) {}
   ~Stmt();
-  Stmt(Stmt&& other) noexcept : conn_(other.conn_), stmt_(other.stmt_) { other.stmt_ = nullptr; }
+  Stmt(Stmt&& other) noexcept : conn_(other.conn_), stmt_(other.stmt_), in_use_(other.in_use_) {
+    other.stmt_ = nullptr;
+  }
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
   Stmt& operator=(Stmt&&) = delete;
@@ -60,6 +65,7 @@ class Stmt {
  private:
   Connection* conn_;
   sqlite3_stmt* stmt_;
+  bool* in_use_;
   bool bind_error_ = false;
   int bind_rc_ = SQLITE_OK;
 };
@@ -74,7 +80,8 @@ class Connection {
   sqlite3* db() const { return db_; }
   const std::string& path() const { return path_; }
 
-  // A cached prepared statement for `sql` (prepared on first use).
+  // A cached prepared statement for `sql` (prepared on first use). If the cached one is still in
+  // use (a nested call running the same SQL), a private statement is prepared for this use instead.
   Result<Stmt> Prepare(const char* sql);
   // Runs SQL text that takes no parameters (DDL of migrations, PRAGMAs); not cached.
   Status Exec(const char* sql);
@@ -89,7 +96,12 @@ class Connection {
   Connection(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   sqlite3* db_;
   std::string path_;
-  std::unordered_map<std::string, sqlite3_stmt*> cache_;
+  struct Cached {
+    sqlite3_stmt* stmt = nullptr;
+    bool in_use = false;
+  };
+  // Keyed by the SQL text; node-based, so the addresses of the in_use flags are stable.
+  std::unordered_map<std::string, Cached> cache_;
   int txn_depth_ = 0;
 };
 

@@ -450,6 +450,17 @@ TEST_F(StoreTest, GradingAndBulkReads) {
   }));
   EXPECT_EQ(graded, 27);
   EXPECT_EQ(correct, 10);  // i % 3 == 0 for i in [0, 28): 10 values
+  // A nested read of the same query inside the callback gets its own cursor.
+  int outer = 0;
+  ASSERT_OK(reader->ForEachSample({.experiment_id = c.experiment_id}, [&](const Sample&) {
+    if (outer++ == 1) {
+      auto inner = reader->ListSamples({.experiment_id = c.experiment_id});
+      if (!inner.ok()) return inner.status();
+      EXPECT_EQ(inner->size(), 28u);
+    }
+    return Status::Ok();
+  }));
+  EXPECT_EQ(outer, 28);
   // The callback can stop the stream.
   int seen = 0;
   Status stop = reader->ForEachSample({.experiment_id = c.experiment_id}, [&](const Sample&) {
