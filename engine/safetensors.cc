@@ -451,30 +451,41 @@ TTC_CONVERT_CLONES TTC_VECTORIZE void ConvertF64(const std::byte* __restrict src
 
 }  // namespace
 
+Status ToFloat32(const TensorView& tensor, int64_t first, std::span<float> out) {
+  const size_t numel = static_cast<size_t>(tensor.numel());
+  if (first < 0 || static_cast<size_t>(first) > numel || out.size() > numel - first) {
+    return InvalidArgument("tensor {}: elements [{}, {}) out of range of its {} elements",
+                           tensor.name, first, first + static_cast<int64_t>(out.size()), numel);
+  }
+  const size_t n = out.size();
+  const size_t size = DTypeSize(tensor.dtype);
+  const std::byte* src = tensor.data + static_cast<size_t>(first) * size;
+  switch (tensor.dtype) {
+    case DType::kBF16:
+      if (n > 0) ConvertBF16(src, out.data(), n);
+      return Status::Ok();
+    case DType::kF16:
+      if (n > 0) ConvertF16(src, out.data(), n);
+      return Status::Ok();
+    case DType::kF32:
+      if (n > 0) std::memcpy(out.data(), src, n * 4);  // little-endian host (static_assert below)
+      return Status::Ok();
+    case DType::kF64:
+      if (n > 0) ConvertF64(src, out.data(), n);
+      return Status::Ok();
+    default:
+      return InvalidArgument("tensor {}: dtype {} cannot be converted to float32", tensor.name,
+                             DTypeName(tensor.dtype));
+  }
+}
+
 Status ToFloat32(const TensorView& tensor, std::span<float> out) {
   const size_t n = static_cast<size_t>(tensor.numel());
   if (out.size() != n) {
     return InvalidArgument("tensor {}: output buffer holds {} floats, the tensor has {}",
                            tensor.name, out.size(), n);
   }
-  if (n == 0) return Status::Ok();
-  switch (tensor.dtype) {
-    case DType::kBF16:
-      ConvertBF16(tensor.data, out.data(), n);
-      return Status::Ok();
-    case DType::kF16:
-      ConvertF16(tensor.data, out.data(), n);
-      return Status::Ok();
-    case DType::kF32:
-      std::memcpy(out.data(), tensor.data, n * 4);  // little-endian host (static_assert below)
-      return Status::Ok();
-    case DType::kF64:
-      ConvertF64(tensor.data, out.data(), n);
-      return Status::Ok();
-    default:
-      return InvalidArgument("tensor {}: dtype {} cannot be converted to float32", tensor.name,
-                             DTypeName(tensor.dtype));
-  }
+  return ToFloat32(tensor, 0, out);
 }
 
 Result<std::vector<float>> ToFloat32(const TensorView& tensor) {

@@ -115,6 +115,9 @@ class SafetensorsFile {
 Result<std::vector<float>> ToFloat32(const TensorView& tensor);
 // The same into a caller buffer; out.size() must equal tensor.numel() (kInvalidArgument otherwise).
 Status ToFloat32(const TensorView& tensor, std::span<float> out);
+// Converts elements [first, first + out.size()) of the flattened tensor (e.g. one embedding row):
+// kInvalidArgument when the range is outside the tensor or the dtype is not a float type.
+Status ToFloat32(const TensorView& tensor, int64_t first, std::span<float> out);
 
 // Scalar conversions (exact for BF16/F16 -> F32; F32 -> BF16/F16 round to nearest even).
 float BF16ToFloat32(uint16_t bits);

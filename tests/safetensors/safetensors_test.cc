@@ -232,6 +232,29 @@ TEST(Conversion, F32F64AndUnalignedData) {
   EXPECT_EQ((*g)[2], 1e-20f);
 }
 
+TEST(Conversion, RangeOfElements) {
+  std::vector<float> values(12);
+  for (int i = 0; i < 12; ++i) values[i] = 0.5f * static_cast<float>(i) - 2.0f;
+  auto image = SerializeSafetensors(
+      {MakeBF16Tensor("emb", {4, 3}, values), MakeF32Tensor("f", {4, 3}, values)});
+  ASSERT_TRUE(image.ok());
+  auto file = SafetensorsFile::FromBuffer(*image);
+  ASSERT_TRUE(file.ok());
+  for (const char* name : {"emb", "f"}) {
+    const TensorView& t = *(*file)->Find(name);
+    std::vector<float> row(3);
+    ASSERT_TRUE(ToFloat32(t, 6, row).ok());  // row 2
+    EXPECT_EQ(row, (std::vector<float>{1.0f, 1.5f, 2.0f})) << name;
+    std::vector<float> none;
+    EXPECT_TRUE(ToFloat32(t, 12, none).ok());
+    EXPECT_FALSE(ToFloat32(t, 10, row).ok());  // runs past the end
+    EXPECT_FALSE(ToFloat32(t, -1, row).ok());
+    auto st = ToFloat32(t, 13, none);
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.message().find(name), std::string::npos);
+  }
+}
+
 TEST(Conversion, ErrorsNameTheTensor) {
   int64_t x[2] = {1, 2};
   TensorView iv{"ids", DType::kI64, {2}, reinterpret_cast<const std::byte*>(x), 16};
