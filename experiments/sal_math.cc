@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "experiments/latex/answer.h"
@@ -183,9 +184,13 @@ bool UnitAt(const std::string& s, size_t pos, const std::string& u) {
 }
 
 // re.sub(r"(^|\W)" + unit + r"($|\W)", r"\1\2", s), scanning left to right like Python's re.
-std::string RemoveUnit(const std::string& s, const std::string& u) {
-  bool has_wild = u.find('.') != std::string::npos;
-  if (!has_wild && s.find(u) == std::string::npos) return s;
+std::optional<std::string> RemoveUnit(const std::string& s, const std::string& u) {
+  // Cheap rejection: the literal text before the first wildcard must occur.
+  size_t wild = u.find('.');
+  if (s.find(std::string_view(u).substr(0, wild == std::string::npos ? u.size() : wild)) ==
+      std::string::npos) {
+    return std::nullopt;
+  }
   std::string out;
   size_t p = 0, copied = 0;
   while (p <= s.size()) {
@@ -218,6 +223,7 @@ std::string RemoveUnit(const std::string& s, const std::string& u) {
     ++p;
   next:;
   }
+  if (copied == 0) return std::nullopt;
   out.append(s, std::min(copied, s.size()), std::string::npos);
   return out;
 }
@@ -566,8 +572,8 @@ std::string SalStripAnswer(std::string_view in, bool skip_unit) {
   if (!skip_unit) {
     for (int pass = 0; pass < 2; ++pass) {
       for (const std::string& u : UnitTexts()) {
-        std::string t = RemoveUnit(s, u);
-        if (!t.empty()) s = t;
+        std::optional<std::string> t = RemoveUnit(s, u);
+        if (t && !t->empty()) s = std::move(*t);
       }
     }
   }
