@@ -302,7 +302,7 @@ void Daemon::HandleMessage(std::string_view frame) {
     liveness_ = static_cast<int>(w->liveness);
     welcomed_ = true;
     have_coordinator_ = true;
-    backoff_ms_ = options_.backoff_initial_ms;
+    backoff_ms_ = std::min(options_.backoff_initial_ms, options_.backoff_max_ms);
     work_requested_ = false;
     spdlog::info("connected to coordinator {} at {}{}", coordinator_id_, options_.coordinator,
                  w->resumed ? " (resuming the current unit)" : "");
@@ -378,7 +378,7 @@ void Daemon::HandleMessage(std::string_view frame) {
 int Daemon::Run() {
   heartbeat_ms_ = options_.heartbeat_ms;
   liveness_ = options_.liveness;
-  backoff_ms_ = options_.backoff_initial_ms;
+  backoff_ms_ = std::min(options_.backoff_initial_ms, options_.backoff_max_ms);
   lost_since_ = Clock::now();
   Connect();
   int seen_drain = 0;

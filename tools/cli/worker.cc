@@ -6,6 +6,7 @@
 
 #include <signal.h>
 
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -33,6 +34,9 @@ void RegisterWorker(CLI::App& app, CommandTable& table) {
         if (*gpu >= 0 && *cpu) return UsageError("--gpu and --cpu are exclusive");
         if (*gpu >= 0 && !kCudaEnabled)
           return UsageError("--gpu: this ttc was built without CUDA (use --cpu)");
+        // Neither flag: the first GPU when this build has CUDA and the machine has one, else the
+        // CPU.
+        if (*gpu < 0 && !*cpu && kCudaEnabled && std::filesystem::exists("/dev/nvidia0")) *gpu = 0;
         opts->runner.cpu = *gpu < 0;
         opts->runner.gpu = *gpu;
         if (opts->coordinator.empty()) opts->coordinator = protocol::DefaultCoordinatorEndpoint();
