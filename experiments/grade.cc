@@ -1,6 +1,7 @@
 // Grader front door: mode dispatch, GSM8K handling and equivalence-class grouping. See grade.h.
 #include "experiments/grade.h"
 
+#include <cctype>
 #include <unordered_map>
 
 #include "experiments/latex/answer.h"
@@ -26,10 +27,29 @@ Prepared Prepare(std::string_view answer, GraderMode mode) {
   return p;
 }
 
-bool Equivalent(const Prepared& gold, const Prepared& pred, GraderMode mode) {
+bool HasWord(std::string_view s) {
+  for (size_t i = 0; i + 1 < s.size(); ++i) {
+    bool starts =
+        std::isalpha(static_cast<unsigned char>(s[i])) &&
+        std::isalpha(static_cast<unsigned char>(s[i + 1])) &&
+        (i == 0 || (!std::isalpha(static_cast<unsigned char>(s[i - 1])) && s[i - 1] != '\\'));
+    if (starts) return true;
+  }
+  return false;
+}
+
+bool Equivalent(const Prepared& gold, const Prepared& pred, Task task, GraderMode mode) {
   if (mode == GraderMode::kSal) return SalMathEqual(pred.normalized, gold.normalized);
   if (pred.normalized.empty() || gold.normalized.empty()) return false;
-  return latex::AnswersMatch(gold.parsed, pred.parsed, latex::CompareOptions{});
+  if (latex::AnswersMatch(gold.parsed, pred.parsed, latex::CompareOptions{})) return true;
+  // GSM8K answers are numbers: "18 eggs" or "18 dollars per week" means 18.
+  if (task == Task::kGsm8k && HasWord(pred.normalized)) {
+    if (auto n = latex::LastNumberInText(pred.normalized)) {
+      latex::Answer number = latex::ParseAnswer(*n);
+      return latex::AnswersMatch(gold.parsed, number, latex::CompareOptions{});
+    }
+  }
+  return false;
 }
 
 }  // namespace
@@ -49,7 +69,7 @@ GradeResult Grade(std::string_view gold, std::string_view pred, Task task, Grade
   try {
     Prepared g = Prepare(gold, mode);
     Prepared p = Prepare(pred, mode);
-    r.equivalent = Equivalent(g, p, mode);
+    r.equivalent = Equivalent(g, p, task, mode);
     r.gold_normalized = std::move(g.normalized);
     r.pred_normalized = std::move(p.normalized);
   } catch (const std::exception&) {
@@ -85,7 +105,7 @@ std::vector<int> GroupEquivalent(const std::vector<std::string>& answers, Task t
     for (size_t g = 0; g < reps.size() && id < 0; ++g) {
       bool eq = false;
       try {
-        eq = Equivalent(reps[g], p, mode);
+        eq = Equivalent(reps[g], p, task, mode);
       } catch (const std::exception&) {
       }
       if (eq) id = static_cast<int>(g);

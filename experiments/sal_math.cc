@@ -660,7 +660,19 @@ std::string SalNormalizeAnswer(std::string_view answer) {
   return SalStripAnswer(b);
 }
 
-bool SalMathEqual(std::string_view prediction_in, std::string_view reference_in) {
+namespace {
+bool MathEqualRec(std::string_view prediction_in, std::string_view reference_in, int depth);
+}  // namespace
+
+bool SalMathEqual(std::string_view prediction, std::string_view reference) {
+  return MathEqualRec(prediction, reference, 0);
+}
+
+namespace {
+
+// math_equal recursing into tuple and matrix elements; nesting beyond 16 levels is "not equal".
+bool MathEqualRec(std::string_view prediction_in, std::string_view reference_in, int depth) {
+  if (depth > 16) return false;
   std::string prediction(prediction_in), reference(reference_in);
   if (prediction.size() > latex::kMaxExprChars || reference.size() > latex::kMaxExprChars) {
     return Lower(PyStrip(prediction)) == Lower(PyStrip(reference));
@@ -718,7 +730,7 @@ bool SalMathEqual(std::string_view prediction_in, std::string_view reference_in)
     std::vector<std::string> rp = PySplit(reference.substr(1, reference.size() - 2), ",");
     if (pp.size() == rp.size() && pp.size() <= 64) {
       bool all = true;
-      for (size_t k = 0; k < pp.size() && all; ++k) all = SalMathEqual(pp[k], rp[k]);
+      for (size_t k = 0; k < pp.size() && all; ++k) all = MathEqualRec(pp[k], rp[k], depth + 1);
       if (all) return true;
     }
   }
@@ -742,7 +754,8 @@ bool SalMathEqual(std::string_view prediction_in, std::string_view reference_in)
     for (size_t k = 0; matched && k < pl.size(); ++k) {
       std::vector<std::string> pp = PySplit(pl[k], "&"), rp = PySplit(rl[k], "&");
       matched = pp.size() == rp.size();
-      for (size_t j = 0; matched && j < pp.size(); ++j) matched = SalMathEqual(pp[j], rp[j]);
+      for (size_t j = 0; matched && j < pp.size(); ++j)
+        matched = MathEqualRec(pp[j], rp[j], depth + 1);
     }
     if (matched) return true;
   }
@@ -754,12 +767,14 @@ bool SalMathEqual(std::string_view prediction_in, std::string_view reference_in)
     if (SymbolicEqual(pe, re) || SymbolicEqual("-(" + pe + ")", re)) return true;
   } else if (count_eq(prediction) == 1 && PyStrip(PySplit(prediction, "=")[0]).size() <= 2 &&
              count_eq(reference) == 0) {
-    if (SalMathEqual(PySplit(prediction, "=")[1], reference)) return true;
+    if (MathEqualRec(PySplit(prediction, "=")[1], reference, depth + 1)) return true;
   } else if (count_eq(reference) == 1 && PyStrip(PySplit(reference, "=")[0]).size() <= 2 &&
              count_eq(prediction) == 0) {
-    if (SalMathEqual(prediction, PySplit(reference, "=")[1])) return true;
+    if (MathEqualRec(prediction, PySplit(reference, "=")[1], depth + 1)) return true;
   }
   return SymbolicEqual(prediction, reference);
 }
+
+}  // namespace
 
 }  // namespace ttc::experiments

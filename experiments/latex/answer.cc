@@ -1503,6 +1503,10 @@ std::string NormalizeAnswer(std::string_view raw_in) {
   return Trim(s);
 }
 
+std::optional<std::string> LastNumberInText(std::string_view text) {
+  return LastNumber(text, true);
+}
+
 Answer ParseAnswer(std::string_view normalized) {
   Answer a = ParseAnswerRec(normalized, 0);
   a.source = std::string(normalized);

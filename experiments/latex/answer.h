@@ -53,6 +53,10 @@ Answer ParseAnswer(std::string_view normalized);
 // with a non-variable left side does not reduce to its right side, after Math-Verify.)
 bool AnswersMatch(const Answer& gold, const Answer& pred, const CompareOptions& options);
 
+// The last free-standing number in running text ("18 eggs" -> "18", "1,000.99m" -> "1000.99"), if
+// any.
+std::optional<std::string> LastNumberInText(std::string_view text);
+
 // For two single relations of scalar expressions: is lhs - rhs the same up to sign? (sympy's
 // abs(a.lhs - a.rhs).equals(abs(b.lhs - b.rhs)) test, which ignores the relation symbols.)
 bool RelationsEqualUpToSign(const Answer& a, const Answer& b);

@@ -213,6 +213,8 @@ TEST(Graders, Gsm8kGoldsAgainstFinalAnswerSentences) {
       AnswersEquivalent("18", "The final answer is $18$.", Task::kGsm8k, GraderMode::kStrict));
   EXPECT_TRUE(AnswersEquivalent("1450000", "$1,450,000", Task::kGsm8k, GraderMode::kStrict));
   EXPECT_TRUE(AnswersEquivalent("5", "5 dollars", Task::kGsm8k, GraderMode::kStrict));
+  EXPECT_TRUE(AnswersEquivalent("18", "18 eggs per day", Task::kGsm8k, GraderMode::kStrict));
+  EXPECT_FALSE(AnswersEquivalent("18", "17 eggs", Task::kGsm8k, GraderMode::kStrict));
   EXPECT_TRUE(AnswersEquivalent("1450000", "$1,450,000", Task::kGsm8k, GraderMode::kSal));
 }
 
