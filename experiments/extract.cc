@@ -461,13 +461,21 @@ struct StripRegexes {
   Regex trailing_zeros_end{R"((\d+)\.0*$)"};
   Regex sqrt_word{R"(\\sqrt(\w+))"};
   std::vector<Regex> units;
+  // The literal text every match of units[i] contains (the unit up to its first '.', which is a
+  // regex wildcard there): when a string lacks it, the substitution cannot change anything and is
+  // skipped.
+  std::vector<std::string> unit_literals;
 
   StripRegexes() {
     units.reserve(2 * kUnitTexts.size());
-    for (std::string_view u : kUnitTexts)
-      units.emplace_back("(^|\\W)" + std::string(u) + "($|\\W)");
-    for (std::string_view u : kUnitTexts)
-      units.emplace_back("(^|\\W)" + std::string(u) + "s($|\\W)");
+    for (const char* suffix : {"", "s"}) {
+      for (std::string_view u : kUnitTexts) {
+        units.emplace_back("(^|\\W)" + std::string(u) + suffix + "($|\\W)");
+        const size_t dot = u.find('.');
+        unit_literals.emplace_back(dot == std::string_view::npos ? std::string(u) + suffix
+                                                                 : std::string(u.substr(0, dot)));
+      }
+    }
   }
 };
 
@@ -574,8 +582,9 @@ std::string SalStripString(std::string_view input) {
 
   // Unit words, two passes; an empty result is never taken.
   for (int pass = 0; pass < 2; ++pass) {
-    for (const Regex& unit : re.units) {
-      std::string t = unit.Sub(s, "$1$2");
+    for (size_t i = 0; i < re.units.size(); ++i) {
+      if (s.find(re.unit_literals[i]) == std::string::npos) continue;
+      std::string t = re.units[i].Sub(s, "$1$2");
       if (!t.empty()) s = std::move(t);
     }
   }
