@@ -22,11 +22,42 @@
 #define TTC_CPU_CLONES
 #endif
 
+// The vector helpers below are internal and inlined; the ABI note GCC gives for 32-byte vector
+// arguments in the portable clone does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 namespace ttc::engine {
 
 namespace {
 
 constexpr int kLanes = 8;
+
+// Eight floats as a GCC/Clang vector: one ymm register in the AVX2 clone, two xmm registers in the
+// portable one. Element-wise ops only (no reassociation), so both clones compute identical results.
+typedef float V8 __attribute__((vector_size(32)));
+typedef uint16_t U16x8 __attribute__((vector_size(16)));
+typedef uint32_t U32x8 __attribute__((vector_size(32)));
+
+inline V8 Load8(const float* p) {
+  V8 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// Lanes summed in a fixed order.
+inline float Sum8(V8 a) {
+  return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
+}
+
+// bf16 bits -> float for 8 values.
+inline V8 Bf16x8(const uint16_t* p) {
+  U16x8 h;
+  std::memcpy(&h, p, sizeof(h));
+  U32x8 w = __builtin_convertvector(h, U32x8) << 16;
+  V8 v;
+  std::memcpy(&v, &w, sizeof(v));
+  return v;
+}
 
 inline float Bf16Bits(uint16_t b) {
   uint32_t u = static_cast<uint32_t>(b) << 16;
@@ -39,19 +70,12 @@ inline float Silu(float v) { return v / (1.0f + std::exp(-v)); }
 // Softplus as the reference kernels compute it: identity above 20.
 inline float Softplus(float v) { return v > 20.0f ? v : std::log1p(std::exp(v)); }
 
-// Reduces 8 lanes in a fixed order.
-inline float Reduce8(const float* a) {
-  return ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]));
-}
-
 // Dot product with 8 lane accumulators: the one summation order every op uses.
 inline float Dot(const float* a, const float* b, int64_t n) {
-  float acc[kLanes] = {};
+  V8 acc = {};
   int64_t k = 0;
-  for (; k + kLanes <= n; k += kLanes) {
-    for (int l = 0; l < kLanes; ++l) acc[l] += a[k + l] * b[k + l];
-  }
-  float s = Reduce8(acc);
+  for (; k + kLanes <= n; k += kLanes) acc += Load8(a + k) * Load8(b + k);
+  float s = Sum8(acc);
   for (; k < n; ++k) s += a[k] * b[k];
   return s;
 }
@@ -94,63 +118,53 @@ CpuActivation& A(Activation* a) { return *static_cast<CpuActivation*>(a); }
 // --- GEMM
 // ----------------------------------------------------------------------------------------------------
 
-// One block of 4 weight rows against rows m0..m1 of x. Each (m, n) output is an independent 8-lane
+// One block of NR weight rows against rows m0..m1 of x. Each (m, n) output is an independent 8-lane
 // dot product in the order of Dot(), so the result does not depend on M, the blocking or the thread
 // split.
 template <int NR>
 inline void MicroKernel(const float* x, int64_t ldx, int64_t m0, int64_t m1, int64_t K,
                         const float* const* w, float* out, int64_t ldo, int64_t n0,
                         bool accumulate) {
+  auto store = [&](int64_t m, int r, float v) {
+    float* o = out + m * ldo + n0 + r;
+    *o = accumulate ? *o + v : v;
+  };
   int64_t m = m0;
   for (; m + 2 <= m1; m += 2) {
     const float* x0 = x + m * ldx;
     const float* x1 = x0 + ldx;
-    float acc0[NR][kLanes] = {};
-    float acc1[NR][kLanes] = {};
+    V8 acc0[NR] = {}, acc1[NR] = {};
     int64_t k = 0;
     for (; k + kLanes <= K; k += kLanes) {
+      const V8 a = Load8(x0 + k), b = Load8(x1 + k);
       for (int r = 0; r < NR; ++r) {
-        for (int l = 0; l < kLanes; ++l) {
-          acc0[r][l] += x0[k + l] * w[r][k + l];
-          acc1[r][l] += x1[k + l] * w[r][k + l];
-        }
+        const V8 wv = Load8(w[r] + k);
+        acc0[r] += a * wv;
+        acc1[r] += b * wv;
       }
     }
     for (int r = 0; r < NR; ++r) {
-      float s0 = Reduce8(acc0[r]), s1 = Reduce8(acc1[r]);
+      float s0 = Sum8(acc0[r]), s1 = Sum8(acc1[r]);
       for (int64_t kk = k; kk < K; ++kk) {
         s0 += x0[kk] * w[r][kk];
         s1 += x1[kk] * w[r][kk];
       }
-      float* o0 = out + m * ldo + n0 + r;
-      float* o1 = o0 + ldo;
-      if (accumulate) {
-        *o0 += s0;
-        *o1 += s1;
-      } else {
-        *o0 = s0;
-        *o1 = s1;
-      }
+      store(m, r, s0);
+      store(m + 1, r, s1);
     }
   }
   for (; m < m1; ++m) {
     const float* x0 = x + m * ldx;
-    float acc0[NR][kLanes] = {};
+    V8 acc0[NR] = {};
     int64_t k = 0;
     for (; k + kLanes <= K; k += kLanes) {
-      for (int r = 0; r < NR; ++r) {
-        for (int l = 0; l < kLanes; ++l) acc0[r][l] += x0[k + l] * w[r][k + l];
-      }
+      const V8 a = Load8(x0 + k);
+      for (int r = 0; r < NR; ++r) acc0[r] += a * Load8(w[r] + k);
     }
     for (int r = 0; r < NR; ++r) {
-      float s0 = Reduce8(acc0[r]);
+      float s0 = Sum8(acc0[r]);
       for (int64_t kk = k; kk < K; ++kk) s0 += x0[kk] * w[r][kk];
-      float* o0 = out + m * ldo + n0 + r;
-      if (accumulate) {
-        *o0 += s0;
-      } else {
-        *o0 = s0;
-      }
+      store(m, r, s0);
     }
   }
 }
@@ -158,48 +172,65 @@ inline void MicroKernel(const float* x, int64_t ldx, int64_t m0, int64_t m1, int
 constexpr int64_t kRowBlock = 4;  // weight rows per micro-kernel call
 constexpr int64_t kMBlock = 64;   // x rows kept hot in cache while a weight block is reused
 
+// Weight rows [nb0, nb1) blocks of kRowBlock against all of x. A separate function so the AVX2
+// clone covers the loops: OpenMP outlines a parallel region into a function that would not inherit
+// target_clones.
 template <bool kBf16>
-TTC_CPU_CLONES void GemmImpl(const float* x, int64_t ldx, int64_t M, int64_t K, const void* wv,
-                             int64_t N, float* out, int64_t ldo, bool accumulate, int threads) {
+TTC_CPU_CLONES void GemmRange(const float* x, int64_t ldx, int64_t M, int64_t K, const void* wv,
+                              int64_t N, float* out, int64_t ldo, bool accumulate, int64_t nb0,
+                              int64_t nb1, float* conv) {
+  for (int64_t nb = nb0; nb < nb1; ++nb) {
+    const int64_t n0 = nb * kRowBlock;
+    const int64_t nr = std::min(kRowBlock, N - n0);
+    const float* rows[kRowBlock];
+    for (int64_t r = 0; r < nr; ++r) {
+      if constexpr (kBf16) {
+        const uint16_t* src = static_cast<const uint16_t*>(wv) + (n0 + r) * K;
+        float* dst = conv + r * K;
+        int64_t k = 0;
+        for (; k + kLanes <= K; k += kLanes) {
+          const V8 v = Bf16x8(src + k);
+          std::memcpy(dst + k, &v, sizeof(v));
+        }
+        for (; k < K; ++k) dst[k] = Bf16Bits(src[k]);
+        rows[r] = dst;
+      } else {
+        rows[r] = static_cast<const float*>(wv) + (n0 + r) * K;
+      }
+    }
+    for (int64_t m0 = 0; m0 < M; m0 += kMBlock) {
+      const int64_t m1 = std::min(M, m0 + kMBlock);
+      switch (nr) {
+        case 4:
+          MicroKernel<4>(x, ldx, m0, m1, K, rows, out, ldo, n0, accumulate);
+          break;
+        case 3:
+          MicroKernel<3>(x, ldx, m0, m1, K, rows, out, ldo, n0, accumulate);
+          break;
+        case 2:
+          MicroKernel<2>(x, ldx, m0, m1, K, rows, out, ldo, n0, accumulate);
+          break;
+        default:
+          MicroKernel<1>(x, ldx, m0, m1, K, rows, out, ldo, n0, accumulate);
+          break;
+      }
+    }
+  }
+}
+
+template <bool kBf16>
+void GemmImpl(const float* x, int64_t ldx, int64_t M, int64_t K, const void* wv, int64_t N,
+              float* out, int64_t ldo, bool accumulate, int threads) {
   const int64_t nblocks = (N + kRowBlock - 1) / kRowBlock;
   // Small problems stay on one thread: the fork/join would cost more than the work.
   const int nthreads = (M * N * K < (int64_t{1} << 16)) ? 1 : threads;
 #pragma omp parallel num_threads(nthreads)
   {
     std::vector<float> conv(kBf16 ? static_cast<size_t>(kRowBlock * K) : 0);
-#pragma omp for schedule(static)
-    for (int64_t nb = 0; nb < nblocks; ++nb) {
-      const int64_t n0 = nb * kRowBlock;
-      const int64_t nr = std::min(kRowBlock, N - n0);
-      const float* rows[kRowBlock];
-      for (int64_t r = 0; r < nr; ++r) {
-        if constexpr (kBf16) {
-          const uint16_t* src = static_cast<const uint16_t*>(wv) + (n0 + r) * K;
-          float* dst = conv.data() + r * K;
-          for (int64_t k = 0; k < K; ++k) dst[k] = Bf16Bits(src[k]);
-          rows[r] = dst;
-        } else {
-          rows[r] = static_cast<const float*>(wv) + (n0 + r) * K;
-        }
-      }
-      for (int64_t m0 = 0; m0 < M; m0 += kMBlock) {
-        const int64_t m1 = std::min(M, m0 + kMBlock);
-        switch (nr) {
-          case 4:
-            MicroKernel<4>(x, ldx, m0, m1, K, rows, out, ldo, n0, accumulate);
-            break;
-          case 3:
-            MicroKernel<3>(x, ldx, m0, m1, K, rows, out, ldo, n0, accumulate);
-            break;
-          case 2:
-            MicroKernel<2>(x, ldx, m0, m1, K, rows, out, ldo, n0, accumulate);
-            break;
-          default:
-            MicroKernel<1>(x, ldx, m0, m1, K, rows, out, ldo, n0, accumulate);
-            break;
-        }
-      }
-    }
+    const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+    // Contiguous static split; each thread converts and streams its own weight rows.
+    const int64_t nb0 = nblocks * t / nt, nb1 = nblocks * (t + 1) / nt;
+    GemmRange<kBf16>(x, ldx, M, K, wv, N, out, ldo, accumulate, nb0, nb1, conv.data());
   }
 }
 

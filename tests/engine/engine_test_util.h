@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/model.h"
 #include "engine/safetensors.h"
 #include "tests/test_util.h"
 
@@ -26,6 +27,13 @@ inline std::vector<std::filesystem::path> GoldenModelDirs() {
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+// Tests run single-threaded: CI has 2 cores shared by the whole suite.
+inline engine::ModelOptions OneThread() {
+  engine::ModelOptions o;
+  o.threads = 1;
+  return o;
 }
 
 inline std::filesystem::path GoldenModel(const std::string& name) {

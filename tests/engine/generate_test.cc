@@ -12,7 +12,7 @@ namespace ttc {
 namespace {
 
 std::unique_ptr<engine::Model> LoadLlama() {
-  auto m = engine::LoadModel(testing::GoldenModel("llama"), {.threads = 1});
+  auto m = engine::LoadModel(testing::GoldenModel("llama"), testing::OneThread());
   EXPECT_TRUE(m.ok()) << m.status().ToString();
   return m.ok() ? std::move(m).value() : nullptr;
 }
@@ -130,9 +130,9 @@ TEST(Score, MatchesPrefillLogSoftmax) {
 TEST(RandomModel, DeterministicForASeed) {
   auto config = engine::LoadModelConfig(testing::GoldenModel("mambainllama"));
   ASSERT_TRUE(config.ok());
-  auto a = engine::RandomModel(*config, 5, {.threads = 1});
-  auto b = engine::RandomModel(*config, 5, {.threads = 1});
-  auto c = engine::RandomModel(*config, 6, {.threads = 1});
+  auto a = engine::RandomModel(*config, 5, testing::OneThread());
+  auto b = engine::RandomModel(*config, 5, testing::OneThread());
+  auto c = engine::RandomModel(*config, 6, testing::OneThread());
   ASSERT_TRUE(a.ok() && b.ok() && c.ok());
   EXPECT_EQ((*a)->parameter_count(), (*b)->parameter_count());
   std::vector<int32_t> tokens = {1, 2, 3, 4};

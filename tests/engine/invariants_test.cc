@@ -17,7 +17,7 @@ using engine::BatchLayout;
 const char* kFamilies[] = {"llama", "mambainllama", "llamba", "mamba", "mamba2"};
 
 std::unique_ptr<engine::Model> Load(const std::filesystem::path& dir) {
-  auto m = engine::LoadModel(dir, {.threads = 1});
+  auto m = engine::LoadModel(dir, testing::OneThread());
   EXPECT_TRUE(m.ok()) << m.status().ToString();
   return m.ok() ? std::move(m).value() : nullptr;
 }
@@ -202,11 +202,16 @@ TEST(MambaInLlama, FusedFormatEqualsSplit) {
   EXPECT_EQ(testing::MaxAbsDiff(a.data(), b.data(), a.size()), 0.0f);
 }
 
+engine::ModelOptions PlainRope() {
+  auto o = testing::OneThread();
+  o.rope_override = engine::RopeType::kPlain;
+  return o;
+}
+
 // Plain RoPE (MambaInLlama's generation wrapper) is a real option and changes attention outputs.
 TEST(MambaInLlama, RopeOverrideChangesLogits) {
-  auto llama3 = engine::LoadModel(testing::GoldenModel("mambainllama"), {.threads = 1});
-  auto plain = engine::LoadModel(testing::GoldenModel("mambainllama"),
-                                 {.threads = 1, .rope_override = engine::RopeType::kPlain});
+  auto llama3 = engine::LoadModel(testing::GoldenModel("mambainllama"), testing::OneThread());
+  auto plain = engine::LoadModel(testing::GoldenModel("mambainllama"), PlainRope());
   ASSERT_TRUE(llama3.ok() && plain.ok());
   EXPECT_EQ((*plain)->config().rope.type, engine::RopeType::kPlain);
   auto tokens = SomeTokens(24, 512, 9);

@@ -35,7 +35,7 @@ class Parity : public ::testing::TestWithParam<std::filesystem::path> {};
 TEST_P(Parity, PrefillAndDecodeMatchGolden) {
   const auto dir = GetParam();
   const float tol = ToleranceOf(dir);
-  auto model = engine::LoadModel(dir, {.threads = 1});
+  auto model = engine::LoadModel(dir, testing::OneThread());
   ASSERT_TRUE(model.ok()) << model.status().ToString();
   auto golden = engine::SafetensorsFile::Open(dir / "golden.safetensors");
   ASSERT_TRUE(golden.ok()) << golden.status().ToString();

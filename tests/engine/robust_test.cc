@@ -50,7 +50,7 @@ class BadFolder : public ::testing::Test {
     ASSERT_TRUE(engine::WriteSafetensors(dir_ / "model.safetensors", tensors).ok());
   }
   Status Load() {
-    auto m = engine::LoadModel(dir_.path(), {.threads = 1});
+    auto m = engine::LoadModel(dir_.path(), testing::OneThread());
     return m.status();
   }
   void ExpectError(const Status& st, std::initializer_list<std::string> words) {
@@ -171,7 +171,7 @@ TEST_F(BadFolder, HeaderOffsetsOutOfRange) {
 }
 
 TEST(BadCalls, ForwardRejectsBadBatches) {
-  auto model = engine::LoadModel(testing::GoldenModel("llama"), {.threads = 1});
+  auto model = engine::LoadModel(testing::GoldenModel("llama"), testing::OneThread());
   ASSERT_TRUE(model.ok());
   auto state = (*model)->NewState(2);
   ASSERT_TRUE(state.ok());
