@@ -784,10 +784,13 @@ Complex Num(const Expr& e, int i, const std::vector<double>& vars, uint32_t mask
         }
       }
       if (a == Complex(0, 0)) return Complex(0, 0);
-      return std::pow(a, b);
+      return std::pow(a.imag() == 0 ? Complex(a.real(), 0.0) : a, b);
     }
-    case NodeKind::kNeg:
-      return -Num(e, n.a, vars, mask);
+    case NodeKind::kNeg: {
+      // Keep +0 imaginary parts: -(1+0i) must stay on the principal branch for sqrt and log.
+      Complex a = Num(e, n.a, vars, mask);
+      return Complex(-a.real(), a.imag() == 0 ? 0.0 : -a.imag());
+    }
     case NodeKind::kPm: {
       Complex a = Num(e, n.a, vars, mask), b = Num(e, n.b, vars, mask);
       return (mask >> n.value) & 1 ? a - b : a + b;
@@ -813,6 +816,7 @@ Complex Num(const Expr& e, int i, const std::vector<double>& vars, uint32_t mask
     }
     case NodeKind::kFunc: {
       Complex a = Num(e, n.a, vars, mask);
+      if (a.imag() == 0) a = Complex(a.real(), 0.0);
       bool real = a.imag() == 0;
       double x = a.real();
       switch (static_cast<Func>(n.value)) {

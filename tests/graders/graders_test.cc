@@ -229,6 +229,9 @@ TEST(Graders, StrictFeatures) {
   EXPECT_TRUE(eq("\\frac{\\sqrt{3}}{3}", "\\frac{1}{\\sqrt{3}}"));
   EXPECT_TRUE(eq("e^{i\\pi}", "-1"));
   EXPECT_TRUE(eq("3+4i", "4i+3"));
+  EXPECT_TRUE(eq("i", "\\sqrt{-1}"));
+  EXPECT_TRUE(eq("x=3 \\text{ or } x=-3", "3, -3"));
+  EXPECT_TRUE(eq("\\$18.90", "18.9"));
   EXPECT_TRUE(eq("\\binom{5}{2}", "10"));
   EXPECT_TRUE(eq("5!", "120"));
   EXPECT_TRUE(eq("\\log_2 8", "3"));
