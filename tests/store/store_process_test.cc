@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <random>
 #include <set>
 #include <thread>
@@ -136,6 +137,41 @@ TEST_F(StoreTest, ConcurrentClaimersNeverShareAUnit) {
   }
   ASSERT_OK_AND_ASSIGN(ExperimentStatus st, store_->GetExperimentStatus(c.experiment_id));
   EXPECT_EQ(st.samples, 120);
+}
+
+TEST(StoreProcesses, ConcurrentFirstOpensCreateTheSchemaOnce) {
+  // Several processes open a file that does not exist yet at the same moment: exactly one creates
+  // the schema, the others wait on the write lock, see the migrated file and go on.
+  ttc::testing::TempDir dir;
+  const std::string path = (dir / "fresh.db").string();
+  constexpr int kProcs = 4;
+  std::vector<pid_t> pids;
+  for (int p = 0; p < kProcs; ++p) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      auto s = Store::Open(path);
+      if (!s.ok()) {
+        std::fprintf(stderr, "child %d: %s\n", p, s.status().ToString().c_str());
+        _exit(10);
+      }
+      if (!(*s)->CreateExperiment(SmallExperiment("exp" + std::to_string(p))).ok()) _exit(11);
+      _exit(0);
+    }
+    pids.push_back(pid);
+  }
+  for (pid_t pid : pids) {
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+  }
+  auto s = Store::Open(path);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_OK_AND_ASSIGN(CheckReport rep, (*s)->Check());
+  EXPECT_TRUE(rep.ok()) << rep.integrity;
+  EXPECT_EQ(rep.experiments, kProcs);
+  EXPECT_EQ(rep.schema_version, LatestSchemaVersion());
 }
 
 TEST_F(StoreTest, KilledWriterLeavesConsistentFile) {
