@@ -144,7 +144,7 @@ TEST_F(Orchestration, PrmScoreUnitsScoreEveryStepOfEverySample) {
 
 TEST_F(Orchestration, KilledWorkerMidUnitEverySampleExactlyOnce) {
   auto coord = StartCoordinator();
-  int64_t exp = Submit(TinyGrid("kill", dir_ / "model", 4, 8, 160, 8));
+  int64_t exp = Submit(TinyGrid("kill", dir_ / "model", 3, 4, 96, 4));
   auto victim = StartWorker("victim");
   // Kill it while it holds a unit.
   auto st = WaitStatus(endpoint_, 30, [](const auto& s) {
@@ -159,12 +159,12 @@ TEST_F(Orchestration, KilledWorkerMidUnitEverySampleExactlyOnce) {
   st = WaitStatus(endpoint_, 60, [&](const auto& s) { return Done(s); });
   ASSERT_EQ(ExperimentState(st), "done") << st.dump();
   EXPECT_GE(st["coordinator"]["counters"]["workers_lost"].template get<int>(), 1);
-  ExpectExactlyOnce(exp, 32);
+  ExpectExactlyOnce(exp, 12);
 }
 
 TEST_F(Orchestration, CoordinatorKilledAndRestartedMidRun) {
   auto coord = StartCoordinator();
-  int64_t exp = Submit(TinyGrid("restart", dir_ / "model", 6, 8, 96, 4));
+  int64_t exp = Submit(TinyGrid("restart", dir_ / "model", 4, 4, 64, 4));
   std::string fixed = endpoint_;  // restart on the same port so workers find it again
   auto w0 = StartWorker("a");
   auto w1 = StartWorker("b");
@@ -176,7 +176,7 @@ TEST_F(Orchestration, CoordinatorKilledAndRestartedMidRun) {
   auto coord2 = StartCoordinator({}, fixed);
   st = WaitStatus(endpoint_, 90, [&](const auto& s) { return Done(s); });
   ASSERT_EQ(ExperimentState(st), "done") << st.dump() << coord2->Log();
-  ExpectExactlyOnce(exp, 48);
+  ExpectExactlyOnce(exp, 16);
   EXPECT_TRUE(w0->running());
   EXPECT_TRUE(w1->running());
 }
@@ -241,7 +241,7 @@ TEST_F(Orchestration, CancelStopsAnExperiment) {
 struct RawPeer {
   explicit RawPeer(const std::string& endpoint, const std::string& id = "")
       : socket(ctx, zmq::socket_type::dealer) {
-    socket.set(zmq::sockopt::linger, 0);
+    socket.set(zmq::sockopt::linger, 3000);  // deliver what was sent before closing
     if (!id.empty()) socket.set(zmq::sockopt::routing_id, id);
     socket.connect(endpoint);
   }
@@ -368,7 +368,10 @@ TEST_F(Orchestration, RunCommandFinishesAndResumes) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("started experiment 1"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("experiment 1 done"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("COVERAGE"), std::string::npos) << r.output;
+  // The report (reports/ module) or, without it, the summary table.
+  EXPECT_TRUE(r.output.find("report written") != std::string::npos ||
+              r.output.find("COVERAGE") != std::string::npos)
+      << r.output;
   r = RunTtc("run " + grid.string() + " --db " + db +
              " --cpu --workers 1 --threads 1 --heartbeat-ms 200");
   ASSERT_EQ(r.exit_code, 0) << r.output;

@@ -22,6 +22,10 @@
 #include "common/version.h"
 #include "coordinator/client.h"
 #include "experiments/grid.h"
+#if __has_include("reports/report.h")
+#include "reports/report.h"
+#define TTC_RUN_HAS_REPORTS 1
+#endif
 #include "store/store.h"
 #include "tools/cli/command.h"
 
@@ -312,7 +316,22 @@ int RunAll(const RunOptions& o) {
   ::close(log_fd);
   if (final_state == "done" || final_state == "cancelled") {
     std::cout << "experiment " << exp << " " << final_state << "\n";
-    PrintSummary(db, exp);
+    bool reported = false;
+#ifdef TTC_RUN_HAS_REPORTS
+    // The full report (tables on the terminal; CSV, JSON, SVG and HTML next to the database).
+    reports::ReportOptions ro;
+    ro.db_path = db;
+    ro.experiment_id = exp;
+    ro.out_dir = db + ".report";
+    Status rs = reports::WriteReport(ro);
+    if (rs.ok()) {
+      reported = true;
+      std::cout << "report written to " << ro.out_dir.string() << "/\n";
+    } else {
+      std::cerr << "report: " << rs.ToString() << " (summary below instead)\n";
+    }
+#endif
+    if (!reported) PrintSummary(db, exp);
   }
   return rc;
 }
