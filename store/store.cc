@@ -122,11 +122,11 @@ Result<Unit> ReadUnit(const Stmt& s) {
   "SELECT s.id, s.experiment_id, s.unit_id, s.model_id, s.temperature, s.problem_idx, "  \
   "s.sample_idx, s.attempt, s.num_tokens, s.steps, s.prefill_s, s.decode_s, s.correct, " \
   "s.finish_reason, s.extracted_answer, "
-#define TTC_SAMPLE_WITH_TEXT                          \
-  TTC_SAMPLE_NUMERIC                                  \
-      "COALESCE(CASE WHEN ?8 THEN t.extra END, ''), " \
-      "COALESCE(CASE WHEN ?9 THEN t.text END, '') "   \
-      "FROM samples s LEFT JOIN sample_texts t ON t.sample_id = s.id "
+#define TTC_SAMPLE_WITH_TEXT                      \
+  TTC_SAMPLE_NUMERIC                              \
+  "COALESCE(CASE WHEN ?8 THEN t.extra END, ''), " \
+  "COALESCE(CASE WHEN ?9 THEN t.text END, '') "   \
+  "FROM samples s LEFT JOIN sample_texts t ON t.sample_id = s.id "
 #define TTC_SAMPLE_NO_TEXT TTC_SAMPLE_NUMERIC "'', '' FROM samples s "
 
 void ReadSample(const Stmt& s, Sample* x) {
@@ -429,17 +429,23 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const OpenOp
   // busy_timeout first: switching to WAL below needs a lock another process may hold.
   sqlite3_busy_timeout(c->db(), options.busy_timeout_ms);
 
-  // What is in the file: our schema, nothing, or someone else's tables.
+  // What is in the file: our schema, nothing, or someone else's tables. This is the first read, so
+  // a damaged file shows here: say so in words rather than with the SQL that failed.
   std::vector<std::string> tables;
-  {
+  Status listed = [&]() -> Status {
     TTC_ASSIGN_OR_RETURN(
         Stmt s, c->Prepare("SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') AND "
                            "name NOT LIKE 'sqlite_%' ORDER BY name"));
     while (true) {
       TTC_ASSIGN_OR_RETURN(bool row, s.Step());
-      if (!row) break;
+      if (!row) return Status::Ok();
       tables.push_back(s.Text(0));
     }
+  }();
+  if (!listed.ok()) {
+    if (listed.code() != StatusCode::kCorrupt) return listed;
+    return Corrupt("{}: damaged SQLite database: its table list cannot be read ({})", path,
+                   sqlite3_errmsg(c->db()));
   }
   int64_t app_id = 0;
   {
