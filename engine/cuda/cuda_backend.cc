@@ -1,0 +1,729 @@
+// The CUDA backend (engine/backend.h on one GPU): bf16 weights for the GEMM matrices (cuBLAS,
+// f32 accumulation and f32 output), f32 activations and recurrent state, bf16 KV cache. Every op is
+// asynchronous on one stream; CopyToHost is the only synchronisation. Ops have no error channel in
+// the Backend interface, so a CUDA failure inside an op (a kernel fault, or the device running out
+// of memory while a KV cache grows) prints what failed and aborts; callers avoid the latter by
+// sizing batches with PlanCudaBatch (engine/cuda/cuda_backend.h).
+#include "engine/cuda/cuda_backend.h"
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/cuda/kernels.h"
+
+namespace ttc::engine {
+
+namespace {
+
+using cuda::DevRow;
+using cuda::DevSeq;
+
+void Die(const char* what, const char* detail, const char* file, int line) {
+  std::fprintf(stderr, "cuda backend: %s failed: %s (%s:%d)\n", what, detail, file, line);
+  std::abort();
+}
+#define TTC_CU(x)                                                               \
+  do {                                                                          \
+    cudaError_t _e = (x);                                                       \
+    if (_e != cudaSuccess) Die(#x, cudaGetErrorString(_e), __FILE__, __LINE__); \
+  } while (0)
+#define TTC_CUBLAS(x)                                                                        \
+  do {                                                                                       \
+    cublasStatus_t _e = (x);                                                                 \
+    if (_e != CUBLAS_STATUS_SUCCESS) Die(#x, cublasGetStatusString(_e), __FILE__, __LINE__); \
+  } while (0)
+
+float HalfToFloat(uint16_t h) {
+  const uint32_t sign = (h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ffu;
+  float f;
+  if (exp == 0) {
+    f = std::ldexp(static_cast<float>(man), -24);
+  } else if (exp == 31) {
+    f = man ? NAN : INFINITY;
+  } else {
+    f = std::ldexp(static_cast<float>(man | 0x400u), static_cast<int>(exp) - 25);
+  }
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  u |= sign;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+float Bf16ToFloat(uint16_t b) {
+  uint32_t u = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+class CudaBackend;
+
+class CudaWeight final : public Weight {
+ public:
+  CudaWeight(int64_t rows, int64_t cols) : Weight(rows, cols) {}
+  ~CudaWeight() override {
+    if (bf16) cudaFree(bf16);
+    if (f32) cudaFree(f32);
+  }
+  uint16_t* bf16 = nullptr;  // GEMM matrices of bf16 checkpoints
+  float* f32 = nullptr;      // everything else; created lazily from bf16 when an op needs floats
+};
+
+class CudaActivation final : public Activation {
+ public:
+  CudaActivation(int64_t rows, int64_t cols, cudaStream_t s) : Activation(rows, cols), stream_(s) {
+    const size_t bytes = static_cast<size_t>(std::max<int64_t>(1, rows * cols)) * sizeof(float);
+    TTC_CU(cudaMallocAsync(reinterpret_cast<void**>(&data), bytes, s));
+  }
+  ~CudaActivation() override { cudaFreeAsync(data, stream_); }
+  float* data = nullptr;
+
+ private:
+  cudaStream_t stream_;
+};
+
+// Stream-ordered scratch memory for one op.
+class Scratch {
+ public:
+  Scratch(size_t bytes, cudaStream_t s) : stream_(s) {
+    TTC_CU(cudaMallocAsync(&p_, std::max<size_t>(bytes, 16), s));
+  }
+  ~Scratch() { cudaFreeAsync(p_, stream_); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(p_);
+  }
+
+ private:
+  void* p_ = nullptr;
+  cudaStream_t stream_;
+};
+
+const CudaWeight& W(const Weight& w) { return static_cast<const CudaWeight&>(w); }
+const CudaActivation& A(const Activation& a) { return static_cast<const CudaActivation&>(a); }
+CudaActivation& A(Activation* a) { return *static_cast<CudaActivation*>(a); }
+
+// A device buffer that grows and keeps its contents' last host image, so that a batch description
+// that did not change since the last op (every layer of one forward) is not uploaded again.
+template <typename T>
+class UploadCache {
+ public:
+  ~UploadCache() {
+    if (dev_) cudaFree(dev_);
+  }
+  const T* Put(const std::vector<T>& v, cudaStream_t s) {
+    if (dev_ && v.size() == host_.size() &&
+        std::memcmp(v.data(), host_.data(), v.size() * sizeof(T)) == 0) {
+      return dev_;
+    }
+    if (v.size() > cap_) {
+      if (dev_) {
+        TTC_CU(cudaStreamSynchronize(s));
+        cudaFree(dev_);
+      }
+      cap_ = std::max<size_t>(v.size(), 2 * cap_);
+      TTC_CU(cudaMalloc(reinterpret_cast<void**>(&dev_), cap_ * sizeof(T)));
+    }
+    host_ = v;
+    // Pageable source: the call returns once the data is staged, so v may change afterwards.
+    if (!v.empty())
+      TTC_CU(cudaMemcpyAsync(dev_, host_.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice, s));
+    return dev_;
+  }
+  void Invalidate() { host_.clear(); }
+
+ private:
+  T* dev_ = nullptr;
+  size_t cap_ = 0;
+  std::vector<T> host_;
+};
+
+// --- State
+// -----------------------------------------------------------------------------------------
+
+int64_t ConvChannels(const ModelConfig& c, MixerKind kind) {
+  switch (kind) {
+    case MixerKind::kAttention:
+      return 0;
+    case MixerKind::kMamba1Mil:
+    case MixerKind::kMamba1:
+      return c.d_inner;
+    case MixerKind::kDiscreteMamba2:
+    case MixerKind::kMamba2:
+      return c.d_inner + 2 * c.ssm_groups * c.d_state;
+  }
+  return 0;
+}
+
+int64_t SsmElems(const ModelConfig& c, MixerKind kind) {
+  if (kind == MixerKind::kAttention) return 0;
+  if (kind == MixerKind::kMamba1Mil || kind == MixerKind::kMamba1) return c.d_inner * c.d_state;
+  return c.ssm_heads * c.ssm_head_dim * c.d_state;
+}
+
+class CudaStateCache final : public StateCache {
+ public:
+  struct Layer {
+    MixerKind kind = MixerKind::kAttention;
+    int64_t kvw = 0;                // attention: KV width (num_kv_heads * head_dim)
+    std::vector<uint16_t*> k, v;    // per slot, capacity caps_[slot] positions
+    UploadCache<uint16_t*> dk, dv;  // device copies of k / v
+    int64_t conv_per_slot = 0, ssm_per_slot = 0;
+    float* conv = nullptr;  // [slots][channels][d_conv-1]
+    float* ssm = nullptr;   // [slots][ssm_per_slot]
+  };
+
+  CudaStateCache(const ModelConfig& c, int num_slots, cudaStream_t s) : stream_(s) {
+    layers_.resize(static_cast<size_t>(c.num_layers));
+    for (int64_t l = 0; l < c.num_layers; ++l) {
+      Layer& L = layers_[static_cast<size_t>(l)];
+      L.kind = c.layer_mixers[static_cast<size_t>(l)];
+      if (L.kind == MixerKind::kAttention) {
+        L.kvw = c.num_kv_heads * c.head_dim;
+        L.k.assign(static_cast<size_t>(num_slots), nullptr);
+        L.v.assign(static_cast<size_t>(num_slots), nullptr);
+      } else {
+        L.conv_per_slot = ConvChannels(c, L.kind) * (c.d_conv - 1);
+        L.ssm_per_slot = SsmElems(c, L.kind);
+        TTC_CU(
+            cudaMalloc(reinterpret_cast<void**>(&L.conv),
+                       static_cast<size_t>(std::max<int64_t>(1, L.conv_per_slot * num_slots)) * 4));
+        TTC_CU(cudaMalloc(reinterpret_cast<void**>(&L.ssm),
+                          static_cast<size_t>(L.ssm_per_slot * num_slots) * 4));
+        TTC_CU(cudaMemsetAsync(L.conv, 0, static_cast<size_t>(L.conv_per_slot * num_slots) * 4, s));
+        TTC_CU(cudaMemsetAsync(L.ssm, 0, static_cast<size_t>(L.ssm_per_slot * num_slots) * 4, s));
+      }
+    }
+    lengths_.assign(static_cast<size_t>(num_slots), 0);
+    caps_.assign(static_cast<size_t>(num_slots), 0);
+  }
+  ~CudaStateCache() override {
+    cudaStreamSynchronize(stream_);
+    for (auto& L : layers_) {
+      for (auto* p : L.k) cudaFree(p);
+      for (auto* p : L.v) cudaFree(p);
+      if (L.conv) cudaFree(L.conv);
+      if (L.ssm) cudaFree(L.ssm);
+    }
+  }
+
+  int num_slots() const override { return static_cast<int>(lengths_.size()); }
+  int64_t length(int slot) const override { return lengths_[static_cast<size_t>(slot)]; }
+  void Reset(int slot) override {
+    for (auto& L : layers_) {
+      if (L.kind == MixerKind::kAttention) continue;
+      TTC_CU(cudaMemsetAsync(L.conv + slot * L.conv_per_slot, 0,
+                             static_cast<size_t>(L.conv_per_slot) * 4, stream_));
+      TTC_CU(cudaMemsetAsync(L.ssm + slot * L.ssm_per_slot, 0,
+                             static_cast<size_t>(L.ssm_per_slot) * 4, stream_));
+    }
+    lengths_[static_cast<size_t>(slot)] = 0;
+  }
+  void CopySlot(int src, int dst) override {
+    if (src == dst) return;
+    const int64_t len = lengths_[static_cast<size_t>(src)];
+    EnsureCapacity(dst, len);
+    for (auto& L : layers_) {
+      if (L.kind == MixerKind::kAttention) {
+        const size_t bytes = static_cast<size_t>(len * L.kvw) * 2;
+        if (bytes) {
+          TTC_CU(cudaMemcpyAsync(L.k[static_cast<size_t>(dst)], L.k[static_cast<size_t>(src)],
+                                 bytes, cudaMemcpyDeviceToDevice, stream_));
+          TTC_CU(cudaMemcpyAsync(L.v[static_cast<size_t>(dst)], L.v[static_cast<size_t>(src)],
+                                 bytes, cudaMemcpyDeviceToDevice, stream_));
+        }
+      } else {
+        TTC_CU(cudaMemcpyAsync(L.conv + dst * L.conv_per_slot, L.conv + src * L.conv_per_slot,
+                               static_cast<size_t>(L.conv_per_slot) * 4, cudaMemcpyDeviceToDevice,
+                               stream_));
+        TTC_CU(cudaMemcpyAsync(L.ssm + dst * L.ssm_per_slot, L.ssm + src * L.ssm_per_slot,
+                               static_cast<size_t>(L.ssm_per_slot) * 4, cudaMemcpyDeviceToDevice,
+                               stream_));
+      }
+    }
+    lengths_[static_cast<size_t>(dst)] = len;
+  }
+  void Advance(int slot, int64_t n) override { lengths_[static_cast<size_t>(slot)] += n; }
+  int64_t SlotBytes(int slot) const override {
+    int64_t bytes = 0;
+    for (const auto& L : layers_) {
+      bytes +=
+          2 * caps_[static_cast<size_t>(slot)] * L.kvw * 2 + (L.conv_per_slot + L.ssm_per_slot) * 4;
+    }
+    return bytes;
+  }
+
+  // Makes room for `need` positions in every attention layer of the slot (doubling, so a sequence
+  // growing one token at a time reallocates O(log n) times).
+  void EnsureCapacity(int slot, int64_t need) {
+    const size_t s = static_cast<size_t>(slot);
+    if (caps_[s] >= need) return;
+    int64_t cap = std::max<int64_t>({need, 2 * caps_[s], 256});
+    cap = (cap + 63) / 64 * 64;
+    for (auto& L : layers_) {
+      if (L.kind != MixerKind::kAttention) continue;
+      for (auto* vec : {&L.k, &L.v}) {
+        uint16_t* p = nullptr;
+        cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&p),
+                                        static_cast<size_t>(cap * L.kvw) * 2, stream_);
+        if (e != cudaSuccess) {
+          std::fprintf(stderr,
+                       "cuda backend: out of device memory growing the KV cache of slot %d to %lld "
+                       "positions "
+                       "(%s); plan the batch with PlanCudaBatch\n",
+                       slot, static_cast<long long>(cap), cudaGetErrorString(e));
+          std::abort();
+        }
+        uint16_t* old = (*vec)[s];
+        if (old) {
+          const size_t bytes = static_cast<size_t>(lengths_[s] * L.kvw) * 2;
+          if (bytes) TTC_CU(cudaMemcpyAsync(p, old, bytes, cudaMemcpyDeviceToDevice, stream_));
+          TTC_CU(cudaFreeAsync(old, stream_));
+        }
+        (*vec)[s] = p;
+      }
+    }
+    caps_[s] = cap;
+  }
+
+  Layer& layer(int l) { return layers_[static_cast<size_t>(l)]; }
+
+ private:
+  cudaStream_t stream_;
+  std::vector<Layer> layers_;
+  std::vector<int64_t> lengths_, caps_;
+};
+
+// --- The backend
+// -----------------------------------------------------------------------------------
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(int device, std::string name) : device_(device), name_(std::move(name)) {
+    TTC_CU(cudaSetDevice(device));
+    TTC_CU(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    TTC_CUBLAS(cublasCreate(&blas_));
+    TTC_CUBLAS(cublasSetStream(blas_, stream_));
+    TTC_CUBLAS(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH));
+    // Keep freed stream-ordered memory in the pool: activations are allocated every forward.
+    cudaMemPool_t pool;
+    TTC_CU(cudaDeviceGetDefaultMemPool(&pool, device));
+    uint64_t threshold = UINT64_MAX;
+    TTC_CU(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+  }
+  ~CudaBackend() override {
+    cudaStreamSynchronize(stream_);
+    if (bf16_scratch_) cudaFree(bf16_scratch_);
+    cublasDestroy(blas_);
+    cudaStreamDestroy(stream_);
+  }
+  std::string name() const override { return name_; }
+
+  Result<std::unique_ptr<Weight>> Upload(std::span<const HostMatrix> blocks) override {
+    if (blocks.empty()) return InvalidArgument("cuda backend: upload of no blocks");
+    int64_t rows = 0;
+    const int64_t cols = blocks[0].cols;
+    bool all_bf16 = true;
+    for (const auto& b : blocks) {
+      if (b.cols != cols || b.rows < 0 || cols <= 0) {
+        return InvalidArgument("cuda backend: blocks of [{}, {}] and [{}, {}] cannot be stacked",
+                               blocks[0].rows, cols, b.rows, b.cols);
+      }
+      rows += b.rows;
+      all_bf16 = all_bf16 && b.dtype == HostDType::kBF16;
+    }
+    auto w = std::make_unique<CudaWeight>(rows, cols);
+    // Same rule as the CPU backend: bf16 matrices used by GEMMs stay bf16; small tensors become
+    // f32.
+    const bool keep_bf16 = all_bf16 && rows >= 64 && cols > 64;
+    const size_t total = static_cast<size_t>(rows * cols);
+    if (keep_bf16) {
+      cudaError_t e = cudaMalloc(reinterpret_cast<void**>(&w->bf16), total * 2);
+      if (e != cudaSuccess) {
+        return Unavailable("cuda backend: cannot allocate {} bytes for a [{}, {}] weight: {}",
+                           total * 2, rows, cols, cudaGetErrorString(e));
+      }
+      size_t off = 0;
+      for (const auto& b : blocks) {
+        const size_t n = static_cast<size_t>(b.rows * b.cols);
+        TTC_CU(cudaMemcpy(w->bf16 + off, b.data, n * 2, cudaMemcpyHostToDevice));
+        off += n;
+      }
+    } else {
+      std::vector<float> host(total);
+      size_t off = 0;
+      for (const auto& b : blocks) {
+        const size_t n = static_cast<size_t>(b.rows * b.cols);
+        const auto* bytes = static_cast<const std::byte*>(b.data);
+        for (size_t i = 0; i < n; ++i) {
+          if (b.dtype == HostDType::kF32) {
+            std::memcpy(&host[off + i], bytes + 4 * i, 4);
+          } else {
+            uint16_t v;
+            std::memcpy(&v, bytes + 2 * i, 2);
+            host[off + i] = b.dtype == HostDType::kBF16 ? Bf16ToFloat(v) : HalfToFloat(v);
+          }
+        }
+        off += n;
+      }
+      cudaError_t e = cudaMalloc(reinterpret_cast<void**>(&w->f32), total * 4);
+      if (e != cudaSuccess) {
+        return Unavailable("cuda backend: cannot allocate {} bytes for a [{}, {}] weight: {}",
+                           total * 4, rows, cols, cudaGetErrorString(e));
+      }
+      TTC_CU(cudaMemcpy(w->f32, host.data(), total * 4, cudaMemcpyHostToDevice));
+    }
+    return std::unique_ptr<Weight>(std::move(w));
+  }
+
+  std::unique_ptr<Activation> NewActivation(int64_t rows, int64_t cols) override {
+    return std::make_unique<CudaActivation>(rows, cols, stream_);
+  }
+
+  Result<std::unique_ptr<StateCache>> NewStateCache(const ModelConfig& config,
+                                                    int num_slots) override {
+    if (num_slots <= 0) return InvalidArgument("cuda backend: state cache needs at least one slot");
+    int64_t fixed = 0;
+    for (MixerKind k : config.layer_mixers)
+      fixed += (ConvChannels(config, k) * (config.d_conv - 1) + SsmElems(config, k)) * 4;
+    size_t free_b = 0, total_b = 0;
+    TTC_CU(cudaMemGetInfo(&free_b, &total_b));
+    if (fixed * num_slots > static_cast<int64_t>(free_b)) {
+      return InvalidArgument(
+          "cuda backend: {} slots need {:.2f} GB of SSM/conv state but only {:.2f} GB of device "
+          "memory is free "
+          "(at most {} slots)",
+          num_slots, fixed * num_slots / 1e9, free_b / 1e9,
+          fixed > 0 ? static_cast<int64_t>(free_b) / fixed : 0);
+    }
+    return std::unique_ptr<StateCache>(
+        std::make_unique<CudaStateCache>(config, num_slots, stream_));
+  }
+
+  void Embed(const Weight& table, std::span<const int32_t> ids, Activation* out) override {
+    const auto& t = W(table);
+    std::vector<int32_t> v(ids.begin(), ids.end());
+    const int32_t* d_ids = ids_.Put(v, stream_);
+    cuda::LaunchEmbed(t.bf16, t.bf16 ? nullptr : t.f32, d_ids, static_cast<int64_t>(ids.size()),
+                      t.cols(), A(out).data, stream_);
+  }
+
+  void RmsNorm(const Activation& x, const Weight& w, float eps, Activation* out) override {
+    cuda::LaunchRmsNorm(A(x).data, F32(w), eps, x.rows(), x.cols(), A(out).data, stream_);
+  }
+
+  void MatMul(const Activation& x, const Weight& w, Activation* out, bool accumulate) override {
+    Gemm(A(x).data, x.cols(), x.rows(), x.cols(), W(w), A(out).data, out->cols(), accumulate);
+  }
+
+  void SwiGlu(const Activation& gate_up, Activation* out) override {
+    cuda::LaunchSwiGlu(A(gate_up).data, gate_up.rows(), out->cols(), A(out).data, stream_);
+  }
+
+  void GatherRows(const Activation& x, std::span<const int64_t> rows, Activation* out) override {
+    std::vector<int64_t> v(rows.begin(), rows.end());
+    const int64_t* d = gather_.Put(v, stream_);
+    cuda::LaunchGatherRows(A(x).data, d, static_cast<int64_t>(rows.size()), x.cols(), A(out).data,
+                           stream_);
+  }
+
+  void CopyToHost(const Activation& x, std::span<float> out) override {
+    TTC_CU(cudaMemcpyAsync(out.data(), A(x).data, out.size() * sizeof(float),
+                           cudaMemcpyDeviceToHost, stream_));
+    TTC_CU(cudaStreamSynchronize(stream_));
+  }
+
+  void Attention(StateCache* state, int layer, const Activation& qkv, const BatchLayout& batch,
+                 const AttentionSpec& spec, Activation* out) override {
+    auto* st = static_cast<CudaStateCache*>(state);
+    const int64_t M = qkv.rows();
+    std::vector<DevRow> rows;
+    rows.reserve(static_cast<size_t>(M));
+    for (const auto& s : batch.seqs) {
+      st->EnsureCapacity(s.slot, s.start_pos + s.num_tokens);
+      for (int64_t t = 0; t < s.num_tokens; ++t)
+        rows.push_back({s.slot, static_cast<int32_t>(s.start_pos + t)});
+    }
+    auto& L = st->layer(layer);
+    uint16_t* const* dk = L.dk.Put(L.k, stream_);
+    uint16_t* const* dv = L.dv.Put(L.v, stream_);
+    const DevRow* d_rows = rows_.Put(rows, stream_);
+    const float* d_freq = freq_.Put(spec.inv_freq, stream_);
+    const int H = static_cast<int>(spec.num_heads), Hkv = static_cast<int>(spec.num_kv_heads),
+              hd = static_cast<int>(spec.head_dim);
+    Scratch q(static_cast<size_t>(M * H * hd) * 4, stream_);
+    cuda::LaunchRopeAppend(A(qkv).data, M, d_rows, d_freq, H, Hkv, hd, q.as<float>(), dk, dv,
+                           stream_);
+    cuda::LaunchAttention(q.as<float>(), M, d_rows, dk, dv, H, Hkv, hd, A(out).data, stream_);
+  }
+
+  void Mamba1(StateCache* state, int layer, const Activation& proj, const BatchLayout& batch,
+              const Mamba1Spec& spec, const Mamba1Weights& w, Activation* out) override {
+    auto* st = static_cast<CudaStateCache*>(state);
+    auto& L = st->layer(layer);
+    const int64_t di = spec.d_inner, N = spec.d_state, R = spec.dt_rank, K = spec.d_conv,
+                  dxb = spec.d_xb;
+    const bool mil = spec.kind == MixerKind::kMamba1Mil;
+    const int64_t M = proj.rows(), ldp = proj.cols();
+    const float* p = A(proj).data;
+    int nseq = 0;
+    const DevSeq* seqs = Seqs(batch, &nseq);
+    Scratch xc(static_cast<size_t>(M * di) * 4, stream_);
+    cuda::LaunchCausalConv(p, ldp, mil ? di : 0, mil ? N : 0, mil ? di / dxb : 1, di,
+                           static_cast<int>(K), F32(*w.conv_w), w.conv_b ? F32(*w.conv_b) : nullptr,
+                           true, seqs, nseq, L.conv, xc.as<float>(), stream_);
+    Scratch xdbc(mil ? 16 : static_cast<size_t>(M * (R + 2 * N)) * 4, stream_);
+    if (!mil) Gemm(xc.as<float>(), di, M, di, W(*w.x_proj), xdbc.as<float>(), R + 2 * N, false);
+    Scratch dt(static_cast<size_t>(M * di) * 4, stream_);
+    if (mil) {
+      Gemm(p + 2 * di + 2 * dxb, ldp, M, R, W(*w.dt_w), dt.as<float>(), di, false);
+    } else {
+      Gemm(xdbc.as<float>(), R + 2 * N, M, R, W(*w.dt_w), dt.as<float>(), di, false);
+    }
+    cuda::Mamba1ScanArgs a{p,
+                           ldp,
+                           xc.as<float>(),
+                           dt.as<float>(),
+                           F32(*w.dt_b),
+                           F32(*w.A),
+                           F32(*w.D),
+                           mil ? nullptr : xdbc.as<float>(),
+                           R,
+                           di,
+                           N,
+                           dxb,
+                           mil,
+                           L.ssm,
+                           A(out).data};
+    cuda::LaunchMamba1Scan(a, seqs, nseq, stream_);
+  }
+
+  void Ssd(StateCache* state, int layer, const Activation& proj, const BatchLayout& batch,
+           const SsdSpec& spec, const SsdWeights& w, Activation* out) override {
+    auto* st = static_cast<CudaStateCache*>(state);
+    auto& L = st->layer(layer);
+    const int64_t di = spec.d_inner, N = spec.d_state, K = spec.d_conv, H = spec.heads,
+                  P = spec.head_dim, G = spec.groups;
+    const bool llamba = spec.kind == MixerKind::kDiscreteMamba2;
+    const int64_t C = di + 2 * G * N;
+    const int64_t xbc_off = llamba ? 0 : di, z_off = llamba ? C : 0,
+                  dt_off = llamba ? C + di : di + C;
+    const int64_t M = proj.rows(), ldp = proj.cols();
+    const float* p = A(proj).data;
+    int nseq = 0;
+    const DevSeq* seqs = Seqs(batch, &nseq);
+    Scratch xbc(static_cast<size_t>(M * C) * 4, stream_);
+    cuda::LaunchCausalConv(p, ldp, xbc_off, 0, 1, C, static_cast<int>(K), F32(*w.conv_w),
+                           w.conv_b ? F32(*w.conv_b) : nullptr, !llamba, seqs, nseq, L.conv,
+                           xbc.as<float>(), stream_);
+    Scratch y(static_cast<size_t>(M * di) * 4, stream_);
+    cuda::SsdScanArgs a{p,
+                        ldp,
+                        dt_off,
+                        xbc.as<float>(),
+                        di,
+                        N,
+                        H,
+                        P,
+                        G,
+                        llamba,
+                        F32(*w.D),
+                        llamba ? nullptr : F32(*w.dt_bias),
+                        llamba ? nullptr : F32(*w.A),
+                        spec.dt_min,
+                        spec.dt_max,
+                        L.ssm,
+                        y.as<float>()};
+    cuda::LaunchSsdScan(a, seqs, nseq, stream_);
+    if (llamba) {
+      cuda::LaunchLlambaGate(y.as<float>(), p, ldp, z_off, F32(*w.z_bias), M, di, A(out).data,
+                             stream_);
+    } else {
+      cuda::LaunchMamba2GateNorm(y.as<float>(), p, ldp, z_off, F32(*w.norm_w), spec.norm_eps, M, di,
+                                 G, A(out).data, stream_);
+    }
+  }
+
+ private:
+  // out[m * ldo + n] (+)= sum_k x[m * ldx + k] * w[n, k]. bf16 weights run on tensor cores with f32
+  // accumulation. While the GEMM is memory-bound (M <= kSplitRows: the weight read dominates and
+  // twice the FLOPs are free) x is split into bf16 hi + lo halves stacked along M, one GEMM reads
+  // the weights once for both, and the halves are summed: the result is as exact as an f32-input
+  // GEMM on bf16 weights. Above that x is rounded to bf16 (one rounding, 2^-9 relative). f32
+  // weights: a plain f32 SGEMM.
+  static constexpr int64_t kSplitRows = 128;
+  void Gemm(const float* x, int64_t ldx, int64_t M, int64_t K, const CudaWeight& w, float* out,
+            int64_t ldo, bool accumulate) {
+    const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f, zero = 0.0f;
+    const int64_t N = w.rows();
+    if (w.bf16) {
+      const bool split = M <= kSplitRows;
+      const int64_t rows = split ? 2 * M : M;
+      const size_t need = static_cast<size_t>(rows * K);
+      if (need > bf16_cap_) {
+        if (bf16_scratch_) {
+          TTC_CU(cudaStreamSynchronize(stream_));
+          cudaFree(bf16_scratch_);
+        }
+        bf16_cap_ = std::max(need, 2 * bf16_cap_);
+        TTC_CU(cudaMalloc(reinterpret_cast<void**>(&bf16_scratch_), bf16_cap_ * 2));
+      }
+      if (split) {
+        cuda::LaunchSplitBf16(x, ldx, M, K, bf16_scratch_, stream_);
+        Scratch y(static_cast<size_t>(rows * N) * 4, stream_);
+        TTC_CUBLAS(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N),
+                                static_cast<int>(rows), static_cast<int>(K), &alpha, w.bf16,
+                                CUDA_R_16BF, static_cast<int>(K), bf16_scratch_, CUDA_R_16BF,
+                                static_cast<int>(K), &zero, y.as<float>(), CUDA_R_32F,
+                                static_cast<int>(N), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        cuda::LaunchSumHalves(y.as<float>(), M, N, out, ldo, accumulate, stream_);
+        return;
+      }
+      cuda::LaunchF32ToBf16(x, ldx, M, K, bf16_scratch_, stream_);
+      TTC_CUBLAS(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N),
+                              static_cast<int>(M), static_cast<int>(K), &alpha, w.bf16, CUDA_R_16BF,
+                              static_cast<int>(K), bf16_scratch_, CUDA_R_16BF, static_cast<int>(K),
+                              &beta, out, CUDA_R_32F, static_cast<int>(ldo), CUBLAS_COMPUTE_32F,
+                              CUBLAS_GEMM_DEFAULT));
+    } else {
+      TTC_CUBLAS(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N),
+                             static_cast<int>(M), static_cast<int>(K), &alpha, w.f32,
+                             static_cast<int>(K), x, static_cast<int>(ldx), &beta, out,
+                             static_cast<int>(ldo)));
+    }
+  }
+
+  // The weight as f32 (converted once, on first use, when it was stored as bf16).
+  const float* F32(const Weight& w) {
+    auto& cw = const_cast<CudaWeight&>(W(w));
+    if (!cw.f32) {
+      const size_t n = static_cast<size_t>(cw.rows() * cw.cols());
+      std::vector<uint16_t> h(n);
+      TTC_CU(cudaMemcpy(h.data(), cw.bf16, n * 2, cudaMemcpyDeviceToHost));
+      std::vector<float> f(n);
+      for (size_t i = 0; i < n; ++i) f[i] = Bf16ToFloat(h[i]);
+      TTC_CU(cudaMalloc(reinterpret_cast<void**>(&cw.f32), n * 4));
+      TTC_CU(cudaMemcpy(cw.f32, f.data(), n * 4, cudaMemcpyHostToDevice));
+    }
+    return cw.f32;
+  }
+
+  const DevSeq* Seqs(const BatchLayout& batch, int* nseq) {
+    std::vector<DevSeq> v;
+    v.reserve(batch.seqs.size());
+    int64_t row = 0;
+    for (const auto& s : batch.seqs) {
+      v.push_back({s.slot, static_cast<int32_t>(row), static_cast<int32_t>(s.num_tokens),
+                   static_cast<int32_t>(s.start_pos)});
+      row += s.num_tokens;
+    }
+    *nseq = static_cast<int>(v.size());
+    return seqs_.Put(v, stream_);
+  }
+
+  int device_;
+  std::string name_;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t blas_ = nullptr;
+  uint16_t* bf16_scratch_ = nullptr;
+  size_t bf16_cap_ = 0;
+  UploadCache<int32_t> ids_;
+  UploadCache<int64_t> gather_;
+  UploadCache<DevRow> rows_;
+  UploadCache<DevSeq> seqs_;
+  UploadCache<float> freq_;
+};
+
+}  // namespace
+
+int CudaDeviceCount() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+Result<CudaDeviceInfo> QueryCudaDevice(int device) {
+  const int n = CudaDeviceCount();
+  if (device < 0 || device >= n) {
+    return FailedPrecondition("cuda: device {} does not exist ({} CUDA devices visible)", device,
+                              n);
+  }
+  cudaDeviceProp prop;
+  if (cudaGetDeviceProperties(&prop, device) != cudaSuccess)
+    return Internal("cuda: cannot query device {}", device);
+  CudaDeviceInfo info;
+  info.name = prop.name;
+  info.sm_count = prop.multiProcessorCount;
+  info.compute_major = prop.major;
+  info.compute_minor = prop.minor;
+  int prev = 0;
+  cudaGetDevice(&prev);
+  cudaSetDevice(device);
+  size_t free_b = 0, total_b = 0;
+  cudaMemGetInfo(&free_b, &total_b);
+  cudaSetDevice(prev);
+  info.free_bytes = static_cast<int64_t>(free_b);
+  info.total_bytes = static_cast<int64_t>(total_b);
+  return info;
+}
+
+int64_t CudaBytesPerSequence(const ModelConfig& c, int64_t context_len) {
+  int64_t bytes = 0;
+  int64_t widest = c.hidden_size;
+  for (MixerKind k : c.layer_mixers) {
+    if (k == MixerKind::kAttention) {
+      // The KV cache grows by doubling from 256 positions: plan for the rounded-up capacity.
+      int64_t cap = 256;
+      while (cap < context_len) cap *= 2;
+      bytes += 2 * cap * c.num_kv_heads * c.head_dim * 2;
+    } else {
+      bytes += (ConvChannels(c, k) * (c.d_conv - 1) + SsmElems(c, k)) * 4;
+    }
+    widest = std::max({widest, 2 * c.intermediate_size, 2 * c.d_inner + 2 * c.d_xb + c.dt_rank,
+                       2 * c.d_inner + 2 * c.ssm_groups * c.d_state + c.ssm_heads,
+                       (c.num_heads + 2 * c.num_kv_heads) * c.head_dim});
+  }
+  // Decode-step activations (a handful of rows of the widest width) and the f32 logits row.
+  bytes += (8 * widest + 2 * c.vocab_size) * 4;
+  return bytes;
+}
+
+Result<CudaBatchPlan> PlanCudaBatch(const ModelConfig& config, int64_t context_len, int device) {
+  TTC_ASSIGN_OR_RETURN(CudaDeviceInfo info, QueryCudaDevice(device));
+  CudaBatchPlan plan;
+  plan.free_bytes = info.free_bytes;
+  plan.reserve_bytes = std::max<int64_t>(int64_t{1} << 30, info.total_bytes / 50);
+  plan.per_sequence_bytes = CudaBytesPerSequence(config, context_len);
+  plan.max_batch =
+      std::max<int64_t>(0, (plan.free_bytes - plan.reserve_bytes) / plan.per_sequence_bytes);
+  return plan;
+}
+
+Result<std::unique_ptr<Backend>> CreateCudaBackend(const BackendOptions& options) {
+  TTC_ASSIGN_OR_RETURN(CudaDeviceInfo info, QueryCudaDevice(options.device));
+  if (info.compute_major < 9) {
+    return FailedPrecondition(
+        "cuda: device {} ({}) has compute capability {}.{}; this build targets sm_90",
+        options.device, info.name, info.compute_major, info.compute_minor);
+  }
+  return std::unique_ptr<Backend>(std::make_unique<CudaBackend>(
+      options.device,
+      fmt::format("cuda (device {}: {}, {} SMs)", options.device, info.name, info.sm_count)));
+}
+
+}  // namespace ttc::engine

@@ -1,0 +1,42 @@
+// The CUDA backend's extras beyond engine/backend.h: device queries and batch memory planning for
+// callers that want to size a batch before creating state (the backend itself is created through
+// CreateBackend / CreateCudaBackend). No CUDA type appears here. Only compiled when TTC_CUDA is on
+// (TTC_HAVE_CUDA_BACKEND defined). Thread-safety: the functions are safe to call from any thread;
+// they query the driver and allocate nothing.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/result.h"
+#include "engine/config.h"
+
+namespace ttc::engine {
+
+struct CudaDeviceInfo {
+  std::string name;
+  int64_t total_bytes = 0;
+  int64_t free_bytes = 0;
+  int sm_count = 0;
+  int compute_major = 0, compute_minor = 0;
+};
+
+// Number of usable CUDA devices; 0 when there is none or no driver (never an error).
+int CudaDeviceCount();
+Result<CudaDeviceInfo> QueryCudaDevice(int device);
+
+// Device bytes one sequence of `context_len` tokens costs on the CUDA backend: bf16 KV cache of the
+// attention layers, f32 conv and SSM state of the SSM layers, and the f32 activations and logits
+// row of a decode step.
+int64_t CudaBytesPerSequence(const ModelConfig& config, int64_t context_len);
+
+struct CudaBatchPlan {
+  int64_t free_bytes = 0;     // free device memory at planning time (weights already loaded)
+  int64_t reserve_bytes = 0;  // kept back for cuBLAS workspaces and fragmentation
+  int64_t per_sequence_bytes = 0;
+  int64_t max_batch = 0;  // largest batch of sequences that fits
+};
+// The largest batch that fits in the device's free memory now. Errors: no device.
+Result<CudaBatchPlan> PlanCudaBatch(const ModelConfig& config, int64_t context_len, int device);
+
+}  // namespace ttc::engine

@@ -1,0 +1,107 @@
+// Launchers of the CUDA backend's kernels (engine/cuda/kernels.cu), callable from host C++20 code
+// that cannot include CUDA device code. Private to engine/cuda/: CUDA types appear here and must
+// not leak into headers outside this folder. Every launcher is asynchronous on the given stream;
+// the caller keeps the buffers alive until the stream has passed them. Thread-safety: the launchers
+// are stateless; concurrent use on different streams is safe.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace ttc::engine::cuda {
+
+// One sequence of a batch on the device: its slot, its first row and its number of rows.
+struct DevSeq {
+  int32_t slot;
+  int32_t row0;
+  int32_t n;
+  int32_t pos0;
+};
+// One row of a batch: the slot it belongs to and its position.
+struct DevRow {
+  int32_t slot;
+  int32_t pos;
+};
+
+// out[r, c] = bf16(x[r * ldx + c]) (round to nearest even), out dense [rows, cols].
+void LaunchF32ToBf16(const float* x, int64_t ldx, int64_t rows, int64_t cols, uint16_t* out,
+                     cudaStream_t s);
+// Splits x into two bf16 matrices, hi = bf16(x) in rows [0, rows) and lo = bf16(x - hi) in rows
+// [rows, 2 rows) of out, so that hi + lo represents x to about 2^-17 relative.
+void LaunchSplitBf16(const float* x, int64_t ldx, int64_t rows, int64_t cols, uint16_t* out,
+                     cudaStream_t s);
+// out[r * ldo + c] (+)= y[r * cols + c] + y[(rows + r) * cols + c]: the two halves of a split GEMM.
+void LaunchSumHalves(const float* y, int64_t rows, int64_t cols, float* out, int64_t ldo,
+                     bool accumulate, cudaStream_t s);
+// out[r] = table[ids[r]] (bf16 or f32 table, exactly one non-null).
+void LaunchEmbed(const uint16_t* table_bf16, const float* table_f32, const int32_t* ids,
+                 int64_t rows, int64_t d, float* out, cudaStream_t s);
+void LaunchRmsNorm(const float* x, const float* w, float eps, int64_t rows, int64_t n, float* out,
+                   cudaStream_t s);
+void LaunchSwiGlu(const float* gu, int64_t rows, int64_t ff, float* out, cudaStream_t s);
+void LaunchGatherRows(const float* x, const int64_t* rows, int64_t n, int64_t cols, float* out,
+                      cudaStream_t s);
+// dst[r * ld_dst + c] = src[r * ld_src + c].
+void LaunchCopy2D(const float* src, int64_t ld_src, int64_t rows, int64_t cols, float* dst,
+                  int64_t ld_dst, cudaStream_t s);
+
+// Rotates q (into q_out, [rows, H*hd]) and k, appends rotated k and v (bf16) to each row's slot at
+// its position: kcache[slot][pos*Hkv*hd ...].
+void LaunchRopeAppend(const float* qkv, int64_t rows, const DevRow* info, const float* inv_freq,
+                      int H, int Hkv, int hd, float* q_out, uint16_t* const* kcache,
+                      uint16_t* const* vcache, cudaStream_t s);
+// Causal attention of each row over its slot's cache positions 0..pos (GQA: one block per row and
+// KV head handles the group of query heads sharing it). out [rows, H*hd].
+void LaunchAttention(const float* q, int64_t rows, const DevRow* info,
+                     const uint16_t* const* kcache, const uint16_t* const* vcache, int H, int Hkv,
+                     int hd, float* out, cudaStream_t s);
+
+// Causal depthwise conv over `channels`, sequential in time per (sequence, channel); the input of
+// channel c is in[r * ld_in + col_base + c], or for MambaInLlama's repeated x (mil_n > 0)
+// in[r * ld_in + col_base + (c / (mil_n * mil_rep)) * mil_n + c % mil_n]. state
+// [slots][channels][K-1].
+void LaunchCausalConv(const float* in, int64_t ld_in, int64_t col_base, int64_t mil_n,
+                      int64_t mil_rep, int64_t channels, int K, const float* w, const float* b,
+                      bool silu, const DevSeq* seqs, int nseq, float* state, float* out,
+                      cudaStream_t s);
+
+// Mamba-1 selective scan (both kinds), output y * silu(z) per channel. dt_raw [M, di] before bias.
+struct Mamba1ScanArgs {
+  const float* proj;
+  int64_t ld_proj;
+  const float* xc;      // conv output [M, di]
+  const float* dt_raw;  // [M, di]
+  const float* dt_b;    // [di]
+  const float* A;       // [di, N]
+  const float* D;       // [di]
+  const float* xdbc;    // HF only: [M, R + 2N]
+  int64_t R, di, N, dxb;
+  bool mil;
+  float* ssm;  // [slots][di][N]
+  float* out;  // [M, di]
+};
+void LaunchMamba1Scan(const Mamba1ScanArgs& a, const DevSeq* seqs, int nseq, cudaStream_t s);
+
+struct SsdScanArgs {
+  const float* proj;
+  int64_t ld_proj, dt_off;
+  const float* xbc;  // conv output [M, di + 2GN]
+  int64_t di, N, H, P, G;
+  bool llamba;
+  const float* D;        // [H]
+  const float* dt_bias;  // [H] (HF)
+  const float* A;        // [H] (HF)
+  float dt_min, dt_max;
+  float* ssm;  // [slots][H][P][N]
+  float* y;    // [M, di]
+};
+void LaunchSsdScan(const SsdScanArgs& a, const DevSeq* seqs, int nseq, cudaStream_t s);
+// Llamba: out = y * silu(z + zb); z at proj[r * ld + z_off + c].
+void LaunchLlambaGate(const float* y, const float* proj, int64_t ld, int64_t z_off, const float* zb,
+                      int64_t rows, int64_t di, float* out, cudaStream_t s);
+// HF Mamba-2: out = RMSNorm_group(y * silu(z)) * w.
+void LaunchMamba2GateNorm(const float* y, const float* proj, int64_t ld, int64_t z_off,
+                          const float* w, float eps, int64_t rows, int64_t di, int64_t groups,
+                          float* out, cudaStream_t s);
+}  // namespace ttc::engine::cuda

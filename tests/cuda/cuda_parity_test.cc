@@ -1,0 +1,202 @@
+// The CUDA backend against the golden fixtures and against the CPU backend, for every family:
+// prefill and decode logits within the bf16 bound below, identical greedy ids for the golden
+// chain and for 48 steps continued past it, and batched decode equal to single-sequence decode.
+// Skips with a visible message when the build has no CUDA backend or the machine has no GPU (CI).
+//
+// Tolerance (kBf16Tol = 0.05 absolute on logits of magnitude <= 15): the CUDA backend rounds every
+// GEMM input activation to bf16 (relative error <= 2^-9) and stores K/V in bf16, while the goldens
+// are float32. One bf16 rounding of a logit of 14 is 14 * 2^-9 = 0.027; the errors of the layers
+// below add roughly in quadrature, so 0.05 (under two such roundings) is the bound; it is also half
+// the smallest greedy margin of the goldens (0.1), so identical greedy ids are implied, not luck.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+
+#include "engine/model.h"
+#include "engine/safetensors.h"
+#include "engine/sampler.h"
+#include "tests/engine/engine_test_util.h"
+
+namespace ttc {
+namespace {
+
+using engine::BatchLayout;
+constexpr float kBf16Tol = 0.05f;
+
+// The model on the CUDA backend, or a skip reason.
+Result<std::unique_ptr<engine::Model>> LoadCuda(const std::filesystem::path& dir) {
+  return engine::LoadModel(dir, {.backend = engine::BackendKind::kCuda});
+}
+
+#define LOAD_CUDA_OR_SKIP(var, dir)                                                       \
+  auto var = LoadCuda(dir);                                                               \
+  if (!var.ok()) {                                                                        \
+    if (var.status().code() == StatusCode::kUnimplemented ||                              \
+        var.status().code() == StatusCode::kFailedPrecondition) {                         \
+      GTEST_SKIP() << "CUDA backend not usable here (" << var.status().ToString() << ")"; \
+    }                                                                                     \
+    FAIL() << var.status().ToString();                                                    \
+  }
+
+float Margin(std::span<const float> v) {
+  float a = -INFINITY, b = -INFINITY;
+  for (float x : v) {
+    if (x > a) {
+      b = a;
+      a = x;
+    } else if (x > b) {
+      b = x;
+    }
+  }
+  return a - b;
+}
+
+class CudaFamily : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CudaFamily, GoldenLogitsAndGreedyChain) {
+  const auto dir = testing::GoldenModel(GetParam());
+  LOAD_CUDA_OR_SKIP(model, dir);
+  auto golden = engine::SafetensorsFile::Open(dir / "golden.safetensors");
+  ASSERT_TRUE(golden.ok());
+  auto prompt64 = testing::ReadI64(*(*golden)->Find("prompt_ids"));
+  auto ids = testing::ReadI64(*(*golden)->Find("decode_ids"));
+  auto prefill_ref = engine::ToFloat32(*(*golden)->Find("prefill_logits"));
+  auto decode_ref = engine::ToFloat32(*(*golden)->Find("decode_logits"));
+  ASSERT_TRUE(prefill_ref.ok() && decode_ref.ok());
+  const int64_t V = (*model)->config().vocab_size, L = static_cast<int64_t>(prompt64.size());
+
+  auto state = (*model)->NewState(1);
+  ASSERT_TRUE(state.ok());
+  std::vector<int32_t> prompt(prompt64.begin(), prompt64.end());
+  std::vector<int64_t> rows(static_cast<size_t>(L));
+  for (int64_t i = 0; i < L; ++i) rows[static_cast<size_t>(i)] = i;
+  std::vector<float> logits;
+  ASSERT_TRUE(
+      (*model)->Forward(state->get(), BatchLayout{{{0, 0, L}}}, prompt, rows, &logits).ok());
+  const float prefill_diff = testing::MaxAbsDiff(logits.data(), prefill_ref->data(), logits.size());
+  EXPECT_LE(prefill_diff, kBf16Tol) << GetParam() << " prefill";
+  float decode_diff = 0;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    int32_t tok = static_cast<int32_t>(ids[i]);
+    std::vector<int64_t> row0 = {0};
+    ASSERT_TRUE((*model)
+                    ->Forward(state->get(), BatchLayout{{{0, L + static_cast<int64_t>(i), 1}}},
+                              std::span(&tok, 1), row0, &logits)
+                    .ok());
+    const float d =
+        testing::MaxAbsDiff(logits.data(), decode_ref->data() + i * V, static_cast<size_t>(V));
+    decode_diff = std::max(decode_diff, d);
+    EXPECT_LE(d, kBf16Tol) << GetParam() << " decode step " << i;
+    if (i + 1 < ids.size())
+      EXPECT_EQ(engine::Argmax(logits), ids[i + 1]) << GetParam() << " step " << i;
+  }
+  std::cout << "[cuda] " << GetParam() << ": max |prefill - golden| " << prefill_diff
+            << ", max |decode - golden| " << decode_diff << " (bound " << kBf16Tol << ")\n";
+}
+
+// Greedy decoding of 48 steps from the golden prompt on CPU and CUDA: same ids (a divergence is
+// only acceptable at a step whose CPU margin is below 2 * kBf16Tol, i.e. a near tie), logits within
+// bound.
+TEST_P(CudaFamily, GreedyChainMatchesCpuFor48Steps) {
+  const auto dir = testing::GoldenModel(GetParam());
+  LOAD_CUDA_OR_SKIP(gpu, dir);
+  auto cpu = engine::LoadModel(dir, {.threads = 2});
+  ASSERT_TRUE(cpu.ok());
+  auto golden = engine::SafetensorsFile::Open(dir / "golden.safetensors");
+  ASSERT_TRUE(golden.ok());
+  auto prompt64 = testing::ReadI64(*(*golden)->Find("prompt_ids"));
+  std::vector<int32_t> prompt(prompt64.begin(), prompt64.end());
+  const int64_t L = static_cast<int64_t>(prompt.size());
+  auto sg = (*gpu)->NewState(1);
+  auto sc = (*cpu)->NewState(1);
+  ASSERT_TRUE(sg.ok() && sc.ok());
+  std::vector<float> lg, lc;
+  std::vector<int64_t> last = {L - 1};
+  ASSERT_TRUE((*gpu)->Forward(sg->get(), BatchLayout{{{0, 0, L}}}, prompt, last, &lg).ok());
+  ASSERT_TRUE((*cpu)->Forward(sc->get(), BatchLayout{{{0, 0, L}}}, prompt, last, &lc).ok());
+  float worst = 0;
+  int same = 0;
+  for (int step = 0; step < 48; ++step) {
+    worst = std::max(worst, testing::MaxAbsDiff(lg.data(), lc.data(), lc.size()));
+    const int32_t tg = engine::Argmax(lg), tc = engine::Argmax(lc);
+    if (tg != tc) {
+      EXPECT_LT(Margin(lc), 2 * kBf16Tol)
+          << GetParam() << ": greedy ids differ at step " << step << " (cpu " << tc << ", cuda "
+          << tg << ") without a near tie";
+      break;
+    }
+    ++same;
+    std::vector<int64_t> row0 = {0};
+    ASSERT_TRUE(
+        (*gpu)
+            ->Forward(sg->get(), BatchLayout{{{0, L + step, 1}}}, std::span(&tg, 1), row0, &lg)
+            .ok());
+    ASSERT_TRUE(
+        (*cpu)
+            ->Forward(sc->get(), BatchLayout{{{0, L + step, 1}}}, std::span(&tc, 1), row0, &lc)
+            .ok());
+  }
+  EXPECT_LE(worst, kBf16Tol) << GetParam();
+  std::cout << "[cuda] " << GetParam() << ": " << same
+            << "/48 greedy ids equal to the CPU backend, max |cuda - cpu| " << worst << "\n";
+}
+
+// A prompt forked into 5 slots and decoded together with different tokens equals each sequence
+// decoded alone (slots, rows and state indexing of the batched kernels).
+TEST_P(CudaFamily, BatchedDecodeEqualsSingle) {
+  const auto dir = testing::GoldenModel(GetParam());
+  LOAD_CUDA_OR_SKIP(model, dir);
+  const int64_t V = (*model)->config().vocab_size;
+  std::vector<int32_t> prompt = {1, 5, 9, 30, 7, 2, 11, 40, 3};
+  const int64_t L = static_cast<int64_t>(prompt.size());
+  constexpr int kB = 5, kSteps = 6;
+  auto batched = (*model)->NewState(kB + 1);
+  ASSERT_TRUE(batched.ok());
+  std::vector<float> logits;
+  ASSERT_TRUE(
+      (*model)->Forward(batched->get(), BatchLayout{{{kB, 0, L}}}, prompt, {}, nullptr).ok());
+  for (int b = 0; b < kB; ++b) (*batched)->CopySlot(kB, b);
+  std::vector<std::vector<float>> batched_logits;
+  for (int step = 0; step < kSteps; ++step) {
+    BatchLayout bl;
+    std::vector<int32_t> toks;
+    std::vector<int64_t> rows;
+    for (int b = 0; b < kB; ++b) {
+      bl.seqs.push_back({b, L + step, 1});
+      toks.push_back(static_cast<int32_t>((b * 37 + step * 11 + 3) % V));
+      rows.push_back(b);
+    }
+    ASSERT_TRUE((*model)->Forward(batched->get(), bl, toks, rows, &logits).ok());
+    batched_logits.push_back(logits);
+  }
+  float worst = 0;
+  for (int b = 0; b < kB; ++b) {
+    auto single = (*model)->NewState(1);
+    ASSERT_TRUE(single.ok());
+    std::vector<float> l1;
+    ASSERT_TRUE(
+        (*model)->Forward(single->get(), BatchLayout{{{0, 0, L}}}, prompt, {}, nullptr).ok());
+    for (int step = 0; step < kSteps; ++step) {
+      int32_t tok = static_cast<int32_t>((b * 37 + step * 11 + 3) % V);
+      std::vector<int64_t> row0 = {0};
+      ASSERT_TRUE((*model)
+                      ->Forward(single->get(), BatchLayout{{{0, L + step, 1}}}, std::span(&tok, 1),
+                                row0, &l1)
+                      .ok());
+      worst = std::max(worst, testing::MaxAbsDiff(l1.data(), batched_logits[step].data() + b * V,
+                                                  static_cast<size_t>(V)));
+    }
+  }
+  // Same kernels, only the GEMM's M differs (cuBLAS may pick another algorithm): f32-accumulation
+  // noise.
+  EXPECT_LE(worst, 1e-2f) << GetParam();
+  std::cout << "[cuda] " << GetParam() << ": batched vs single max diff " << worst << "\n";
+}
+
+INSTANTIATE_TEST_SUITE_P(Golden, CudaFamily,
+                         ::testing::Values("llama", "mambainllama", "llamba", "mamba", "mamba2"));
+
+}  // namespace
+}  // namespace ttc
