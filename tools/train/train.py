@@ -314,13 +314,21 @@ def evaluate(model, tok, problems, style="sal", per_problem=False):
     return hits if per_problem else sum(hits) / len(hits)
 
 
-def record(args, key, value):
+def record(args, key, value, merge=False):
+    """Read-modify-write of training_log.json under a lock (stages run as parallel processes)."""
+    import fcntl
     path = os.path.join(MODELS, "training_log.json")
-    data = json.load(open(path)) if os.path.exists(path) else {}
-    data[key] = value
-    with open(path, "w") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
+    with open(path + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = json.load(open(path)) if os.path.exists(path) else {}
+        if merge and isinstance(data.get(key), dict):
+            data[key].update(value)
+        else:
+            data[key] = value
+        with open(path + ".tmp", "w") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.replace(path + ".tmp", path)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -333,7 +341,7 @@ def kl_loss(student_logits, teacher_logits, mask, T=1.0):
     return F.kl_div(s, t, log_target=True, reduction="batchmean")
 
 
-def distill_loop(args, name, student, teacher, tok, train, held, align_steps=0, align_params=None):
+def distill_loop(args, name, student, teacher, tok, train, held, align_steps=0, align_params=None, save_to=None):
     rng = random.Random(2)
     ex = encode_examples(tok, train[:(args.steps + align_steps) * args.batch + 2000], rng)
     it = batches(ex, args.batch, rng, tok)
@@ -377,9 +385,30 @@ def distill_loop(args, name, student, teacher, tok, train, held, align_steps=0, 
         opt.step()
         if step % 25 == 0 or step == args.steps - 1:
             log(f"{name} kl step {step} loss {loss.item():.4f} elapsed {time.time() - t0:.0f}s")
+        if save_to and step and step % 50 == 0:
+            tm.save_model(student, save_to)  # a run stopped early still leaves a usable model
+            write_side_files(save_to, tok)
+            record(args, name, {"steps_done": step, "of": args.steps, "align_steps": align_steps,
+                                "batch": args.batch, "lr": args.lr, "seconds": time.time() - t0,
+                                "kl": loss.item()})
         if args.eval_every and step and step % args.eval_every == 0:
             log("greedy acc", evaluate(student, tok, held[:100]))
     return time.time() - t0, loss.item()
+
+
+def resume_student(args, name, folder, teacher, tok, train, held):
+    """Continues the KL stage from the saved student with a fresh schedule (more steps wanted)."""
+    student = tm.load_model(folder)
+    prev = json.load(open(os.path.join(MODELS, "training_log.json"))).get(name, {})
+    log("resuming", name, "from", prev)
+    secs, loss = distill_loop(args, name, student, teacher, tok, train, held, save_to=folder)
+    tm.save_model(student, folder)
+    write_side_files(folder, tok)
+    record(args, name, {"steps": args.steps, "batch": args.batch, "lr": args.lr, "seconds": secs, "final_kl": loss,
+                        "resumed_from": prev,
+                        "steps_total": args.steps + prev.get("steps_total", prev.get("steps", 0)),
+                        "seconds_total": secs + prev.get("seconds_total", prev.get("seconds", 0))})
+    log(name, "greedy acc on the 100 demo problems", evaluate(student, tok, held[:100]))
 
 
 def stage_mil(args):
@@ -393,6 +422,8 @@ def stage_mil(args):
     cfg = dict(teacher.cfg)
     cfg["_name_or_path"] = "ttc/teacher-llama"
     student = tm.Decoder("mil", cfg, mcfg)
+    if args.resume:
+        return resume_student(args, "mil", MIL, teacher, tok, train, held)
     # Initialise from the teacher (architectures.md 3.2): everything but the Mamba mixers is copied; in Mamba
     # layers C <- q_proj, B <- k_proj, x <- v_proj, out <- o_proj.
     tp = teacher.param_map()
@@ -410,7 +441,7 @@ def stage_mil(args):
             sp[pre_s + "in_proj_x.weight"].copy_(tp[pre_t + "v_proj.weight"])
             sp[pre_s + "out_proj.weight"].copy_(tp[pre_t + "o_proj.weight"])
     log("mil params", sum(p.numel() for p in student.parameters()))
-    secs, loss = distill_loop(args, "mil", student, teacher, tok, train, held)
+    secs, loss = distill_loop(args, "mil", student, teacher, tok, train, held, save_to=MIL)
     tm.save_model(student, MIL)
     write_side_files(MIL, tok)
     record(args, "mil", {"steps": args.steps, "batch": args.batch, "lr": args.lr, "seconds": secs, "final_kl": loss})
@@ -428,6 +459,8 @@ def stage_llamba(args):
            "ssm_cfg": {"d_state": 16, "n_v_heads": HEADS, "n_qk_heads": HEADS, "expand": 1, "chunk_size": 128,
                        "activation": "identity", "bias": False}}
     student = tm.Decoder("llamba", cfg)
+    if args.resume:
+        return resume_student(args, "llamba", LLAMBA, teacher, tok, train, held)
     # Embedding, norms and MLPs come from the teacher; mixers start fresh and are first aligned layer by layer.
     with torch.no_grad():
         student.embed.weight.copy_(teacher.embed.weight)
@@ -456,7 +489,7 @@ def stage_llamba(args):
     align_params = [p for l in student.layers for p in l.mixer.parameters()]
     log("llamba params", sum(p.numel() for p in student.parameters()))
     secs, loss = distill_loop(args, "llamba", student, teacher, tok, train, held, align_steps=args.align_steps,
-                              align_params=align_params)
+                              align_params=align_params, save_to=LLAMBA)
     tm.save_model(student, LLAMBA)
     write_side_files(LLAMBA, tok)
     record(args, "llamba", {"align_steps": args.align_steps, "steps": args.steps, "batch": args.batch,
@@ -596,6 +629,8 @@ def stage_finish(args):
     _, held = load_splits(args)
     results = {}
     for folder in (TEACHER, MIL, LLAMBA, PRM):
+        if args.only and os.path.basename(folder) not in args.only.split(","):
+            continue
         m = tm.load_model(folder)
         m.eval()
         name = os.path.basename(folder)
@@ -620,7 +655,7 @@ def stage_finish(args):
             entry["greedy_acc_demo100_plain"] = evaluate(m, tok, held[:100], "plain")
         results[name] = entry
         log(name, entry)
-    record(args, "finish", results)
+        record(args, "finish", {name: entry}, merge=True)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -718,13 +753,13 @@ the Llama MLP. Cartesia's format: `config.json` with `model_type` "llamba", tens
 A tiny process reward model in the RLHFlow Llama3.1-8B-PRM protocol (evaluation.md §6): a plain
 `LlamaForCausalLM` used as a generative classifier. The conversation is user `Q + " " + step_1`, assistant `+`,
 user `step_2`, assistant `+`, …, rendered with this folder's `tokenizer_config.json` template (plain Llama 3.0, no
-system block). The score of step k is `sigmoid(logit[+] − logit[−])` at the `"\n\n"` token that ends the k-th
+system block). The score of step k is `sigmoid(logit[+] − logit[−])` at the `"\\n\\n"` token that ends the k-th
 `<|start_header_id|>assistant<|end_header_id|>` header; `+` = {pr.get('plus_id')}, `-` = {pr.get('minus_id')}
 (one byte token each, the same ids as in Llama 3). Same architecture and tokenizer as `teacher-llama`.
 
 - Size: {fin.get('prm-llama', {}).get('params', '?'):,} parameters, float32.
 - Data: the teacher sampled {pr.get('samples_per_problem')} solutions at temperature {pr.get('sampling_temperature')}
-  for each of {pr.get('problems')} training problems ({pr.get('samples')} samples). Steps are split on `"\n\n"`; a
+  for each of {pr.get('problems')} training problems ({pr.get('samples')} samples). Steps are split on `"\\n\\n"`; a
   step is `+` when it and every earlier step equal the reference solution's steps (the task's solution format is
   deterministic, so a deviation is an arithmetic or copying error), the last step also needs the gold answer.
   Fraction of `+` steps: {pr.get('plus_fraction', float('nan')):.2f}; samples with a correct final step:
@@ -738,6 +773,14 @@ system block). The score of step k is `sigmoid(logit[+] − logit[−])` at the 
 {golden_lines('prm-llama')}- Rerun: `{rerun.format(stage='prm')}`
 """,
     }
+    for folder, stage in ((MIL, "mil"), (LLAMBA, "llamba")):
+        a = fin.get(os.path.basename(folder), {}).get("greedy_acc_heldout_sal")
+        if a is not None and teacher_acc and a < 0.7 * teacher_acc:
+            cards[folder] += (f"- **Status: undertrained.** {a:.0%} is below issue 10's bar (at least 70% of the "
+                              f"teacher's {teacher_acc:.0%}). The KL was still falling when the CPU budget of the "
+                              f"session ran out; continue with `python3 tools/train/train.py {stage} --resume "
+                              f"--steps 1000 --threads 1`, then `train.py finish --only {os.path.basename(folder)}` "
+                              f"and `train.py cards`.\n")
     for folder, text in cards.items():
         with open(os.path.join(folder, "README.md"), "w") as f:
             f.write(text)
@@ -751,21 +794,25 @@ def main():
     ap.add_argument("--ttc", default=os.path.join(REPO, "build", "ttc"))
     ap.add_argument("--train-count", type=int, default=60000)
     ap.add_argument("--steps", type=int, default=None)
-    ap.add_argument("--align-steps", type=int, default=300)
-    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--align-steps", type=int, default=60)
+    ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--eval-every", type=int, default=0)
     ap.add_argument("--resume", action="store_true", help="teacher: continue from the saved model")
+    ap.add_argument("--only", default="", help="finish: comma-separated model folder names")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--prm-problems", type=int, default=600)
-    ap.add_argument("--eval-count", type=int, default=400, help="held-out problems for the final accuracies")
+    ap.add_argument("--prm-problems", type=int, default=250)
+    ap.add_argument("--eval-count", type=int, default=100, help="held-out problems for the final accuracies")
     ap.add_argument("--prm-samples", type=int, default=8)
     ap.add_argument("--prm-temperature", type=float, default=1.0)
     args = ap.parse_args()
-    defaults = {"teacher": (700, 3e-3), "mil": (800, 1e-3), "llamba": (1200, 2e-3), "prm": (600, 5e-4)}
-    st, lr = defaults.get(args.stage, (0, 1e-3))
+    # The settings the committed models were trained with (so the plain commands of README.md reproduce them).
+    defaults = {"teacher": (700, 3e-3, 32), "mil": (200, 1.5e-3, 12), "llamba": (250, 2e-3, 12),
+                "prm": (150, 5e-4, 16)}
+    st, lr, batch = defaults.get(args.stage, (0, 1e-3, 32))
     args.steps = st if args.steps is None else args.steps
     args.lr = lr if args.lr is None else args.lr
+    args.batch = batch if args.batch is None else args.batch
     torch.set_num_threads(args.threads)
     {"data": stage_data, "tokenizer": stage_tokenizer, "teacher": stage_teacher, "mil": stage_mil,
      "llamba": stage_llamba, "prm": stage_prm, "finish": stage_finish, "cards": stage_cards}[args.stage](args)
