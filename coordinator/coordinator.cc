@@ -64,6 +64,7 @@ struct ExperimentInfo {
   std::vector<store::Model> models;
   std::deque<std::pair<Clock::time_point, int64_t>>
       recent;  // samples landed per batch, for throughput
+  std::unordered_map<std::string, std::optional<bool>> verdicts;  // "problem\x1fanswer" -> correct
 };
 
 struct PendingSample {
@@ -955,10 +956,21 @@ Status Coordinator::Impl::FlushResults() {
       auto info = Experiment(unit.experiment_id);
       int pi = p.sample.problem_index;
       if (info.ok() && pi >= 0 && pi < static_cast<int>((*info)->problems.size())) {
-        SampleGrade g = GradeCompletion((*info)->grid, (*info)->tasks[pi], p.sample.text,
-                                        (*info)->problems[pi].gold_answer);
-        p.sample.extracted_answer = g.extracted_answer;
-        p.sample.correct = g.correct;
+        ExperimentInfo& e = **info;
+        p.sample.extracted_answer = ExtractCompletionAnswer(e.tasks[pi], p.sample.text);
+        // Many samples of a problem give the same answer: the equivalence verdict is computed once
+        // per pair.
+        std::string key = std::to_string(pi) + '\x1f' + p.sample.extracted_answer;
+        auto v = e.verdicts.find(key);
+        if (v == e.verdicts.end()) {
+          if (e.verdicts.size() > 1000000) e.verdicts.clear();
+          v = e.verdicts
+                  .emplace(std::move(key),
+                           AnswerCorrect(e.grid, e.tasks[pi], p.sample.extracted_answer,
+                                         e.problems[pi].gold_answer))
+                  .first;
+        }
+        p.sample.correct = v->second;
       }
       batch.push_back(p.sample);
       origin.push_back(i);

@@ -23,15 +23,24 @@ Result<std::vector<protocol::ChatMessage>> BuildMessages(const experiments::Grid
   return out;
 }
 
+std::string ExtractCompletionAnswer(experiments::Task task, const std::string& completion) {
+  return experiments::ExtractAnswer(completion, task);
+}
+
+std::optional<bool> AnswerCorrect(const experiments::GridSpec& grid, experiments::Task task,
+                                  const std::string& answer, const std::string& gold) {
+  if (gold.empty()) return std::nullopt;  // nothing to compare with: left ungraded
+  if (answer.empty()) return false;
+  auto mode = experiments::ParseGraderMode(grid.grader);
+  return experiments::AnswersEquivalent(gold, answer, task,
+                                        mode.ok() ? *mode : experiments::GraderMode::kSal);
+}
+
 SampleGrade GradeCompletion(const experiments::GridSpec& grid, experiments::Task task,
                             const std::string& completion, const std::string& gold) {
   SampleGrade g;
-  g.extracted_answer = experiments::ExtractAnswer(completion, task);
-  if (gold.empty()) return g;  // nothing to compare with: left ungraded
-  auto mode = experiments::ParseGraderMode(grid.grader);
-  g.correct = !g.extracted_answer.empty() &&
-              experiments::AnswersEquivalent(gold, g.extracted_answer, task,
-                                             mode.ok() ? *mode : experiments::GraderMode::kSal);
+  g.extracted_answer = ExtractCompletionAnswer(task, completion);
+  g.correct = AnswerCorrect(grid, task, g.extracted_answer, gold);
   return g;
 }
 

@@ -33,6 +33,12 @@ struct SampleGrade {
   std::optional<bool> correct;  // nullopt: not gradable (no gold answer)
 };
 
+// The answer extracted from a completion (empty when none), and whether it is equivalent to `gold`
+// (nullopt when there is no gold answer). GradeCompletion = both.
+std::string ExtractCompletionAnswer(experiments::Task task, const std::string& completion);
+std::optional<bool> AnswerCorrect(const experiments::GridSpec& grid, experiments::Task task,
+                                  const std::string& answer, const std::string& gold);
+
 // Extracts the answer of `completion` and compares it with `gold` (grid.grader: sal | strict).
 SampleGrade GradeCompletion(const experiments::GridSpec& grid, experiments::Task task,
                             const std::string& completion, const std::string& gold);
