@@ -531,6 +531,24 @@ Status Model::Forward(StateCache* state, const BatchLayout& batch, std::span<con
   return Status::Ok();
 }
 
+Status AttachTokenizer(Model& model, const std::filesystem::path& dir, const ModelOptions& options) {
+  std::error_code ec;
+  if (!options.load_tokenizer || !std::filesystem::exists(dir / "tokenizer.json", ec)) {
+    return Status::Ok();
+  }
+  auto tok = Tokenizer::Load(dir / "tokenizer.json");
+  if (!tok.ok()) return tok.status().WithContext(dir.string());
+  model.tokenizer_ = std::make_unique<Tokenizer>(std::move(tok).value());
+  // Without stop ids in the config, fall back to the tokenizer's end-of-text / end-of-turn tokens.
+  if (model.config_.stop_ids.empty()) {
+    for (const char* name : {"<|end_of_text|>", "<|eot_id|>"}) {
+      auto id = model.tokenizer_->TokenToId(name);
+      if (id && *id < model.config_.vocab_size) model.config_.stop_ids.push_back(*id);
+    }
+  }
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<Model>> LoadModel(const std::filesystem::path& dir,
                                          const ModelOptions& options) {
   TTC_ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(dir));
@@ -545,20 +563,7 @@ Result<std::unique_ptr<Model>> LoadModel(const std::filesystem::path& dir,
   model->backend_ = std::move(backend);
   ModelBuilder builder(model.get(), &src);
   TTC_RETURN_IF_ERROR(builder.Build());
-  std::error_code ec;
-  if (options.load_tokenizer && std::filesystem::exists(dir / "tokenizer.json", ec)) {
-    auto tok = Tokenizer::Load(dir / "tokenizer.json");
-    if (!tok.ok()) return tok.status().WithContext(dir.string());
-    model->tokenizer_ = std::make_unique<Tokenizer>(std::move(tok).value());
-    // Without stop ids in the config, fall back to the tokenizer's end-of-turn tokens when it has
-    // them.
-    if (model->config_.stop_ids.empty()) {
-      for (const char* name : {"<|end_of_text|>", "<|eot_id|>"}) {
-        auto id = model->tokenizer_->TokenToId(name);
-        if (id && *id < config.vocab_size) model->config_.stop_ids.push_back(*id);
-      }
-    }
-  }
+  TTC_RETURN_IF_ERROR(AttachTokenizer(*model, dir, options));
   return model;
 }
 
@@ -575,6 +580,15 @@ Result<std::unique_ptr<Model>> RandomModel(const ModelConfig& config_in, uint64_
   model->backend_ = std::move(backend);
   ModelBuilder builder(model.get(), &src);
   TTC_RETURN_IF_ERROR(builder.Build());
+  return model;
+}
+
+Result<std::unique_ptr<Model>> RandomModelFromDir(const std::filesystem::path& dir, uint64_t seed,
+                                                  const ModelOptions& options) {
+  TTC_ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(dir));
+  TTC_ASSIGN_OR_RETURN(auto model, RandomModel(config, seed, options));
+  model->dir_ = dir;
+  TTC_RETURN_IF_ERROR(AttachTokenizer(*model, dir, options));
   return model;
 }
 

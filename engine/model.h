@@ -68,6 +68,9 @@ class Model {
                                                   const ModelOptions&);
   friend Result<std::unique_ptr<Model>> RandomModel(const ModelConfig&, uint64_t,
                                                     const ModelOptions&);
+  friend Result<std::unique_ptr<Model>> RandomModelFromDir(const std::filesystem::path&, uint64_t,
+                                                           const ModelOptions&);
+  friend Status AttachTokenizer(Model&, const std::filesystem::path&, const ModelOptions&);
   Model() = default;
 
   struct Layer;
@@ -90,5 +93,15 @@ Result<std::unique_ptr<Model>> LoadModel(const std::filesystem::path& dir,
 // a seed).
 Result<std::unique_ptr<Model>> RandomModel(const ModelConfig& config, uint64_t seed,
                                            const ModelOptions& options = {});
+
+// dir's configuration (and tokenizer.json when present) with random weights instead of the folder's
+// safetensors: real shapes without real weights (e.g. a folder holding only a Llama-3.2-1B
+// config.json and the Llama 3 tokenizer.json).
+Result<std::unique_ptr<Model>> RandomModelFromDir(const std::filesystem::path& dir, uint64_t seed,
+                                                  const ModelOptions& options = {});
+
+// Loads dir/tokenizer.json into the model when present (and options.load_tokenizer); when the
+// config has no stop ids, <|end_of_text|> and <|eot_id|> become the stop ids.
+Status AttachTokenizer(Model& model, const std::filesystem::path& dir, const ModelOptions& options);
 
 }  // namespace ttc::engine

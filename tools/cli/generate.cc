@@ -128,9 +128,7 @@ int RunGenerate(const GenerateArgs& a) {
 
   std::unique_ptr<engine::Model> model;
   if (a.random_weights >= 0) {
-    auto config = engine::LoadModelConfig(a.model);
-    if (!config.ok()) return Fail(config.status());
-    auto m = engine::RandomModel(*config, static_cast<uint64_t>(a.random_weights), opts);
+    auto m = engine::RandomModelFromDir(a.model, static_cast<uint64_t>(a.random_weights), opts);
     if (!m.ok()) return Fail(m.status());
     model = std::move(m).value();
   } else {
