@@ -156,7 +156,7 @@ __global__ void RopeAppendKernel(const float* qkv, const DevRow* info, const flo
 }
 
 constexpr int kMaxGroup = 8;
-constexpr int kAttnWarps = 4;
+constexpr int kAttnWarps = 8;
 
 // One block per (row, KV head). Each warp walks a strided subset of the positions with an online
 // softmax for the group's query heads (lanes split head_dim); the warps' partial results are merged
@@ -191,6 +191,8 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
   const uint16_t* kb = kcache[ri.slot] + kvh * hd;
   const uint16_t* vb = vcache[ri.slot] + kvh * hd;
   const int ctx = ri.pos + 1;
+  // Unrolled so the loads of the next positions are in flight while this one reduces.
+#pragma unroll 2
   for (int p = warp; p < ctx; p += kAttnWarps) {
     float kv[EPL], vv[EPL];
 #pragma unroll
