@@ -688,9 +688,19 @@ def stage_cards(args):
                 f"prefill logits, 16 greedy decode steps through the incremental path (KV cache / conv+SSM state); "
                 f"incremental vs full forward agree to {e.get('incremental_vs_full_max_abs', float('nan')):.1e}.\n")
 
+    def totals(e):
+        # A resumed run records its own steps and time; the card reports the totals and the last lr/batch.
+        e = dict(e)
+        if "steps_total" in e:
+            prev = e.get("resumed_from", {})
+            e["steps_note"] = f"{prev.get('steps', '?')} + {e['steps']} (resumed)"
+            e["steps"], e["seconds"] = e["steps_total"], e["seconds_total"]
+            e["align_steps"] = prev.get("align_steps", e.get("align_steps"))
+        return e
+
     t = logd.get("teacher", {})
-    m = logd.get("mil", {})
-    lb = logd.get("llamba", {})
+    m = totals(logd.get("mil", {}))
+    lb = totals(logd.get("llamba", {}))
     pr = logd.get("prm", {})
     teacher_acc = fin.get("teacher-llama", {}).get("greedy_acc_heldout_sal")
 
@@ -727,7 +737,7 @@ out_proj}}`), `config.json` is the teacher's Llama config.
   `C_proj ← q_proj`, `B_proj ← k_proj`, `in_proj_x ← v_proj`, `out_proj ← o_proj`; A_log = log(1..16),
   D = 1, dt bias so that softplus(2·b) ∈ [0.001, 0.1] (the bias is applied twice, as in the reference).
 - Training: token-level KL(teacher ‖ student) on the assistant tokens of the teacher's training prompts, AdamW
-  lr {m.get('lr')}, batch {m.get('batch')}, {m.get('steps')} steps, {m.get('seconds', 0) / 60:.0f} min wall,
+  lr {m.get('lr')}, batch {m.get('batch')}, {m.get('steps_note', m.get('steps'))} steps, {m.get('seconds', 0) / 60:.0f} min wall,
   final KL {m.get('final_kl', float('nan')):.4f}. {common_data}
 {acc_lines('student-mambainllama').rstrip()}{rel('student-mambainllama')}
 {golden_lines('student-mambainllama')}- Rerun: `{rerun.format(stage='mil')}`
@@ -743,7 +753,7 @@ the Llama MLP. Cartesia's format: `config.json` with `model_type` "llamba", tens
   repeated), `out_proj` from `o_proj`; the rest fresh.
 - Training: stage 1, hidden-state alignment: {lb.get('align_steps')} steps in which each mixer, fed the teacher's
   block input, regresses the teacher's attention output (relative MSE); stage 2, token-level KL to the teacher:
-  {lb.get('steps')} steps, AdamW lr {lb.get('lr')}, batch {lb.get('batch')}; {lb.get('seconds', 0) / 60:.0f} min wall
+  {lb.get('steps_note', lb.get('steps'))} steps, AdamW lr {lb.get('lr')}, batch {lb.get('batch')}; {lb.get('seconds', 0) / 60:.0f} min wall
   in all, final KL {lb.get('final_kl', float('nan')):.4f}. {common_data}
 {acc_lines('student-llamba').rstrip()}{rel('student-llamba')}
 {golden_lines('student-llamba')}- Rerun: `{rerun.format(stage='llamba')}`
