@@ -1,1 +1,0 @@
-// Module reports: see its headers.
