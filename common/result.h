@@ -103,7 +103,8 @@ class [[nodiscard]] Result {
     assert(ok());
     return std::get<T>(v_);
   }
-  T&& value() && {
+  // By value, so `for (auto x : F().value())` does not iterate a destroyed temporary.
+  T value() && {
     assert(ok());
     return std::get<T>(std::move(v_));
   }
