@@ -1,1 +1,0 @@
-// Module coordinator: see its headers.

@@ -1,1 +1,0 @@
-// Module engine: see its headers.

@@ -1,1 +1,0 @@
-// Module experiments: see its headers.

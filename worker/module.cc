@@ -1,1 +1,0 @@
-// Module worker: see its headers.
