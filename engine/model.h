@@ -31,7 +31,7 @@ struct ModelOptions {
   // RoPE variant of attention layers: unset = the config's (llama3 for Llama 3.x and MambaInLlama's
   // training-path attention). kPlain reproduces MambaInLlama's mamba_ssm generation wrapper
   // (architectures.md §3.4).
-  std::optional<RopeType> rope_override;
+  std::optional<RopeType> rope_override{};
   bool load_tokenizer = true;  // read tokenizer.json from the model folder when present
 };
 
