@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
-#include <unordered_map>
 
 namespace ttc::reports {
 namespace {
@@ -16,10 +15,10 @@ uint64_t SplitMix64(uint64_t& state) {
   return z ^ (z >> 31);
 }
 
-// Fills `out` with a uniformly random k-subset of [0, n), sorted ascending (partial Fisher-Yates).
+// Fills `out` with a uniformly random k-subset of [0, n), sorted ascending: a partial Fisher-Yates shuffle over
+// `perm`, which must hold a permutation of [0, n). Any permutation works as a start, so callers reuse `perm`
+// across subsets instead of resetting it (O(k) per subset, not O(n)).
 void RandomSubset(int n, int k, uint64_t& state, std::vector<int>& perm, std::vector<int>& out) {
-  perm.resize(n);
-  std::iota(perm.begin(), perm.end(), 0);
   for (int i = 0; i < k; ++i) {
     uint64_t r = SplitMix64(state);
     int j = i + static_cast<int>(r % static_cast<uint64_t>(n - i));
@@ -30,24 +29,33 @@ void RandomSubset(int n, int k, uint64_t& state, std::vector<int>& perm, std::ve
 }
 
 bool SelectByGroupTotals(const ProblemRun& run, std::span<const int> subset, bool weighted) {
-  // Totals per class in first-appearance order; the first class reaching the maximum wins.
-  std::vector<std::pair<int, int>> order;  // (group, first member index)
-  std::unordered_map<int, size_t> slot;
-  std::vector<double> total;
+  // Totals per class in first-appearance order; the first class reaching the maximum wins. Class ids are small
+  // (numbered by first appearance over the run), so a reused dense table replaces a hash map.
+  thread_local std::vector<double> total;
+  thread_local std::vector<int> first;  // first member (in subset order) per class, -1 = not seen
+  thread_local std::vector<int> seen;   // classes in first-appearance order
+  seen.clear();
   for (int i : subset) {
-    auto [it, inserted] = slot.try_emplace(run.group[i], order.size());
-    if (inserted) {
-      order.emplace_back(run.group[i], i);
-      total.push_back(0.0);
+    const int g = run.group[i];
+    if (g >= static_cast<int>(first.size())) {
+      first.resize(g + 1, -1);
+      total.resize(g + 1, 0.0);
     }
-    total[it->second] += weighted ? run.score[i] : 1.0;
+    if (first[g] < 0) {
+      first[g] = i;
+      total[g] = 0.0;
+      seen.push_back(g);
+    }
+    total[g] += weighted ? run.score[i] : 1.0;
   }
-  if (order.empty()) return false;
-  size_t best = 0;
-  for (size_t g = 1; g < order.size(); ++g) {
+  if (seen.empty()) return false;
+  int best = seen[0];
+  for (int g : seen) {
     if (total[g] > total[best]) best = g;
   }
-  return run.correct[order[best].second] != 0;
+  const bool correct = run.correct[first[best]] != 0;
+  for (int g : seen) first[g] = -1;
+  return correct;
 }
 
 }  // namespace
@@ -155,7 +163,8 @@ std::optional<double> ProblemValue(const ProblemRun& run, Metric metric, Estimat
       }
       uint64_t state = options.seed ^ (static_cast<uint64_t>(run.problem_index) * 0x9E3779B97F4A7C15ULL) ^
                        (static_cast<uint64_t>(k) << 40);
-      std::vector<int> perm, subset;
+      std::vector<int> perm(n), subset;
+      std::iota(perm.begin(), perm.end(), 0);
       int hits = 0;
       const int r = std::max(1, options.random_subsets);
       for (int t = 0; t < r; ++t) {
