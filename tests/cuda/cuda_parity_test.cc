@@ -89,8 +89,9 @@ TEST_P(CudaFamily, GoldenLogitsAndGreedyChain) {
         testing::MaxAbsDiff(logits.data(), decode_ref->data() + i * V, static_cast<size_t>(V));
     decode_diff = std::max(decode_diff, d);
     EXPECT_LE(d, kBf16Tol) << GetParam() << " decode step " << i;
-    if (i + 1 < ids.size())
+    if (i + 1 < ids.size()) {
       EXPECT_EQ(engine::Argmax(logits), ids[i + 1]) << GetParam() << " step " << i;
+    }
   }
   std::cout << "[cuda] " << GetParam() << ": max |prefill - golden| " << prefill_diff
             << ", max |decode - golden| " << decode_diff << " (bound " << kBf16Tol << ")\n";

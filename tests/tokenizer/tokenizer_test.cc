@@ -168,7 +168,7 @@ TEST_F(Llama3Test, InvalidUtf8EncodesLosslessly) {
 // Streaming: every prefix emitted is valid UTF-8 and the total equals Decode(), on emoji, CJK,
 // broken bytes.
 TEST_F(Llama3Test, StreamDecoderNeverSplitsACharacter) {
-  for (const std::string text :
+  for (const std::string& text :
        {std::string("👨‍👩‍👧‍👦 family, 数学题：求x的值。 é à́ 𝟘𝟙"),
         std::string("x\xF0\x9F y \xC3", 7), std::string("plain ascii <|eot_id|> end")}) {
     auto ids = Enc(text);
