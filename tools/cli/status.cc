@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "coordinator/client.h"
+#include "tools/cli/client_options.h"
 #include "tools/cli/command.h"
 
 namespace ttc::cli {
@@ -51,13 +52,7 @@ void RegisterStatus(CLI::App& app, CommandTable& table) {
   sub->add_option("--interval", *interval, "Seconds between refreshes with --watch")
       ->capture_default_str();
   sub->add_flag("--json", *json, "Print JSON");
-  sub->add_option("--coordinator", client->endpoint,
-                  "Coordinator endpoint (default $TTC_COORDINATOR or tcp://127.0.0.1:5555)");
-  sub->add_option("--curve-keys", client->curve_keys, "This client's CURVE key pair file");
-  sub->add_option("--server-key", client->server_key,
-                  "The coordinator's CURVE public key (Z85 or file)");
-  sub->add_option("--timeout-ms", client->timeout_ms, "Reply timeout per try")
-      ->capture_default_str();
+  AddClientOptions(sub, *client);
 }
 
 }  // namespace
