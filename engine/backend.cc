@@ -1,5 +1,10 @@
 #include "engine/backend.h"
 
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
 #include "engine/cpu/cpu_backend.h"
 
 namespace ttc::engine {
@@ -14,6 +19,25 @@ int64_t BatchLayout::row_offset(size_t seq) const {
   int64_t n = 0;
   for (size_t i = 0; i < seq && i < seqs.size(); ++i) n += seqs[i].num_tokens;
   return n;
+}
+
+void Backend::SampleRows(const Activation& logits, const SamplingParams& params,
+                         std::span<const SampleKey> keys, std::span<int32_t> out) {
+  const int64_t rows = logits.rows(), V = logits.cols();
+  const int64_t draws = static_cast<int64_t>(keys.size());
+  const int64_t per_row = std::max<int64_t>(1, draws / std::max<int64_t>(1, rows));
+  std::vector<float> host(static_cast<size_t>(rows * V));
+  CopyToHost(logits, host);
+  const int threads = draws >= 4 ? std::max(1, omp_get_max_threads()) : 1;
+  std::vector<SamplerScratch> scratch(static_cast<size_t>(threads));
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (int64_t i = 0; i < draws; ++i) {
+    const SampleKey& k = keys[static_cast<size_t>(i)];
+    const int64_t r = i / per_row;
+    out[static_cast<size_t>(i)] =
+        SampleToken(std::span(host.data() + r * V, static_cast<size_t>(V)), params, k.seed,
+                    k.sample_index, k.step, &scratch[static_cast<size_t>(omp_get_thread_num())]);
+  }
 }
 
 Result<std::unique_ptr<Backend>> CreateBackend(const BackendOptions& options) {

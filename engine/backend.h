@@ -31,6 +31,7 @@
 
 #include "common/result.h"
 #include "engine/config.h"
+#include "engine/sampler.h"
 
 namespace ttc::engine {
 
@@ -193,6 +194,14 @@ class Backend {
 
   // Copies an activation to host memory (out.size() == rows*cols, row-major float32).
   virtual void CopyToHost(const Activation& x, std::span<float> out) = 0;
+
+  // Draws keys.size() tokens from the rows of `logits` ([rows, vocab]) under the contract of
+  // SampleToken (engine/sampler.h): draw i uses row i / (keys.size() / rows) and the RNG keyed by
+  // keys[i] (so one prompt row can feed all its samples' first draws). keys.size() is a multiple of
+  // rows; out.size() == keys.size(). The default copies the rows to the host and runs SampleToken;
+  // a device backend overrides it so that only the token ids cross to the host.
+  virtual void SampleRows(const Activation& logits, const SamplingParams& params,
+                          std::span<const SampleKey> keys, std::span<int32_t> out);
 };
 
 enum class BackendKind { kCpu, kCuda };

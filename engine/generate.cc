@@ -1,7 +1,5 @@
 #include "engine/generate.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <chrono>
 #include <unordered_set>
@@ -86,12 +84,11 @@ Result<GenerateResult> Generate(Model& model, const GenerateRequest& req) {
     return true;
   };
 
-  const int threads = std::max(1, omp_get_max_threads());
-  std::vector<SamplerScratch> scratch(static_cast<size_t>(threads));
-  std::vector<float> logits;
-  SamplerScratch& main_scratch = scratch[0];
+  std::vector<SampleKey> keys;
+  std::vector<int32_t> sampled;
 
-  // Prefill each prompt once into its first sample's slot, then fork.
+  // Prefill each prompt once into its first sample's slot, fork, and draw every sample's first
+  // token from the one prompt row.
   size_t next = 0;
   for (size_t p = 0; p < req.prompts.size(); ++p) {
     const auto& pr = req.prompts[p];
@@ -100,9 +97,15 @@ Result<GenerateResult> Generate(Model& model, const GenerateRequest& req) {
     const int64_t L = static_cast<int64_t>(pr.prompt_ids.size());
     BatchLayout batch{{{first_slot, 0, L}}};
     const int64_t last_row = L - 1;
-    TTC_RETURN_IF_ERROR(
-        model.Forward(state.get(), batch, pr.prompt_ids, std::span(&last_row, 1), &logits));
+    keys.resize(static_cast<size_t>(pr.num_samples));
+    sampled.resize(keys.size());
+    for (int i = 0; i < pr.num_samples; ++i)
+      keys[static_cast<size_t>(i)] = {pr.seed, static_cast<uint64_t>(pr.first_sample_index + i), 0};
+    TTC_RETURN_IF_ERROR(model.ForwardSample(state.get(), batch, pr.prompt_ids,
+                                            std::span(&last_row, 1), req.sampling, keys, sampled));
     for (int i = 1; i < pr.num_samples; ++i) state->CopySlot(first_slot, first_slot + i);
+    if (req.on_step && !req.on_step(pr.num_samples))
+      return Unavailable("generate: cancelled after the prefill of prompt {}", p);
     const double prefill_s = Seconds(t0, Clock::now());
     result.timings.prefill_s += prefill_s;
     for (int i = 0; i < pr.num_samples; ++i) {
@@ -111,8 +114,7 @@ Result<GenerateResult> Generate(Model& model, const GenerateRequest& req) {
       s.sample_index = pr.first_sample_index + i;
       s.prompt_tokens = L;
       s.prefill_s = prefill_s;
-      const int32_t token = SampleToken(logits, req.sampling, pr.seed,
-                                        static_cast<uint64_t>(s.sample_index), 0, &main_scratch);
+      const int32_t token = sampled[static_cast<size_t>(i)];
       if (accept(s, token)) live.push_back({next, first_slot + i, token, L, pr.seed});
       ++next;
     }
@@ -122,7 +124,6 @@ Result<GenerateResult> Generate(Model& model, const GenerateRequest& req) {
   const auto decode_start = Clock::now();
   std::vector<int32_t> tokens;
   std::vector<int64_t> rows;
-  std::vector<int32_t> sampled;
   while (!live.empty()) {
     const auto t0 = Clock::now();
     const int64_t B = static_cast<int64_t>(live.size());
@@ -135,19 +136,15 @@ Result<GenerateResult> Generate(Model& model, const GenerateRequest& req) {
       tokens[i] = live[i].last_token;
       rows[i] = static_cast<int64_t>(i);
     }
-    TTC_RETURN_IF_ERROR(model.Forward(state.get(), batch, tokens, rows, &logits));
-    sampled.resize(live.size());
-#pragma omp parallel for schedule(static) num_threads(B >= 4 ? threads : 1)
-    for (int64_t i = 0; i < B; ++i) {
-      const Live& l = live[static_cast<size_t>(i)];
-      const SampleResult& s = result.samples[l.result];
-      const uint64_t step =
-          s.tokens.size();  // tokens drawn so far (the stop token is never followed)
-      sampled[static_cast<size_t>(i)] =
-          SampleToken(std::span(logits.data() + i * V, static_cast<size_t>(V)), req.sampling,
-                      l.seed, static_cast<uint64_t>(s.sample_index), step,
-                      &scratch[static_cast<size_t>(omp_get_thread_num())]);
+    keys.resize(live.size());
+    for (size_t i = 0; i < live.size(); ++i) {
+      const SampleResult& s = result.samples[live[i].result];
+      // The step is the number of tokens drawn so far (a stop token is never followed).
+      keys[i] = {live[i].seed, static_cast<uint64_t>(s.sample_index), s.tokens.size()};
     }
+    sampled.resize(live.size());
+    TTC_RETURN_IF_ERROR(
+        model.ForwardSample(state.get(), batch, tokens, rows, req.sampling, keys, sampled));
     std::vector<Live> still;
     still.reserve(live.size());
     const double decode_so_far = Seconds(decode_start, Clock::now());
@@ -162,6 +159,9 @@ Result<GenerateResult> Generate(Model& model, const GenerateRequest& req) {
       }
     }
     live.swap(still);
+    if (req.on_step && !req.on_step(B)) {
+      return Unavailable("generate: cancelled after {} decode steps", result.timings.steps + 1);
+    }
     result.timings.steps += 1;
     result.timings.live_batch.push_back(static_cast<int>(B));
     result.timings.step_s.push_back(Seconds(t0, Clock::now()));

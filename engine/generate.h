@@ -61,6 +61,11 @@ struct GenerateRequest {
   // Invoked as each sample finishes (in finishing order); the same object is also returned in the
   // result.
   std::function<void(const SampleResult&)> on_sample_done;
+  // Invoked after every prefill (with the prompt's number of first draws) and every decode step
+  // (with the live rows, one token each): progress as it happens, not only per finished sample.
+  // Returning false stops generation: Generate returns kUnavailable ("cancelled"); samples that
+  // finished before were already reported through on_sample_done.
+  std::function<bool(int64_t tokens_drawn)> on_step;
 };
 
 struct GenerateResult {

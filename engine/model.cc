@@ -418,6 +418,33 @@ Result<std::unique_ptr<StateCache>> Model::NewState(int num_slots) {
 
 Status Model::Forward(StateCache* state, const BatchLayout& batch, std::span<const int32_t> tokens,
                       std::span<const int64_t> logit_rows, std::vector<float>* logits) {
+  TTC_RETURN_IF_ERROR(ForwardLogits(state, batch, tokens, logit_rows));
+  if (logits == nullptr) return Status::Ok();
+  logits->resize(logit_rows.size() * static_cast<size_t>(config_.vocab_size));
+  if (logits_) backend_->CopyToHost(*logits_, *logits);
+  return Status::Ok();
+}
+
+Status Model::ForwardSample(StateCache* state, const BatchLayout& batch,
+                            std::span<const int32_t> tokens, std::span<const int64_t> logit_rows,
+                            const SamplingParams& params, std::span<const SampleKey> keys,
+                            std::span<int32_t> out) {
+  if (logit_rows.empty() || keys.empty() || keys.size() % logit_rows.size() != 0 ||
+      out.size() != keys.size()) {
+    return InvalidArgument(
+        "forward: {} logit rows, {} sampling keys and {} outputs (keys must be a non-zero multiple "
+        "of the rows, one output per key)",
+        logit_rows.size(), keys.size(), out.size());
+  }
+  TTC_RETURN_IF_ERROR(ValidateSamplingParams(params));
+  TTC_RETURN_IF_ERROR(ForwardLogits(state, batch, tokens, logit_rows));
+  backend_->SampleRows(*logits_, params, keys, out);
+  return Status::Ok();
+}
+
+Status Model::ForwardLogits(StateCache* state, const BatchLayout& batch,
+                            std::span<const int32_t> tokens, std::span<const int64_t> logit_rows) {
+  logits_.reset();
   const int64_t M = batch.total_rows();
   const int64_t d = config_.hidden_size, V = config_.vocab_size;
   if (state == nullptr) return InvalidArgument("forward: no state cache");
@@ -517,21 +544,19 @@ Status Model::Forward(StateCache* state, const BatchLayout& batch, std::span<con
     }
   }
   for (const auto& s : batch.seqs) state->Advance(s.slot, s.num_tokens);
-  if (logits == nullptr) return Status::Ok();
-  logits->resize(logit_rows.size() * static_cast<size_t>(V));
   if (logit_rows.empty()) return Status::Ok();
   const int64_t R = static_cast<int64_t>(logit_rows.size());
   auto sel = be.NewActivation(R, d);
   auto normed = be.NewActivation(R, d);
   be.GatherRows(*x, logit_rows, sel.get());
   be.RmsNorm(*sel, *final_norm_, config_.final_norm_eps, normed.get());
-  auto out = be.NewActivation(R, V);
-  be.MatMul(*normed, head_ ? *head_ : *embed_, out.get(), false);
-  be.CopyToHost(*out, *logits);
+  logits_ = be.NewActivation(R, V);
+  be.MatMul(*normed, head_ ? *head_ : *embed_, logits_.get(), false);
   return Status::Ok();
 }
 
-Status AttachTokenizer(Model& model, const std::filesystem::path& dir, const ModelOptions& options) {
+Status AttachTokenizer(Model& model, const std::filesystem::path& dir,
+                       const ModelOptions& options) {
   std::error_code ec;
   if (!options.load_tokenizer || !std::filesystem::exists(dir / "tokenizer.json", ec)) {
     return Status::Ok();

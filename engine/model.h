@@ -61,6 +61,14 @@ class Model {
   // slots, logit rows out of range.
   Status Forward(StateCache* state, const BatchLayout& batch, std::span<const int32_t> tokens,
                  std::span<const int64_t> logit_rows, std::vector<float>* logits);
+  // The same forward, then tokens drawn on the backend (Backend::SampleRows) instead of logits
+  // returned: each logit row feeds keys.size() / logit_rows.size() consecutive draws (one per
+  // decode row, or every sample of a prompt from its prefill row); out[i] is the draw with RNG key
+  // keys[i]. The logits stay on the backend (a GPU backend copies back only the ids).
+  // keys.size() must be a non-zero multiple of logit_rows.size(); out.size() == keys.size().
+  Status ForwardSample(StateCache* state, const BatchLayout& batch, std::span<const int32_t> tokens,
+                       std::span<const int64_t> logit_rows, const SamplingParams& params,
+                       std::span<const SampleKey> keys, std::span<int32_t> out);
 
  private:
   friend class ModelBuilder;
@@ -74,6 +82,10 @@ class Model {
   Model() = default;
 
   struct Layer;
+  // Validates, runs every layer and leaves the head output for logit_rows in logits_ (null when
+  // logit_rows is empty).
+  Status ForwardLogits(StateCache* state, const BatchLayout& batch, std::span<const int32_t> tokens,
+                       std::span<const int64_t> logit_rows);
   ModelConfig config_;
   std::filesystem::path dir_;
   std::unique_ptr<Backend> backend_;
@@ -82,6 +94,8 @@ class Model {
   std::vector<std::unique_ptr<Layer>> layers_;
   AttentionSpec attention_spec_;
   int64_t parameter_count_ = 0;
+  // The last head output; declared after backend_ so it is destroyed first.
+  std::unique_ptr<Activation> logits_;
 };
 
 // Loads dir (config.json [+ mamba_config.json, generation_config.json], model.safetensors or a

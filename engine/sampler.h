@@ -40,6 +40,13 @@ struct SamplingParams {
   bool greedy = false;       // argmax, ignoring the other fields
 };
 
+// The RNG key of one draw: sample `sample_index` of a prompt seeded `seed`, at decode step `step`.
+struct SampleKey {
+  uint64_t seed = 0;
+  uint64_t sample_index = 0;
+  uint64_t step = 0;
+};
+
 // Checks ranges: temperature finite and >= 0, top_k >= -1, top_p in (0, 1]. Errors name the field
 // and value.
 Status ValidateSamplingParams(const SamplingParams& params);

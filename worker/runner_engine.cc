@@ -166,8 +166,13 @@ class EngineRunner : public UnitRunner {
           split_offset += take;
         }
       }
+      // Progress per decode step (liveness for the coordinator, even while every sample of a
+      // long unit is still running) and a prompt stop when the unit is cancelled or handed back.
+      req.on_step = [&](int64_t drawn) {
+        if (hooks.tokens) hooks.tokens->fetch_add(drawn);
+        return !(hooks.cancel && hooks.cancel->load());
+      };
       req.on_sample_done = [&](const engine::SampleResult& s) {
-        if (hooks.tokens) hooks.tokens->fetch_add(s.generated_tokens);
         protocol::SampleResult out;
         out.problem_index = unit.items[req_item[s.prompt_index]].problem_index;
         out.sample_index = s.sample_index;

@@ -14,6 +14,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/backend.h"
@@ -173,16 +177,32 @@ int64_t SsmElems(const ModelConfig& c, MixerKind kind) {
   return c.ssm_heads * c.ssm_head_dim * c.d_state;
 }
 
+// The KV of one prompt's first `len` positions in every attention layer, shared read-only by the
+// slots forked from it (CopySlot), so the prompt is stored once and a decode step reads it once
+// per row mostly from L2 instead of from each row's own copy. Freed (stream-ordered) with its last
+// slot.
+struct PrefixBlock {
+  std::vector<uint16_t*> k, v;  // per layer (null for non-attention layers)
+  int64_t len = 0;
+  cudaStream_t stream = nullptr;
+  ~PrefixBlock() {
+    for (auto* p : k)
+      if (p) cudaFreeAsync(p, stream);
+    for (auto* p : v)
+      if (p) cudaFreeAsync(p, stream);
+  }
+};
+
 class CudaStateCache final : public StateCache {
  public:
   struct Layer {
     MixerKind kind = MixerKind::kAttention;
-    int64_t kvw = 0;                // attention: KV width (num_kv_heads * head_dim)
-    std::vector<uint16_t*> k, v;    // per slot, capacity caps_[slot] positions
-    UploadCache<uint16_t*> dk, dv;  // device copies of k / v
+    int64_t kvw = 0;               // attention: KV width (num_kv_heads * head_dim)
+    std::vector<uint16_t*> k, v;   // per slot, own positions [plen, plen + capacity)
+    UploadCache<cuda::DevKv> dkv;  // device copy of the per-slot descriptors
     int64_t conv_per_slot = 0, ssm_per_slot = 0;
     float* conv = nullptr;  // [slots][channels][d_conv-1]
-    float* ssm = nullptr;   // [slots][ssm_per_slot]
+    char* ssm = nullptr;    // [slots][ssm_per_slot] elements of StateBytes() bytes
   };
 
   CudaStateCache(const ModelConfig& c, int num_slots, cudaStream_t s) : stream_(s) {
@@ -194,6 +214,7 @@ class CudaStateCache final : public StateCache {
         L.kvw = c.num_kv_heads * c.head_dim;
         L.k.assign(static_cast<size_t>(num_slots), nullptr);
         L.v.assign(static_cast<size_t>(num_slots), nullptr);
+        has_attention_ = true;
       } else {
         L.conv_per_slot = ConvChannels(c, L.kind) * (c.d_conv - 1);
         L.ssm_per_slot = SsmElems(c, L.kind);
@@ -201,15 +222,18 @@ class CudaStateCache final : public StateCache {
             cudaMalloc(reinterpret_cast<void**>(&L.conv),
                        static_cast<size_t>(std::max<int64_t>(1, L.conv_per_slot * num_slots)) * 4));
         TTC_CU(cudaMalloc(reinterpret_cast<void**>(&L.ssm),
-                          static_cast<size_t>(L.ssm_per_slot * num_slots) * 4));
+                          static_cast<size_t>(L.ssm_per_slot * num_slots) * StateBytes()));
         TTC_CU(cudaMemsetAsync(L.conv, 0, static_cast<size_t>(L.conv_per_slot * num_slots) * 4, s));
-        TTC_CU(cudaMemsetAsync(L.ssm, 0, static_cast<size_t>(L.ssm_per_slot * num_slots) * 4, s));
+        TTC_CU(cudaMemsetAsync(L.ssm, 0,
+                               static_cast<size_t>(L.ssm_per_slot * num_slots) * StateBytes(), s));
       }
     }
     lengths_.assign(static_cast<size_t>(num_slots), 0);
     caps_.assign(static_cast<size_t>(num_slots), 0);
+    prefix_.resize(static_cast<size_t>(num_slots));
   }
   ~CudaStateCache() override {
+    prefix_.clear();
     cudaStreamSynchronize(stream_);
     for (auto& L : layers_) {
       for (auto* p : L.k) cudaFree(p);
@@ -219,6 +243,13 @@ class CudaStateCache final : public StateCache {
     }
   }
 
+  // Bytes per recurrent-state element: bf16 (2), as mamba_ssm keeps the decode state of a bf16
+  // model; TTC_CUDA_STATE_F32=1 keeps it in f32 (4) for accuracy studies.
+  static int64_t StateBytes() {
+    static const int64_t bytes = std::getenv("TTC_CUDA_STATE_F32") ? 4 : 2;
+    return bytes;
+  }
+
   int num_slots() const override { return static_cast<int>(lengths_.size()); }
   int64_t length(int slot) const override { return lengths_[static_cast<size_t>(slot)]; }
   void Reset(int slot) override {
@@ -226,69 +257,61 @@ class CudaStateCache final : public StateCache {
       if (L.kind == MixerKind::kAttention) continue;
       TTC_CU(cudaMemsetAsync(L.conv + slot * L.conv_per_slot, 0,
                              static_cast<size_t>(L.conv_per_slot) * 4, stream_));
-      TTC_CU(cudaMemsetAsync(L.ssm + slot * L.ssm_per_slot, 0,
-                             static_cast<size_t>(L.ssm_per_slot) * 4, stream_));
+      TTC_CU(cudaMemsetAsync(L.ssm + slot * L.ssm_per_slot * StateBytes(), 0,
+                             static_cast<size_t>(L.ssm_per_slot) * StateBytes(), stream_));
     }
+    prefix_[static_cast<size_t>(slot)].reset();
     lengths_[static_cast<size_t>(slot)] = 0;
   }
   void CopySlot(int src, int dst) override {
     if (src == dst) return;
-    const int64_t len = lengths_[static_cast<size_t>(src)];
-    EnsureCapacity(dst, len);
-    for (auto& L : layers_) {
-      if (L.kind == MixerKind::kAttention) {
-        const size_t bytes = static_cast<size_t>(len * L.kvw) * 2;
-        if (bytes) {
-          TTC_CU(cudaMemcpyAsync(L.k[static_cast<size_t>(dst)], L.k[static_cast<size_t>(src)],
-                                 bytes, cudaMemcpyDeviceToDevice, stream_));
-          TTC_CU(cudaMemcpyAsync(L.v[static_cast<size_t>(dst)], L.v[static_cast<size_t>(src)],
-                                 bytes, cudaMemcpyDeviceToDevice, stream_));
-        }
-      } else {
-        TTC_CU(cudaMemcpyAsync(L.conv + dst * L.conv_per_slot, L.conv + src * L.conv_per_slot,
-                               static_cast<size_t>(L.conv_per_slot) * 4, cudaMemcpyDeviceToDevice,
-                               stream_));
-        TTC_CU(cudaMemcpyAsync(L.ssm + dst * L.ssm_per_slot, L.ssm + src * L.ssm_per_slot,
-                               static_cast<size_t>(L.ssm_per_slot) * 4, cudaMemcpyDeviceToDevice,
-                               stream_));
-      }
+    const size_t s = static_cast<size_t>(src), d = static_cast<size_t>(dst);
+    const int64_t len = lengths_[s];
+    if (has_attention_ && len > 0) {
+      // The fork shares src's first len positions: freeze them into a prefix block once, then
+      // point dst (and src itself) at it; both append their own positions after it.
+      if (!prefix_[s] || prefix_[s]->len != len) Freeze(src);
+      prefix_[d] = prefix_[s];
+    } else {
+      prefix_[d].reset();
     }
-    lengths_[static_cast<size_t>(dst)] = len;
+    for (auto& L : layers_) {
+      if (L.kind == MixerKind::kAttention) continue;
+      TTC_CU(cudaMemcpyAsync(L.conv + dst * L.conv_per_slot, L.conv + src * L.conv_per_slot,
+                             static_cast<size_t>(L.conv_per_slot) * 4, cudaMemcpyDeviceToDevice,
+                             stream_));
+      TTC_CU(cudaMemcpyAsync(
+          L.ssm + dst * L.ssm_per_slot * StateBytes(), L.ssm + src * L.ssm_per_slot * StateBytes(),
+          static_cast<size_t>(L.ssm_per_slot) * StateBytes(), cudaMemcpyDeviceToDevice, stream_));
+    }
+    lengths_[d] = len;
   }
   void Advance(int slot, int64_t n) override { lengths_[static_cast<size_t>(slot)] += n; }
   int64_t SlotBytes(int slot) const override {
     int64_t bytes = 0;
     for (const auto& L : layers_) {
-      bytes +=
-          2 * caps_[static_cast<size_t>(slot)] * L.kvw * 2 + (L.conv_per_slot + L.ssm_per_slot) * 4;
+      bytes += 2 * caps_[static_cast<size_t>(slot)] * L.kvw * 2 + L.conv_per_slot * 4 +
+               L.ssm_per_slot * StateBytes();
     }
     return bytes;
   }
 
-  // Makes room for `need` positions in every attention layer of the slot (doubling, so a sequence
-  // growing one token at a time reallocates O(log n) times).
+  // Makes room for positions up to `need` (exclusive) in every attention layer of the slot's own
+  // buffers (doubling, so a sequence growing one token at a time reallocates O(log n) times).
   void EnsureCapacity(int slot, int64_t need) {
     const size_t s = static_cast<size_t>(slot);
-    if (caps_[s] >= need) return;
-    int64_t cap = std::max<int64_t>({need, 2 * caps_[s], 256});
+    const int64_t own = need - Plen(slot);
+    if (caps_[s] >= own) return;
+    int64_t cap = std::max<int64_t>({own, 2 * caps_[s], 256});
     cap = (cap + 63) / 64 * 64;
+    const int64_t used = lengths_[s] - Plen(slot);
     for (auto& L : layers_) {
       if (L.kind != MixerKind::kAttention) continue;
       for (auto* vec : {&L.k, &L.v}) {
-        uint16_t* p = nullptr;
-        cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&p),
-                                        static_cast<size_t>(cap * L.kvw) * 2, stream_);
-        if (e != cudaSuccess) {
-          std::fprintf(stderr,
-                       "cuda backend: out of device memory growing the KV cache of slot %d to %lld "
-                       "positions "
-                       "(%s); plan the batch with PlanCudaBatch\n",
-                       slot, static_cast<long long>(cap), cudaGetErrorString(e));
-          std::abort();
-        }
+        uint16_t* p = Alloc(slot, cap * L.kvw);
         uint16_t* old = (*vec)[s];
         if (old) {
-          const size_t bytes = static_cast<size_t>(lengths_[s] * L.kvw) * 2;
+          const size_t bytes = static_cast<size_t>(used * L.kvw) * 2;
           if (bytes) TTC_CU(cudaMemcpyAsync(p, old, bytes, cudaMemcpyDeviceToDevice, stream_));
           TTC_CU(cudaFreeAsync(old, stream_));
         }
@@ -298,20 +321,182 @@ class CudaStateCache final : public StateCache {
     caps_[s] = cap;
   }
 
+  // The per-slot descriptors of one attention layer, on the device.
+  const cuda::DevKv* Descriptors(int layer) {
+    Layer& L = layers_[static_cast<size_t>(layer)];
+    std::vector<cuda::DevKv>& v = scratch_;
+    v.resize(lengths_.size());
+    for (size_t s = 0; s < v.size(); ++s) {
+      const PrefixBlock* pb = prefix_[s].get();
+      v[s] = {pb ? pb->k[static_cast<size_t>(layer)] : nullptr,
+              pb ? pb->v[static_cast<size_t>(layer)] : nullptr,
+              L.k[s],
+              L.v[s],
+              static_cast<int32_t>(pb ? pb->len : 0),
+              0};
+    }
+    return L.dkv.Put(v, stream_);
+  }
+
   Layer& layer(int l) { return layers_[static_cast<size_t>(l)]; }
 
  private:
+  int64_t Plen(int slot) const {
+    const auto& p = prefix_[static_cast<size_t>(slot)];
+    return p ? p->len : 0;
+  }
+
+  uint16_t* Alloc(int slot, int64_t elems) {
+    uint16_t* p = nullptr;
+    cudaError_t e = cudaMallocAsync(reinterpret_cast<void**>(&p),
+                                    static_cast<size_t>(std::max<int64_t>(1, elems)) * 2, stream_);
+    if (e != cudaSuccess) {
+      std::fprintf(stderr,
+                   "cuda backend: out of device memory growing the KV cache of slot %d (%s); plan "
+                   "the batch with PlanCudaBatch\n",
+                   slot, cudaGetErrorString(e));
+      std::abort();
+    }
+    return p;
+  }
+
+  // Moves the slot's positions [0, length) into a new prefix block (a copy when the slot already
+  // had a shorter prefix of its own) and leaves the slot with empty own buffers after it.
+  void Freeze(int slot) {
+    const size_t s = static_cast<size_t>(slot);
+    const int64_t len = lengths_[s], plen = Plen(slot);
+    auto block = std::make_shared<PrefixBlock>();
+    block->len = len;
+    block->stream = stream_;
+    block->k.assign(layers_.size(), nullptr);
+    block->v.assign(layers_.size(), nullptr);
+    for (size_t l = 0; l < layers_.size(); ++l) {
+      Layer& L = layers_[l];
+      if (L.kind != MixerKind::kAttention) continue;
+      if (plen == 0) {
+        // The slot's own buffers become the block (no copy); the slot starts fresh ones.
+        block->k[l] = L.k[s];
+        block->v[l] = L.v[s];
+        L.k[s] = L.v[s] = nullptr;
+      } else {
+        const auto* old = prefix_[s].get();
+        for (int kv = 0; kv < 2; ++kv) {
+          uint16_t* dst = Alloc(slot, len * L.kvw);
+          const uint16_t* pre = kv == 0 ? old->k[l] : old->v[l];
+          uint16_t* own = kv == 0 ? L.k[s] : L.v[s];
+          TTC_CU(cudaMemcpyAsync(dst, pre, static_cast<size_t>(plen * L.kvw) * 2,
+                                 cudaMemcpyDeviceToDevice, stream_));
+          if (len > plen) {
+            TTC_CU(cudaMemcpyAsync(dst + plen * L.kvw, own,
+                                   static_cast<size_t>((len - plen) * L.kvw) * 2,
+                                   cudaMemcpyDeviceToDevice, stream_));
+          }
+          (kv == 0 ? block->k[l] : block->v[l]) = dst;
+        }
+      }
+    }
+    if (plen == 0) caps_[s] = 0;
+    prefix_[s] = std::move(block);
+  }
+
   cudaStream_t stream_;
   std::vector<Layer> layers_;
-  std::vector<int64_t> lengths_, caps_;
+  std::vector<int64_t> lengths_, caps_;  // caps_: own-buffer capacity in positions
+  std::vector<std::shared_ptr<PrefixBlock>> prefix_;
+  std::vector<cuda::DevKv> scratch_;
+  bool has_attention_ = false;
 };
 
 // --- The backend
 // -----------------------------------------------------------------------------------
 
+// Per-op GPU time when TTC_CUDA_PROFILE is set (a performance tool, not a product path): each op
+// is bracketed by two events; on destruction the backend prints total milliseconds and calls per
+// op to stderr, longest first. Events are timed in batches so the stream never waits on the host.
+class OpProfiler {
+ public:
+  explicit OpProfiler(cudaStream_t s)
+      : stream_(s), on_(std::getenv("TTC_CUDA_PROFILE") != nullptr) {}
+  ~OpProfiler() {
+    if (!on_) return;
+    Flush();
+    std::vector<std::pair<std::string, std::pair<double, int64_t>>> rows(totals_.begin(),
+                                                                         totals_.end());
+    std::sort(rows.begin(), rows.end(),
+              [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+    double all = 0.0;
+    for (const auto& r : rows) all += r.second.first;
+    std::fprintf(stderr, "cuda profile (GPU ms by op, all %.3f ms):\n", all);
+    for (const auto& r : rows) {
+      std::fprintf(stderr, "  %-22s %10.3f ms %6.1f %% %9lld calls\n", r.first.c_str(),
+                   r.second.first, 100.0 * r.second.first / std::max(all, 1e-9),
+                   static_cast<long long>(r.second.second));
+    }
+    for (auto& e : free_) cudaEventDestroy(e);
+  }
+  bool on() const { return on_; }
+  // Starts timing an op; Stop() ends the latest one.
+  void Start(const char* name) {
+    if (!on_) return;
+    Pending p{name, Event(), Event()};
+    cudaEventRecord(p.a, stream_);
+    pending_.push_back(p);
+  }
+  void Stop() {
+    if (!on_ || pending_.empty()) return;
+    cudaEventRecord(pending_.back().b, stream_);
+    if (pending_.size() >= 4096) Flush();
+  }
+
+ private:
+  struct Pending {
+    const char* name;
+    cudaEvent_t a, b;
+  };
+  cudaEvent_t Event() {
+    if (!free_.empty()) {
+      cudaEvent_t e = free_.back();
+      free_.pop_back();
+      return e;
+    }
+    cudaEvent_t e;
+    TTC_CU(cudaEventCreate(&e));
+    return e;
+  }
+  void Flush() {
+    cudaStreamSynchronize(stream_);
+    for (auto& p : pending_) {
+      float ms = 0.0f;
+      cudaEventElapsedTime(&ms, p.a, p.b);
+      auto& t = totals_[p.name];
+      t.first += ms;
+      t.second += 1;
+      free_.push_back(p.a);
+      free_.push_back(p.b);
+    }
+    pending_.clear();
+  }
+  cudaStream_t stream_;
+  bool on_;
+  std::vector<Pending> pending_;
+  std::vector<cudaEvent_t> free_;
+  std::map<std::string, std::pair<double, int64_t>> totals_;
+};
+
+// Scoped op timing.
+class OpScope {
+ public:
+  OpScope(OpProfiler& p, const char* name) : p_(p) { p_.Start(name); }
+  ~OpScope() { p_.Stop(); }
+
+ private:
+  OpProfiler& p_;
+};
+
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(int device, std::string name) : device_(device), name_(std::move(name)) {
+  CudaBackend(int device, std::string name, int sm_count)
+      : device_(device), name_(std::move(name)), sm_count_(sm_count) {
     TTC_CU(cudaSetDevice(device));
     TTC_CU(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     TTC_CUBLAS(cublasCreate(&blas_));
@@ -322,9 +507,13 @@ class CudaBackend final : public Backend {
     TTC_CU(cudaDeviceGetDefaultMemPool(&pool, device));
     uint64_t threshold = UINT64_MAX;
     TTC_CU(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+    prof_ = std::make_unique<OpProfiler>(stream_);
   }
   ~CudaBackend() override {
+    prof_.reset();
     cudaStreamSynchronize(stream_);
+    if (d_ids_out_) cudaFree(d_ids_out_);
+    if (h_ids_out_) cudaFreeHost(h_ids_out_);
     if (bf16_scratch_) cudaFree(bf16_scratch_);
     cublasDestroy(blas_);
     cudaStreamDestroy(stream_);
@@ -397,7 +586,8 @@ class CudaBackend final : public Backend {
     if (num_slots <= 0) return InvalidArgument("cuda backend: state cache needs at least one slot");
     int64_t fixed = 0;
     for (MixerKind k : config.layer_mixers)
-      fixed += (ConvChannels(config, k) * (config.d_conv - 1) + SsmElems(config, k)) * 4;
+      fixed += ConvChannels(config, k) * (config.d_conv - 1) * 4 +
+               SsmElems(config, k) * CudaStateCache::StateBytes();
     size_t free_b = 0, total_b = 0;
     TTC_CU(cudaMemGetInfo(&free_b, &total_b));
     if (fixed * num_slots > static_cast<int64_t>(free_b)) {
@@ -413,6 +603,7 @@ class CudaBackend final : public Backend {
   }
 
   void Embed(const Weight& table, std::span<const int32_t> ids, Activation* out) override {
+    OpScope op_scope(*prof_, "embed");
     const auto& t = W(table);
     std::vector<int32_t> v(ids.begin(), ids.end());
     const int32_t* d_ids = ids_.Put(v, stream_);
@@ -421,18 +612,22 @@ class CudaBackend final : public Backend {
   }
 
   void RmsNorm(const Activation& x, const Weight& w, float eps, Activation* out) override {
+    OpScope op_scope(*prof_, "rmsnorm");
     cuda::LaunchRmsNorm(A(x).data, F32(w), eps, x.rows(), x.cols(), A(out).data, stream_);
   }
 
   void MatMul(const Activation& x, const Weight& w, Activation* out, bool accumulate) override {
+    OpScope op_scope(*prof_, w.rows() > 32768 ? "matmul_head" : "matmul");
     Gemm(A(x).data, x.cols(), x.rows(), x.cols(), W(w), A(out).data, out->cols(), accumulate);
   }
 
   void SwiGlu(const Activation& gate_up, Activation* out) override {
+    OpScope op_scope(*prof_, "swiglu");
     cuda::LaunchSwiGlu(A(gate_up).data, gate_up.rows(), out->cols(), A(out).data, stream_);
   }
 
   void GatherRows(const Activation& x, std::span<const int64_t> rows, Activation* out) override {
+    OpScope op_scope(*prof_, "gather");
     std::vector<int64_t> v(rows.begin(), rows.end());
     const int64_t* d = gather_.Put(v, stream_);
     cuda::LaunchGatherRows(A(x).data, d, static_cast<int64_t>(rows.size()), x.cols(), A(out).data,
@@ -440,13 +635,44 @@ class CudaBackend final : public Backend {
   }
 
   void CopyToHost(const Activation& x, std::span<float> out) override {
+    OpScope op_scope(*prof_, "copy_to_host");
     TTC_CU(cudaMemcpyAsync(out.data(), A(x).data, out.size() * sizeof(float),
                            cudaMemcpyDeviceToHost, stream_));
     TTC_CU(cudaStreamSynchronize(stream_));
   }
 
+  void SampleRows(const Activation& logits, const SamplingParams& params,
+                  std::span<const SampleKey> keys, std::span<int32_t> out) override {
+    OpScope op_scope(*prof_, "sample");
+    const int64_t draws = static_cast<int64_t>(keys.size());
+    if (draws == 0) return;
+    const int64_t V = logits.cols();
+    const int64_t per_row = std::max<int64_t>(1, draws / std::max<int64_t>(1, logits.rows()));
+    std::vector<cuda::DevSampleKey> k(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i)
+      k[i] = {keys[i].seed, keys[i].sample_index, keys[i].step};
+    const cuda::DevSampleKey* d_keys = keys_.Put(k, stream_);
+    Scratch probs(static_cast<size_t>(draws * V) * 4, stream_);
+    if (static_cast<size_t>(draws) > ids_cap_) {
+      TTC_CU(cudaStreamSynchronize(stream_));
+      if (d_ids_out_) cudaFree(d_ids_out_);
+      if (h_ids_out_) cudaFreeHost(h_ids_out_);
+      ids_cap_ = std::max<size_t>(static_cast<size_t>(draws), 2 * ids_cap_);
+      TTC_CU(cudaMalloc(reinterpret_cast<void**>(&d_ids_out_), ids_cap_ * 4));
+      TTC_CU(cudaMallocHost(reinterpret_cast<void**>(&h_ids_out_), ids_cap_ * 4));
+    }
+    cuda::LaunchSample(A(logits).data, draws, per_row, V,
+                       {params.temperature, params.top_k, params.top_p, params.greedy}, d_keys,
+                       probs.as<float>(), d_ids_out_, stream_);
+    TTC_CU(cudaMemcpyAsync(h_ids_out_, d_ids_out_, static_cast<size_t>(draws) * 4,
+                           cudaMemcpyDeviceToHost, stream_));
+    TTC_CU(cudaStreamSynchronize(stream_));
+    std::memcpy(out.data(), h_ids_out_, static_cast<size_t>(draws) * 4);
+  }
+
   void Attention(StateCache* state, int layer, const Activation& qkv, const BatchLayout& batch,
                  const AttentionSpec& spec, Activation* out) override {
+    OpScope op_scope(*prof_, "attention");
     auto* st = static_cast<CudaStateCache*>(state);
     const int64_t M = qkv.rows();
     std::vector<DevRow> rows;
@@ -456,21 +682,32 @@ class CudaBackend final : public Backend {
       for (int64_t t = 0; t < s.num_tokens; ++t)
         rows.push_back({s.slot, static_cast<int32_t>(s.start_pos + t)});
     }
-    auto& L = st->layer(layer);
-    uint16_t* const* dk = L.dk.Put(L.k, stream_);
-    uint16_t* const* dv = L.dv.Put(L.v, stream_);
+    const cuda::DevKv* dkv = st->Descriptors(layer);
     const DevRow* d_rows = rows_.Put(rows, stream_);
     const float* d_freq = freq_.Put(spec.inv_freq, stream_);
     const int H = static_cast<int>(spec.num_heads), Hkv = static_cast<int>(spec.num_kv_heads),
               hd = static_cast<int>(spec.head_dim);
     Scratch q(static_cast<size_t>(M * H * hd) * 4, stream_);
-    cuda::LaunchRopeAppend(A(qkv).data, M, d_rows, d_freq, H, Hkv, hd, q.as<float>(), dk, dv,
-                           stream_);
-    cuda::LaunchAttention(q.as<float>(), M, d_rows, dk, dv, H, Hkv, hd, A(out).data, stream_);
+    cuda::LaunchRopeAppend(A(qkv).data, M, d_rows, d_freq, H, Hkv, hd, q.as<float>(), dkv, stream_);
+    // Split-KV when (rows x KV heads) blocks cannot fill the GPU: enough splits for about four
+    // blocks per SM, none shorter than 64 positions.
+    int64_t max_ctx = 1;
+    for (const auto& r : rows) max_ctx = std::max<int64_t>(max_ctx, r.pos + 1);
+    const int64_t blocks = M * Hkv, want = 4 * sm_count_;
+    int splits = 1;
+    if (blocks < want) {
+      splits = static_cast<int>(
+          std::min<int64_t>((want + blocks - 1) / blocks, std::max<int64_t>(1, max_ctx / 64)));
+    }
+    Scratch part_o(splits > 1 ? static_cast<size_t>(M * H * splits * hd) * 4 : 16, stream_);
+    Scratch part_ml(splits > 1 ? static_cast<size_t>(M * H * splits * 2) * 4 : 16, stream_);
+    cuda::LaunchAttention(q.as<float>(), M, d_rows, dkv, H, Hkv, hd, A(out).data, splits,
+                          part_o.as<float>(), part_ml.as<float>(), stream_);
   }
 
   void Mamba1(StateCache* state, int layer, const Activation& proj, const BatchLayout& batch,
               const Mamba1Spec& spec, const Mamba1Weights& w, Activation* out) override {
+    OpScope op_scope(*prof_, "mamba1");
     auto* st = static_cast<CudaStateCache*>(state);
     auto& L = st->layer(layer);
     const int64_t di = spec.d_inner, N = spec.d_state, R = spec.dt_rank, K = spec.d_conv,
@@ -506,12 +743,15 @@ class CudaBackend final : public Backend {
                            dxb,
                            mil,
                            L.ssm,
+                           CudaStateCache::StateBytes() == 2,
+                           M > nseq,
                            A(out).data};
     cuda::LaunchMamba1Scan(a, seqs, nseq, stream_);
   }
 
   void Ssd(StateCache* state, int layer, const Activation& proj, const BatchLayout& batch,
            const SsdSpec& spec, const SsdWeights& w, Activation* out) override {
+    OpScope op_scope(*prof_, "ssd");
     auto* st = static_cast<CudaStateCache*>(state);
     auto& L = st->layer(layer);
     const int64_t di = spec.d_inner, N = spec.d_state, K = spec.d_conv, H = spec.heads,
@@ -545,6 +785,8 @@ class CudaBackend final : public Backend {
                         spec.dt_min,
                         spec.dt_max,
                         L.ssm,
+                        CudaStateCache::StateBytes() == 2,
+                        M > nseq,
                         y.as<float>()};
     cuda::LaunchSsdScan(a, seqs, nseq, stream_);
     if (llamba) {
@@ -635,6 +877,7 @@ class CudaBackend final : public Backend {
 
   int device_;
   std::string name_;
+  int64_t sm_count_ = 132;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
   uint16_t* bf16_scratch_ = nullptr;
@@ -644,6 +887,11 @@ class CudaBackend final : public Backend {
   UploadCache<DevRow> rows_;
   UploadCache<DevSeq> seqs_;
   UploadCache<float> freq_;
+  UploadCache<cuda::DevSampleKey> keys_;
+  std::unique_ptr<OpProfiler> prof_;
+  int32_t* d_ids_out_ = nullptr;  // sampled ids, device side
+  int32_t* h_ids_out_ = nullptr;  // and their pinned host mirror
+  size_t ids_cap_ = 0;
 };
 
 }  // namespace
@@ -692,7 +940,8 @@ int64_t CudaBytesPerSequence(const ModelConfig& c, int64_t context_len) {
       while (cap < context_len) cap *= 2;
       bytes += 2 * cap * c.num_kv_heads * c.head_dim * 2;
     } else {
-      bytes += (ConvChannels(c, k) * (c.d_conv - 1) + SsmElems(c, k)) * 4;
+      bytes +=
+          ConvChannels(c, k) * (c.d_conv - 1) * 4 + SsmElems(c, k) * CudaStateCache::StateBytes();
     }
     widest = std::max({widest, 2 * c.intermediate_size, 2 * c.d_inner + 2 * c.d_xb + c.dt_rank,
                        2 * c.d_inner + 2 * c.ssm_groups * c.d_state + c.ssm_heads,
@@ -723,7 +972,8 @@ Result<std::unique_ptr<Backend>> CreateCudaBackend(const BackendOptions& options
   }
   return std::unique_ptr<Backend>(std::make_unique<CudaBackend>(
       options.device,
-      fmt::format("cuda (device {}: {}, {} SMs)", options.device, info.name, info.sm_count)));
+      fmt::format("cuda (device {}: {}, {} SMs)", options.device, info.name, info.sm_count),
+      info.sm_count));
 }
 
 }  // namespace ttc::engine

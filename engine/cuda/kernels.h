@@ -46,16 +46,30 @@ void LaunchGatherRows(const float* x, const int64_t* rows, int64_t n, int64_t co
 void LaunchCopy2D(const float* src, int64_t ld_src, int64_t rows, int64_t cols, float* dst,
                   int64_t ld_dst, cudaStream_t s);
 
+// One slot's KV cache in one attention layer: positions [0, plen) in the prefix shared by every
+// slot forked from the same prompt (kp, vp; read-only), positions >= plen in the slot's own
+// buffers (k, v, indexed from plen). Rows are [Hkv * hd] bf16.
+struct DevKv {
+  const uint16_t* kp;
+  const uint16_t* vp;
+  uint16_t* k;
+  uint16_t* v;
+  int32_t plen;
+  int32_t pad;
+};
+
 // Rotates q (into q_out, [rows, H*hd]) and k, appends rotated k and v (bf16) to each row's slot at
-// its position: kcache[slot][pos*Hkv*hd ...].
+// its position (>= the slot's plen).
 void LaunchRopeAppend(const float* qkv, int64_t rows, const DevRow* info, const float* inv_freq,
-                      int H, int Hkv, int hd, float* q_out, uint16_t* const* kcache,
-                      uint16_t* const* vcache, cudaStream_t s);
+                      int H, int Hkv, int hd, float* q_out, const DevKv* kv, cudaStream_t s);
 // Causal attention of each row over its slot's cache positions 0..pos (GQA: one block per row and
-// KV head handles the group of query heads sharing it). out [rows, H*hd].
-void LaunchAttention(const float* q, int64_t rows, const DevRow* info,
-                     const uint16_t* const* kcache, const uint16_t* const* vcache, int H, int Hkv,
-                     int hd, float* out, cudaStream_t s);
+// KV head handles the group of query heads sharing it). out [rows, H*hd]. With splits > 1 each
+// (row, KV head) is cut into `splits` position ranges run as separate blocks (split-KV, so that a
+// small batch still fills the GPU) and merged by a second kernel; part_o holds rows*H*splits*hd
+// floats and part_ml rows*H*splits*2 (unused when splits == 1).
+void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const DevKv* kv, int H,
+                     int Hkv, int hd, float* out, int splits, float* part_o, float* part_ml,
+                     cudaStream_t s);
 
 // Causal depthwise conv over `channels`, sequential in time per (sequence, channel); the input of
 // channel c is in[r * ld_in + col_base + c], or for MambaInLlama's repeated x (mil_n > 0)
@@ -78,7 +92,9 @@ struct Mamba1ScanArgs {
   const float* xdbc;    // HF only: [M, R + 2N]
   int64_t R, di, N, dxb;
   bool mil;
-  float* ssm;  // [slots][di][N]
+  void* ssm;  // [slots][di][N], f32 or (bf16_state) bf16
+  bool bf16_state;
+  bool stage;  // some sequence has several tokens: run those on an f32 copy in shared memory
   float* out;  // [M, di]
 };
 void LaunchMamba1Scan(const Mamba1ScanArgs& a, const DevSeq* seqs, int nseq, cudaStream_t s);
@@ -93,7 +109,9 @@ struct SsdScanArgs {
   const float* dt_bias;  // [H] (HF)
   const float* A;        // [H] (HF)
   float dt_min, dt_max;
-  float* ssm;  // [slots][H][P][N]
+  void* ssm;  // [slots][H][P][N], f32 or (bf16_state) bf16
+  bool bf16_state;
+  bool stage;  // as Mamba1ScanArgs::stage
   float* y;    // [M, di]
 };
 void LaunchSsdScan(const SsdScanArgs& a, const DevSeq* seqs, int nseq, cudaStream_t s);
@@ -104,4 +122,22 @@ void LaunchLlambaGate(const float* y, const float* proj, int64_t ld, int64_t z_o
 void LaunchMamba2GateNorm(const float* y, const float* proj, int64_t ld, int64_t z_off,
                           const float* w, float eps, int64_t rows, int64_t di, int64_t groups,
                           float* out, cudaStream_t s);
+
+// Sampling (engine/cuda/sample_kernels.cu): SamplingParams and SampleKey as plain device structs.
+struct DevSampling {
+  float temperature;
+  int top_k;
+  float top_p;
+  bool greedy;
+};
+struct DevSampleKey {
+  uint64_t seed;
+  uint64_t sample_index;
+  uint64_t step;
+};
+// Draw i (of `draws`) samples from logits row i / per_row ([rows, vocab] f32) with keys[i] and
+// writes the id to out[i]; probs is scratch of draws * vocab floats.
+void LaunchSample(const float* logits, int64_t draws, int64_t per_row, int64_t vocab,
+                  DevSampling params, const DevSampleKey* keys, float* probs, int32_t* out,
+                  cudaStream_t s);
 }  // namespace ttc::engine::cuda

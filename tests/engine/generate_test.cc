@@ -74,6 +74,72 @@ TEST(Generate, SeedsChangeSamples) {
   EXPECT_NE(res->samples[0].tokens, res->samples[1].tokens);
 }
 
+TEST(Generate, OnStepCountsEveryDrawAndCanStop) {
+  auto model = LoadLlama();
+  ASSERT_TRUE(model);
+  engine::GenerateRequest req;
+  req.prompts.push_back({{1, 2, 3, 4, 5}, 7, 0, 3});
+  req.prompts.push_back({{9, 8, 7}, 7, 0, 2});
+  req.sampling.temperature = 1.0f;
+  req.max_new_tokens = 12;
+  req.stop_ids = std::vector<int32_t>{};
+  int64_t drawn = 0, calls = 0;
+  req.on_step = [&](int64_t n) {
+    drawn += n;
+    ++calls;
+    return true;
+  };
+  auto res = engine::Generate(*model, req);
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  int64_t tokens = 0;
+  for (const auto& s : res->samples) tokens += s.generated_tokens;
+  EXPECT_EQ(drawn, tokens);  // progress equals what the samples hold, step by step
+  EXPECT_EQ(calls, 2 + res->timings.steps);
+
+  // Returning false stops at once with a clear status; nothing finished late is reported.
+  int done = 0;
+  req.on_sample_done = [&](const engine::SampleResult&) { ++done; };
+  req.on_step = [&](int64_t) { return calls++ < 4; };
+  calls = 0;
+  res = engine::Generate(*model, req);
+  ASSERT_FALSE(res.ok());
+  EXPECT_EQ(res.status().code(), StatusCode::kUnavailable);
+  EXPECT_NE(res.status().message().find("cancelled"), std::string::npos);
+  EXPECT_EQ(done, 0);
+}
+
+TEST(Generate, ForwardSampleEqualsForwardThenSampleToken) {
+  auto model = LoadLlama();
+  ASSERT_TRUE(model);
+  const int64_t V = model->config().vocab_size;
+  auto st_a = model->NewState(3);
+  auto st_b = model->NewState(3);
+  ASSERT_TRUE(st_a.ok() && st_b.ok());
+  const std::vector<int32_t> prompt = {3, 1, 4, 1, 5, 9, 2, 6};
+  const int64_t last = static_cast<int64_t>(prompt.size()) - 1;
+  const engine::SamplingParams p{.temperature = 0.9f, .top_k = 20, .top_p = 0.9f};
+  // One prompt row feeds three draws (one per sample), as Generate's prefill does.
+  std::vector<engine::SampleKey> keys = {{5, 0, 0}, {5, 1, 0}, {5, 2, 0}};
+  std::vector<int32_t> ids(3);
+  ASSERT_TRUE(
+      model->ForwardSample(st_a->get(), {{{0, 0, 8}}}, prompt, std::span(&last, 1), p, keys, ids)
+          .ok());
+  std::vector<float> logits;
+  ASSERT_TRUE(
+      model->Forward(st_b->get(), {{{0, 0, 8}}}, prompt, std::span(&last, 1), &logits).ok());
+  ASSERT_EQ(static_cast<int64_t>(logits.size()), V);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(ids[i], engine::SampleToken(logits, p, 5, i, 0, nullptr)) << i;
+  }
+  // Keys that are not a multiple of the rows are refused, naming the counts.
+  std::vector<int32_t> two(2);
+  const std::vector<int64_t> rows = {last, last - 1, last - 2};
+  auto st = model->ForwardSample(st_a->get(), {{{1, 0, 8}}}, prompt, rows, p,
+                                 std::span(keys.data(), 2), two);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("3 logit rows"), std::string::npos) << st.message();
+}
+
 TEST(Generate, BadRequests) {
   auto model = LoadLlama();
   ASSERT_TRUE(model);

@@ -146,21 +146,26 @@ int BenchFail(const Status& st) {
   return kExitFailure;
 }
 
-// Decodes `b` sequences forked from one prefilled prompt for gen_len steps; returns seconds.
+// Decodes `b` sequences forked from one prefilled prompt for gen_len steps; returns seconds. Each
+// step is what Generate does: the forward plus a temperature-1 draw per row on the backend
+// (engine::Model::ForwardSample), the drawn ids fed back; stop tokens are ignored (fixed length).
 Result<double> RunChunk(engine::Model& model, int b, const std::vector<int32_t>& prompt,
                         int gen_len, double* prefill_s) {
   using Clock = std::chrono::steady_clock;
-  const int64_t L = static_cast<int64_t>(prompt.size()), V = model.config().vocab_size;
+  const int64_t L = static_cast<int64_t>(prompt.size());
+  const engine::SamplingParams sampling{.temperature = 1.0f};
   TTC_ASSIGN_OR_RETURN(auto state, model.NewState(b + 1));
   auto t0 = Clock::now();
-  std::vector<float> logits;
+  std::vector<engine::SampleKey> keys(static_cast<size_t>(b));
+  for (int s = 0; s < b; ++s) keys[static_cast<size_t>(s)] = {1, static_cast<uint64_t>(s), 0};
+  std::vector<int32_t> tokens(static_cast<size_t>(b));
   std::vector<int64_t> last = {L - 1};
-  TTC_RETURN_IF_ERROR(
-      model.Forward(state.get(), engine::BatchLayout{{{b, 0, L}}}, prompt, last, &logits));
+  TTC_RETURN_IF_ERROR(model.ForwardSample(state.get(), engine::BatchLayout{{{b, 0, L}}}, prompt,
+                                          last, sampling, keys, tokens));
   for (int s = 0; s < b; ++s) state->CopySlot(b, s);
   *prefill_s = std::chrono::duration<double>(Clock::now() - t0).count();
   engine::BatchLayout batch;
-  std::vector<int32_t> tokens(static_cast<size_t>(b));
+  std::vector<int32_t> next(static_cast<size_t>(b));
   std::vector<int64_t> rows(static_cast<size_t>(b));
   for (int s = 0; s < b; ++s) rows[static_cast<size_t>(s)] = s;
   auto t1 = Clock::now();
@@ -168,9 +173,11 @@ Result<double> RunChunk(engine::Model& model, int b, const std::vector<int32_t>&
     batch.seqs.clear();
     for (int s = 0; s < b; ++s) {
       batch.seqs.push_back({s, L + step, 1});
-      tokens[static_cast<size_t>(s)] = static_cast<int32_t>((s * 7919 + step * 104729 + 13) % V);
+      keys[static_cast<size_t>(s)].step = static_cast<uint64_t>(step + 1);
     }
-    TTC_RETURN_IF_ERROR(model.Forward(state.get(), batch, tokens, rows, &logits));
+    TTC_RETURN_IF_ERROR(
+        model.ForwardSample(state.get(), batch, tokens, rows, sampling, keys, next));
+    tokens.swap(next);
   }
   return std::chrono::duration<double>(Clock::now() - t1).count();
 }

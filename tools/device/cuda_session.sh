@@ -3,7 +3,9 @@
 # installs the carried Debian packages (.devdeps/*.deb, fetched on the CPU machine with
 # `apt-get download`) into a private prefix, builds the CUDA test and engine_bench, runs the CUDA tests,
 # compute-sanitizer (memcheck, racecheck) over one prefill + decode per family, and the benchmark table.
-# Usage: tools/device/cuda_session.sh [setup|test|sanitize|bench CONFIGS...]...  (default: all but bench)
+# Usage: tools/device/cuda_session.sh [setup|test|sanitize|profile CONFIGS...|bench CONFIGS...]...
+# (default: all but bench and profile). `profile` runs one short bench per (config, batch in
+# $BATCHES) with TTC_CUDA_PROFILE=1, which prints GPU milliseconds per backend op.
 # Fixtures come from .devshared/golden (a copy of ../shared/golden carried with the tree).
 set -u
 OUT=${OUT:-/tmp/ttc-out}
@@ -51,6 +53,16 @@ bench() {
   done
 }
 
+profile() {
+  for cfg in "$@"; do
+    for b in ${BATCHES//,/ }; do
+      echo "== profile $cfg B=$b gen ${GEN:-64}"
+      TTC_CUDA_PROFILE=1 "$BENCH" bench --config "$cfg" --backend cuda --batch "$b" \
+        --prompt-len "${PROMPT:-512}" --gen-len "${GEN:-64}" 2>&1 | tail -40
+    done
+  done 2>&1 | tee "$OUT/profile.log"
+}
+
 if [ $# -eq 0 ]; then set -- setup test sanitize; fi
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -58,6 +70,7 @@ while [ $# -gt 0 ]; do
     test) test_ ;;
     sanitize) sanitize ;;
     bench) shift; bench "$@"; break ;;
+    profile) shift; profile "$@"; break ;;
     *) echo "unknown step $1"; exit 2 ;;
   esac
   shift

@@ -371,7 +371,15 @@ def distill_loop(args, name, student, teacher, tok, train, held, align_steps=0, 
             if step % 25 == 0 or step == align_steps - 1:
                 log(f"{name} align step {step} rel mse {loss.item() / len(student.layers):.4f}")
     opt = torch.optim.AdamW(student.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.0)
-    for step in range(args.steps):
+    t_kl = time.time()
+    step = 0
+    while step < args.steps:
+        if args.time_budget and step == 20:
+            # Fit the schedule to the budget once the step time is known (still in warm-up, so the cosine
+            # schedule that follows is the one of the final step count).
+            per_step = (time.time() - t_kl) / 20
+            args.steps = max(21, min(args.steps, int(args.time_budget / per_step)))
+            log(f"{name}: {per_step:.3f} s/step, {args.steps} steps fit the {args.time_budget:.0f} s budget")
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.steps, args.lr, warm=50)
         prefix, ids, mask = next(it)
@@ -393,6 +401,7 @@ def distill_loop(args, name, student, teacher, tok, train, held, align_steps=0, 
                                 "kl": loss.item()})
         if args.eval_every and step and step % args.eval_every == 0:
             log("greedy acc", evaluate(student, tok, held[:100]))
+        step += 1
     return time.time() - t0, loss.item()
 
 
@@ -811,6 +820,9 @@ def main():
     ap.add_argument("--resume", action="store_true", help="teacher: continue from the saved model")
     ap.add_argument("--only", default="", help="finish: comma-separated model folder names")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="torch device for training and evaluation (cpu, cuda)")
+    ap.add_argument("--time-budget", type=float, default=0.0,
+                    help="mil/llamba: seconds for the KL stage; the step count is cut to fit, fixed after 20 steps")
     ap.add_argument("--prm-problems", type=int, default=250)
     ap.add_argument("--eval-count", type=int, default=100, help="held-out problems for the final accuracies")
     ap.add_argument("--prm-samples", type=int, default=8)
@@ -824,6 +836,10 @@ def main():
     args.lr = lr if args.lr is None else args.lr
     args.batch = batch if args.batch is None else args.batch
     torch.set_num_threads(args.threads)
+    if args.device != "cpu":
+        # Every tensor the stages create (models, batches, caches) lands on the device; checkpoints are written
+        # from CPU copies (ttcmodels.export_state), so the files are the same whatever trained them.
+        torch.set_default_device(args.device)
     {"data": stage_data, "tokenizer": stage_tokenizer, "teacher": stage_teacher, "mil": stage_mil,
      "llamba": stage_llamba, "prm": stage_prm, "finish": stage_finish, "cards": stage_cards}[args.stage](args)
 

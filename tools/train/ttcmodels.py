@@ -383,7 +383,7 @@ class Decoder(nn.Module):
         return sd
 
     def export_state(self):
-        return {k: v.detach().float().contiguous().clone() for k, v in self.param_map().items()}
+        return {k: v.detach().float().cpu().contiguous().clone() for k, v in self.param_map().items()}
 
     def import_state(self, sd):
         params = self.param_map()

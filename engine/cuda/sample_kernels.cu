@@ -1,0 +1,329 @@
+// The GPU sampler: SampleToken (engine/sampler.cc) per draw, one thread block per draw, with the
+// same steps in the same order — argmax for greedy; scaled logits; top-k by a radix select over
+// the float bit patterns (ties at the boundary kept); unnormalised probabilities expf(z); mass
+// summed in 256-id chunks with the CPU's four interleaved double accumulators, chunks in id order;
+// top-p by a radix select over the probabilities' bit patterns weighted by mass (boundary ties
+// kept in ascending id order); inverse CDF with the Philox uniform of engine/rng.h. No sort of the
+// vocabulary and no host round trip but the ids. Where it can differ from the CPU: expf is not
+// correctly rounded on the GPU (<= 2 ulp), and the top-p boundary compares mass sums taken per
+// radix digit rather than one running sum, so a draw whose uniform lands within rounding of a
+// boundary may pick the neighbouring token; the distribution is the same (tests/cuda checks it
+// with a chi-square test against SamplingDistribution).
+#include <cuda_runtime.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "engine/cuda/kernels.h"
+#include "engine/rng.h"
+
+namespace ttc::engine::cuda {
+
+namespace {
+
+constexpr int kThreads = 1024;
+constexpr int kWarps = kThreads / 32;
+constexpr int kChunk = 256;  // ids per mass chunk (engine/sampler.cc kBlock)
+
+struct ArgBest {
+  float v;
+  int32_t id;
+  bool found;
+};
+
+// (found, value desc, id asc): the CPU Argmax's order (NaN never found).
+__device__ __forceinline__ ArgBest Better(ArgBest a, ArgBest b) {
+  if (!b.found) return a;
+  if (!a.found) return b;
+  if (b.v > a.v || (b.v == a.v && b.id < a.id)) return b;
+  return a;
+}
+
+__device__ __forceinline__ ArgBest WarpBest(ArgBest a) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    ArgBest b;
+    b.v = __shfl_xor_sync(0xffffffffu, a.v, o);
+    b.id = __shfl_xor_sync(0xffffffffu, a.id, o);
+    b.found = __shfl_xor_sync(0xffffffffu, static_cast<int>(a.found), o) != 0;
+    a = Better(a, b);
+  }
+  return a;
+}
+
+// The four-accumulator chunk sum of engine/sampler.cc BlockSum, bit for bit.
+__device__ double ChunkSum(const float* p, int64_t n) {
+  double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    a0 += p[i];
+    a1 += p[i + 1];
+    a2 += p[i + 2];
+    a3 += p[i + 3];
+  }
+  for (; i < n; ++i) a0 += p[i];
+  return (a0 + a1) + (a2 + a3);
+}
+
+struct Shared {
+  ArgBest best[kWarps];
+  uint32_t hist[256];
+  double mass[256];
+  uint32_t warp_count[kWarps];
+  double total;
+  uint32_t prefix;
+  uint32_t rank;
+  int32_t pick;
+  int32_t tie_id;
+  int flag;
+};
+
+// Fills chunk[] with the chunk sums of p and returns the total (every thread gets it).
+__device__ double Totals(const float* p, int64_t V, double* chunk, Shared& sh) {
+  const int64_t nchunks = (V + kChunk - 1) / kChunk;
+  for (int64_t c = threadIdx.x; c < nchunks; c += blockDim.x) {
+    const int64_t b = c * kChunk;
+    chunk[c] = ChunkSum(p + b, V - b < kChunk ? V - b : kChunk);
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double t = 0.0;
+    for (int64_t c = 0; c < nchunks; ++c) t += chunk[c];
+    sh.total = t;
+  }
+  __syncthreads();
+  return sh.total;
+}
+
+__device__ __forceinline__ uint32_t Bits(float f) { return __float_as_uint(f); }
+
+__global__ void __launch_bounds__(kThreads)
+    SampleKernel(const float* logits, int64_t V, int64_t per_row, DevSampling sp,
+                 const DevSampleKey* keys, float* probs, int32_t* out) {
+  extern __shared__ double chunk[];  // ceil(V / kChunk)
+  __shared__ Shared sh;
+  const int64_t draw = blockIdx.x;
+  const float* x = logits + (draw / per_row) * V;
+  float* p = probs + draw * V;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+
+  // 1. Argmax (greedy, and the fallback of every degenerate case) and the maximum.
+  ArgBest best{-INFINITY, 0, false};
+  for (int64_t i = tid; i < V; i += kThreads) {
+    const float v = x[i];
+    if (!isnan(v) && (!best.found || v > best.v)) best = {v, static_cast<int32_t>(i), true};
+  }
+  best = WarpBest(best);
+  if (lane == 0) sh.best[warp] = best;
+  __syncthreads();
+  if (warp == 0) {
+    ArgBest b = sh.best[lane];
+    b = WarpBest(b);
+    if (lane == 0) sh.best[0] = b;
+  }
+  __syncthreads();
+  const ArgBest top = sh.best[0];
+  const int32_t argmax = top.found ? top.id : 0;
+  const bool use_argmax = sp.greedy || !(sp.temperature > 0.0f) || sp.top_k == 1;
+  if (use_argmax || !top.found || !isfinite(top.v)) {
+    if (tid == 0) out[draw] = argmax;
+    return;
+  }
+  const float mx = top.v;
+
+  // 2. Scaled logits z <= 0 (NaN -> -inf).
+  for (int64_t i = tid; i < V; i += kThreads) {
+    const float v = x[i];
+    p[i] = isnan(v) ? -INFINITY : (v - mx) / sp.temperature;
+  }
+  __syncthreads();
+
+  // 3. Top-k: the k-th largest z is the k-th smallest |z| bit pattern; radix select, 8 bits a pass.
+  const bool top_k = sp.top_k > 0 && static_cast<int64_t>(sp.top_k) < V;
+  float threshold = -INFINITY;
+  if (top_k) {
+    uint32_t prefix = 0, mask = 0;
+    if (tid == 0) sh.rank = static_cast<uint32_t>(sp.top_k);
+    for (int shift = 24; shift >= 0; shift -= 8) {
+      for (int i = tid; i < 256; i += kThreads) sh.hist[i] = 0;
+      __syncthreads();
+      for (int64_t i = tid; i < V; i += kThreads) {
+        const uint32_t key = Bits(p[i]) & 0x7fffffffu;
+        if ((key & mask) == prefix) atomicAdd(&sh.hist[(key >> shift) & 255u], 1u);
+      }
+      __syncthreads();
+      if (tid == 0) {
+        uint32_t rank = sh.rank, d = 0;
+        while (d < 255 && sh.hist[d] < rank) rank -= sh.hist[d++];
+        sh.rank = rank;
+        sh.prefix = prefix | (d << shift);
+      }
+      __syncthreads();
+      prefix = sh.prefix;
+      mask |= 255u << shift;
+    }
+    threshold = -__uint_as_float(prefix);
+  }
+
+  // 4. Unnormalised probabilities of the kept tokens.
+  for (int64_t i = tid; i < V; i += kThreads) {
+    const float z = p[i];
+    p[i] = (!top_k || z >= threshold) ? expf(z) : 0.0f;
+  }
+  __syncthreads();
+  double total = Totals(p, V, chunk, sh);
+
+  // 5. Top-p: the boundary value by a mass-weighted radix select from the largest probabilities
+  // down; ties at the boundary kept from the lowest id up until the mass reaches the target.
+  if (sp.top_p < 1.0f) {
+    const double target = static_cast<double>(fmaxf(sp.top_p, 0.0f)) * total;
+    double before = 0.0;  // mass strictly above the current prefix range
+    uint32_t prefix = 0, mask = 0;
+    bool reached = true;
+    for (int shift = 24; shift >= 0 && reached; shift -= 8) {
+      for (int i = tid; i < 256; i += kThreads) {
+        sh.mass[i] = 0.0;
+        sh.hist[i] = 0;
+      }
+      __syncthreads();
+      for (int64_t i = tid; i < V; i += kThreads) {
+        const float pi = p[i];
+        if (!(pi > 0.0f)) continue;
+        const uint32_t key = Bits(pi);
+        if ((key & mask) == prefix) {
+          const uint32_t d = (key >> shift) & 255u;
+          atomicAdd(&sh.mass[d], static_cast<double>(pi));
+          atomicAdd(&sh.hist[d], 1u);
+        }
+      }
+      __syncthreads();
+      if (tid == 0) {
+        int d = 255;
+        for (; d >= 0; --d) {
+          if (sh.hist[d] > 0 && before + sh.mass[d] >= target) break;
+          before += sh.mass[d];
+        }
+        sh.flag = d >= 0;
+        sh.prefix = prefix | (static_cast<uint32_t>(d < 0 ? 0 : d) << shift);
+        sh.total = before;
+      }
+      __syncthreads();
+      reached = sh.flag != 0;
+      before = sh.total;
+      prefix = sh.prefix;
+      mask |= 255u << shift;
+    }
+    if (reached) {  // else rounding left the target unreached: every token stays (as on the CPU)
+      const float pb = __uint_as_float(prefix);
+      // Ties needed: the fewest n >= 1 with before + n * pb >= target.
+      __syncthreads();
+      if (tid == 0) {
+        double need = ceil((target - before) / static_cast<double>(pb));
+        sh.rank = static_cast<uint32_t>(fmax(1.0, fmin(need, 4294967295.0)));
+        sh.tie_id = -1;
+      }
+      __syncthreads();
+      const uint32_t n_ties = sh.rank;
+      uint32_t seen = 0;
+      for (int64_t base = 0; base < V; base += kThreads) {
+        const int64_t i = base + tid;
+        const bool tie = i < V && p[i] == pb;
+        const unsigned ballot = __ballot_sync(0xffffffffu, tie);
+        if (lane == 0) sh.warp_count[warp] = __popc(ballot);
+        __syncthreads();
+        uint32_t before_warp = 0, in_tile = 0;
+        for (int w = 0; w < kWarps; ++w) {
+          if (w < warp) before_warp += sh.warp_count[w];
+          in_tile += sh.warp_count[w];
+        }
+        if (tie) {
+          const uint32_t rank = seen + before_warp + __popc(ballot & ((1u << lane) - 1u)) + 1;
+          if (rank == n_ties) sh.tie_id = static_cast<int32_t>(i);
+        }
+        seen += in_tile;
+        __syncthreads();
+        if (seen >= n_ties || sh.tie_id >= 0) break;  // uniform: every thread sees the same
+      }
+      __syncthreads();
+      const int32_t ib = sh.tie_id >= 0 ? sh.tie_id : static_cast<int32_t>(V);
+      for (int64_t i = tid; i < V; i += kThreads) {
+        const float pi = p[i];
+        const bool keep = pi > pb || (pi == pb && i <= ib);
+        if (!keep) p[i] = 0.0f;
+      }
+      __syncthreads();
+      total = Totals(p, V, chunk, sh);
+    }
+  }
+
+  // 6. Inverse CDF: chunk sums in id order, then the ids of the chunk that crosses u * total.
+  if (!(total > 0.0)) {
+    if (tid == 0) out[draw] = argmax;
+    return;
+  }
+  if (tid == 0) {
+    const DevSampleKey k = keys[draw];
+    const double r = SamplingUniform(k.seed, k.sample_index, k.step) * total;
+    const int64_t nchunks = (V + kChunk - 1) / kChunk;
+    double running = 0.0;
+    int32_t pick = -1;
+    for (int64_t c = 0; c < nchunks && pick < 0; ++c) {
+      const double block = chunk[c];
+      if (running + block > r) {
+        double acc = running;
+        const int64_t end = (c + 1) * kChunk < V ? (c + 1) * kChunk : V;
+        for (int64_t i = c * kChunk; i < end; ++i) {
+          acc += p[i];
+          if (acc > r && p[i] > 0.0f) {
+            pick = static_cast<int32_t>(i);
+            break;
+          }
+        }
+      }
+      running += block;
+    }
+    sh.pick = pick;
+  }
+  __syncthreads();
+  if (sh.pick >= 0) {
+    if (tid == 0) out[draw] = sh.pick;
+    return;
+  }
+  // u * total rounded above every partial sum: the last kept token.
+  int32_t last = -1;
+  for (int64_t i = tid; i < V; i += kThreads)
+    if (p[i] > 0.0f) last = static_cast<int32_t>(i);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) last = max(last, __shfl_xor_sync(0xffffffffu, last, o));
+  if (lane == 0) sh.warp_count[warp] = static_cast<uint32_t>(last + 1);
+  __syncthreads();
+  if (tid == 0) {
+    int32_t m = 0;
+    for (int w = 0; w < kWarps; ++w) m = max(m, static_cast<int32_t>(sh.warp_count[w]));
+    out[draw] = m > 0 ? m - 1 : argmax;
+  }
+}
+
+}  // namespace
+
+void LaunchSample(const float* logits, int64_t draws, int64_t per_row, int64_t vocab,
+                  DevSampling params, const DevSampleKey* keys, float* probs, int32_t* out,
+                  cudaStream_t s) {
+  if (draws <= 0) return;
+  const size_t shared = static_cast<size_t>((vocab + kChunk - 1) / kChunk) * sizeof(double);
+  static bool configured = false;
+  if (!configured) {
+    // Vocabularies past 48 KB of chunk sums (12,288 chunks = 3.1 M ids) need the opt-in.
+    cudaFuncSetAttribute(SampleKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 160 * 1024);
+    configured = true;
+  }
+  SampleKernel<<<static_cast<unsigned>(draws), kThreads, shared, s>>>(logits, vocab, per_row,
+                                                                      params, keys, probs, out);
+  const cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) {
+    std::fprintf(stderr, "cuda backend: launch of the sampler failed: %s\n", cudaGetErrorString(e));
+    std::abort();
+  }
+}
+
+}  // namespace ttc::engine::cuda
