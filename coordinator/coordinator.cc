@@ -874,6 +874,7 @@ void Coordinator::Impl::Tick() {
           Send(e.worker_id, protocol::kCancelUnitType,
                protocol::CancelUnit{*it->second.unit, "lease expired"}.ToJson());
           it->second.unit.reset();
+          it->second.state = "idle";  // as in FailWorkerUnit: status must not show it busy
         }
         auto unit = store_->GetUnit(e.unit_id);
         if (unit.ok()) AfterUnitFinished(unit->experiment_id);

@@ -23,21 +23,25 @@
 
 namespace ttc::testing {
 
-// A child process running `ttc ARGS...` with stdout+stderr in a log file.
+// A child process running `[PREFIX...] ttc ARGS...` with stdout+stderr in a log file. PREFIX is a
+// launcher that execs the rest of its command line (e.g. `ip netns exec NS`), so pid() is ttc's.
 class Child {
  public:
-  Child(const std::vector<std::string>& args, const std::filesystem::path& log) : log_(log) {
+  Child(const std::vector<std::string>& args, const std::filesystem::path& log,
+        const std::vector<std::string>& prefix = {})
+      : log_(log) {
     pid_ = ::fork();
     if (pid_ == 0) {
       int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       ::dup2(fd, 1);
       ::dup2(fd, 2);
-      std::vector<std::string> full = {TtcBinary().string()};
+      std::vector<std::string> full = prefix;
+      full.push_back(TtcBinary().string());
       full.insert(full.end(), args.begin(), args.end());
       std::vector<char*> argv;
       for (auto& a : full) argv.push_back(a.data());
       argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
+      ::execvp(argv[0], argv.data());
       ::_exit(127);
     }
   }
