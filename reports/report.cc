@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iostream>
 #include <limits>
+#include <set>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -149,6 +150,9 @@ Result<ReportData> BuildReport(store::Store& db, store::Id experiment_id, const 
   TTC_ASSIGN_OR_RETURN(std::vector<store::BenchRow> bench, db.ListBenchRows({}));
   std::vector<SpeedTable> tables(models.size());
   std::vector<bool> has_table(models.size(), false);
+  // Models that produced samples (a grid's reward model only scores, so it needs no speed table).
+  std::set<store::Id> sampling_models;
+  for (const auto& key : keys) sampling_models.insert(key.model);
   for (size_t i = 0; i < models.size(); ++i) {
     const std::string base = std::filesystem::path(models[i].path).filename().string();
     std::map<std::string, std::vector<store::BenchRow>> by_device;
@@ -170,7 +174,7 @@ Result<ReportData> BuildReport(store::Store& db, store::Id experiment_id, const 
         r.speed.push_back(named);
       }
     }
-    if (!has_table[i]) {
+    if (!has_table[i] && sampling_models.count(models[i].id)) {
       r.notes.push_back(fmt::format(
           "model {}: no engine benchmark table in the store (run `ttc bench --db`); its times come from the "
           "samples' own measured timings",

@@ -6,6 +6,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libzmq3-dev cppzmq-dev libsqlite3-dev sqlite3 libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev
   libboost-dev libgtest-dev libgmock-dev libpcre2-dev libpng-dev clang libclang-rt-14-dev chromium
+  iproute2  # the link-cut test (network namespaces; it skips, saying why, where not allowed)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
