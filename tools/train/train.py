@@ -374,11 +374,13 @@ def distill_loop(args, name, student, teacher, tok, train, held, align_steps=0, 
     t_kl = time.time()
     step = 0
     while step < args.steps:
-        if args.time_budget and step == 20:
-            # Fit the schedule to the budget once the step time is known (still in warm-up, so the cosine
-            # schedule that follows is the one of the final step count).
-            per_step = (time.time() - t_kl) / 20
-            args.steps = max(21, min(args.steps, int(args.time_budget / per_step)))
+        if args.time_budget and step and (step == 20 or step % 100 == 0):
+            # Fit the schedule to the budget from the mean step time so far (first after 20 steps, still in
+            # warm-up, then every 100 steps as the machine's load changes); the cosine follows the new count.
+            if step == 20:
+                cap = args.steps
+            per_step = (time.time() - t_kl) / step
+            args.steps = max(step + 1, min(cap, int(args.time_budget / per_step)))
             log(f"{name}: {per_step:.3f} s/step, {args.steps} steps fit the {args.time_budget:.0f} s budget")
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.steps, args.lr, warm=50)
@@ -465,7 +467,7 @@ def stage_llamba(args):
     cfg = {"model_type": "llamba", "vocab_size": VOCAB, "tie_embeddings": True, "pad_vocab_size_multiple": 8,
            "lm_head_bias": False, "d_model": D, "n_layer": LAYERS, "resid_dropout": 0.0, "norm_epsilon": 1e-05,
            "mlp_cfg": {"intermediate_size": FF, "bias": False, "act_fn": "silu"},
-           "ssm_cfg": {"d_state": 16, "n_v_heads": HEADS, "n_qk_heads": HEADS, "expand": 1, "chunk_size": 128,
+           "ssm_cfg": {"d_state": args.llamba_d_state, "n_v_heads": HEADS, "n_qk_heads": HEADS, "expand": 1, "chunk_size": 128,
                        "activation": "identity", "bias": False}}
     student = tm.Decoder("llamba", cfg)
     if args.resume:
@@ -675,6 +677,7 @@ def stage_cards(args):
     logd = json.load(open(os.path.join(MODELS, "training_log.json")))
     fin = logd.get("finish", {})
     rerun = "python3 tools/train/train.py {stage} --threads 1   # see tools/train/README.md (data, tokenizer first)"
+    rerun_gpu = "python3 tools/train/train.py {stage} --device cuda   # about 4 min on one H200; see tools/train/README.md"
     common_data = ("Training problems: `ttc dataset synthetic --seed 1000 --min-level 1 --max-level 3` (60,000 "
                    "generated; held-out questions removed). Held-out: seed 2024 (the first 100 are the demo grid's "
                    "problems). Prompt: the GSM8K instruction (evaluation.md §2.2) in the Llama 3 chat rendering, "
@@ -707,8 +710,24 @@ def stage_cards(args):
             e["align_steps"] = prev.get("align_steps", e.get("align_steps"))
         return e
 
+    def history(e):
+        """The stages of a (possibly resumed) run, oldest first, one line each."""
+        chain = []
+        while e:
+            chain.append(e)
+            e = e.get("resumed_from")
+        lines = []
+        for i, st in enumerate(reversed(chain)):
+            kl = st.get("final_kl")
+            lines.append(f"  {i + 1}. {st.get('steps')} KL steps, batch {st.get('batch')}, lr {st.get('lr')}, "
+                         f"{st.get('device', 'cpu (1 thread)')}, {st.get('seconds', 0) / 60:.1f} min"
+                         + (f", KL {kl:.4f}" if kl is not None else ""))
+        return "\n".join(lines) + "\n"
+
+    llamba_cfg = json.load(open(os.path.join(LLAMBA, "config.json"))).get("ssm_cfg", {})
     t = logd.get("teacher", {})
-    m = totals(logd.get("mil", {}))
+    mil_log = logd.get("mil", {})
+    m = totals(mil_log)
     lb = totals(logd.get("llamba", {}))
     pr = logd.get("prm", {})
     teacher_acc = fin.get("teacher-llama", {}).get("greedy_acc_heldout_sal")
@@ -746,26 +765,30 @@ out_proj}}`), `config.json` is the teacher's Llama config.
   `C_proj ← q_proj`, `B_proj ← k_proj`, `in_proj_x ← v_proj`, `out_proj ← o_proj`; A_log = log(1..16),
   D = 1, dt bias so that softplus(2·b) ∈ [0.001, 0.1] (the bias is applied twice, as in the reference).
 - Training: token-level KL(teacher ‖ student) on the assistant tokens of the teacher's training prompts, AdamW
-  lr {m.get('lr')}, batch {m.get('batch')}, {m.get('steps_note', m.get('steps'))} steps, {m.get('seconds', 0) / 60:.0f} min wall,
-  final KL {m.get('final_kl', float('nan')):.4f}. {common_data}
+  (β 0.9/0.95), warm-up 50 then cosine per stage; {m.get('steps')} KL steps in {m.get('seconds', 0) / 60:.0f} min in all,
+  final KL {m.get('final_kl', float('nan')):.4f}, in stages (each `--resume` of the previous):
+{history(mil_log)}  {common_data}
 {acc_lines('student-mambainllama').rstrip()}{rel('student-mambainllama')}
-{golden_lines('student-mambainllama')}- Rerun: `{rerun.format(stage='mil')}`
+{golden_lines('student-mambainllama')}- Rerun: the stages above in order, e.g. `{rerun.format(stage='mil')}` then
+  `python3 tools/train/train.py mil --resume --steps N --batch B --lr L [--device cuda]` with each stage's values.
 """,
         LLAMBA: f"""# student-llamba
 
 A Llamba-style discrete Mamba-2 model distilled from `teacher-llama` (architectures.md §4): every layer is a
-DiscreteMamba2 mixer (4 heads of dim 24, 4 B/C heads, d_state 16, identity conv activation, no dt parameters) with
-the Llama MLP. Cartesia's format: `config.json` with `model_type` "llamba", tensors under `backbone.`.
+DiscreteMamba2 mixer (4 heads of dim 24, 4 B/C heads, d_state {llamba_cfg.get('d_state')}, identity conv activation, no dt
+parameters) with the Llama MLP. Cartesia's format: `config.json` with `model_type` "llamba", tensors under `backbone.`.
 
 - Size: {fin.get('student-llamba', {}).get('params', '?'):,} parameters, float32, tied embeddings.
-- Initialisation: embeddings, norms and MLPs from the teacher; x part of `in_proj` from `v_proj` (KV heads
-  repeated), `out_proj` from `o_proj`; the rest fresh.
+- Initialisation (MOHAWK-style, attention read as an SSM): embeddings, norms and MLPs from the teacher; in each
+  mixer x ← `v_proj`, B ← `k_proj`, C ← `q_proj` (the first d_state dims of each head; KV heads repeated),
+  `out_proj` ← `o_proj`; the conv starts as the identity; the decay projection is fresh.
 - Training: stage 1, hidden-state alignment: {lb.get('align_steps')} steps in which each mixer, fed the teacher's
   block input, regresses the teacher's attention output (relative MSE); stage 2, token-level KL to the teacher:
   {lb.get('steps_note', lb.get('steps'))} steps, AdamW lr {lb.get('lr')}, batch {lb.get('batch')}; {lb.get('seconds', 0) / 60:.0f} min wall
-  in all, final KL {lb.get('final_kl', float('nan')):.4f}. {common_data}
+  in all on {lb.get('device', 'the CPU (one thread)')}, final KL {lb.get('final_kl', float('nan')):.4f}. {common_data}
 {acc_lines('student-llamba').rstrip()}{rel('student-llamba')}
-{golden_lines('student-llamba')}- Rerun: `{rerun.format(stage='llamba')}`
+{golden_lines('student-llamba')}- Rerun: `{rerun_gpu.format(stage='llamba')}` (the defaults are this model's settings; on the CPU
+  drop `--device cuda`, several hours)
 """,
         PRM: f"""# prm-llama
 
@@ -813,13 +836,15 @@ def main():
     ap.add_argument("--ttc", default=os.path.join(REPO, "build", "ttc"))
     ap.add_argument("--train-count", type=int, default=60000)
     ap.add_argument("--steps", type=int, default=None)
-    ap.add_argument("--align-steps", type=int, default=60)
+    ap.add_argument("--align-steps", type=int, default=300)
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--eval-every", type=int, default=0)
     ap.add_argument("--resume", action="store_true", help="teacher: continue from the saved model")
     ap.add_argument("--only", default="", help="finish: comma-separated model folder names")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--llamba-d-state", type=int, default=24,
+                    help="llamba: SSM state size per head (<= the teacher's head_dim, 24, for the MOHAWK init)")
     ap.add_argument("--device", default="cpu", help="torch device for training and evaluation (cpu, cuda)")
     ap.add_argument("--time-budget", type=float, default=0.0,
                     help="mil/llamba: seconds for the KL stage; the step count is cut to fit, fixed after 20 steps")
@@ -829,7 +854,7 @@ def main():
     ap.add_argument("--prm-temperature", type=float, default=1.0)
     args = ap.parse_args()
     # The settings the committed models were trained with (so the plain commands of README.md reproduce them).
-    defaults = {"teacher": (700, 3e-3, 32), "mil": (200, 1.5e-3, 12), "llamba": (250, 2e-3, 12),
+    defaults = {"teacher": (700, 3e-3, 32), "mil": (200, 1.5e-3, 12), "llamba": (1809, 2e-3, 64),
                 "prm": (150, 5e-4, 16)}
     st, lr, batch = defaults.get(args.stage, (0, 1e-3, 32))
     args.steps = st if args.steps is None else args.steps
