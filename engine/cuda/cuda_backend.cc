@@ -6,6 +6,7 @@
 // sizing batches with PlanCudaBatch (engine/cuda/cuda_backend.h).
 #include "engine/cuda/cuda_backend.h"
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -17,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -243,10 +245,12 @@ class CudaStateCache final : public StateCache {
     }
   }
 
-  // Bytes per recurrent-state element: bf16 (2), as mamba_ssm keeps the decode state of a bf16
-  // model; TTC_CUDA_STATE_F32=1 keeps it in f32 (4) for accuracy studies.
+  // Bytes per recurrent-state element: f32 (4) by default; TTC_CUDA_STATE_BF16=1 stores it in
+  // bf16 (2), as mamba_ssm does for a bf16 model, halving the state traffic of a decode step. The
+  // rounding of every step moves the goldens' decode logits by up to ~0.07 (tests/cuda, measured on
+  // the H200), past the 0.05 parity bound, so it is opt-in.
   static int64_t StateBytes() {
-    static const int64_t bytes = std::getenv("TTC_CUDA_STATE_F32") ? 4 : 2;
+    static const int64_t bytes = std::getenv("TTC_CUDA_STATE_BF16") ? 2 : 4;
     return bytes;
   }
 
@@ -512,6 +516,8 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override {
     prof_.reset();
     cudaStreamSynchronize(stream_);
+    if (lt_ws_) cudaFree(lt_ws_);
+    if (lt_) cublasLtDestroy(lt_);
     if (d_ids_out_) cudaFree(d_ids_out_);
     if (h_ids_out_) cudaFreeHost(h_ids_out_);
     if (bf16_scratch_) cudaFree(bf16_scratch_);
@@ -825,26 +831,113 @@ class CudaBackend final : public Backend {
       if (split) {
         cuda::LaunchSplitBf16(x, ldx, M, K, bf16_scratch_, stream_);
         Scratch y(static_cast<size_t>(rows * N) * 4, stream_);
-        TTC_CUBLAS(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N),
-                                static_cast<int>(rows), static_cast<int>(K), &alpha, w.bf16,
-                                CUDA_R_16BF, static_cast<int>(K), bf16_scratch_, CUDA_R_16BF,
-                                static_cast<int>(K), &zero, y.as<float>(), CUDA_R_32F,
-                                static_cast<int>(N), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        Bf16Gemm(w.bf16, bf16_scratch_, y.as<float>(), N, rows, K, N, zero);
         cuda::LaunchSumHalves(y.as<float>(), M, N, out, ldo, accumulate, stream_);
         return;
       }
       cuda::LaunchF32ToBf16(x, ldx, M, K, bf16_scratch_, stream_);
-      TTC_CUBLAS(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N),
-                              static_cast<int>(M), static_cast<int>(K), &alpha, w.bf16, CUDA_R_16BF,
-                              static_cast<int>(K), bf16_scratch_, CUDA_R_16BF, static_cast<int>(K),
-                              &beta, out, CUDA_R_32F, static_cast<int>(ldo), CUBLAS_COMPUTE_32F,
-                              CUBLAS_GEMM_DEFAULT));
+      Bf16Gemm(w.bf16, bf16_scratch_, out, N, M, K, ldo, beta);
     } else {
       TTC_CUBLAS(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N),
                              static_cast<int>(M), static_cast<int>(K), &alpha, w.f32,
                              static_cast<int>(K), x, static_cast<int>(ldx), &beta, out,
                              static_cast<int>(ldo)));
     }
+  }
+
+  // out[M, N] (ldo) = x[M, K] (bf16) * w[N, K]^T (bf16) + beta * out, f32 accumulation and output.
+  // By default cublasGemmEx with cuBLAS's heuristic. With TTC_CUDA_GEMM_TUNE=1 the first GEMM of
+  // each (N, K, ldo, beta != 0, M rounded up to a power of two) times up to 8 cublasLt heuristic
+  // candidates on the real operands (into a scratch output) and keeps the fastest for that bucket;
+  // a candidate that refuses a later M of its bucket falls back to cublasGemmEx.
+  void Bf16Gemm(const uint16_t* w, const uint16_t* x, float* out, int64_t N, int64_t M, int64_t K,
+                int64_t ldo, float beta) {
+    const float alpha = 1.0f;
+    if (tune_ && LtGemm(w, x, out, N, M, K, ldo, beta)) return;
+    TTC_CUBLAS(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N),
+                            static_cast<int>(M), static_cast<int>(K), &alpha, w, CUDA_R_16BF,
+                            static_cast<int>(K), x, CUDA_R_16BF, static_cast<int>(K), &beta, out,
+                            CUDA_R_32F, static_cast<int>(ldo), CUBLAS_COMPUTE_32F,
+                            CUBLAS_GEMM_DEFAULT));
+  }
+
+  struct LtPlan {
+    bool ok = false;
+    cublasLtMatmulAlgo_t algo{};
+  };
+
+  bool LtGemm(const uint16_t* w, const uint16_t* x, float* out, int64_t N, int64_t M, int64_t K,
+              int64_t ldo, float beta) {
+    int64_t bucket = 16;
+    while (bucket < M) bucket *= 2;
+    const auto key = std::make_tuple(N, K, ldo, beta != 0.0f, bucket);
+    if (!lt_) {
+      if (cublasLtCreate(&lt_) != CUBLAS_STATUS_SUCCESS) return false;
+      TTC_CU(cudaMalloc(&lt_ws_, kLtWorkspace));
+    }
+    cublasLtMatmulDesc_t op = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+    cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta));
+    cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb));
+    cublasLtMatrixLayoutCreate(&a, CUDA_R_16BF, K, N, K);
+    cublasLtMatrixLayoutCreate(&b, CUDA_R_16BF, K, M, K);
+    cublasLtMatrixLayoutCreate(&c, CUDA_R_32F, N, M, ldo);
+    const float alpha = 1.0f;
+    auto found = lt_plans_.find(key);
+    if (found == lt_plans_.end()) {
+      LtPlan plan;
+      cublasLtMatmulPreference_t pref = nullptr;
+      cublasLtMatmulPreferenceCreate(&pref);
+      const size_t ws = kLtWorkspace;
+      cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
+                                           sizeof(ws));
+      cublasLtMatmulHeuristicResult_t cand[8];
+      int n = 0;
+      if (cublasLtMatmulAlgoGetHeuristic(lt_, op, a, b, c, c, pref, 8, cand, &n) ==
+              CUBLAS_STATUS_SUCCESS &&
+          n > 0) {
+        Scratch tmp(static_cast<size_t>(ldo * M) * 4, stream_);
+        cudaEvent_t e0, e1;
+        TTC_CU(cudaEventCreate(&e0));
+        TTC_CU(cudaEventCreate(&e1));
+        float best = 1e30f;
+        const float zero = 0.0f;
+        for (int i = 0; i < n; ++i) {
+          auto run = [&] {
+            return cublasLtMatmul(lt_, op, &alpha, w, a, x, b, &zero, tmp.as<float>(), c,
+                                  tmp.as<float>(), c, &cand[i].algo, lt_ws_, kLtWorkspace, stream_);
+          };
+          if (run() != CUBLAS_STATUS_SUCCESS) continue;
+          TTC_CU(cudaEventRecord(e0, stream_));
+          for (int r = 0; r < 3; ++r) run();
+          TTC_CU(cudaEventRecord(e1, stream_));
+          TTC_CU(cudaEventSynchronize(e1));
+          float ms = 0.0f;
+          cudaEventElapsedTime(&ms, e0, e1);
+          if (ms < best) {
+            best = ms;
+            plan.ok = true;
+            plan.algo = cand[i].algo;
+          }
+        }
+        cudaEventDestroy(e0);
+        cudaEventDestroy(e1);
+      }
+      cublasLtMatmulPreferenceDestroy(pref);
+      found = lt_plans_.emplace(key, plan).first;
+    }
+    bool done = false;
+    if (found->second.ok) {
+      done = cublasLtMatmul(lt_, op, &alpha, w, a, x, b, &beta, out, c, out, c, &found->second.algo,
+                            lt_ws_, kLtWorkspace, stream_) == CUBLAS_STATUS_SUCCESS;
+    }
+    cublasLtMatrixLayoutDestroy(a);
+    cublasLtMatrixLayoutDestroy(b);
+    cublasLtMatrixLayoutDestroy(c);
+    cublasLtMatmulDescDestroy(op);
+    return done;
   }
 
   // The weight as f32 (converted once, on first use, when it was stored as bf16).
@@ -889,6 +982,12 @@ class CudaBackend final : public Backend {
   UploadCache<float> freq_;
   UploadCache<cuda::DevSampleKey> keys_;
   std::unique_ptr<OpProfiler> prof_;
+  // cublasLt autotuning (TTC_CUDA_GEMM_TUNE=1, see Bf16Gemm).
+  static constexpr size_t kLtWorkspace = size_t{32} << 20;
+  const bool tune_ = std::getenv("TTC_CUDA_GEMM_TUNE") != nullptr;
+  cublasLtHandle_t lt_ = nullptr;
+  void* lt_ws_ = nullptr;
+  std::map<std::tuple<int64_t, int64_t, int64_t, bool, int64_t>, LtPlan> lt_plans_;
   int32_t* d_ids_out_ = nullptr;  // sampled ids, device side
   int32_t* h_ids_out_ = nullptr;  // and their pinned host mirror
   size_t ids_cap_ = 0;

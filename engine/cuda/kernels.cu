@@ -356,30 +356,39 @@ __global__ void __launch_bounds__(kLaneWarps * 32)
       for (int e = 0; e < EPL; ++e) acc[g][e] *= alpha;
       m[g] = mn;
     }
+    // P.V in groups of 8 positions: the 8 V rows are loaded before any is used, so their latencies
+    // overlap (a loop that loads and uses one row at a time waits ~500 cycles per row). Positions
+    // past the range have probability 0 and read row `base` instead (always valid).
     const int nvalid = min(32, p_end - base);
-    for (int j = 0; j < nvalid; ++j) {
-      const int pj = base + j;
-      const uint16_t* vrow = (pj < c.plen ? vpre : vown) + static_cast<int64_t>(pj) * kvw;
-      float vv[EPL];
-      if constexpr (EPL == 1) {
-        vv[0] = Bf(vrow[lane]);
-      } else if constexpr (EPL == 2) {
-        const uint32_t w = *reinterpret_cast<const uint32_t*>(vrow + 2 * lane);
-        vv[0] = __uint_as_float(w << 16);
-        vv[1] = __uint_as_float(w & 0xffff0000u);
-      } else {
-        const uint2 w = *reinterpret_cast<const uint2*>(vrow + 4 * lane);
-        vv[0] = __uint_as_float(w.x << 16);
-        vv[1] = __uint_as_float(w.x & 0xffff0000u);
-        vv[2] = __uint_as_float(w.y << 16);
-        vv[3] = __uint_as_float(w.y & 0xffff0000u);
+    for (int j0 = 0; j0 < nvalid; j0 += 8) {
+      float vv[8][EPL];
+#pragma unroll
+      for (int jj = 0; jj < 8; ++jj) {
+        const int pj = base + ((j0 + jj) < nvalid ? j0 + jj : 0);
+        const uint16_t* vrow = (pj < c.plen ? vpre : vown) + static_cast<int64_t>(pj) * kvw;
+        if constexpr (EPL == 1) {
+          vv[jj][0] = Bf(vrow[lane]);
+        } else if constexpr (EPL == 2) {
+          const uint32_t w = *reinterpret_cast<const uint32_t*>(vrow + 2 * lane);
+          vv[jj][0] = __uint_as_float(w << 16);
+          vv[jj][1] = __uint_as_float(w & 0xffff0000u);
+        } else {
+          const uint2 w = *reinterpret_cast<const uint2*>(vrow + 4 * lane);
+          vv[jj][0] = __uint_as_float(w.x << 16);
+          vv[jj][1] = __uint_as_float(w.x & 0xffff0000u);
+          vv[jj][2] = __uint_as_float(w.y << 16);
+          vv[jj][3] = __uint_as_float(w.y & 0xffff0000u);
+        }
       }
 #pragma unroll
-      for (int g = 0; g < kMaxGroup; ++g) {
-        if (g >= G) continue;
-        const float pj_g = __shfl_sync(0xffffffffu, pr[g], j);
+      for (int jj = 0; jj < 8; ++jj) {
 #pragma unroll
-        for (int e = 0; e < EPL; ++e) acc[g][e] += pj_g * vv[e];
+        for (int g = 0; g < kMaxGroup; ++g) {
+          if (g >= G) continue;
+          const float pj_g = __shfl_sync(0xffffffffu, pr[g], j0 + jj);  // 0 past the range
+#pragma unroll
+          for (int e = 0; e < EPL; ++e) acc[g][e] += pj_g * vv[jj][e];
+        }
       }
     }
   }
@@ -472,23 +481,31 @@ __global__ void CausalConvKernel(const float* in, int64_t ld_in, int64_t col_bas
   for (int k = 0; k < K - 1; ++k) sc[k] = win[k];
 }
 
-template <typename StateT>
+// One thread per channel. The state of a slot is [N][di] (element n of channel ch at n * di + ch),
+// so a warp's loads of one state index are coalesced. NR > 0 (N <= NR): the channel's state lives
+// in registers for the whole forward (loaded once, stored once: independent loads in flight
+// together, and one rounding to the storage type per forward). NR == 0: any N, updated in memory,
+// with a prompt (several tokens) run on an f32 copy in shared memory.
+template <typename StateT, int NR>
 __global__ void Mamba1ScanKernel(Mamba1ScanArgs a, const DevSeq* seqs) {
   const int64_t ch = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
   if (ch >= a.di) return;
   const DevSeq sq = seqs[blockIdx.y];
-  const int64_t N = a.N;
+  const int64_t N = a.N, di = a.di;
   const int64_t rep = a.mil ? a.di / a.dxb : 1;
-  StateT* h = static_cast<StateT*>(a.ssm) + (static_cast<int64_t>(sq.slot) * a.di + ch) * N;
+  StateT* h = static_cast<StateT*>(a.ssm) + static_cast<int64_t>(sq.slot) * N * di + ch;
   const float* A = a.A + ch * N;
   const float bias = a.dt_b[ch], Dc = a.D[ch];
-  // A prompt (several tokens) runs on an f32 copy of the state in shared memory, stored once at
-  // the end: one rounding to the storage type per forward, not one per token.
   extern __shared__ float stage[];
-  const bool staged = a.stage && sq.n > 1;
+  const bool staged = NR == 0 && a.stage && sq.n > 1;
   float* hs = stage + threadIdx.x * N;
-  if (staged)
-    for (int64_t n = 0; n < N; ++n) hs[n] = LoadState(h + n);
+  float hv[NR > 0 ? NR : 1];
+  if constexpr (NR > 0) {
+#pragma unroll
+    for (int n = 0; n < NR; ++n) hv[n] = n < N ? LoadState(h + n * di) : 0.0f;
+  } else if (staged) {
+    for (int64_t n = 0; n < N; ++n) hs[n] = LoadState(h + n * di);
+  }
   for (int t = 0; t < sq.n; ++t) {
     const int64_t r = sq.row0 + t;
     const float* pr = a.proj + r * a.ld_proj;
@@ -506,21 +523,37 @@ __global__ void Mamba1ScanKernel(Mamba1ScanArgs a, const DevSeq* seqs) {
     const float d = Softplus(a.dt_raw[r * a.di + ch] + bias);
     const float xv = a.xc[r * a.di + ch];
     float y = 0.0f;
-    for (int64_t n = 0; n < N; ++n) {
-      const float cur = staged ? hs[n] : LoadState(h + n);
-      const float hn = expf(d * A[n]) * cur + (d * Bv[n]) * xv;
-      if (staged) {
-        hs[n] = hn;
-      } else {
-        StoreState(h + n, hn);
+    if constexpr (NR > 0) {
+#pragma unroll
+      for (int n = 0; n < NR; ++n) {
+        if (n < N) {
+          const float hn = expf(d * A[n]) * hv[n] + (d * Bv[n]) * xv;
+          hv[n] = hn;
+          y += hn * Cv[n];
+        }
       }
-      y += hn * Cv[n];
+    } else {
+      for (int64_t n = 0; n < N; ++n) {
+        const float cur = staged ? hs[n] : LoadState(h + n * di);
+        const float hn = expf(d * A[n]) * cur + (d * Bv[n]) * xv;
+        if (staged) {
+          hs[n] = hn;
+        } else {
+          StoreState(h + n * di, hn);
+        }
+        y += hn * Cv[n];
+      }
     }
     y += Dc * xv;
     a.out[r * a.di + ch] = y * Silu(z);
   }
-  if (staged)
-    for (int64_t n = 0; n < N; ++n) StoreState(h + n, hs[n]);
+  if constexpr (NR > 0) {
+#pragma unroll
+    for (int n = 0; n < NR; ++n)
+      if (n < N) StoreState(h + n * di, hv[n]);
+  } else if (staged) {
+    for (int64_t n = 0; n < N; ++n) StoreState(h + n * di, hs[n]);
+  }
 }
 
 // One block per (sequence, head); warps own rows p of the head's [P, N] state, lanes split N.
@@ -557,22 +590,72 @@ __global__ void SsdScanKernel(SsdScanArgs a, const DevSeq* seqs) {
       decay = expf(dtv * a.A[h]);
       scale = dtv;
     }
-    for (int64_t p = warp; p < P; p += nw) {
-      StateT* Sp = S + p * N;
-      float* Ss = stage + p * N;
-      const float xs = scale * x[p];
-      float acc = 0.0f;
-      for (int64_t n = lane; n < N; n += 32) {
-        const float v = decay * (staged ? Ss[n] : LoadState(Sp + n)) + xs * Bv[n];
-        if (staged) {
-          Ss[n] = v;
-        } else {
-          StoreState(Sp + n, v);
-        }
-        acc += v * Cv[n];
+    if (N <= 128) {
+      // Four rows per warp at a time, their state loaded before any is used (independent loads in
+      // flight together); B and C loaded once per token. Lane e-th element: n = lane + 32 e.
+      constexpr int kRows = 4, kEpl = 4;
+      const int npl = static_cast<int>((N + 31) / 32);
+      float bv[kEpl], cv[kEpl];
+#pragma unroll
+      for (int e = 0; e < kEpl; ++e) {
+        const int64_t n = lane + 32 * e;
+        const bool ok = e < npl && n < N;
+        bv[e] = ok ? Bv[n] : 0.0f;
+        cv[e] = ok ? Cv[n] : 0.0f;
       }
-      acc = WarpSum(acc);
-      if (lane == 0) a.y[r * a.di + h * P + p] = acc + a.D[h] * x[p];
+      for (int64_t p0 = warp; p0 < P; p0 += kRows * nw) {
+        float st[kRows][kEpl];
+#pragma unroll
+        for (int rr = 0; rr < kRows; ++rr) {
+          const int64_t p = p0 + rr * nw;
+#pragma unroll
+          for (int e = 0; e < kEpl; ++e) {
+            const int64_t n = lane + 32 * e;
+            const bool ok = p < P && e < npl && n < N;
+            st[rr][e] = ok ? (staged ? stage[p * N + n] : LoadState(S + p * N + n)) : 0.0f;
+          }
+        }
+#pragma unroll
+        for (int rr = 0; rr < kRows; ++rr) {
+          const int64_t p = p0 + rr * nw;
+          if (p >= P) break;  // uniform in the warp
+          const float xs = scale * x[p];
+          float acc = 0.0f;
+#pragma unroll
+          for (int e = 0; e < kEpl; ++e) {
+            const int64_t n = lane + 32 * e;
+            if (e < npl && n < N) {
+              const float v = decay * st[rr][e] + xs * bv[e];
+              if (staged) {
+                stage[p * N + n] = v;
+              } else {
+                StoreState(S + p * N + n, v);
+              }
+              acc += v * cv[e];
+            }
+          }
+          acc = WarpSum(acc);
+          if (lane == 0) a.y[r * a.di + h * P + p] = acc + a.D[h] * x[p];
+        }
+      }
+    } else {
+      for (int64_t p = warp; p < P; p += nw) {
+        StateT* Sp = S + p * N;
+        float* Ss = stage + p * N;
+        const float xs = scale * x[p];
+        float acc = 0.0f;
+        for (int64_t n = lane; n < N; n += 32) {
+          const float v = decay * (staged ? Ss[n] : LoadState(Sp + n)) + xs * Bv[n];
+          if (staged) {
+            Ss[n] = v;
+          } else {
+            StoreState(Sp + n, v);
+          }
+          acc += v * Cv[n];
+        }
+        acc = WarpSum(acc);
+        if (lane == 0) a.y[r * a.di + h * P + p] = acc + a.D[h] * x[p];
+      }
     }
     __syncwarp();
   }
@@ -729,11 +812,19 @@ void LaunchCausalConv(const float* in, int64_t ld_in, int64_t col_base, int64_t 
 
 void LaunchMamba1Scan(const Mamba1ScanArgs& a, const DevSeq* seqs, int nseq, cudaStream_t s) {
   dim3 grid(Blocks(a.di, 128), static_cast<unsigned>(nseq));
-  const size_t smem = a.stage ? static_cast<size_t>(128 * a.N) * 4 : 0;
-  if (a.bf16_state) {
-    Mamba1ScanKernel<uint16_t><<<grid, 128, smem, s>>>(a, seqs);
+  if (a.N <= 16) {  // state in registers (MambaInLlama and HF Mamba use d_state 16)
+    if (a.bf16_state) {
+      Mamba1ScanKernel<uint16_t, 16><<<grid, 128, 0, s>>>(a, seqs);
+    } else {
+      Mamba1ScanKernel<float, 16><<<grid, 128, 0, s>>>(a, seqs);
+    }
   } else {
-    Mamba1ScanKernel<float><<<grid, 128, smem, s>>>(a, seqs);
+    const size_t smem = a.stage ? static_cast<size_t>(128 * a.N) * 4 : 0;
+    if (a.bf16_state) {
+      Mamba1ScanKernel<uint16_t, 0><<<grid, 128, smem, s>>>(a, seqs);
+    } else {
+      Mamba1ScanKernel<float, 0><<<grid, 128, smem, s>>>(a, seqs);
+    }
   }
   Check("mamba1 scan");
 }
