@@ -11,6 +11,14 @@ DB=${DB:-demo.ttc.db}
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTTC_BUILD_TESTS=OFF -DTTC_CUDA="${TTC_CUDA:-OFF}" >/dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)" --target ttc
 "$BUILD_DIR"/ttc version
+if [ ! -f "$DB" ]; then
+  # Engine speed tables for the three generators at the experiment's lengths (a few seconds each): the report's
+  # paper time model and its speed plot read them; without them it falls back to the samples' measured times.
+  for m in teacher-llama student-mambainllama student-llamba; do
+    "$BUILD_DIR"/ttc bench --model "experiments/models/$m" --backend cpu --batch 1,2,4,8,16,32 \
+      --prompt-len 128 --gen-len 96 --db "$DB" | tail -n 1
+  done
+fi
 "$BUILD_DIR"/ttc run experiments/grids/demo.json --db "$DB" --cpu
 echo
 echo "Report: $(pwd)/$DB.report/index.html (open it in a browser; metrics.csv and report.json beside it)"
