@@ -12,11 +12,9 @@
 
 namespace ttc::experiments {
 
-// Qwen/SAL strip_string (evaluation.md §4.3 steps 1-24).
-std::string SalStripAnswer(std::string_view s, bool skip_unit = false);
-
 // What SAL's extract_answer returns for "\boxed{answer}": the post-processing of §3.1 step 8 plus
-// strip_string.
+// strip_string (SalStripString of experiments/extract.h, the one implementation, checked bit for
+// bit against the Python reference).
 std::string SalNormalizeAnswer(std::string_view answer);
 
 // Qwen/SAL math_equal(prediction, reference) on already-normalized strings (evaluation.md §4.3).

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "experiments/extract.h"
 #include "experiments/grade.h"
 #include "experiments/sal_math.h"
 #include "tests/test_util.h"
@@ -86,19 +87,19 @@ TEST(Graders, TrickyCasesSal) {
   }
 }
 
-TEST(Graders, SalStripAnswerQuirks) {
-  // evaluation.md §4.3 step 6 quirks and step 20.
-  EXPECT_EQ(SalStripAnswer("\\pm 2021"), "\\2021");
-  EXPECT_EQ(SalStripAnswer("7 = 11a+c"), "11a+");
-  EXPECT_EQ(SalStripAnswer("1000.0"), "1000");
-  EXPECT_EQ(SalStripAnswer("\\frac12"), "\\frac{1}{2}");
-  EXPECT_EQ(SalStripAnswer("\\dfrac{3}{4}"), "\\frac{3}{4}");
-  EXPECT_EQ(SalStripAnswer("3/4"), "\\frac{3}{4}");
-  EXPECT_EQ(SalStripAnswer("\\sqrt23"), "\\sqrt{23}");
-  EXPECT_EQ(SalStripAnswer("90^\\circ"), "90");
-  EXPECT_EQ(SalStripAnswer("\\text{Evelyn}"), "Evelyn");
-  EXPECT_EQ(SalStripAnswer("Sandy"), "Sy");
-  EXPECT_EQ(SalStripAnswer("x=5"), "5");
+TEST(Graders, SalStripQuirks) {
+  // evaluation.md §4.3 step 6 quirks and step 20, through the one strip_string the sal grader uses.
+  EXPECT_EQ(SalStripString("\\pm 2021"), "\\2021");
+  EXPECT_EQ(SalStripString("7 = 11a+c"), "11a+");
+  EXPECT_EQ(SalStripString("1000.0"), "1000");
+  EXPECT_EQ(SalStripString("\\frac12"), "\\frac{1}{2}");
+  EXPECT_EQ(SalStripString("\\dfrac{3}{4}"), "\\frac{3}{4}");
+  EXPECT_EQ(SalStripString("3/4"), "\\frac{3}{4}");
+  EXPECT_EQ(SalStripString("\\sqrt23"), "\\sqrt{23}");
+  EXPECT_EQ(SalStripString("90^\\circ"), "90");
+  EXPECT_EQ(SalStripString("\\text{Evelyn}"), "Evelyn");
+  EXPECT_EQ(SalStripString("Sandy"), "Sy");
+  EXPECT_EQ(SalStripString("x=5"), "5");
 }
 
 std::vector<nlohmann::json> ReadJsonl(const std::string& path) {
