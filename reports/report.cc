@@ -1,5 +1,8 @@
 #include "reports/report.h"
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -7,9 +10,6 @@
 #include <limits>
 #include <set>
 #include <unordered_map>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "common/version.h"
 #include "experiments/grade.h"
@@ -22,8 +22,9 @@ namespace {
 constexpr Metric kMetrics[] = {Metric::kCoverage, Metric::kMajority, Metric::kBestOfN,
                                Metric::kWeightedBestOfN};
 
-// The estimator plotted and tabled for each metric: coverage uses the unbiased estimator over all samples,
-// selection metrics the mean over random subsets (smoother than the first-k prefix, which is also in the CSV).
+// The estimator plotted and tabled for each metric: coverage uses the unbiased estimator over all
+// samples, selection metrics the mean over random subsets (smoother than the first-k prefix, which
+// is also in the CSV).
 Estimator PlotEstimator(Metric m) {
   return m == Metric::kCoverage ? Estimator::kUnbiased : Estimator::kRandomSubsets;
 }
@@ -50,7 +51,8 @@ const char* kDashes[] = {"", "6 4", "2 3", "8 3 2 3"};
 
 }  // namespace
 
-Result<ReportData> BuildReport(store::Store& db, store::Id experiment_id, const ReportOptions& options) {
+Result<ReportData> BuildReport(store::Store& db, store::Id experiment_id,
+                               const ReportOptions& options) {
   ReportData r;
   TTC_ASSIGN_OR_RETURN(r.experiment, db.GetExperiment(experiment_id));
   TTC_ASSIGN_OR_RETURN(r.status, db.GetExperimentStatus(experiment_id));
@@ -58,7 +60,8 @@ Result<ReportData> BuildReport(store::Store& db, store::Id experiment_id, const 
   r.partial = r.status.units_pending + r.status.units_leased > 0 ||
               r.status.samples < r.status.samples_expected;
   if (r.status.units_failed > 0) {
-    r.notes.push_back(fmt::format("{} unit(s) failed: their samples are missing", r.status.units_failed));
+    r.notes.push_back(
+        fmt::format("{} unit(s) failed: their samples are missing", r.status.units_failed));
   }
 
   // Task, grader, k values and PRM aggregation come from the grid as submitted.
@@ -106,7 +109,8 @@ Result<ReportData> BuildReport(store::Store& db, store::Id experiment_id, const 
   q.include_text = false;
   q.include_extra = true;
   TTC_RETURN_IF_ERROR(db.ForEachSample(q, [&](const store::Sample& s) {
-    if (keys.empty() || keys.back().model != s.model_id || keys.back().temperature != s.temperature) {
+    if (keys.empty() || keys.back().model != s.model_id ||
+        keys.back().temperature != s.temperature) {
       keys.push_back({s.model_id, s.temperature});
       runs_by_key.emplace_back();
       answers.emplace_back();
@@ -117,7 +121,8 @@ Result<ReportData> BuildReport(store::Store& db, store::Id experiment_id, const 
       runs.back().problem_index = s.problem_index;
       answers.back().emplace_back();
       // Prompt length and device are per problem: parse one sample's extra, not every one.
-      auto extra = nlohmann::json::parse(s.extra_json.empty() ? "{}" : s.extra_json, nullptr, false);
+      auto extra =
+          nlohmann::json::parse(s.extra_json.empty() ? "{}" : s.extra_json, nullptr, false);
       if (extra.is_object()) {
         if (auto it = extra.find("prompt_tokens"); it != extra.end() && it->is_number_integer()) {
           runs.back().prompt_tokens = it->get<int>();
@@ -146,7 +151,8 @@ Result<ReportData> BuildReport(store::Store& db, store::Id experiment_id, const 
     return r;
   }
 
-  // Speed tables per model: bench rows named after the model or its folder; the device with most rows wins.
+  // Speed tables per model: bench rows named after the model or its folder; the device with most
+  // rows wins.
   TTC_ASSIGN_OR_RETURN(std::vector<store::BenchRow> bench, db.ListBenchRows({}));
   std::vector<SpeedTable> tables(models.size());
   std::vector<bool> has_table(models.size(), false);
@@ -157,7 +163,8 @@ Result<ReportData> BuildReport(store::Store& db, store::Id experiment_id, const 
     const std::string base = std::filesystem::path(models[i].path).filename().string();
     std::map<std::string, std::vector<store::BenchRow>> by_device;
     for (const auto& row : bench) {
-      if (row.model == models[i].name || row.model == models[i].path || (!base.empty() && row.model == base)) {
+      if (row.model == models[i].name || row.model == models[i].path ||
+          (!base.empty() && row.model == base)) {
         by_device[row.device].push_back(row);
       }
     }
@@ -175,10 +182,11 @@ Result<ReportData> BuildReport(store::Store& db, store::Id experiment_id, const 
       }
     }
     if (!has_table[i] && sampling_models.count(models[i].id)) {
-      r.notes.push_back(fmt::format(
-          "model {}: no engine benchmark table in the store (run `ttc bench --db`); its times come from the "
-          "samples' own measured timings",
-          models[i].name));
+      r.notes.push_back(
+          fmt::format("model {}: no engine benchmark table in the store (run `ttc bench --db`); "
+                      "its times come from the "
+                      "samples' own measured timings",
+                      models[i].name));
     }
   }
 
@@ -190,7 +198,8 @@ Result<ReportData> BuildReport(store::Store& db, store::Id experiment_id, const 
 
   for (size_t ki = 0; ki < keys.size(); ++ki) {
     auto& runs = runs_by_key[ki];
-    for (size_t p = 0; p < runs.size(); ++p) runs[p].group = experiments::GroupEquivalent(answers[ki][p], task, mode);
+    for (size_t p = 0; p < runs.size(); ++p)
+      runs[p].group = experiments::GroupEquivalent(answers[ki][p], task, mode);
     Curve c;
     const int mi = model_index.count(keys[ki].model) ? model_index[keys[ki].model] : 0;
     c.model = models.empty() ? "?" : models[mi].name;
@@ -235,12 +244,14 @@ Result<ReportData> BuildReport(store::Store& db, store::Id experiment_id, const 
     // Drop PRM metrics that no k could compute.
     for (Metric m : {Metric::kBestOfN, Metric::kWeightedBestOfN}) {
       auto it = c.values.find(MetricName(m));
-      if (it != c.values.end() && it->second.begin()->second.mean.size() != c.k.size()) c.values.erase(it);
+      if (it != c.values.end() && it->second.begin()->second.mean.size() != c.k.size())
+        c.values.erase(it);
     }
     r.curves.push_back(std::move(c));
   }
   std::stable_sort(r.curves.begin(), r.curves.end(), [](const Curve& a, const Curve& b) {
-    return a.model_index != b.model_index ? a.model_index < b.model_index : a.temperature < b.temperature;
+    return a.model_index != b.model_index ? a.model_index < b.model_index
+                                          : a.temperature < b.temperature;
   });
 
   // Pareto fronts over every (model, temperature, k) point.
@@ -261,24 +272,29 @@ Result<ReportData> BuildReport(store::Store& db, store::Id experiment_id, const 
     auto& front = r.pareto[MetricName(m)];
     for (int i : ParetoFront(t, v)) front.push_back(pts[i]);
   }
-  if (r.partial) r.notes.insert(r.notes.begin(), "partial experiment: units are still pending or running");
+  if (r.partial)
+    r.notes.insert(r.notes.begin(), "partial experiment: units are still pending or running");
   return r;
 }
 
 nlohmann::json ReportToJson(const ReportData& r) {
   nlohmann::json j;
   auto grid = nlohmann::json::parse(r.experiment.grid_spec_json, nullptr, false);
-  j["experiment"] = {{"id", r.experiment.id},
-                     {"name", r.experiment.name},
-                     {"state", store::Name(r.experiment.state)},
-                     {"seed", r.experiment.seed},
-                     {"dataset_fingerprint", r.experiment.dataset_fingerprint},
-                     {"grid_spec", grid.is_discarded() ? nlohmann::json(r.experiment.grid_spec_json) : grid}};
+  j["experiment"] = {
+      {"id", r.experiment.id},
+      {"name", r.experiment.name},
+      {"state", store::Name(r.experiment.state)},
+      {"seed", r.experiment.seed},
+      {"dataset_fingerprint", r.experiment.dataset_fingerprint},
+      {"grid_spec", grid.is_discarded() ? nlohmann::json(r.experiment.grid_spec_json) : grid}};
   j["partial"] = r.partial;
   j["empty"] = r.empty;
-  j["status"] = {{"units_done", r.status.units_done},       {"units_pending", r.status.units_pending},
-                 {"units_leased", r.status.units_leased},   {"units_failed", r.status.units_failed},
-                 {"samples", r.status.samples},             {"samples_expected", r.status.samples_expected},
+  j["status"] = {{"units_done", r.status.units_done},
+                 {"units_pending", r.status.units_pending},
+                 {"units_leased", r.status.units_leased},
+                 {"units_failed", r.status.units_failed},
+                 {"samples", r.status.samples},
+                 {"samples_expected", r.status.samples_expected},
                  {"tokens", r.status.tokens}};
   j["ttc"] = {{"version", kVersion}, {"git_commit", kGitCommit}};
   j["devices"] = r.devices;
@@ -306,7 +322,10 @@ nlohmann::json ReportToJson(const ReportData& r) {
     auto& arr = j["pareto"][metric];
     arr = nlohmann::json::array();
     for (const auto& p : front) {
-      arr.push_back({{"model", p.model}, {"temperature", p.temperature}, {"k", p.k}, {"time_s", p.time_s},
+      arr.push_back({{"model", p.model},
+                     {"temperature", p.temperature},
+                     {"k", p.k},
+                     {"time_s", p.time_s},
                      {"value", p.value}});
     }
   }
@@ -324,14 +343,15 @@ nlohmann::json ReportToJson(const ReportData& r) {
 }
 
 std::string ReportToCsv(const ReportData& r) {
-  std::string out = "model,temperature,k,metric,estimator,mean,se,problems,time_s,time_model,time_source\n";
+  std::string out =
+      "model,temperature,k,metric,estimator,mean,se,problems,time_s,time_model,time_source\n";
   for (const auto& c : r.curves) {
     for (const auto& [metric, by_est] : c.values) {
       for (const auto& [est, v] : by_est) {
         for (size_t i = 0; i < c.k.size(); ++i) {
-          out += fmt::format("\"{}\",{:g},{},{},{},{:.6f},{:.6f},{},{:.6g},{},{}\n", c.model, c.temperature, c.k[i],
-                             metric, est, v.mean[i], v.se[i], v.problems[i], c.time_s[i], r.time_model,
-                             TimeModelSourceName(c.time_source));
+          out += fmt::format("\"{}\",{:g},{},{},{},{:.6f},{:.6f},{},{:.6g},{},{}\n", c.model,
+                             c.temperature, c.k[i], metric, est, v.mean[i], v.se[i], v.problems[i],
+                             c.time_s[i], r.time_model, TimeModelSourceName(c.time_source));
         }
       }
     }
@@ -340,19 +360,20 @@ std::string ReportToCsv(const ReportData& r) {
 }
 
 std::string ReportToTable(const ReportData& r) {
-  std::string out = fmt::format("Experiment {} \"{}\" ({}{}), task {}, grader {}, time model {}\n", r.experiment.id,
-                                r.experiment.name, store::Name(r.experiment.state), r.partial ? ", PARTIAL" : "",
-                                r.task, r.grader, r.time_model);
-  out += fmt::format("units: {} done, {} pending, {} running, {} failed; samples {}/{}\n", r.status.units_done,
-                     r.status.units_pending, r.status.units_leased, r.status.units_failed, r.status.samples,
-                     r.status.samples_expected);
+  std::string out = fmt::format("Experiment {} \"{}\" ({}{}), task {}, grader {}, time model {}\n",
+                                r.experiment.id, r.experiment.name, store::Name(r.experiment.state),
+                                r.partial ? ", PARTIAL" : "", r.task, r.grader, r.time_model);
+  out += fmt::format("units: {} done, {} pending, {} running, {} failed; samples {}/{}\n",
+                     r.status.units_done, r.status.units_pending, r.status.units_leased,
+                     r.status.units_failed, r.status.samples, r.status.samples_expected);
   for (const auto& n : r.notes) out += "note: " + n + "\n";
   if (r.empty) return out;
   for (const auto& c : r.curves) {
-    out += fmt::format("\n{} {}  ({} problems, {} samples{})\n", c.model, TemperatureLabel(c.temperature), c.problems,
-                       c.samples, c.temperature == 0 ? ", greedy" : "");
-    out += fmt::format("  {:>5}  {:>10}  {:>9}  {:>9}  {:>12}  {:>10}\n", "k", "coverage", "majority", "bon",
-                       "weighted_bon", "time_s");
+    out += fmt::format("\n{} {}  ({} problems, {} samples{})\n", c.model,
+                       TemperatureLabel(c.temperature), c.problems, c.samples,
+                       c.temperature == 0 ? ", greedy" : "");
+    out += fmt::format("  {:>5}  {:>10}  {:>9}  {:>9}  {:>12}  {:>10}\n", "k", "coverage",
+                       "majority", "bon", "weighted_bon", "time_s");
     auto cell = [&](const char* metric, size_t i) -> std::string {
       auto it = c.values.find(metric);
       if (it == c.values.end()) return "-";
@@ -361,15 +382,16 @@ std::string ReportToTable(const ReportData& r) {
       return fmt::format("{:.1f}%", 100 * cv.mean[i]);
     };
     for (size_t i = 0; i < c.k.size(); ++i) {
-      out += fmt::format("  {:>5}  {:>10}  {:>9}  {:>9}  {:>12}  {:>10.3g}\n", c.k[i], cell("coverage", i),
-                         cell("majority", i), cell("bon", i), cell("weighted_bon", i), c.time_s[i]);
+      out += fmt::format("  {:>5}  {:>10}  {:>9}  {:>9}  {:>12}  {:>10.3g}\n", c.k[i],
+                         cell("coverage", i), cell("majority", i), cell("bon", i),
+                         cell("weighted_bon", i), c.time_s[i]);
     }
   }
   if (auto it = r.pareto.find("coverage"); it != r.pareto.end()) {
     out += "\nPareto front (coverage vs time):";
     for (const auto& p : it->second) {
-      out += fmt::format(" {} {} k={} ({:.3g} s, {:.1f}%);", p.model, TemperatureLabel(p.temperature), p.k, p.time_s,
-                         100 * p.value);
+      out += fmt::format(" {} {} k={} ({:.3g} s, {:.1f}%);", p.model,
+                         TemperatureLabel(p.temperature), p.k, p.time_s, 100 * p.value);
     }
     out += "\n";
   }
@@ -465,16 +487,19 @@ th{background:#f5f5f5} td.l,th.l{text-align:left} pre{background:#f7f7f7;padding
 )";
   h += fmt::format("<h1>ttc report: {}</h1>\n", XmlEscape(r.experiment.name));
   h += fmt::format(
-      "<div class=\"meta\">experiment {} &middot; state {} &middot; task {} &middot; grader {} &middot; time model "
+      "<div class=\"meta\">experiment {} &middot; state {} &middot; task {} &middot; grader {} "
+      "&middot; time model "
       "<b>{}</b> &middot; dataset fingerprint <code>{}</code> &middot; ttc {} ({})</div>\n",
-      r.experiment.id, store::Name(r.experiment.state), XmlEscape(r.task), XmlEscape(r.grader), r.time_model,
-      XmlEscape(r.experiment.dataset_fingerprint), kVersion, kGitCommit);
+      r.experiment.id, store::Name(r.experiment.state), XmlEscape(r.task), XmlEscape(r.grader),
+      r.time_model, XmlEscape(r.experiment.dataset_fingerprint), kVersion, kGitCommit);
   if (!r.devices.empty()) {
     std::string d;
     for (const auto& x : r.devices) d += (d.empty() ? "" : ", ") + XmlEscape(x);
     h += "<div class=\"meta\">devices: " + d + "</div>\n";
   }
-  if (r.partial) h += "<div class=\"banner\"><b>Partial experiment</b>: units are still pending or running.</div>\n";
+  if (r.partial)
+    h += "<div class=\"banner\"><b>Partial experiment</b>: units are still pending or "
+         "running.</div>\n";
   if (r.empty) h += "<div class=\"banner\"><b>No samples yet</b>: nothing to measure.</div>\n";
   if (!r.notes.empty()) {
     h += "<ul class=\"meta\">";
@@ -487,20 +512,28 @@ th{background:#f5f5f5} td.l,th.l{text-align:left} pre{background:#f7f7f7;padding
     h += "<figure>" + it->second + "<figcaption>" + XmlEscape(caption) + "</figcaption></figure>\n";
   };
   h += "<h2>Against samples k</h2><div class=\"grid\">\n";
-  figure("coverage_vs_k.svg", "Coverage: unbiased pass@k (Chen et al. 2021) over all samples; band = ±1 standard "
-                              "error over problems.");
-  figure("majority_vs_k.svg", "Majority vote: mean over random subsets of size k; band = ±1 SE over problems.");
+  figure("coverage_vs_k.svg",
+         "Coverage: unbiased pass@k (Chen et al. 2021) over all samples; band = ±1 standard "
+         "error over problems.");
+  figure("majority_vs_k.svg",
+         "Majority vote: mean over random subsets of size k; band = ±1 SE over problems.");
   figure("weighted_bon_vs_k.svg", "Weighted Best-of-N: PRM scores summed per equivalent answer.");
-  figure("bon_vs_k.svg", "Best-of-N: the single highest PRM score.");
+  figure(
+      "bon_vs_k.svg",
+      "Best-of-N: the answer of the single highest PRM score. It can fall as k grows: each added "
+      "sample is another chance for the PRM to rank a confidently wrong solution first; weighted "
+      "Best-of-N, which sums the scores of equivalent answers, is less sensitive to it.");
   h += "</div><h2>Against generation time</h2><div class=\"grid\">\n";
-  figure("coverage_vs_time.svg", "Circled points form the Pareto front across all models and temperatures.");
+  figure("coverage_vs_time.svg",
+         "Circled points form the Pareto front across all models and temperatures.");
   figure("majority_vs_time.svg", "Circled points form the Pareto front.");
   figure("weighted_bon_vs_time.svg", "Circled points form the Pareto front.");
   figure("bon_vs_time.svg", "Circled points form the Pareto front.");
   h += "</div>\n";
   if (svgs.count("speed_vs_batch.svg")) {
     h += "<h2>Engine speed</h2><div class=\"grid\">\n";
-    figure("speed_vs_batch.svg", "Time to generate one batch at the benchmark's fixed lengths (prefill excluded).");
+    figure("speed_vs_batch.svg",
+           "Time to generate one batch at the benchmark's fixed lengths (prefill excluded).");
     h += "</div>\n";
   }
   h += "<h2>Tables</h2>\n";
@@ -525,7 +558,8 @@ th{background:#f5f5f5} td.l,th.l{text-align:left} pre{background:#f7f7f7;padding
     }
     h += "</table>\n";
   }
-  h += "<h2>Grid spec (as submitted)</h2><pre>" + XmlEscape(r.experiment.grid_spec_json) + "</pre>\n";
+  h += "<h2>Grid spec (as submitted)</h2><pre>" + XmlEscape(r.experiment.grid_spec_json) +
+       "</pre>\n";
   h += "</body></html>\n";
   return h;
 }
@@ -555,12 +589,14 @@ Status WriteReport(const ReportOptions& options) {
     return Status::Ok();
   };
   if (options.formats.count("csv")) TTC_RETURN_IF_ERROR(write("metrics.csv", ReportToCsv(r)));
-  if (options.formats.count("json")) TTC_RETURN_IF_ERROR(write("report.json", ReportToJson(r).dump(1)));
+  if (options.formats.count("json"))
+    TTC_RETURN_IF_ERROR(write("report.json", ReportToJson(r).dump(1)));
   auto svgs = ReportToSvgs(r);
   if (options.formats.count("svg")) {
     for (const auto& [name, text] : svgs) TTC_RETURN_IF_ERROR(write(name, text));
   }
-  if (options.formats.count("html")) TTC_RETURN_IF_ERROR(write("index.html", ReportToHtml(r, svgs)));
+  if (options.formats.count("html"))
+    TTC_RETURN_IF_ERROR(write("index.html", ReportToHtml(r, svgs)));
   spdlog::info("report written to {}", options.out_dir.string());
   return Status::Ok();
 }
