@@ -3,12 +3,14 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 
@@ -476,7 +478,18 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& path, const OpenOp
   }
 
   if (!options.read_only) {
-    TTC_ASSIGN_OR_RETURN(std::string mode, impl->PragmaText("PRAGMA journal_mode = WAL"));
+    // Switching a fresh file to WAL needs an exclusive lock, and SQLite can answer SQLITE_BUSY here
+    // at once, without its busy handler, while another process is creating the same file (seen in
+    // StoreProcesses.ConcurrentFirstOpensCreateTheSchemaOnce): retry within the busy timeout.
+    auto wal = impl->PragmaText("PRAGMA journal_mode = WAL");
+    for (auto start = std::chrono::steady_clock::now();
+         !wal.ok() && wal.status().code() == StatusCode::kUnavailable &&
+         std::chrono::steady_clock::now() - start <
+             std::chrono::milliseconds(options.busy_timeout_ms);) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      wal = impl->PragmaText("PRAGMA journal_mode = WAL");
+    }
+    TTC_ASSIGN_OR_RETURN(std::string mode, std::move(wal));
     if (mode != "wal")
       return IoError("{}: cannot switch to WAL journal mode (got '{}')", path, mode);
     TTC_RETURN_IF_ERROR(c->Exec("PRAGMA synchronous = NORMAL"));
