@@ -26,10 +26,12 @@ void Backend::SampleRows(const Activation& logits, const SamplingParams& params,
   const int64_t rows = logits.rows(), V = logits.cols();
   const int64_t draws = static_cast<int64_t>(keys.size());
   const int64_t per_row = std::max<int64_t>(1, draws / std::max<int64_t>(1, rows));
-  std::vector<float> host(static_cast<size_t>(rows * V));
+  std::vector<float>& host = sample_host_;
+  host.resize(static_cast<size_t>(rows * V));
   CopyToHost(logits, host);
   const int threads = draws >= 4 ? std::max(1, omp_get_max_threads()) : 1;
-  std::vector<SamplerScratch> scratch(static_cast<size_t>(threads));
+  std::vector<SamplerScratch>& scratch = sample_scratch_;
+  if (scratch.size() < static_cast<size_t>(threads)) scratch.resize(static_cast<size_t>(threads));
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (int64_t i = 0; i < draws; ++i) {
     const SampleKey& k = keys[static_cast<size_t>(i)];

@@ -202,6 +202,12 @@ class Backend {
   // a device backend overrides it so that only the token ids cross to the host.
   virtual void SampleRows(const Activation& logits, const SamplingParams& params,
                           std::span<const SampleKey> keys, std::span<int32_t> out);
+
+ private:
+  // The default SampleRows' host copy of the logits and per-thread sampler buffers, kept across
+  // decode steps instead of reallocated for every step.
+  std::vector<float> sample_host_;
+  std::vector<SamplerScratch> sample_scratch_;
 };
 
 enum class BackendKind { kCpu, kCuda };

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <limits>
 
+#include "engine/sampler_sum.h"
+
 namespace ttc::engine {
 namespace {
 
@@ -47,20 +49,9 @@ bool UsesArgmax(const SamplingParams& p) {
 // Sums are taken in blocks of kBlock ids (four interleaved accumulators inside a block, then blocks
 // in id order): a fixed, documented order that is several times faster than one serial chain, and
 // lets the inverse-CDF walk skip whole blocks.
-constexpr size_t kBlock = 256;
+constexpr size_t kBlock = static_cast<size_t>(kSampleChunk);
 
-double BlockSum(const float* p, size_t n) {
-  double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-  size_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    a0 += p[i];
-    a1 += p[i + 1];
-    a2 += p[i + 2];
-    a3 += p[i + 3];
-  }
-  for (; i < n; ++i) a0 += p[i];
-  return (a0 + a1) + (a2 + a3);
-}
+double BlockSum(const float* p, size_t n) { return ChunkSum(p, static_cast<int64_t>(n)); }
 
 double Total(const float* p, size_t n) {
   double total = 0.0;

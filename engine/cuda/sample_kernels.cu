@@ -16,6 +16,7 @@
 
 #include "engine/cuda/kernels.h"
 #include "engine/rng.h"
+#include "engine/sampler_sum.h"
 
 namespace ttc::engine::cuda {
 
@@ -23,7 +24,7 @@ namespace {
 
 constexpr int kThreads = 1024;
 constexpr int kWarps = kThreads / 32;
-constexpr int kChunk = 256;  // ids per mass chunk (engine/sampler.cc kBlock)
+constexpr int kChunk = static_cast<int>(kSampleChunk);  // engine/sampler_sum.h
 
 struct ArgBest {
   float v;
@@ -49,20 +50,6 @@ __device__ __forceinline__ ArgBest WarpBest(ArgBest a) {
     a = Better(a, b);
   }
   return a;
-}
-
-// The four-accumulator chunk sum of engine/sampler.cc BlockSum, bit for bit.
-__device__ double ChunkSum(const float* p, int64_t n) {
-  double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    a0 += p[i];
-    a1 += p[i + 1];
-    a2 += p[i + 2];
-    a3 += p[i + 3];
-  }
-  for (; i < n; ++i) a0 += p[i];
-  return (a0 + a1) + (a2 + a3);
 }
 
 struct Shared {

@@ -56,6 +56,16 @@ std::vector<float> RandomLogits(int64_t V, uint32_t seed, float scale) {
   return v;
 }
 
+// `rows` rows of RandomLogits, row r seeded seed0 + r, concatenated.
+std::vector<float> RandomRows(int64_t V, int64_t rows, uint32_t seed0, float scale) {
+  std::vector<float> host;
+  for (int64_t r = 0; r < rows; ++r) {
+    auto row = RandomLogits(V, seed0 + static_cast<uint32_t>(r), scale);
+    host.insert(host.end(), row.begin(), row.end());
+  }
+  return host;
+}
+
 struct Case {
   const char* name;
   SamplingParams params;
@@ -64,11 +74,7 @@ struct Case {
 TEST(CudaSampler, GreedyEqualsArgmaxWithTiesAndNaN) {
   CUDA_BACKEND_OR_SKIP(be);
   const int64_t V = 128256, rows = 4;
-  std::vector<float> host;
-  for (int64_t r = 0; r < rows; ++r) {
-    auto row = RandomLogits(V, 10 + static_cast<uint32_t>(r), 3.0f);
-    host.insert(host.end(), row.begin(), row.end());
-  }
+  std::vector<float> host = RandomRows(V, rows, 10, 3.0f);
   host[static_cast<size_t>(V) + 77] = 100.0f;  // row 1: a tie at 77 and 5000 -> 77
   host[static_cast<size_t>(V) + 5000] = 100.0f;
   for (int64_t i = 0; i < V; ++i) host[static_cast<size_t>(2 * V + i)] = NAN;  // row 2: all NaN
@@ -173,11 +179,7 @@ TEST(CudaSampler, TopPKeepsBoundaryTiesFromTheLowestId) {
 TEST(CudaSampler, ManyRowsOneDrawEach) {
   CUDA_BACKEND_OR_SKIP(be);
   const int64_t V = 32000, rows = 64;
-  std::vector<float> host;
-  for (int64_t r = 0; r < rows; ++r) {
-    auto row = RandomLogits(V, 100 + static_cast<uint32_t>(r), 4.0f);
-    host.insert(host.end(), row.begin(), row.end());
-  }
+  std::vector<float> host = RandomRows(V, rows, 100, 4.0f);
   auto act = DeviceRows(*be, host, rows, V);
   const SamplingParams p{.temperature = 0.7f, .top_k = 100, .top_p = 0.95f};
   std::vector<SampleKey> keys(rows);

@@ -147,6 +147,10 @@ TEST(SalStripStringTest, DocumentedQuirks) {
   EXPECT_EQ(SalStripString("\\text{Evelyn}"), "Evelyn");
   EXPECT_EQ(SalStripString(".5"), "0.5");
   EXPECT_EQ(SalStripString("k = 5"), "5");
+  // evaluation.md §4.3 step 20 (also what the sal grader normalizes with, experiments/sal_math.h).
+  EXPECT_EQ(SalStripString("\\dfrac{3}{4}"), "\\frac{3}{4}");
+  EXPECT_EQ(SalStripString("90^\\circ"), "90");
+  EXPECT_EQ(SalStripString("x=5"), "5");
 }
 
 TEST(SalStripStringTest, Word2NumberSemantics) {
