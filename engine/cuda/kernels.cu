@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "engine/cuda/kernels.h"
 
@@ -165,6 +166,45 @@ __global__ void RopeAppendKernel(const float* qkv, const DevRow* info, const flo
 constexpr int kMaxGroup = 8;
 constexpr int kAttnWarps = 8;
 
+// The end of every decode-attention kernel (call after __syncthreads()): merges the warps' online-
+// softmax partials of the block's (row r, KV head kvh, split blockIdx.z) kept in shared memory
+// (max sm, sum sl, unnormalised sacc over hd dims, per query head of the group; a warp that saw no
+// position has sm = -inf) and writes the normalised output, or with splits > 1 this split's
+// unnormalised partial relative to its own max for AttentionCombineKernel (a split past the context
+// leaves m = -inf, l = 0).
+template <int NW, int HD>
+__device__ __forceinline__ void MergeWarpPartials(const float (&sm)[NW][kMaxGroup],
+                                                  const float (&sl)[NW][kMaxGroup],
+                                                  const float (&sacc)[NW][kMaxGroup][HD], int G,
+                                                  int hd, int kvh, int64_t r, int H, int splits,
+                                                  float* out, float* part_o, float* part_ml) {
+  const int64_t qw = static_cast<int64_t>(H) * hd;
+  const int split = blockIdx.z;
+  for (int i = threadIdx.x; i < G * hd; i += blockDim.x) {
+    const int g = i / hd, d = i % hd;
+    float mx = -INFINITY;
+    for (int w = 0; w < NW; ++w) mx = fmaxf(mx, sm[w][g]);
+    float lsum = 0.0f, o = 0.0f;
+    for (int w = 0; w < NW; ++w) {
+      if (sm[w][g] == -INFINITY) continue;
+      const float f = expf(sm[w][g] - mx);
+      lsum += sl[w][g] * f;
+      o += sacc[w][g][d] * f;
+    }
+    const int64_t head = kvh * G + g;
+    if (splits == 1) {
+      out[r * qw + head * hd + d] = o / lsum;
+    } else {
+      const int64_t slot = (r * H + head) * splits + split;
+      part_o[slot * hd + d] = o;
+      if (d == 0) {
+        part_ml[2 * slot] = mx;
+        part_ml[2 * slot + 1] = lsum;
+      }
+    }
+  }
+}
+
 // One block per (row, KV head). Each warp walks a strided subset of the positions with an online
 // softmax for the group's query heads (lanes split head_dim); the warps' partial results are merged
 // at the end. EPL = head_dim / 32 elements per lane.
@@ -248,31 +288,8 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
     }
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < G * hd; i += blockDim.x) {
-    const int g = i / hd, d = i % hd;
-    float mx = -INFINITY;
-    for (int w = 0; w < kAttnWarps; ++w) mx = fmaxf(mx, sm[w][g]);
-    float lsum = 0.0f, o = 0.0f;
-    for (int w = 0; w < kAttnWarps; ++w) {
-      if (sm[w][g] == -INFINITY) continue;  // a warp that saw no position
-      const float f = expf(sm[w][g] - mx);
-      lsum += sl[w][g] * f;
-      o += sacc[w][g][d] * f;
-    }
-    const int64_t head = kvh * G + g;
-    if (splits == 1) {
-      out[r * qw + head * hd + d] = o / lsum;
-    } else {
-      // Unnormalised partial (relative to this split's max) for AttentionCombineKernel; a split
-      // past the context leaves m = -inf, l = 0.
-      const int64_t slot = (r * H + head) * splits + split;
-      part_o[slot * hd + d] = o;
-      if (d == 0) {
-        part_ml[2 * slot] = mx;
-        part_ml[2 * slot + 1] = lsum;
-      }
-    }
-  }
+  MergeWarpPartials<kAttnWarps, EPL * 32>(sm, sl, sacc, G, hd, kvh, r, H, splits, out, part_o,
+                                          part_ml);
 }
 
 // Decode attention with one KV position per lane (head_dim HD = 32 * EPL, a multiple of 32): each
@@ -407,29 +424,234 @@ __global__ void __launch_bounds__(kLaneWarps * 32)
     for (int e = 0; e < EPL; ++e) sacc[warp][g][EPL * lane + e] = acc[g][e];
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < G * HD; i += blockDim.x) {
-    const int g = i / HD, d = i % HD;
-    float mx = -INFINITY;
-    for (int w = 0; w < kLaneWarps; ++w) mx = fmaxf(mx, sm[w][g]);
-    float lsum = 0.0f, o = 0.0f;
-    for (int w = 0; w < kLaneWarps; ++w) {
-      if (sm[w][g] == -INFINITY) continue;
-      const float f = expf(sm[w][g] - mx);
-      lsum += sl[w][g] * f;
-      o += sacc[w][g][d] * f;
+  MergeWarpPartials<kLaneWarps, HD>(sm, sl, sacc, G, HD, kvh, r, H, splits, out, part_o, part_ml);
+}
+
+// bf16 pair packed for a tensor-core operand register: `lo` in the low half (the smaller k index).
+__device__ __forceinline__ uint32_t PackBf16x2(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+__device__ __forceinline__ float RoundBf16(float v) {
+  return __bfloat162float(__float2bfloat16_rn(v));
+}
+
+// d += A B for one m16n8k16 tensor-core op, bf16 inputs, f32 accumulation. Fragments as in the PTX
+// ISA (lane = 4 g + t): a0 = A[g][2t, 2t+1], a1 = A[g+8][2t, 2t+1], a2 = A[g][2t+8, 2t+9],
+// a3 = A[g+8][2t+8, 2t+9]; b0 = B[2t, 2t+1][g], b1 = B[2t+8, 2t+9][g]; d = D[g][2t, 2t+1],
+// D[g+8][2t, 2t+1].
+__device__ __forceinline__ void MmaBf16(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                        uint32_t a3, uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+// NW consecutive 32-bit words from p (8- or 16-byte aligned; NW = 2, 4 or 8).
+template <int NW>
+__device__ __forceinline__ void LoadWords(const uint16_t* p, uint32_t (&w)[NW]) {
+  if constexpr (NW == 2) {
+    const uint2 v = *reinterpret_cast<const uint2*>(p);
+    w[0] = v.x;
+    w[1] = v.y;
+  } else {
+#pragma unroll
+    for (int i = 0; i < NW / 4; ++i) {
+      const uint4 v = reinterpret_cast<const uint4*>(p)[i];
+      w[4 * i] = v.x;
+      w[4 * i + 1] = v.y;
+      w[4 * i + 2] = v.z;
+      w[4 * i + 3] = v.w;
     }
-    const int64_t head = kvh * G + g;
-    if (splits == 1) {
-      out[r * qw + head * HD + d] = o / lsum;
-    } else {
-      const int64_t slot = (r * H + head) * splits + split;
-      part_o[slot * HD + d] = o;
-      if (d == 0) {
-        part_ml[2 * slot] = mx;
-        part_ml[2 * slot + 1] = lsum;
+  }
+}
+
+// Decode attention on tensor cores (head_dim HD = 32, 64 or 128; group G <= 8), FlashDecoding
+// style: each warp takes 16 * NS positions per iteration and runs Q.K^T and P.V as m16n8k16 mma ops
+// with the group's query heads as the M rows. Rows g < 8 hold the bf16 rounding of a query head
+// (or of its probabilities) and rows g + 8 the bf16 rounding of the remainder, so the two halves
+// of each product sum to f32 accuracy on the bf16 cache: precision stays that of the CUDA-core
+// kernels while the instruction count per position drops ~10x (the CUDA-core kernels are
+// latency/issue-bound at large batch, see docs/perf/cuda.md). Operands come straight from global
+// memory in fragment order: the dot product does not care in which order the head dimensions are
+// paired, so a lane reads 16 contiguous bytes of a K row (the k order of Q is permuted to match),
+// and for P.V a lane reads DPL contiguous dimensions of four V rows, transposed into (position,
+// position) pairs by byte permutes; output tile s column g is dimension g * DPL + s.
+constexpr int kMmaWarps = 4;
+template <int HD>
+__global__ void __launch_bounds__(kMmaWarps * 32)
+    AttentionMmaKernel(const float* q, const DevRow* info, const DevKv* kv, int H, int Hkv,
+                       float* out, int splits, float* part_o, float* part_ml) {
+  constexpr int KC = HD / 16;            // k-steps of Q.K^T
+  constexpr int KQ = HD / 32;            // 16-byte pieces of a K row per lane
+  constexpr int DPL = HD / 8;            // V dimensions per lane = n-tiles of P.V
+  constexpr int VW = DPL / 2;            // 32-bit V words per lane and position
+  constexpr int NS = HD >= 128 ? 1 : 2;  // 16-position sub-tiles per warp iteration (registers)
+  constexpr int kStep = 16 * NS;
+  __shared__ float sm[kMmaWarps][kMaxGroup], sl[kMmaWarps][kMaxGroup];
+  __shared__ float sacc[kMmaWarps][kMaxGroup][HD];
+  const int kvh = blockIdx.x;
+  const int64_t r = blockIdx.y;
+  const int G = H / Hkv;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int64_t qw = static_cast<int64_t>(H) * HD, kvw = static_cast<int64_t>(Hkv) * HD;
+  const DevRow ri = info[r];
+  const float scale = rsqrtf(static_cast<float>(HD));
+
+  // A operand of Q.K^T for k-step kc: head g's scaled query at dimensions 32 (kc / 2) + 8 t +
+  // 4 (kc % 2) + {0, 1} (k = 2t, 2t+1) and + {2, 3} (k = 2t+8, 2t+9), which is where the lane's
+  // 16-byte K piece puts them. Rows g >= G are zero.
+  uint32_t qa[KC][4];
+  {
+    const bool has = g < G;
+    const float* qrow = q + r * qw + static_cast<int64_t>(kvh * G + (has ? g : 0)) * HD;
+#pragma unroll
+    for (int c = 0; c < KQ; ++c) {
+      const float4 x0 = *reinterpret_cast<const float4*>(qrow + c * 32 + t * 8);
+      const float4 x1 = *reinterpret_cast<const float4*>(qrow + c * 32 + t * 8 + 4);
+      const float xs[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+      float hi[8], lo[8];
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        const float v = has ? xs[i] * scale : 0.0f;
+        hi[i] = RoundBf16(v);
+        lo[i] = v - hi[i];
+      }
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        qa[2 * c + h][0] = PackBf16x2(hi[4 * h], hi[4 * h + 1]);
+        qa[2 * c + h][1] = PackBf16x2(lo[4 * h], lo[4 * h + 1]);
+        qa[2 * c + h][2] = PackBf16x2(hi[4 * h + 2], hi[4 * h + 3]);
+        qa[2 * c + h][3] = PackBf16x2(lo[4 * h + 2], lo[4 * h + 3]);
       }
     }
   }
+  const DevKv c = kv[ri.slot];
+  const uint16_t* kpre = c.kp + kvh * HD;
+  const uint16_t* vpre = c.vp + kvh * HD;
+  const uint16_t* kown = c.k + kvh * HD - static_cast<int64_t>(c.plen) * kvw;
+  const uint16_t* vown = c.v + kvh * HD - static_cast<int64_t>(c.plen) * kvw;
+  const int ctx = ri.pos + 1;
+  const int split = blockIdx.z;
+  const int span = (ctx + splits - 1) / splits;
+  const int p_begin = split * span, p_end = min(ctx, p_begin + span);
+
+  float m = -INFINITY, l = 0.0f;  // head g's running max and this lane's share of the sum
+  float acc[DPL][4];
+#pragma unroll
+  for (int s = 0; s < DPL; ++s) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[s][i] = 0.0f;
+  }
+  for (int base = p_begin + warp * kStep; base < p_end; base += kMmaWarps * kStep) {
+    // Every load of the iteration is issued before any is used. Positions past the range read
+    // row `base` (always valid) and get probability 0.
+    uint32_t kw[NS][2][KQ][4];  // K row base + 16u + 8j + g, dimensions 32 cq + 8 t + [0, 8)
+    uint32_t vw[NS][4][VW];     // V rows base + 16u + {2t, 2t+1, 2t+8, 2t+9}, dims g DPL + [0, DPL)
+#pragma unroll
+    for (int u = 0; u < NS; ++u) {
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        int p = base + 16 * u + 8 * j + g;
+        p = p < p_end ? p : base;
+        const uint16_t* row = (p < c.plen ? kpre : kown) + static_cast<int64_t>(p) * kvw + t * 8;
+#pragma unroll
+        for (int cq = 0; cq < KQ; ++cq) {
+          const uint4 v = *reinterpret_cast<const uint4*>(row + cq * 32);
+          kw[u][j][cq][0] = v.x;
+          kw[u][j][cq][1] = v.y;
+          kw[u][j][cq][2] = v.z;
+          kw[u][j][cq][3] = v.w;
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        int p = base + 16 * u + 2 * t + (i & 1) + 8 * (i >> 1);
+        p = p < p_end ? p : base;
+        LoadWords<VW>((p < c.plen ? vpre : vown) + static_cast<int64_t>(p) * kvw + g * DPL,
+                      vw[u][i]);
+      }
+    }
+    // Scores: sc[u][j][e] = S[head g][position base + 16u + 8j + 2t + e] (hi row + lo row).
+    float sc[NS][2][2];
+    float tmax = -INFINITY;
+#pragma unroll
+    for (int u = 0; u < NS; ++u) {
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+        for (int kc = 0; kc < KC; ++kc) {
+          MmaBf16(d, qa[kc][0], qa[kc][1], qa[kc][2], qa[kc][3], kw[u][j][kc >> 1][2 * (kc & 1)],
+                  kw[u][j][kc >> 1][2 * (kc & 1) + 1]);
+        }
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const bool valid = base + 16 * u + 8 * j + 2 * t + e < p_end;
+          sc[u][j][e] = valid ? d[e] + d[e + 2] : -INFINITY;
+          tmax = fmaxf(tmax, sc[u][j][e]);
+        }
+      }
+    }
+    // The four lanes t of a row hold its 16 NS positions between them.
+    tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 1));
+    tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 2));
+    const float mn = fmaxf(m, tmax);  // finite: position `base` is valid
+    const float alpha = expf(m - mn);  // 0 on the first iteration (m = -inf)
+    m = mn;
+    l *= alpha;
+#pragma unroll
+    for (int s = 0; s < DPL; ++s) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[s][i] *= alpha;
+    }
+#pragma unroll
+    for (int u = 0; u < NS; ++u) {
+      // A operand of P.V (k = position within the sub-tile): the score layout above is already
+      // the A layout (j = 0: k = 2t + e, j = 1: k = 8 + 2t + e); rows g + 8 carry the remainder.
+      float ph[2][2], pl[2][2];
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const float pr = expf(sc[u][j][e] - mn);
+          l += pr;
+          ph[j][e] = RoundBf16(pr);
+          pl[j][e] = pr - ph[j][e];
+        }
+      }
+      const uint32_t a0 = PackBf16x2(ph[0][0], ph[0][1]), a1 = PackBf16x2(pl[0][0], pl[0][1]);
+      const uint32_t a2 = PackBf16x2(ph[1][0], ph[1][1]), a3 = PackBf16x2(pl[1][0], pl[1][1]);
+#pragma unroll
+      for (int s = 0; s < DPL; ++s) {
+        // B[k][column g] = V[position k][dimension g DPL + s]: the halves s % 2 of the lane's word
+        // s / 2 at positions (2t, 2t+1) and (2t+8, 2t+9).
+        const uint32_t sel = (s & 1) ? 0x7632u : 0x5410u;
+        const uint32_t b0 = __byte_perm(vw[u][0][s >> 1], vw[u][1][s >> 1], sel);
+        const uint32_t b1 = __byte_perm(vw[u][2][s >> 1], vw[u][3][s >> 1], sel);
+        MmaBf16(acc[s], a0, a1, a2, a3, b0, b1);
+      }
+    }
+  }
+  l += __shfl_xor_sync(0xffffffffu, l, 1);
+  l += __shfl_xor_sync(0xffffffffu, l, 2);
+  if (g < G) {
+    if (t == 0) {
+      sm[warp][g] = m;
+      sl[warp][g] = l;
+    }
+    // acc[s] = O[row g / g + 8][column 2t + {0, 1}] of n-tile s: dimension (2t + e) DPL + s.
+#pragma unroll
+    for (int s = 0; s < DPL; ++s) {
+      sacc[warp][g][(2 * t) * DPL + s] = acc[s][0] + acc[s][2];
+      sacc[warp][g][(2 * t + 1) * DPL + s] = acc[s][1] + acc[s][3];
+    }
+  }
+  __syncthreads();
+  MergeWarpPartials<kMmaWarps, HD>(sm, sl, sacc, G, HD, kvh, r, H, splits, out, part_o, part_ml);
 }
 
 // Merges the split-KV partials of one (row, head): out = sum_s o_s e^(m_s - M) / sum_s l_s e^(m_s -
@@ -755,7 +977,7 @@ void LaunchRopeAppend(const float* qkv, int64_t rows, const DevRow* info, const 
 
 void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const DevKv* kv, int H,
                      int Hkv, int hd, float* out, int splits, float* part_o, float* part_ml,
-                     cudaStream_t s) {
+                     cudaStream_t s, AttnKernel kernel) {
   if (H % Hkv != 0 || H / Hkv > kMaxGroup || hd > 128 || hd % 2 != 0) {
     std::fprintf(
         stderr,
@@ -766,8 +988,30 @@ void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const Dev
   }
   splits = splits < 1 ? 1 : splits;
   dim3 grid(static_cast<unsigned>(Hkv), static_cast<unsigned>(rows), static_cast<unsigned>(splits));
-  static const bool lanes = std::getenv("TTC_ATTN_WARP_KERNEL") == nullptr;
-  if (lanes && (hd == 32 || hd == 64 || hd == 128)) {
+  if (kernel == AttnKernel::kAuto) {
+    // TTC_ATTN_KERNEL=mma|lanes|warp picks one for measurements; tensor cores by default.
+    static const AttnKernel env = [] {
+      const char* e = std::getenv("TTC_ATTN_KERNEL");
+      if (e == nullptr) return AttnKernel::kMma;
+      if (std::strcmp(e, "lanes") == 0) return AttnKernel::kLanes;
+      if (std::strcmp(e, "warp") == 0) return AttnKernel::kWarp;
+      return AttnKernel::kMma;
+    }();
+    kernel = env;
+  }
+  const bool pow2 = hd == 32 || hd == 64 || hd == 128;
+  if (kernel == AttnKernel::kMma && pow2) {
+    if (hd == 32) {
+      AttentionMmaKernel<32>
+          <<<grid, kMmaWarps * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o, part_ml);
+    } else if (hd == 64) {
+      AttentionMmaKernel<64>
+          <<<grid, kMmaWarps * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o, part_ml);
+    } else {
+      AttentionMmaKernel<128>
+          <<<grid, kMmaWarps * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o, part_ml);
+    }
+  } else if (kernel != AttnKernel::kWarp && pow2) {
     if (hd == 32) {
       AttentionLanesKernel<1>
           <<<grid, kLaneWarps * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o, part_ml);

@@ -28,21 +28,27 @@ setup() {
   command -v ninja > /dev/null && gen=Ninja
   cmake -S . -B "$BUILD" -G "$gen" -DTTC_CUDA=ON -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$P/usr" \
     -DTTC_SHARED_DIR="$ROOT/.devshared" > "$OUT/cmake.log" 2>&1 || { tail -40 "$OUT/cmake.log"; return 1; }
-  cmake --build "$BUILD" -j 16 --target cuda_test > "$OUT/build-test.log" 2>&1 || { grep -B2 -A8 -m5 error "$OUT/build-test.log"; }
+  cmake --build "$BUILD" -j 16 --target cuda_test cuda_kernel_test > "$OUT/build-test.log" 2>&1 || { grep -B2 -A8 -m5 error "$OUT/build-test.log"; }
   cmake --build "$BUILD" -j 16 --target engine_bench > "$OUT/build-bench.log" 2>&1 || { grep -B2 -A8 -m5 error "$OUT/build-bench.log"; }
-  ls -la "$BENCH" "$BUILD/tests/cuda/cuda_test"
+  ls -la "$BENCH" "$BUILD/tests/cuda/cuda_test" "$BUILD/tests/cuda/cuda_kernel_test"
 }
 
 test_() {
+  "$BUILD/tests/cuda/cuda_kernel_test" 2>&1 | tee "$OUT/cuda_kernel_test.log" | grep -E "^\[cuda\]|FAILED|PASSED|SKIPPED|Failure|error" | head -40
   "$BUILD/tests/cuda/cuda_test" 2>&1 | tee "$OUT/cuda_test.log" | grep -E "^\[cuda\]|FAILED|PASSED|SKIPPED|Failure|error" | head -60
 }
 
-# compute-sanitizer over one prefill + batched decode of each family (the BatchedDecodeEqualsSingle test).
+# compute-sanitizer over one prefill + batched decode of each family (the BatchedDecodeEqualsSingle
+# test) and the attention kernels. SAN_FILTER narrows the gtest filter (e.g. one family), SAN_TOOLS
+# the tools.
 sanitize() {
-  for tool in memcheck racecheck; do
+  local filter=${SAN_FILTER:-'*BatchedDecodeEqualsSingle*:CudaSampler.ManyRowsOneDrawEach'}
+  for tool in ${SAN_TOOLS:-memcheck racecheck}; do
     compute-sanitizer --tool $tool --error-exitcode 3 "$BUILD/tests/cuda/cuda_test" \
-      --gtest_filter='*BatchedDecodeEqualsSingle*:CudaSampler.ManyRowsOneDrawEach' > "$OUT/sanitize-$tool.log" 2>&1
-    echo "sanitizer $tool: exit $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitize-$tool.log" | tail -1)"
+      --gtest_filter="$filter" > "$OUT/sanitize-$tool.log" 2>&1
+    echo "sanitizer $tool ($filter): exit $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitize-$tool.log" | tail -1)"
+    compute-sanitizer --tool $tool --error-exitcode 3 "$BUILD/tests/cuda/cuda_kernel_test" > "$OUT/sanitize-$tool-kernels.log" 2>&1
+    echo "sanitizer $tool (attention kernels): exit $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitize-$tool-kernels.log" | tail -1)"
   done
 }
 

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# One device call for the tensor-core decode attention (docs/perf/cuda.md "call D"): build + the
+# CUDA tests (kernel-level attention check, golden parity), then the benchmark with the previous
+# CUDA-core attention (TTC_ATTN_KERNEL=lanes) and the new one in the same call, the table cells of
+# the targets, a per-op profile, and compute-sanitizer over the attention kernels. Logs under
+# /tmp/logs -> $OUT/logs.tgz (also after a timeout).
+set -u
+L=/tmp/logs; mkdir -p $L
+export LD_LIBRARY_PATH=/tmp/ttc-deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+T0=$(date +%s); el() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a $L/steps.log; }
+rows() { grep -E "^\s*[0-9]+ " "$1" | head -8; }
+B=build-dev/bench/engine_bench
+bench() {  # label env-assignment config batches gen
+  env $2 timeout 90 $B bench --config $3 --backend cuda --batch $4 --prompt-len 512 --gen-len ${5:-512} \
+    --json $L/bench-$1-$3.json > $L/bench-$1-$3.log 2>&1
+  el "bench $1 $3 B=$4"; rows $L/bench-$1-$3.log
+}
+main() {
+  OUT=$L timeout 240 tools/device/cuda_session.sh setup test > $L/session.log 2>&1; el "setup+test"
+  grep -E "^\[cuda\]|FAILED|PASSED|Failure|error" $L/session.log | head -60
+  bench lanes TTC_ATTN_KERNEL=lanes llama-3.2-1b 64,256
+  bench mma TTC_ATTN_KERNEL=mma llama-3.2-1b 1,16,64,256,512
+  bench mma TTC_ATTN_KERNEL=mma llama-3.2-3b 1,16,64,256,512
+  bench mma TTC_ATTN_KERNEL=mma mambainllama-3b 1,16,64,256,512
+  bench mma TTC_ATTN_KERNEL=mma mambainllama-1b 64,256,512
+  BATCHES=256 GEN=64 OUT=$L timeout 40 tools/device/cuda_session.sh profile llama-3.2-1b > /dev/null 2>&1
+  mv $L/profile.log $L/profile-llama1b.log; el "profile"; tail -14 $L/profile-llama1b.log
+  BATCHES=512 GEN=64 OUT=$L timeout 40 tools/device/cuda_session.sh profile mambainllama-3b > /dev/null 2>&1
+  mv $L/profile.log $L/profile-mil3b.log; el "profile"; tail -14 $L/profile-mil3b.log
+  for tool in memcheck racecheck; do
+    timeout 60 compute-sanitizer --tool $tool --error-exitcode 3 build-dev/tests/cuda/cuda_kernel_test > $L/san-$tool-kernels.log 2>&1
+    el "sanitizer $tool attention kernels: exit $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $L/san-$tool-kernels.log | tail -1)"
+  done
+}
+export -f main el rows bench; export L T0 B
+timeout ${BUDGET:-570} bash -c main
+tar czf $OUT/logs.tgz -C $L .
