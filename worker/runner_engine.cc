@@ -137,6 +137,26 @@ class EngineRunner : public UnitRunner {
     }
     int max_batch = unit.model_options.value("max_batch", 0);
     if (max_batch <= 0) max_batch = 1 << 30;
+    // Memory plan of a device backend: never more sequences in one batch than fit now (larger
+    // units run as several batches), and a clear error when not even one does.
+    {
+      int64_t longest = 0;
+      for (const auto& ids : prompt_ids) longest = std::max<int64_t>(longest, ids.size());
+      const int64_t new_tokens = std::max<int64_t>(1, unit.max_new_tokens);
+      const int64_t fit = model_->backend().PlanMaxSequences(
+          model_->config(), longest, new_tokens, static_cast<int64_t>(unit.items.size()));
+      if (fit == 0) {
+        return FailedPrecondition(
+            "model {}: not even one sequence of {} prompt + {} new tokens fits in the free memory of "
+            "{}",
+            unit.model_name, longest, new_tokens, device());
+      }
+      if (fit > 0 && fit < max_batch) {
+        spdlog::info("{}: at most {} sequences of {} + {} tokens fit in device memory; batches split",
+                     unit.model_name, fit, longest, new_tokens);
+        max_batch = static_cast<int>(std::min<int64_t>(fit, 1 << 30));
+      }
+    }
     engine::SamplingParams sp;
     sp.temperature = static_cast<float>(unit.temperature);
     sp.greedy = unit.temperature <= 0;

@@ -711,6 +711,17 @@ class CudaBackend final : public Backend {
                           part_o.as<float>(), part_ml.as<float>(), stream_);
   }
 
+  int64_t PlanMaxSequences(const ModelConfig& config, int64_t prompt_len, int64_t max_new_tokens,
+                           int64_t prompts) override {
+    // Memory this backend freed sits in the stream-ordered pool and counts as used to the driver:
+    // hand it back first so that the plan sees it.
+    if (cudaStreamSynchronize(stream_) != cudaSuccess) return 0;
+    cudaMemPool_t pool = nullptr;
+    if (cudaDeviceGetDefaultMemPool(&pool, device_) == cudaSuccess) cudaMemPoolTrimTo(pool, 0);
+    auto plan = PlanCudaBatch(config, prompt_len + max_new_tokens, device_, prompt_len, prompts);
+    return plan.ok() ? plan->max_batch : 0;
+  }
+
   void Mamba1(StateCache* state, int layer, const Activation& proj, const BatchLayout& batch,
               const Mamba1Spec& spec, const Mamba1Weights& w, Activation* out) override {
     OpScope op_scope(*prof_, "mamba1");
@@ -1029,16 +1040,28 @@ Result<CudaDeviceInfo> QueryCudaDevice(int device) {
   return info;
 }
 
-int64_t CudaBytesPerSequence(const ModelConfig& c, int64_t context_len) {
+namespace {
+// Capacity in positions of a KV buffer grown to hold n positions (CudaStateCache::EnsureCapacity:
+// 256, then doubling).
+int64_t KvCapacity(int64_t n) {
+  int64_t cap = 256;
+  while (cap < n) cap *= 2;
+  return cap;
+}
+int64_t KvBytesPerPosition(const ModelConfig& c) {
   int64_t bytes = 0;
+  for (MixerKind k : c.layer_mixers) {
+    if (k == MixerKind::kAttention) bytes += 2 * c.num_kv_heads * c.head_dim * 2;
+  }
+  return bytes;
+}
+}  // namespace
+
+int64_t CudaBytesPerSequence(const ModelConfig& c, int64_t context_len, int64_t shared_prefix) {
+  int64_t bytes = KvCapacity(std::max<int64_t>(1, context_len - shared_prefix)) * KvBytesPerPosition(c);
   int64_t widest = c.hidden_size;
   for (MixerKind k : c.layer_mixers) {
-    if (k == MixerKind::kAttention) {
-      // The KV cache grows by doubling from 256 positions: plan for the rounded-up capacity.
-      int64_t cap = 256;
-      while (cap < context_len) cap *= 2;
-      bytes += 2 * cap * c.num_kv_heads * c.head_dim * 2;
-    } else {
+    if (k != MixerKind::kAttention) {
       bytes +=
           ConvChannels(c, k) * (c.d_conv - 1) * 4 + SsmElems(c, k) * CudaStateCache::StateBytes();
     }
@@ -1051,14 +1074,20 @@ int64_t CudaBytesPerSequence(const ModelConfig& c, int64_t context_len) {
   return bytes;
 }
 
-Result<CudaBatchPlan> PlanCudaBatch(const ModelConfig& config, int64_t context_len, int device) {
+int64_t CudaPrefixBytes(const ModelConfig& c, int64_t prompt_len) {
+  return prompt_len > 0 ? KvCapacity(prompt_len) * KvBytesPerPosition(c) : 0;
+}
+
+Result<CudaBatchPlan> PlanCudaBatch(const ModelConfig& config, int64_t context_len, int device,
+                                    int64_t shared_prefix, int64_t prompts) {
   TTC_ASSIGN_OR_RETURN(CudaDeviceInfo info, QueryCudaDevice(device));
   CudaBatchPlan plan;
   plan.free_bytes = info.free_bytes;
   plan.reserve_bytes = std::max<int64_t>(int64_t{1} << 30, info.total_bytes / 50);
-  plan.per_sequence_bytes = CudaBytesPerSequence(config, context_len);
-  plan.max_batch =
-      std::max<int64_t>(0, (plan.free_bytes - plan.reserve_bytes) / plan.per_sequence_bytes);
+  plan.per_sequence_bytes = CudaBytesPerSequence(config, context_len, shared_prefix);
+  plan.prefix_bytes = std::max<int64_t>(0, prompts) * CudaPrefixBytes(config, shared_prefix);
+  plan.max_batch = std::max<int64_t>(
+      0, (plan.free_bytes - plan.reserve_bytes - plan.prefix_bytes) / plan.per_sequence_bytes);
   return plan;
 }
 

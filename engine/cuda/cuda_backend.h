@@ -25,18 +25,28 @@ struct CudaDeviceInfo {
 int CudaDeviceCount();
 Result<CudaDeviceInfo> QueryCudaDevice(int device);
 
-// Device bytes one sequence of `context_len` tokens costs on the CUDA backend: bf16 KV cache of the
-// attention layers, f32 conv and SSM state of the SSM layers, and the f32 activations and logits
-// row of a decode step.
-int64_t CudaBytesPerSequence(const ModelConfig& config, int64_t context_len);
+// Device bytes one sequence of `context_len` positions costs on the CUDA backend: bf16 KV cache of
+// the attention layers for its own positions (the first `shared_prefix` of them live in its
+// prompt's shared prefix block, see CudaPrefixBytes), f32 conv and SSM state of the SSM layers, and
+// the f32 activations and logits row of a decode step. KV buffers grow by doubling from 256
+// positions, so the rounded-up capacity is what is planned.
+int64_t CudaBytesPerSequence(const ModelConfig& config, int64_t context_len,
+                             int64_t shared_prefix = 0);
+// Device bytes of one prompt's shared KV prefix (prompt_len positions, rounded up like the buffer
+// the prefill filled).
+int64_t CudaPrefixBytes(const ModelConfig& config, int64_t prompt_len);
 
 struct CudaBatchPlan {
   int64_t free_bytes = 0;     // free device memory at planning time (weights already loaded)
-  int64_t reserve_bytes = 0;  // kept back for cuBLAS workspaces and fragmentation
+  int64_t reserve_bytes = 0;  // kept back for cuBLAS workspaces, prefill activations, fragmentation
   int64_t per_sequence_bytes = 0;
-  int64_t max_batch = 0;  // largest batch of sequences that fits
+  int64_t prefix_bytes = 0;  // all prompts' shared prefixes together
+  int64_t max_batch = 0;     // largest batch of sequences that fits
 };
-// The largest batch that fits in the device's free memory now. Errors: no device.
-Result<CudaBatchPlan> PlanCudaBatch(const ModelConfig& config, int64_t context_len, int device);
+// The largest batch that fits in the device's free memory now, for sequences of context_len
+// positions whose first shared_prefix positions are shared by the sequences of each of `prompts`
+// prompts. Errors: no device.
+Result<CudaBatchPlan> PlanCudaBatch(const ModelConfig& config, int64_t context_len, int device,
+                                    int64_t shared_prefix = 0, int64_t prompts = 0);
 
 }  // namespace ttc::engine

@@ -196,6 +196,29 @@ TEST_P(CudaFamily, BatchedDecodeEqualsSingle) {
   std::cout << "[cuda] " << GetParam() << ": batched vs single max diff " << worst << "\n";
 }
 
+// Memory planning: the plan shrinks as sequences grow, counts a prompt's positions once per prompt
+// (not per sequence), and says 0 when not even one sequence fits, so callers split or refuse
+// instead of running out of memory mid-generate.
+TEST(CudaPlan, PlanMaxSequencesCountsThePromptOncePerPrompt) {
+  LOAD_CUDA_OR_SKIP(model, testing::GoldenModel("llama"));
+  engine::Backend& be = (*model)->backend();
+  const engine::ModelConfig& cfg = (*model)->config();
+  const int64_t short_seqs = be.PlanMaxSequences(cfg, 24, 64, 1);
+  const int64_t long_seqs = be.PlanMaxSequences(cfg, 24, 4000, 1);
+  EXPECT_GT(short_seqs, long_seqs);
+  EXPECT_GT(long_seqs, 0);
+  // A long prompt shared by every sequence of one prompt costs about nothing per sequence ...
+  const int64_t shared = be.PlanMaxSequences(cfg, 3000, 64, 1);
+  EXPECT_GT(shared, short_seqs * 99 / 100);
+  // ... but as many prompts as sequences pay it for each.
+  const int64_t many = be.PlanMaxSequences(cfg, 3000, 64, shared);
+  EXPECT_LT(many, shared);
+  EXPECT_EQ(be.PlanMaxSequences(cfg, 24, int64_t{1} << 40, 1), 0);
+  std::cout << "[cuda] plan (golden llama): " << short_seqs << " sequences of 24+64, " << long_seqs
+            << " of 24+4000, " << shared << " of 3000+64 from one prompt, " << many
+            << " when each has its own prompt\n";
+}
+
 INSTANTIATE_TEST_SUITE_P(Golden, CudaFamily,
                          ::testing::Values("llama", "mambainllama", "llamba", "mamba", "mamba2"));
 

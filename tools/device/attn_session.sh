@@ -19,6 +19,8 @@ main() {
   OUT=$L timeout 240 tools/device/cuda_session.sh setup test > $L/session.log 2>&1; el "setup+test"
   grep -E "^\[cuda\]|FAILED|PASSED|Failure|error" $L/session.log | head -60
   bench lanes TTC_ATTN_KERNEL=lanes llama-3.2-1b 64,256
+  timeout 120 cmake --build build-dev -j 16 --target cuda_gemm_bench > $L/build-gemm.log 2>&1
+  timeout 60 build-dev/bench/cuda_gemm_bench 64,256,512 > $L/gemm.log 2>&1; el "gemm bench"; cat $L/gemm.log
   bench mma TTC_ATTN_KERNEL=mma llama-3.2-1b 1,16,64,256,512
   bench mma TTC_ATTN_KERNEL=mma llama-3.2-3b 1,16,64,256,512
   bench mma TTC_ATTN_KERNEL=mma mambainllama-3b 1,16,64,256,512
@@ -31,6 +33,10 @@ main() {
     timeout 60 compute-sanitizer --tool $tool --error-exitcode 3 build-dev/tests/cuda/cuda_kernel_test > $L/san-$tool-kernels.log 2>&1
     el "sanitizer $tool attention kernels: exit $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $L/san-$tool-kernels.log | tail -1)"
   done
+  # racecheck of the families the last session's budget cut (llamba, mamba, mamba2) and the sampler.
+  timeout 150 compute-sanitizer --tool racecheck --error-exitcode 3 build-dev/tests/cuda/cuda_test \
+    --gtest_filter='*BatchedDecodeEqualsSingle/2:*BatchedDecodeEqualsSingle/3:*BatchedDecodeEqualsSingle/4:CudaSampler.ManyRowsOneDrawEach' > $L/san-racecheck-ssm.log 2>&1
+  el "racecheck llamba/mamba/mamba2/sampler: exit $? $(grep -E 'RACECHECK SUMMARY|PASSED|FAILED' $L/san-racecheck-ssm.log | tr '\n' ' ')"
 }
 export -f main el rows bench; export L T0 B
 timeout ${BUDGET:-570} bash -c main
