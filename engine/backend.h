@@ -206,8 +206,8 @@ class Backend {
   // Memory planning: the largest number of sequences that fit in the memory free now when `prompts`
   // prompts of up to `prompt_len` tokens fork into sequences of up to `max_new_tokens` new tokens
   // each (a prompt's KV positions are stored once and shared by its sequences). Callers split
-  // larger batches. -1: the backend does not plan (the CPU backend lives in host memory, which grows
-  // on demand); 0: not even one sequence fits.
+  // larger batches. -1: the backend does not plan (the CPU backend lives in host memory, which
+  // grows on demand); 0: not even one sequence fits.
   virtual int64_t PlanMaxSequences(const ModelConfig& config, int64_t prompt_len,
                                    int64_t max_new_tokens, int64_t prompts) {
     (void)config, (void)prompt_len, (void)max_new_tokens, (void)prompts;

@@ -147,13 +147,15 @@ class EngineRunner : public UnitRunner {
           model_->config(), longest, new_tokens, static_cast<int64_t>(unit.items.size()));
       if (fit == 0) {
         return FailedPrecondition(
-            "model {}: not even one sequence of {} prompt + {} new tokens fits in the free memory of "
+            "model {}: not even one sequence of {} prompt + {} new tokens fits in the free memory "
+            "of "
             "{}",
             unit.model_name, longest, new_tokens, device());
       }
       if (fit > 0 && fit < max_batch) {
-        spdlog::info("{}: at most {} sequences of {} + {} tokens fit in device memory; batches split",
-                     unit.model_name, fit, longest, new_tokens);
+        spdlog::info(
+            "{}: at most {} sequences of {} + {} tokens fit in device memory; batches split",
+            unit.model_name, fit, longest, new_tokens);
         max_batch = static_cast<int>(std::min<int64_t>(fit, 1 << 30));
       }
     }

@@ -1058,7 +1058,8 @@ int64_t KvBytesPerPosition(const ModelConfig& c) {
 }  // namespace
 
 int64_t CudaBytesPerSequence(const ModelConfig& c, int64_t context_len, int64_t shared_prefix) {
-  int64_t bytes = KvCapacity(std::max<int64_t>(1, context_len - shared_prefix)) * KvBytesPerPosition(c);
+  int64_t bytes =
+      KvCapacity(std::max<int64_t>(1, context_len - shared_prefix)) * KvBytesPerPosition(c);
   int64_t widest = c.hidden_size;
   for (MixerKind k : c.layer_mixers) {
     if (k != MixerKind::kAttention) {

@@ -479,16 +479,16 @@ __device__ __forceinline__ void LoadWords(const uint16_t* p, uint32_t (&w)[NW]) 
 // paired, so a lane reads 16 contiguous bytes of a K row (the k order of Q is permuted to match),
 // and for P.V a lane reads DPL contiguous dimensions of four V rows, transposed into (position,
 // position) pairs by byte permutes; output tile s column g is dimension g * DPL + s.
-constexpr int kMmaWarps = 4;
-template <int HD>
-__global__ void __launch_bounds__(kMmaWarps * 32)
+// NS 16-position sub-tiles per warp iteration (loads in flight vs registers), NW warps per block.
+template <int HD, int NS, int NW>
+__global__ void __launch_bounds__(NW * 32)
     AttentionMmaKernel(const float* q, const DevRow* info, const DevKv* kv, int H, int Hkv,
                        float* out, int splits, float* part_o, float* part_ml) {
-  constexpr int KC = HD / 16;            // k-steps of Q.K^T
-  constexpr int KQ = HD / 32;            // 16-byte pieces of a K row per lane
-  constexpr int DPL = HD / 8;            // V dimensions per lane = n-tiles of P.V
-  constexpr int VW = DPL / 2;            // 32-bit V words per lane and position
-  constexpr int NS = HD >= 128 ? 1 : 2;  // 16-position sub-tiles per warp iteration (registers)
+  constexpr int kMmaWarps = NW;
+  constexpr int KC = HD / 16;  // k-steps of Q.K^T
+  constexpr int KQ = HD / 32;  // 16-byte pieces of a K row per lane
+  constexpr int DPL = HD / 8;  // V dimensions per lane = n-tiles of P.V
+  constexpr int VW = DPL / 2;  // 32-bit V words per lane and position
   constexpr int kStep = 16 * NS;
   __shared__ float sm[kMmaWarps][kMaxGroup], sl[kMmaWarps][kMaxGroup];
   __shared__ float sacc[kMmaWarps][kMaxGroup][HD];
@@ -599,7 +599,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32)
     // The four lanes t of a row hold its 16 NS positions between them.
     tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 1));
     tmax = fmaxf(tmax, __shfl_xor_sync(0xffffffffu, tmax, 2));
-    const float mn = fmaxf(m, tmax);  // finite: position `base` is valid
+    const float mn = fmaxf(m, tmax);   // finite: position `base` is valid
     const float alpha = expf(m - mn);  // 0 on the first iteration (m = -inf)
     m = mn;
     l *= alpha;
@@ -975,6 +975,27 @@ void LaunchRopeAppend(const float* qkv, int64_t rows, const DevRow* info, const 
   Check("rope+append");
 }
 
+namespace {
+// The mma kernel's variants: by default two 16-position sub-tiles per warp iteration (one at
+// head_dim 128, for registers) and four warps per block.
+template <int HD>
+void LaunchMma(AttnKernel kernel, dim3 grid, cudaStream_t s, const float* q, const DevRow* info,
+               const DevKv* kv, int H, int Hkv, float* out, int splits, float* part_o,
+               float* part_ml) {
+  constexpr int kNs = HD >= 128 ? 1 : 2;
+  if (kernel == AttnKernel::kMmaW8) {
+    AttentionMmaKernel<HD, kNs, 8>
+        <<<grid, 8 * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o, part_ml);
+  } else if (kernel == AttnKernel::kMmaNs1) {
+    AttentionMmaKernel<HD, 1, 4>
+        <<<grid, 4 * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o, part_ml);
+  } else {
+    AttentionMmaKernel<HD, kNs, 4>
+        <<<grid, 4 * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o, part_ml);
+  }
+}
+}  // namespace
+
 void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const DevKv* kv, int H,
                      int Hkv, int hd, float* out, int splits, float* part_o, float* part_ml,
                      cudaStream_t s, AttnKernel kernel) {
@@ -989,10 +1010,13 @@ void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const Dev
   splits = splits < 1 ? 1 : splits;
   dim3 grid(static_cast<unsigned>(Hkv), static_cast<unsigned>(rows), static_cast<unsigned>(splits));
   if (kernel == AttnKernel::kAuto) {
-    // TTC_ATTN_KERNEL=mma|lanes|warp picks one for measurements; tensor cores by default.
+    // TTC_ATTN_KERNEL=mma|mma-ns1|mma-w8|lanes|warp picks one for measurements; tensor cores
+    // by default.
     static const AttnKernel env = [] {
       const char* e = std::getenv("TTC_ATTN_KERNEL");
       if (e == nullptr) return AttnKernel::kMma;
+      if (std::strcmp(e, "mma-ns1") == 0) return AttnKernel::kMmaNs1;
+      if (std::strcmp(e, "mma-w8") == 0) return AttnKernel::kMmaW8;
       if (std::strcmp(e, "lanes") == 0) return AttnKernel::kLanes;
       if (std::strcmp(e, "warp") == 0) return AttnKernel::kWarp;
       return AttnKernel::kMma;
@@ -1000,16 +1024,15 @@ void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const Dev
     kernel = env;
   }
   const bool pow2 = hd == 32 || hd == 64 || hd == 128;
-  if (kernel == AttnKernel::kMma && pow2) {
+  const bool mma =
+      kernel == AttnKernel::kMma || kernel == AttnKernel::kMmaNs1 || kernel == AttnKernel::kMmaW8;
+  if (mma && pow2) {
     if (hd == 32) {
-      AttentionMmaKernel<32>
-          <<<grid, kMmaWarps * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o, part_ml);
+      LaunchMma<32>(kernel, grid, s, q, info, kv, H, Hkv, out, splits, part_o, part_ml);
     } else if (hd == 64) {
-      AttentionMmaKernel<64>
-          <<<grid, kMmaWarps * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o, part_ml);
+      LaunchMma<64>(kernel, grid, s, q, info, kv, H, Hkv, out, splits, part_o, part_ml);
     } else {
-      AttentionMmaKernel<128>
-          <<<grid, kMmaWarps * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o, part_ml);
+      LaunchMma<128>(kernel, grid, s, q, info, kv, H, Hkv, out, splits, part_o, part_ml);
     }
   } else if (kernel != AttnKernel::kWarp && pow2) {
     if (hd == 32) {

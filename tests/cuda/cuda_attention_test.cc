@@ -1,9 +1,9 @@
-// The three decode-attention kernels of the CUDA backend (engine/cuda/kernels.h: tensor-core mma,
-// lane-per-position and warp-per-position) against a double-precision reference on the same bf16
-// cache, over the shapes the real models use (head_dim 32/64/128, GQA groups 1-8), rows of several
-// slots with and without a shared prompt prefix, contexts that end mid-tile, and split-KV. This is
-// the kernel-level check behind the golden parity tests, whose tiny models have head_dim 32 only.
-// Skips with a visible message when no CUDA device is present (CI).
+// The decode-attention kernels of the CUDA backend (engine/cuda/kernels.h: tensor-core mma and its
+// two variants, lane-per-position, warp-per-position) against a double-precision reference on the
+// same bf16 cache, over the shapes the real models use (head_dim 32/64/128, GQA groups 1-8), rows
+// of several slots with and without a shared prompt prefix, contexts that end mid-tile, and
+// split-KV. This is the kernel-level check behind the golden parity tests, whose tiny models have
+// head_dim 32 only. Skips with a visible message when no CUDA device is present (CI).
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
@@ -13,6 +13,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/cuda/kernels.h"
@@ -138,10 +139,12 @@ void CheckShape(const Shape& sh, uint32_t seed) {
       }
     }
   }
-  for (auto kernel : {cu::AttnKernel::kMma, cu::AttnKernel::kLanes, cu::AttnKernel::kWarp}) {
-    const char* name = kernel == cu::AttnKernel::kMma     ? "mma"
-                       : kernel == cu::AttnKernel::kLanes ? "lanes"
-                                                          : "warp";
+  const std::pair<cu::AttnKernel, const char*> kernels[] = {{cu::AttnKernel::kMma, "mma"},
+                                                            {cu::AttnKernel::kMmaNs1, "mma-ns1"},
+                                                            {cu::AttnKernel::kMmaW8, "mma-w8"},
+                                                            {cu::AttnKernel::kLanes, "lanes"},
+                                                            {cu::AttnKernel::kWarp, "warp"}};
+  for (const auto& [kernel, name] : kernels) {
     ASSERT_EQ(cudaMemset(d_out, 0xff, out_n * 4), cudaSuccess);  // NaN until written
     cu::LaunchAttention(d_q, rows, d_info, d_kv, H, Hkv, hd, d_out, sh.splits, d_po, d_pml, nullptr,
                         kernel);
@@ -168,9 +171,9 @@ TEST(CudaAttention, KernelsAgreeWithReference) {
     GTEST_SKIP() << "no CUDA device here: the attention kernels are checked on a GPU machine";
   }
   uint32_t seed = 1;
-  for (const Shape& sh : {Shape{64, 32, 8, 1}, Shape{64, 32, 8, 3}, Shape{128, 24, 8, 1},
-                          Shape{128, 24, 8, 4}, Shape{32, 4, 2, 1}, Shape{32, 16, 2, 2},
-                          Shape{64, 64, 8, 1}, Shape{128, 8, 8, 2}}) {
+  for (const Shape& sh :
+       {Shape{64, 32, 8, 1}, Shape{64, 32, 8, 3}, Shape{128, 24, 8, 1}, Shape{128, 24, 8, 4},
+        Shape{32, 4, 2, 1}, Shape{32, 16, 2, 2}, Shape{64, 64, 8, 1}, Shape{128, 8, 8, 2}}) {
     CheckShape(sh, seed++);
   }
 }

@@ -252,7 +252,8 @@ int RunBench(const BenchArgs& a) {
 #ifdef TTC_HAVE_CUDA_BACKEND
     if (opts.backend == engine::BackendKind::kCuda) {
       // Every sequence of the batch forks from the one prompt: its positions are shared.
-      auto plan = engine::PlanCudaBatch(cfg, a.prompt_len + a.gen_len, opts.device, a.prompt_len, 1);
+      auto plan =
+          engine::PlanCudaBatch(cfg, a.prompt_len + a.gen_len, opts.device, a.prompt_len, 1);
       if (!plan.ok()) return BenchFail(plan.status());
       if (plan->max_batch < 1) {
         return BenchFail(InvalidArgument(

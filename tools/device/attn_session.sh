@@ -22,7 +22,10 @@ main() {
   timeout 120 cmake --build build-dev -j 16 --target cuda_gemm_bench > $L/build-gemm.log 2>&1
   timeout 60 build-dev/bench/cuda_gemm_bench 64,256,512 > $L/gemm.log 2>&1; el "gemm bench"; cat $L/gemm.log
   bench mma TTC_ATTN_KERNEL=mma llama-3.2-1b 1,16,64,256,512
+  bench mma-ns1 TTC_ATTN_KERNEL=mma-ns1 llama-3.2-1b 256
+  bench mma-w8 TTC_ATTN_KERNEL=mma-w8 llama-3.2-1b 256
   bench mma TTC_ATTN_KERNEL=mma llama-3.2-3b 1,16,64,256,512
+  bench mma-w8 TTC_ATTN_KERNEL=mma-w8 llama-3.2-3b 512
   bench mma TTC_ATTN_KERNEL=mma mambainllama-3b 1,16,64,256,512
   bench mma TTC_ATTN_KERNEL=mma mambainllama-1b 64,256,512
   BATCHES=256 GEN=64 OUT=$L timeout 40 tools/device/cuda_session.sh profile llama-3.2-1b > /dev/null 2>&1

@@ -1,6 +1,6 @@
 // cuBLAS alone at the decode GEMM shapes of the real models (engine-perf.md §1.1): how close the
-// library gets to the memory and tensor-core limits for bf16 weights [N, K] times M activation rows,
-// with the f32 output the CUDA backend uses and with bf16 output, so the per-op profile of
+// library gets to the memory and tensor-core limits for bf16 weights [N, K] times M activation
+// rows, with the f32 output the CUDA backend uses and with bf16 output, so the per-op profile of
 // `ttc bench` (TTC_CUDA_PROFILE=1) can be split into "cuBLAS" and "around cuBLAS". CUDA builds
 // only. Usage: cuda_gemm_bench [M,M,...] (default 64,256,512). Measured with CUDA events, 5
 // warm-up and 30 timed runs per cell, median; weights and inputs random, fresh per shape.
@@ -17,12 +17,12 @@
 
 namespace {
 
-#define CK(x)                                                                          \
-  do {                                                                                 \
-    if ((x) != 0) {                                                                    \
+#define CK(x)                                                                            \
+  do {                                                                                   \
+    if ((x) != 0) {                                                                      \
       std::fprintf(stderr, "%s failed (%d) at %s:%d\n", #x, int(x), __FILE__, __LINE__); \
-      std::exit(1);                                                                    \
-    }                                                                                  \
+      std::exit(1);                                                                      \
+    }                                                                                    \
   } while (0)
 
 struct Shape {
@@ -41,9 +41,9 @@ int main(int argc, char** argv) {
     while (std::getline(ss, tok, ',')) ms.push_back(std::atoi(tok.c_str()));
   }
   const std::vector<Shape> shapes = {
-      {"llama-1b qkv", 3072, 2048},     {"llama-1b o", 2048, 2048},
+      {"llama-1b qkv", 3072, 2048},      {"llama-1b o", 2048, 2048},
       {"llama-1b gate_up", 16384, 2048}, {"llama-1b down", 2048, 8192},
-      {"llama-1b head", 128256, 2048},  {"llama-3b qkv", 5120, 3072},
+      {"llama-1b head", 128256, 2048},   {"llama-3b qkv", 5120, 3072},
       {"llama-3b gate_up", 16384, 3072}, {"llama-3b down", 3072, 8192},
       {"llama-3b head", 128256, 3072}};
   cublasHandle_t h;
@@ -99,7 +99,8 @@ int main(int argc, char** argv) {
         std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
         med[out_bf16] = t[t.size() / 2];
       }
-      const double bytes_f32 = wn * 2.0 + xn * 2.0 + yn * 4.0, bytes_bf = wn * 2.0 + xn * 2.0 + yn * 2.0;
+      const double bytes_f32 = wn * 2.0 + xn * 2.0 + yn * 4.0,
+                   bytes_bf = wn * 2.0 + xn * 2.0 + yn * 2.0;
       std::printf("%-18s %5d %9.1f %9.2f %9.1f %9.1f %9.2f\n", sh.what, M, med[0],
                   bytes_f32 / med[0] / 1e6, 2.0 * M * sh.N * sh.K / med[0] / 1e6, med[1],
                   bytes_bf / med[1] / 1e6);
