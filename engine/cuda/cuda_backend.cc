@@ -828,6 +828,16 @@ class CudaBackend final : public Backend {
     const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f, zero = 0.0f;
     const int64_t N = w.rows();
     if (w.bf16) {
+      // Small batches: one f32 kernel that streams the weights (TTC_CUDA_GEMV=0: the cuBLAS path,
+      // for measurements).
+      static const bool gemv = [] {
+        const char* e = std::getenv("TTC_CUDA_GEMV");
+        return e == nullptr || std::string(e) != "0";
+      }();
+      if (gemv && M <= cuda::kGemvMaxRows &&
+          cuda::LaunchGemv(w.bf16, N, K, x, ldx, M, out, ldo, accumulate, stream_)) {
+        return;
+      }
       const bool split = M <= kSplitRows;
       const int64_t rows = split ? 2 * M : M;
       const size_t need = static_cast<size_t>(rows * K);

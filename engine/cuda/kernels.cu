@@ -654,6 +654,77 @@ __global__ void __launch_bounds__(NW * 32)
   MergeWarpPartials<kMmaWarps, HD>(sm, sl, sacc, G, HD, kvh, r, H, splits, out, part_o, part_ml);
 }
 
+// Small-batch GEMM (M <= 16 rows): out[m, n] (+)= sum_k x[m, k] * w[n, k] with bf16 weights and f32
+// activations, in f32 (the weights' bf16 values times f32 inputs, exact products). One block per
+// kGemvCols output columns; its 8 warps take interleaved 256-element slices of K (each lane 8
+// consecutive k: one 16-byte load per weight row), and the warps' partial sums are added in a fixed
+// order, so the result is deterministic. Replaces, for decode at small batch, the bf16 hi/lo split
+// + cuBLAS + sum-of-halves sequence (three kernels and a scratch buffer per matmul) with one kernel
+// that streams the weights once at close to the memory bandwidth.
+constexpr int kGemvCols = 4;
+constexpr int kGemvWarps = 8;
+template <int MR>
+__global__ void __launch_bounds__(kGemvWarps * 32)
+    GemvKernel(const uint16_t* w, int64_t N, int64_t K, const float* x, int64_t ldx, int M,
+               float* out, int64_t ldo, bool accumulate) {
+  __shared__ float red[kGemvWarps][kGemvCols][MR];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t n0 = static_cast<int64_t>(blockIdx.x) * kGemvCols;
+  float acc[kGemvCols][MR];
+#pragma unroll
+  for (int c = 0; c < kGemvCols; ++c) {
+#pragma unroll
+    for (int m = 0; m < MR; ++m) acc[c][m] = 0.0f;
+  }
+  for (int64_t k = (static_cast<int64_t>(warp) * 32 + lane) * 8; k < K;
+       k += static_cast<int64_t>(kGemvWarps) * 256) {
+    float wf[kGemvCols][8];
+#pragma unroll
+    for (int c = 0; c < kGemvCols; ++c) {
+      // Columns past N repeat the last one (always valid) and are not written.
+      const int64_t n = n0 + c < N ? n0 + c : N - 1;
+      const uint4 raw = *reinterpret_cast<const uint4*>(w + n * K + k);
+      const uint32_t ws[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        wf[c][2 * j] = __uint_as_float(ws[j] << 16);
+        wf[c][2 * j + 1] = __uint_as_float(ws[j] & 0xffff0000u);
+      }
+    }
+#pragma unroll
+    for (int m = 0; m < MR; ++m) {
+      if (m < M) {
+        const float4 a = *reinterpret_cast<const float4*>(x + m * ldx + k);
+        const float4 b = *reinterpret_cast<const float4*>(x + m * ldx + k + 4);
+        const float xs[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+#pragma unroll
+        for (int c = 0; c < kGemvCols; ++c) {
+#pragma unroll
+          for (int j = 0; j < 8; ++j) acc[c][m] = fmaf(wf[c][j], xs[j], acc[c][m]);
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int c = 0; c < kGemvCols; ++c) {
+#pragma unroll
+    for (int m = 0; m < MR; ++m) {
+      const float v = WarpSum(acc[c][m]);
+      if (lane == 0) red[warp][c][m] = v;
+    }
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < kGemvCols * MR; i += blockDim.x) {
+    const int c = i / MR, m = i % MR;
+    const int64_t n = n0 + c;
+    if (m >= M || n >= N) continue;
+    float s = 0.0f;
+    for (int wi = 0; wi < kGemvWarps; ++wi) s += red[wi][c][m];
+    float* o = out + m * ldo + n;
+    *o = accumulate ? *o + s : s;
+  }
+}
+
 // Merges the split-KV partials of one (row, head): out = sum_s o_s e^(m_s - M) / sum_s l_s e^(m_s -
 // M).
 __global__ void AttentionCombineKernel(const float* part_o, const float* part_ml, int H, int hd,
@@ -966,6 +1037,28 @@ void LaunchCopy2D(const float* src, int64_t ld_src, int64_t rows, int64_t cols, 
                   int64_t ld_dst, cudaStream_t s) {
   Copy2DKernel<<<static_cast<unsigned>(rows), 256, 0, s>>>(src, ld_src, cols, dst, ld_dst, nullptr);
   Check("copy2d");
+}
+
+bool LaunchGemv(const uint16_t* w, int64_t N, int64_t K, const float* x, int64_t ldx, int64_t M,
+                float* out, int64_t ldo, bool accumulate, cudaStream_t s) {
+  const bool aligned = K % 8 == 0 && ldx % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+                       reinterpret_cast<uintptr_t>(w) % 16 == 0;
+  if (M < 1 || M > kGemvMaxRows || N < 1 || !aligned) return false;
+  const unsigned blocks = static_cast<unsigned>((N + kGemvCols - 1) / kGemvCols);
+  const int m = static_cast<int>(M);
+  if (M <= 1) {
+    GemvKernel<1><<<blocks, kGemvWarps * 32, 0, s>>>(w, N, K, x, ldx, m, out, ldo, accumulate);
+  } else if (M <= 2) {
+    GemvKernel<2><<<blocks, kGemvWarps * 32, 0, s>>>(w, N, K, x, ldx, m, out, ldo, accumulate);
+  } else if (M <= 4) {
+    GemvKernel<4><<<blocks, kGemvWarps * 32, 0, s>>>(w, N, K, x, ldx, m, out, ldo, accumulate);
+  } else if (M <= 8) {
+    GemvKernel<8><<<blocks, kGemvWarps * 32, 0, s>>>(w, N, K, x, ldx, m, out, ldo, accumulate);
+  } else {
+    GemvKernel<16><<<blocks, kGemvWarps * 32, 0, s>>>(w, N, K, x, ldx, m, out, ldo, accumulate);
+  }
+  Check("gemv");
+  return true;
 }
 
 void LaunchRopeAppend(const float* qkv, int64_t rows, const DevRow* info, const float* inv_freq,

@@ -34,6 +34,12 @@ void LaunchSplitBf16(const float* x, int64_t ldx, int64_t rows, int64_t cols, ui
 // out[r * ldo + c] (+)= y[r * cols + c] + y[(rows + r) * cols + c]: the two halves of a split GEMM.
 void LaunchSumHalves(const float* y, int64_t rows, int64_t cols, float* out, int64_t ldo,
                      bool accumulate, cudaStream_t s);
+// Small-batch matmul in f32 on bf16 weights: out[m * ldo + n] (+)= sum_k x[m * ldx + k] * w[n * K +
+// k] for M <= kGemvMaxRows rows, deterministic. Returns false (nothing launched) when the shape or
+// alignment does not suit it (K % 8, 16-byte aligned x rows and w); the caller then uses cuBLAS.
+constexpr int64_t kGemvMaxRows = 16;
+bool LaunchGemv(const uint16_t* w, int64_t N, int64_t K, const float* x, int64_t ldx, int64_t M,
+                float* out, int64_t ldo, bool accumulate, cudaStream_t s);
 // out[r] = table[ids[r]] (bf16 or f32 table, exactly one non-null).
 void LaunchEmbed(const uint16_t* table_bf16, const float* table_f32, const int32_t* ids,
                  int64_t rows, int64_t d, float* out, cudaStream_t s);

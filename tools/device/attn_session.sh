@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# One device call for the tensor-core decode attention (docs/perf/cuda.md "call D"): build + the
-# CUDA tests (kernel-level attention check, golden parity), then the benchmark with the previous
-# CUDA-core attention (TTC_ATTN_KERNEL=lanes) and the new one in the same call, the table cells of
-# the targets, a per-op profile, and compute-sanitizer over the attention kernels. Logs under
-# /tmp/logs -> $OUT/logs.tgz (also after a timeout).
+# One device call for the tensor-core decode attention and the small-batch GEMV (docs/perf/cuda.md
+# "call D"): build + the CUDA tests (kernel-level checks, golden parity), then the benchmark with the
+# previous kernels (TTC_ATTN_KERNEL=lanes, TTC_CUDA_GEMV=0) and the new ones in the same call, the
+# table cells of the targets, cuBLAS alone at the decode shapes, per-op profiles, and
+# compute-sanitizer over the kernel tests and the SSM families. Logs under /tmp/logs ->
+# $OUT/logs.tgz (also after a timeout).
 set -u
 L=/tmp/logs; mkdir -p $L
 export LD_LIBRARY_PATH=/tmp/ttc-deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
@@ -18,7 +19,8 @@ bench() {  # label env-assignment config batches gen
 main() {
   OUT=$L timeout 240 tools/device/cuda_session.sh setup test > $L/session.log 2>&1; el "setup+test"
   grep -E "^\[cuda\]|FAILED|PASSED|Failure|error" $L/session.log | head -60
-  bench lanes TTC_ATTN_KERNEL=lanes llama-3.2-1b 64,256
+  bench lanes "TTC_ATTN_KERNEL=lanes TTC_CUDA_GEMV=0" llama-3.2-1b 1,16,64,256
+  bench nogemv "TTC_ATTN_KERNEL=mma TTC_CUDA_GEMV=0" llama-3.2-1b 1,16
   timeout 120 cmake --build build-dev -j 16 --target cuda_gemm_bench > $L/build-gemm.log 2>&1
   timeout 60 build-dev/bench/cuda_gemm_bench 64,256,512 > $L/gemm.log 2>&1; el "gemm bench"; cat $L/gemm.log
   bench mma TTC_ATTN_KERNEL=mma llama-3.2-1b 1,16,64,256,512

@@ -1,9 +1,11 @@
-// The decode-attention kernels of the CUDA backend (engine/cuda/kernels.h: tensor-core mma and its
-// two variants, lane-per-position, warp-per-position) against a double-precision reference on the
-// same bf16 cache, over the shapes the real models use (head_dim 32/64/128, GQA groups 1-8), rows
-// of several slots with and without a shared prompt prefix, contexts that end mid-tile, and
-// split-KV. This is the kernel-level check behind the golden parity tests, whose tiny models have
-// head_dim 32 only. Skips with a visible message when no CUDA device is present (CI).
+// Kernel-level checks of the CUDA backend's private launchers (engine/cuda/kernels.h), behind the
+// golden parity tests (whose tiny models have head_dim 32 only and decode a few rows):
+// - the decode-attention kernels (tensor-core mma and its two variants, lane-per-position,
+//   warp-per-position) against a double-precision reference on the same bf16 cache, over the shapes
+//   the real models use (head_dim 32/64/128, GQA groups 1-8), rows of several slots with and
+//   without a shared prompt prefix, contexts that end mid-tile, and split-KV;
+// - the small-batch matmul (LaunchGemv) against a double reference.
+// Skips with a visible message when no CUDA device is present (CI).
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
@@ -13,6 +15,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -175,6 +178,55 @@ TEST(CudaAttention, KernelsAgreeWithReference) {
        {Shape{64, 32, 8, 1}, Shape{64, 32, 8, 3}, Shape{128, 24, 8, 1}, Shape{128, 24, 8, 4},
         Shape{32, 4, 2, 1}, Shape{32, 16, 2, 2}, Shape{64, 64, 8, 1}, Shape{128, 8, 8, 2}}) {
     CheckShape(sh, seed++);
+  }
+}
+
+// The small-batch matmul (LaunchGemv) against a double reference: f32 inputs times bf16 weights,
+// with and without accumulation, row counts across its templates, N not a multiple of its column
+// group, and the refusal of shapes it does not handle.
+TEST(CudaGemv, MatchesReferenceAndRefusesUnalignedShapes) {
+  int ndev = 0;
+  if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
+    GTEST_SKIP() << "no CUDA device here: the small-batch matmul is checked on a GPU machine";
+  }
+  std::mt19937 gen(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (const auto& [M, N, K] : {std::tuple{1, 2048, 2048}, std::tuple{3, 1027, 8192},
+                                std::tuple{8, 5120, 3072}, std::tuple{16, 130, 256}}) {
+    SCOPED_TRACE("M " + std::to_string(M) + " N " + std::to_string(N) + " K " + std::to_string(K));
+    std::vector<uint16_t> w(static_cast<size_t>(N) * K);
+    for (auto& v : w) v = ToBf16(nd(gen) * 0.05f);
+    std::vector<float> x(static_cast<size_t>(M) * K), base(static_cast<size_t>(M) * N);
+    for (auto& v : x) v = nd(gen);
+    for (auto& v : base) v = nd(gen);
+    uint16_t* d_w = ToDevice(w);
+    float* d_x = ToDevice(x);
+    float* d_out = ToDevice(base);
+    for (bool accumulate : {false, true}) {
+      ASSERT_EQ(cudaMemcpy(d_out, base.data(), base.size() * 4, cudaMemcpyHostToDevice),
+                cudaSuccess);
+      ASSERT_TRUE(cu::LaunchGemv(d_w, N, K, d_x, K, M, d_out, N, accumulate, nullptr));
+      std::vector<float> got(base.size());
+      ASSERT_EQ(cudaMemcpy(got.data(), d_out, got.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+      double worst = 0.0;
+      for (int m = 0; m < M; ++m) {
+        for (int n = 0; n < N; ++n) {
+          double ref = accumulate ? base[m * N + n] : 0.0;
+          for (int k = 0; k < K; ++k)
+            ref += FromBf16(w[static_cast<size_t>(n) * K + k]) * x[m * K + k];
+          worst = std::max(worst, std::abs(ref - got[m * N + n]));
+        }
+      }
+      // Sums of K products of size ~0.05: f32 accumulation error ~1e-6 relative.
+      EXPECT_LT(worst, 1e-4) << "accumulate " << accumulate;
+      std::printf("[cuda] gemv M %d N %d K %d accumulate %d: max |err| %.3g\n", M, N, K,
+                  static_cast<int>(accumulate), worst);
+    }
+    EXPECT_FALSE(cu::LaunchGemv(d_w, N, K, d_x + 1, K, M, d_out, N, false, nullptr));  // unaligned
+    EXPECT_FALSE(cu::LaunchGemv(d_w, N, K, d_x, K, 17, d_out, N, false, nullptr));     // too many
+    cudaFree(d_w);
+    cudaFree(d_x);
+    cudaFree(d_out);
   }
 }
 
