@@ -823,18 +823,20 @@ class CudaBackend final : public Backend {
   // GEMM on bf16 weights. Above that x is rounded to bf16 (one rounding, 2^-9 relative). f32
   // weights: a plain f32 SGEMM.
   static constexpr int64_t kSplitRows = 128;
+  static constexpr int64_t kGemvRows = 4;
   void Gemm(const float* x, int64_t ldx, int64_t M, int64_t K, const CudaWeight& w, float* out,
             int64_t ldo, bool accumulate) {
     const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f, zero = 0.0f;
     const int64_t N = w.rows();
     if (w.bf16) {
-      // Small batches: one f32 kernel that streams the weights (TTC_CUDA_GEMV=0: the cuBLAS path,
-      // for measurements).
-      static const bool gemv = [] {
-        const char* e = std::getenv("TTC_CUDA_GEMV");
-        return e == nullptr || std::string(e) != "0";
+      // Small batches: one f32 kernel that streams the weights.
+      // Up to kGemvRows rows by default (measured: at 16 rows the x reads make it 2x slower than
+      // cuBLAS, see docs/perf/cuda.md); TTC_CUDA_GEMV_ROWS=0..16 overrides, for measurements.
+      static const int64_t gemv_rows = [] {
+        const char* e = std::getenv("TTC_CUDA_GEMV_ROWS");
+        return e == nullptr ? kGemvRows : std::clamp<int64_t>(std::atoll(e), 0, cuda::kGemvMaxRows);
       }();
-      if (gemv && M <= cuda::kGemvMaxRows &&
+      if (M <= gemv_rows &&
           cuda::LaunchGemv(w.bf16, N, K, x, ldx, M, out, ldo, accumulate, stream_)) {
         return;
       }
@@ -914,11 +916,51 @@ class CudaBackend final : public Backend {
       const size_t ws = kLtWorkspace;
       cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
                                            sizeof(ws));
-      cublasLtMatmulHeuristicResult_t cand[8];
-      int n = 0;
-      if (cublasLtMatmulAlgoGetHeuristic(lt_, op, a, b, c, c, pref, 8, cand, &n) ==
-              CUBLAS_STATUS_SUCCESS &&
-          n > 0) {
+      cublasLtMatmulHeuristicResult_t heur[8];
+      int nh = 0;
+      if (cublasLtMatmulAlgoGetHeuristic(lt_, op, a, b, c, c, pref, 8, heur, &nh) !=
+          CUBLAS_STATUS_SUCCESS) {
+        nh = 0;
+      }
+      // Each candidate as the heuristic gives it, and split along K in 2, 4 and 8 parts where the
+      // algorithm allows it: at decode sizes (M <= 512, N of a few thousand) the default tiles give
+      // fewer thread blocks than SMs, and only a K split fills the GPU.
+      std::vector<cublasLtMatmulAlgo_t> cand;
+      for (int i = 0; i < nh; ++i) {
+        cand.push_back(heur[i].algo);
+        int32_t splitk = 0;
+        uint32_t schemes = 0;
+        size_t wr = 0;
+        if (cublasLtMatmulAlgoCapGetAttribute(&heur[i].algo, CUBLASLT_ALGO_CAP_SPLITK_SUPPORT,
+                                              &splitk, sizeof(splitk),
+                                              &wr) != CUBLAS_STATUS_SUCCESS ||
+            splitk == 0 ||
+            cublasLtMatmulAlgoCapGetAttribute(&heur[i].algo,
+                                              CUBLASLT_ALGO_CAP_REDUCTION_SCHEME_MASK, &schemes,
+                                              sizeof(schemes), &wr) != CUBLAS_STATUS_SUCCESS) {
+          continue;
+        }
+        // A separate reduction in f32 keeps the sum order fixed (deterministic results).
+        const uint32_t scheme = (schemes & CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE)
+                                    ? CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE
+                                    : CUBLASLT_REDUCTION_SCHEME_INPLACE;
+        if ((schemes & scheme) == 0) continue;
+        for (int32_t parts : {2, 4, 8}) {
+          cublasLtMatmulAlgo_t alg = heur[i].algo;
+          cublasLtMatmulHeuristicResult_t check{};
+          if (cublasLtMatmulAlgoConfigSetAttribute(&alg, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &parts,
+                                                   sizeof(parts)) == CUBLAS_STATUS_SUCCESS &&
+              cublasLtMatmulAlgoConfigSetAttribute(&alg, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME,
+                                                   &scheme,
+                                                   sizeof(scheme)) == CUBLAS_STATUS_SUCCESS &&
+              cublasLtMatmulAlgoCheck(lt_, op, a, b, c, c, &alg, &check) == CUBLAS_STATUS_SUCCESS &&
+              check.workspaceSize <= kLtWorkspace) {
+            cand.push_back(alg);
+          }
+        }
+      }
+      const int n = static_cast<int>(cand.size());
+      if (n > 0) {
         Scratch tmp(static_cast<size_t>(ldo * M) * 4, stream_);
         cudaEvent_t e0, e1;
         TTC_CU(cudaEventCreate(&e0));
@@ -928,7 +970,7 @@ class CudaBackend final : public Backend {
         for (int i = 0; i < n; ++i) {
           auto run = [&] {
             return cublasLtMatmul(lt_, op, &alpha, w, a, x, b, &zero, tmp.as<float>(), c,
-                                  tmp.as<float>(), c, &cand[i].algo, lt_ws_, kLtWorkspace, stream_);
+                                  tmp.as<float>(), c, &cand[i], lt_ws_, kLtWorkspace, stream_);
           };
           if (run() != CUBLAS_STATUS_SUCCESS) continue;
           TTC_CU(cudaEventRecord(e0, stream_));
@@ -940,7 +982,7 @@ class CudaBackend final : public Backend {
           if (ms < best) {
             best = ms;
             plan.ok = true;
-            plan.algo = cand[i].algo;
+            plan.algo = cand[i];
           }
         }
         cudaEventDestroy(e0);

@@ -1069,21 +1069,21 @@ void LaunchRopeAppend(const float* qkv, int64_t rows, const DevRow* info, const 
 }
 
 namespace {
-// The mma kernel's variants: by default two 16-position sub-tiles per warp iteration (one at
-// head_dim 128, for registers) and four warps per block.
+// The mma kernel's variants: by default one 16-position sub-tile per warp iteration and four warps
+// per block (measured fastest on the H200: two sub-tiles, i.e. more loads in flight but more
+// registers and fewer resident warps, were 9 % slower at Llama-1B B=256, eight warps 23 % slower).
 template <int HD>
 void LaunchMma(AttnKernel kernel, dim3 grid, cudaStream_t s, const float* q, const DevRow* info,
                const DevKv* kv, int H, int Hkv, float* out, int splits, float* part_o,
                float* part_ml) {
-  constexpr int kNs = HD >= 128 ? 1 : 2;
   if (kernel == AttnKernel::kMmaW8) {
-    AttentionMmaKernel<HD, kNs, 8>
+    AttentionMmaKernel<HD, 1, 8>
         <<<grid, 8 * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o, part_ml);
-  } else if (kernel == AttnKernel::kMmaNs1) {
-    AttentionMmaKernel<HD, 1, 4>
+  } else if (kernel == AttnKernel::kMmaNs2 && HD < 128) {
+    AttentionMmaKernel<HD, 2, 4>
         <<<grid, 4 * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o, part_ml);
   } else {
-    AttentionMmaKernel<HD, kNs, 4>
+    AttentionMmaKernel<HD, 1, 4>
         <<<grid, 4 * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o, part_ml);
   }
 }
@@ -1103,12 +1103,12 @@ void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const Dev
   splits = splits < 1 ? 1 : splits;
   dim3 grid(static_cast<unsigned>(Hkv), static_cast<unsigned>(rows), static_cast<unsigned>(splits));
   if (kernel == AttnKernel::kAuto) {
-    // TTC_ATTN_KERNEL=mma|mma-ns1|mma-w8|lanes|warp picks one for measurements; tensor cores
+    // TTC_ATTN_KERNEL=mma|mma-ns2|mma-w8|lanes|warp picks one for measurements; tensor cores
     // by default.
     static const AttnKernel env = [] {
       const char* e = std::getenv("TTC_ATTN_KERNEL");
       if (e == nullptr) return AttnKernel::kMma;
-      if (std::strcmp(e, "mma-ns1") == 0) return AttnKernel::kMmaNs1;
+      if (std::strcmp(e, "mma-ns2") == 0) return AttnKernel::kMmaNs2;
       if (std::strcmp(e, "mma-w8") == 0) return AttnKernel::kMmaW8;
       if (std::strcmp(e, "lanes") == 0) return AttnKernel::kLanes;
       if (std::strcmp(e, "warp") == 0) return AttnKernel::kWarp;
@@ -1118,7 +1118,7 @@ void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const Dev
   }
   const bool pow2 = hd == 32 || hd == 64 || hd == 128;
   const bool mma =
-      kernel == AttnKernel::kMma || kernel == AttnKernel::kMmaNs1 || kernel == AttnKernel::kMmaW8;
+      kernel == AttnKernel::kMma || kernel == AttnKernel::kMmaNs2 || kernel == AttnKernel::kMmaW8;
   if (mma && pow2) {
     if (hd == 32) {
       LaunchMma<32>(kernel, grid, s, q, info, kv, H, Hkv, out, splits, part_o, part_ml);

@@ -73,12 +73,12 @@ void LaunchRopeAppend(const float* qkv, int64_t rows, const DevRow* info, const 
 // (row, KV head) is cut into `splits` position ranges run as separate blocks (split-KV, so that a
 // small batch still fills the GPU) and merged by a second kernel; part_o holds rows*H*splits*hd
 // floats and part_ml rows*H*splits*2 (unused when splits == 1).
-// `kernel` picks the implementation (kAuto: TTC_ATTN_KERNEL=mma|mma-ns1|mma-w8|lanes|warp if set,
-// else kMma): kMma (m16n8k16 bf16 mma, head_dim 32/64/128; kMmaNs1 / kMmaW8 are its variants with
-// 16 positions per warp iteration / 8 warps per block, kept for measurements), kLanes (CUDA cores,
+// `kernel` picks the implementation (kAuto: TTC_ATTN_KERNEL=mma|mma-ns2|mma-w8|lanes|warp if set,
+// else kMma): kMma (m16n8k16 bf16 mma, head_dim 32/64/128; kMmaNs2 / kMmaW8 are its variants with
+// 32 positions per warp iteration / 8 warps per block, kept for measurements), kLanes (CUDA cores,
 // one position per lane, head_dim 32/64/128), kWarp (CUDA cores, lanes over head_dim, any even
 // head_dim <= 128; also the fallback of the others). All agree to f32 rounding on the bf16 cache.
-enum class AttnKernel { kAuto, kMma, kMmaNs1, kMmaW8, kLanes, kWarp };
+enum class AttnKernel { kAuto, kMma, kMmaNs2, kMmaW8, kLanes, kWarp };
 void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const DevKv* kv, int H,
                      int Hkv, int hd, float* out, int splits, float* part_o, float* part_ml,
                      cudaStream_t s, AttnKernel kernel = AttnKernel::kAuto);

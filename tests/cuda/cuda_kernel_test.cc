@@ -143,7 +143,7 @@ void CheckShape(const Shape& sh, uint32_t seed) {
     }
   }
   const std::pair<cu::AttnKernel, const char*> kernels[] = {{cu::AttnKernel::kMma, "mma"},
-                                                            {cu::AttnKernel::kMmaNs1, "mma-ns1"},
+                                                            {cu::AttnKernel::kMmaNs2, "mma-ns2"},
                                                             {cu::AttnKernel::kMmaW8, "mma-w8"},
                                                             {cu::AttnKernel::kLanes, "lanes"},
                                                             {cu::AttnKernel::kWarp, "warp"}};

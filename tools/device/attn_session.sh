@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# One device call for the tensor-core decode attention and the small-batch GEMV (docs/perf/cuda.md
-# "call D"): build + the CUDA tests (kernel-level checks, golden parity), then the benchmark with the
-# previous kernels (TTC_ATTN_KERNEL=lanes, TTC_CUDA_GEMV=0) and the new ones in the same call, the
-# table cells of the targets, cuBLAS alone at the decode shapes, per-op profiles, and
+# One device call for the tensor-core decode attention and the small-batch GEMV, as run at commit
+# 75c05fa (docs/perf/cuda.md "call D"; later commits renamed the knobs: TTC_CUDA_GEMV=0 is now
+# TTC_CUDA_GEMV_ROWS=0, mma-ns1 is now the default mma): build + the CUDA tests, the benchmark with
+# the previous kernels (TTC_ATTN_KERNEL=lanes, TTC_CUDA_GEMV=0) and the new ones in the same call,
+# the table cells of the targets, cuBLAS alone at the decode shapes, per-op profiles, and
 # compute-sanitizer over the kernel tests and the SSM families. Logs under /tmp/logs ->
 # $OUT/logs.tgz (also after a timeout).
 set -u
