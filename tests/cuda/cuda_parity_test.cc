@@ -190,9 +190,12 @@ TEST_P(CudaFamily, BatchedDecodeEqualsSingle) {
                                                   static_cast<size_t>(V)));
     }
   }
-  // Same kernels, only the GEMM's M differs (cuBLAS may pick another algorithm): f32-accumulation
-  // noise.
-  EXPECT_LE(worst, 1e-2f) << GetParam();
+  // Same model, only the GEMM's M differs: one decode row runs the f32 GEMV, five rows cuBLAS on
+  // bf16 hi/lo halves (and cuBLAS may pick another algorithm per M). Both are f32-accurate, but a
+  // last-bit difference in a K or V value can flip its rounding to the bf16 cache (2^-9 relative),
+  // the error source the golden bound covers, so the bound is the same kBf16Tol (measured on the
+  // H200: llama 0.016, mambainllama 0.002, SSM families <= 2e-4).
+  EXPECT_LE(worst, kBf16Tol) << GetParam();
   std::cout << "[cuda] " << GetParam() << ": batched vs single max diff " << worst << "\n";
 }
 
