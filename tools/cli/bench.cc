@@ -137,7 +137,7 @@ std::vector<int> ParseBatches(const std::string& s) {
 struct BenchArgs {
   std::string model, config, batches = "1,16,64,256,512", json, db, backend, label;
   bool random_weights = false;
-  int prompt_len = 512, gen_len = 512, threads = 0;
+  int prompt_len = 512, gen_len = 512, threads = 0, warmup_steps = 2;
   uint64_t seed = 1;
 };
 
@@ -187,6 +187,7 @@ int RunBench(const BenchArgs& a) {
     return UsageError("bench: give exactly one of --model and --config");
   if (a.prompt_len < 1 || a.gen_len < 1)
     return UsageError("bench: --prompt-len and --gen-len must be >= 1");
+  if (a.warmup_steps < 0) return UsageError("bench: --warmup-steps must be >= 0");
   const std::vector<int> batches = ParseBatches(a.batches);
   if (batches.empty())
     return UsageError("bench: --batch must be a comma-separated list of positive integers");
@@ -271,6 +272,13 @@ int RunBench(const BenchArgs& a) {
     for (int done = 0; done < B; done += chunk) {
       const int b = std::min(chunk, B - done);
       double p = 0;
+      if (a.warmup_steps > 0) {
+        // Untimed: the first steps of a shape load its kernels (CUDA lazy loading, cuBLAS's
+        // heuristics) and warm the allocator; the timed chunk starts from a fresh prefill.
+        double ignored = 0;
+        auto w = RunChunk(*model, b, prompt, std::min(a.warmup_steps, a.gen_len), &ignored);
+        if (!w.ok()) return BenchFail(w.status());
+      }
       auto s = RunChunk(*model, b, prompt, a.gen_len, &p);
       if (!s.ok()) return BenchFail(s.status());
       seconds += *s;
@@ -350,6 +358,9 @@ void RegisterBench(CLI::App& app, CommandTable& table) {
   sub->add_option("--batch", a->batches, "Comma-separated batch sizes")->capture_default_str();
   sub->add_option("--prompt-len", a->prompt_len, "Prompt tokens")->capture_default_str();
   sub->add_option("--gen-len", a->gen_len, "Decode steps per batch")->capture_default_str();
+  sub->add_option("--warmup-steps", a->warmup_steps,
+                  "Untimed decode steps of each batch size before the timed run (0 = none)")
+      ->capture_default_str();
   sub->add_option("--json", a->json, "Write the table as JSON to this file");
   sub->add_option("--db", a->db, "Store the paper and step tables in this ttc database");
   sub->add_option("--backend", a->backend, "cpu | cuda (default: cuda when a GPU is present)");
