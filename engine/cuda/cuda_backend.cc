@@ -195,6 +195,15 @@ struct PrefixBlock {
   }
 };
 
+// The KV buffer capacity (positions) after growing a buffer of `cap` positions to hold `need`:
+// at least 256, at least double, a multiple of 64 (so a sequence growing one token at a time
+// reallocates O(log n) times). EnsureCapacity grows by it and the memory plan predicts with it.
+int64_t GrownKvCapacity(int64_t cap, int64_t need) {
+  if (cap >= need) return cap;
+  const int64_t grown = std::max<int64_t>({need, 2 * cap, 256});
+  return (grown + 63) / 64 * 64;
+}
+
 class CudaStateCache final : public StateCache {
  public:
   struct Layer {
@@ -301,13 +310,12 @@ class CudaStateCache final : public StateCache {
   }
 
   // Makes room for positions up to `need` (exclusive) in every attention layer of the slot's own
-  // buffers (doubling, so a sequence growing one token at a time reallocates O(log n) times).
+  // buffers (GrownKvCapacity).
   void EnsureCapacity(int slot, int64_t need) {
     const size_t s = static_cast<size_t>(slot);
     const int64_t own = need - Plen(slot);
     if (caps_[s] >= own) return;
-    int64_t cap = std::max<int64_t>({own, 2 * caps_[s], 256});
-    cap = (cap + 63) / 64 * 64;
+    const int64_t cap = GrownKvCapacity(caps_[s], own);
     const int64_t used = lengths_[s] - Plen(slot);
     for (auto& L : layers_) {
       if (L.kind != MixerKind::kAttention) continue;
@@ -1094,11 +1102,11 @@ Result<CudaDeviceInfo> QueryCudaDevice(int device) {
 }
 
 namespace {
-// Capacity in positions of a KV buffer grown to hold n positions (CudaStateCache::EnsureCapacity:
-// 256, then doubling).
-int64_t KvCapacity(int64_t n) {
-  int64_t cap = 256;
-  while (cap < n) cap *= 2;
+// Capacity in positions of a sample's own KV buffer after it grew one token at a time to n
+// positions (decode after the fork).
+int64_t DecodeKvCapacity(int64_t n) {
+  int64_t cap = 0;
+  while (cap < n) cap = GrownKvCapacity(cap, cap + 1);
   return cap;
 }
 int64_t KvBytesPerPosition(const ModelConfig& c) {
@@ -1112,7 +1120,7 @@ int64_t KvBytesPerPosition(const ModelConfig& c) {
 
 int64_t CudaBytesPerSequence(const ModelConfig& c, int64_t context_len, int64_t shared_prefix) {
   int64_t bytes =
-      KvCapacity(std::max<int64_t>(1, context_len - shared_prefix)) * KvBytesPerPosition(c);
+      DecodeKvCapacity(std::max<int64_t>(1, context_len - shared_prefix)) * KvBytesPerPosition(c);
   int64_t widest = c.hidden_size;
   for (MixerKind k : c.layer_mixers) {
     if (k != MixerKind::kAttention) {
@@ -1129,7 +1137,8 @@ int64_t CudaBytesPerSequence(const ModelConfig& c, int64_t context_len, int64_t 
 }
 
 int64_t CudaPrefixBytes(const ModelConfig& c, int64_t prompt_len) {
-  return prompt_len > 0 ? KvCapacity(prompt_len) * KvBytesPerPosition(c) : 0;
+  // The prefill grows the prompt's buffer in one step; that buffer becomes the shared prefix.
+  return prompt_len > 0 ? GrownKvCapacity(0, prompt_len) * KvBytesPerPosition(c) : 0;
 }
 
 Result<CudaBatchPlan> PlanCudaBatch(const ModelConfig& config, int64_t context_len, int device,
