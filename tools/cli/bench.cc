@@ -19,6 +19,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 
 #include "engine/config.h"
 #include "engine/model.h"
@@ -247,6 +248,7 @@ int RunBench(const BenchArgs& a) {
                            "prefill", "note");
   nlohmann::json rows = nlohmann::json::array();
   std::vector<store::BenchRow> db_rows;
+  std::set<int> warmed;  // batch shapes that had their warm-up steps
   for (int B : batches) {
     int chunk = B;
     std::string note;
@@ -272,9 +274,9 @@ int RunBench(const BenchArgs& a) {
     for (int done = 0; done < B; done += chunk) {
       const int b = std::min(chunk, B - done);
       double p = 0;
-      if (a.warmup_steps > 0) {
-        // Untimed: the first steps of a shape load its kernels (CUDA lazy loading, cuBLAS's
-        // heuristics) and warm the allocator; the timed chunk starts from a fresh prefill.
+      if (a.warmup_steps > 0 && warmed.insert(b).second) {
+        // Untimed, once per batch shape: its first steps load its kernels (CUDA lazy loading,
+        // cuBLAS's heuristics) and warm the allocator; the timed chunk starts from a fresh prefill.
         double ignored = 0;
         auto w = RunChunk(*model, b, prompt, std::min(a.warmup_steps, a.gen_len), &ignored);
         if (!w.ok()) return BenchFail(w.status());
