@@ -6,17 +6,8 @@
 # the table cells of the issue's targets, cuBLAS alone at the decode shapes, per-op profiles, and
 # compute-sanitizer over the kernel tests and the SSM families. Logs under /tmp/logs ->
 # $OUT/logs.tgz (also after a timeout).
-set -u
-L=/tmp/logs; mkdir -p $L
-export LD_LIBRARY_PATH=/tmp/ttc-deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
-T0=$(date +%s); el() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a $L/steps.log; }
-rows() { grep -E "^\s*[0-9]+ " "$1" | head -8; }
-B=build-dev/bench/engine_bench
-bench() {  # label env-assignment config batches gen
-  env $2 timeout 90 $B bench --config $3 --backend cuda --batch $4 --prompt-len 512 --gen-len ${5:-512} \
-    --json $L/bench-$1-$3.json > $L/bench-$1-$3.log 2>&1
-  el "bench $1 $3 B=$4"; rows $L/bench-$1-$3.log
-}
+source "$(dirname "$0")/call_lib.sh"
+BENCH_TIMEOUT=90; export BENCH_TIMEOUT
 main() {
   OUT=$L timeout 240 tools/device/cuda_session.sh setup test > $L/session.log 2>&1; el "setup+test"
   grep -E "^\[cuda\]|FAILED|PASSED|Failure|error" $L/session.log | head -60
@@ -44,6 +35,6 @@ main() {
     --gtest_filter='*BatchedDecodeEqualsSingle/2:*BatchedDecodeEqualsSingle/3:*BatchedDecodeEqualsSingle/4:CudaSampler.ManyRowsOneDrawEach' > $L/san-racecheck-ssm.log 2>&1
   el "racecheck llamba/mamba/mamba2/sampler: exit $? $(grep -E 'RACECHECK SUMMARY|PASSED|FAILED' $L/san-racecheck-ssm.log | tr '\n' ' ')"
 }
-export -f main el rows bench; export L T0 B
+export -f main
 timeout ${BUDGET:-570} bash -c main
 tar czf $OUT/logs.tgz -C $L .

@@ -4,17 +4,7 @@
 # first (Llama-3.2-1B, Llama-3.2-3B, MambaInLlama-3B at batch 1-512), the Hugging Face baseline in
 # the same call, cublasLt tuning with split-K candidates against the default, the other three
 # configurations, and a per-op profile. Logs under /tmp/logs -> $OUT/logs.tgz (also after a timeout).
-set -u
-L=/tmp/logs; mkdir -p $L
-export LD_LIBRARY_PATH=/tmp/ttc-deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
-T0=$(date +%s); el() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a $L/steps.log; }
-rows() { grep -E "^\s*[0-9]+ " "$1" | head -8; }
-B=build-dev/bench/engine_bench
-bench() {  # label env-assignments config batches [gen]
-  env $2 timeout 100 $B bench --config $3 --backend cuda --batch $4 --prompt-len 512 --gen-len ${5:-512} \
-    --json $L/bench-$1-$3.json > $L/bench-$1-$3.log 2>&1
-  el "bench $1 $3 B=$4 gen ${5:-512}"; rows $L/bench-$1-$3.log
-}
+source "$(dirname "$0")/call_lib.sh"
 main() {
   OUT=$L timeout 200 tools/device/cuda_session.sh setup test > $L/session.log 2>&1; el "setup+test"
   grep -E "^\[cuda\]|FAILED|PASSED|Failure|error" $L/session.log | grep -v "attention \(lanes\|warp\|mma-\)" | head -40
@@ -34,6 +24,6 @@ main() {
   BATCHES=256 GEN=64 OUT=$L timeout 40 tools/device/cuda_session.sh profile llama-3.2-1b > /dev/null 2>&1
   mv $L/profile.log $L/profile-llama1b.log; el "profile"; tail -12 $L/profile-llama1b.log
 }
-export -f main el rows bench; export L T0 B
+export -f main
 timeout ${BUDGET:-540} bash -c main
 tar czf $OUT/logs.tgz -C $L .

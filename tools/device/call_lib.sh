@@ -1,0 +1,16 @@
+# Shared by the one-call device scripts (attn_session.sh, final_session.sh): the log folder, the
+# carried libraries, step timing (el), the table rows of a bench log (rows) and one benchmark run
+# (bench label "ENV=..." config batches [gen]). Source it; the scripts then run their `main` under
+# `timeout ... bash -c main`, so everything here is exported.
+set -u
+L=/tmp/logs; mkdir -p $L
+export LD_LIBRARY_PATH=/tmp/ttc-deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+T0=$(date +%s); el() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a $L/steps.log; }
+rows() { grep -E "^\s*[0-9]+ " "$1" | head -8; }
+B=build-dev/bench/engine_bench
+bench() {  # label env-assignments config batches [gen]
+  env $2 timeout ${BENCH_TIMEOUT:-100} $B bench --config $3 --backend cuda --batch $4 --prompt-len 512 \
+    --gen-len ${5:-512} --json $L/bench-$1-$3.json > $L/bench-$1-$3.log 2>&1
+  el "bench $1 $3 B=$4 gen ${5:-512}"; rows $L/bench-$1-$3.log
+}
+export -f el rows bench; export L T0 B
