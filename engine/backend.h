@@ -203,6 +203,17 @@ class Backend {
   virtual void SampleRows(const Activation& logits, const SamplingParams& params,
                           std::span<const SampleKey> keys, std::span<int32_t> out);
 
+  // Called by the model before the ops of every forward, after validation. `sample` is the
+  // sampling of the SampleRows call that will end the forward (`draws` draws), or null when the
+  // logits go to the host. A backend may record the ops of a decode forward (every sequence one
+  // token) that ends in SampleRows and replay that recording (a CUDA graph) for later forwards of
+  // the same shape; the model still calls every op in the same order, so that the backend can
+  // upload each step's inputs (token ids, positions, RNG keys) before the replay. Default: nothing.
+  virtual void BeginForward(StateCache* state, const BatchLayout& batch,
+                            const SamplingParams* sample, int64_t draws) {
+    (void)state, (void)batch, (void)sample, (void)draws;
+  }
+
   // Memory planning: the largest number of sequences that fit in the memory free now when `prompts`
   // prompts of up to `prompt_len` tokens fork into sequences of up to `max_new_tokens` new tokens
   // each (a prompt's KV positions are stored once and shared by its sequences). Callers split

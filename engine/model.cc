@@ -418,7 +418,7 @@ Result<std::unique_ptr<StateCache>> Model::NewState(int num_slots) {
 
 Status Model::Forward(StateCache* state, const BatchLayout& batch, std::span<const int32_t> tokens,
                       std::span<const int64_t> logit_rows, std::vector<float>* logits) {
-  TTC_RETURN_IF_ERROR(ForwardLogits(state, batch, tokens, logit_rows));
+  TTC_RETURN_IF_ERROR(ForwardLogits(state, batch, tokens, logit_rows, nullptr, 0));
   if (logits == nullptr) return Status::Ok();
   logits->resize(logit_rows.size() * static_cast<size_t>(config_.vocab_size));
   if (logits_) backend_->CopyToHost(*logits_, *logits);
@@ -437,13 +437,15 @@ Status Model::ForwardSample(StateCache* state, const BatchLayout& batch,
         logit_rows.size(), keys.size(), out.size());
   }
   TTC_RETURN_IF_ERROR(ValidateSamplingParams(params));
-  TTC_RETURN_IF_ERROR(ForwardLogits(state, batch, tokens, logit_rows));
+  TTC_RETURN_IF_ERROR(ForwardLogits(state, batch, tokens, logit_rows, &params,
+                                    static_cast<int64_t>(keys.size())));
   backend_->SampleRows(*logits_, params, keys, out);
   return Status::Ok();
 }
 
 Status Model::ForwardLogits(StateCache* state, const BatchLayout& batch,
-                            std::span<const int32_t> tokens, std::span<const int64_t> logit_rows) {
+                            std::span<const int32_t> tokens, std::span<const int64_t> logit_rows,
+                            const SamplingParams* sample, int64_t draws) {
   logits_.reset();
   const int64_t M = batch.total_rows();
   const int64_t d = config_.hidden_size, V = config_.vocab_size;
@@ -480,6 +482,7 @@ Status Model::ForwardLogits(StateCache* state, const BatchLayout& batch,
   }
 
   Backend& be = *backend_;
+  be.BeginForward(state, batch, sample, draws);
   // Scratch activations by width, reused across layers.
   std::map<int64_t, std::unique_ptr<Activation>> scratch[3];
   auto buf = [&](int which, int64_t cols) -> Activation* {

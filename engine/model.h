@@ -83,9 +83,10 @@ class Model {
 
   struct Layer;
   // Validates, runs every layer and leaves the head output for logit_rows in logits_ (null when
-  // logit_rows is empty).
+  // logit_rows is empty). sample/draws: the SampleRows call that follows (Backend::BeginForward).
   Status ForwardLogits(StateCache* state, const BatchLayout& batch, std::span<const int32_t> tokens,
-                       std::span<const int64_t> logit_rows);
+                       std::span<const int64_t> logit_rows, const SamplingParams* sample,
+                       int64_t draws);
   ModelConfig config_;
   std::filesystem::path dir_;
   std::unique_ptr<Backend> backend_;

@@ -1,6 +1,8 @@
 // The CUDA backend (engine/backend.h on one GPU): bf16 weights for the GEMM matrices (cuBLAS,
 // f32 accumulation and f32 output), f32 activations and recurrent state, bf16 KV cache. Every op is
-// asynchronous on one stream; CopyToHost is the only synchronisation. Ops have no error channel in
+// asynchronous on one stream; CopyToHost and SampleRows (the drawn ids) are the synchronisations.
+// Decode steps that end in SampleRows are recorded as CUDA graphs and replayed (BeginForward).
+// Ops have no error channel in
 // the Backend interface, so a CUDA failure inside an op (a kernel fault, or the device running out
 // of memory while a KV cache grows) prints what failed and aborts; callers avoid the latter by
 // sizing batches with PlanCudaBatch (engine/cuda/cuda_backend.h).
@@ -11,12 +13,14 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -85,41 +89,149 @@ class CudaWeight final : public Weight {
   float* f32 = nullptr;      // everything else; created lazily from bf16 when an op needs floats
 };
 
-class CudaActivation final : public Activation {
+// --- Device memory of a forward, and recorded decode steps -------------------------------------
+//
+// A decode step can run eagerly (every op launches its kernels), be recorded into a CUDA graph
+// (the ops launch into a capturing stream), or be replayed from its recording (the ops only upload
+// their inputs; SampleRows launches the graph). Kernels of a recording keep every device address
+// they were given, so activations and scratch of a recorded step come from one arena owned by the
+// recording, and an upload buffer that moves makes every recording stale (the address epoch).
+
+// Bumped whenever a buffer whose address recorded kernels may hold is reallocated.
+std::atomic<uint64_t> g_address_epoch{0};
+
+// Device buffers replaced while a recording was in progress: freed once the stream is idle
+// (FreeRetired), not at once, because the recording's kernels have not run yet.
+std::mutex g_retired_mu;
+std::vector<void*> g_retired;
+void Retire(void* p) {
+  std::lock_guard<std::mutex> lock(g_retired_mu);
+  g_retired.push_back(p);
+}
+void FreeRetired() {
+  std::lock_guard<std::mutex> lock(g_retired_mu);
+  for (void* p : g_retired) cudaFree(p);
+  g_retired.clear();
+}
+
+// Where the device memory of activations and op scratch comes from. An eager forward uses the
+// stream-ordered pool. A forward being recorded takes it from its arena in call order (the graph
+// keeps those addresses); the arena's size is the peak measured while the same forward ran eagerly
+// just before. A replayed forward allocates nothing. In every mode the calls are followed as a bump
+// allocator that releases in LIFO order, which is what the arena does, so that peak() of an eager
+// forward is the arena its recording needs.
+class StepMemory {
  public:
-  CudaActivation(int64_t rows, int64_t cols, cudaStream_t s) : Activation(rows, cols), stream_(s) {
-    const size_t bytes = static_cast<size_t>(std::max<int64_t>(1, rows * cols)) * sizeof(float);
-    TTC_CU(cudaMallocAsync(reinterpret_cast<void**>(&data), bytes, s));
+  enum class Mode { kEager, kCapture, kReplay };
+  struct Block {
+    void* p = nullptr;
+    size_t off = 0, bytes = 0;
+    uint64_t step = 0;
+    bool pooled = false;
+  };
+  explicit StepMemory(cudaStream_t s) : stream_(s) {}
+
+  Block Acquire(size_t bytes) {
+    Block b{nullptr, top_, std::max<size_t>(bytes, 16), step_, false};
+    top_ += Round(b.bytes);
+    peak_ = std::max(peak_, top_);
+    switch (mode_) {
+      case Mode::kEager:
+        TTC_CU(cudaMallocAsync(&b.p, b.bytes, stream_));
+        b.pooled = true;
+        break;
+      case Mode::kCapture:
+        if (b.off + Round(b.bytes) <= arena_bytes_) {
+          b.p = arena_ + b.off;
+        } else {
+          // More than the eager run measured (an op sized by a value that moved by a step, e.g.
+          // the split-KV count): a buffer of its own, freed with the recording.
+          TTC_CU(cudaMalloc(&b.p, b.bytes));
+          extra_->push_back(b.p);
+        }
+        break;
+      case Mode::kReplay:
+        break;
+    }
+    return b;
   }
-  ~CudaActivation() override { cudaFreeAsync(data, stream_); }
-  float* data = nullptr;
+  void Release(const Block& b) {
+    if (b.pooled) cudaFreeAsync(b.p, stream_);
+    if (b.step == step_ && b.off + Round(b.bytes) == top_) top_ = b.off;
+  }
+  // Starts a forward in `mode`; a recording gets its arena and the list for overflow buffers.
+  void BeginStep(Mode mode, char* arena = nullptr, size_t arena_bytes = 0,
+                 std::vector<void*>* extra = nullptr) {
+    ++step_;
+    top_ = peak_ = 0;
+    mode_ = mode;
+    arena_ = arena;
+    arena_bytes_ = arena_bytes;
+    extra_ = extra;
+  }
+  void EndStep() { BeginStep(Mode::kEager); }
+  Mode mode() const { return mode_; }
+  size_t peak() const { return peak_; }
 
  private:
+  static size_t Round(size_t b) { return (b + 255) / 256 * 256; }
   cudaStream_t stream_;
+  Mode mode_ = Mode::kEager;
+  uint64_t step_ = 1;
+  size_t top_ = 0, peak_ = 0;
+  char* arena_ = nullptr;
+  size_t arena_bytes_ = 0;
+  std::vector<void*>* extra_ = nullptr;
 };
 
-// Stream-ordered scratch memory for one op.
+class CudaActivation final : public Activation {
+ public:
+  CudaActivation(int64_t rows, int64_t cols, StepMemory* mem)
+      : Activation(rows, cols),
+        mem_(mem),
+        block_(mem->Acquire(static_cast<size_t>(std::max<int64_t>(1, rows * cols)) *
+                            sizeof(float))),
+        data(static_cast<float*>(block_.p)) {}
+  ~CudaActivation() override { mem_->Release(block_); }
+
+ private:
+  StepMemory* mem_;
+  StepMemory::Block block_;
+
+ public:
+  float* const data;  // null in a replayed step (its ops launch nothing)
+};
+
+// Scratch memory for one op.
 class Scratch {
  public:
-  Scratch(size_t bytes, cudaStream_t s) : stream_(s) {
-    TTC_CU(cudaMallocAsync(&p_, std::max<size_t>(bytes, 16), s));
-  }
-  ~Scratch() { cudaFreeAsync(p_, stream_); }
+  Scratch(StepMemory* mem, size_t bytes) : mem_(mem), block_(mem->Acquire(bytes)) {}
+  ~Scratch() { mem_->Release(block_); }
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;
   template <typename T>
   T* as() const {
-    return static_cast<T*>(p_);
+    return static_cast<T*>(block_.p);
   }
 
  private:
-  void* p_ = nullptr;
-  cudaStream_t stream_;
+  StepMemory* mem_;
+  StepMemory::Block block_;
 };
 
 const CudaWeight& W(const Weight& w) { return static_cast<const CudaWeight&>(w); }
 const CudaActivation& A(const Activation& a) { return static_cast<const CudaActivation&>(a); }
 CudaActivation& A(Activation* a) { return *static_cast<CudaActivation*>(a); }
+
+// How an upload runs: on the compute stream (eager and replayed steps: stream order puts it before
+// the kernels, or before the graph launch, that read it), or, while a step is being recorded, on a
+// side stream that the host waits for (the compute stream is capturing and must not carry host
+// copies; the recording's first launch follows the capture).
+struct UploadCtx {
+  cudaStream_t stream = nullptr;
+  cudaStream_t side = nullptr;
+  uint64_t graph_step = 0;  // nonzero in a recorded or replayed step
+};
 
 // A device buffer that grows and keeps its contents' last host image, so that a batch description
 // that did not change since the last op (every layer of one forward) is not uploaded again.
@@ -129,31 +241,50 @@ class UploadCache {
   ~UploadCache() {
     if (dev_) cudaFree(dev_);
   }
-  const T* Put(const std::vector<T>& v, cudaStream_t s) {
+  const T* Put(const std::vector<T>& v, const UploadCtx& ctx) {
     if (dev_ && v.size() == host_.size() &&
         std::memcmp(v.data(), host_.data(), v.size() * sizeof(T)) == 0) {
       return dev_;
     }
+    if (ctx.graph_step != 0) {
+      // Every kernel of a recorded step reads the buffer when the graph runs, after all uploads:
+      // two different contents in one step would leave only the last one.
+      if (written_step_ == ctx.graph_step) {
+        std::fprintf(stderr,
+                     "cuda backend: an upload changed twice within one recorded decode step "
+                     "(set TTC_CUDA_GRAPHS=0 to run without CUDA graphs)\n");
+        std::abort();
+      }
+      written_step_ = ctx.graph_step;
+    }
     if (v.size() > cap_) {
       if (dev_) {
-        TTC_CU(cudaStreamSynchronize(s));
-        cudaFree(dev_);
+        if (ctx.graph_step != 0) {
+          Retire(dev_);
+        } else {
+          TTC_CU(cudaStreamSynchronize(ctx.stream));
+          cudaFree(dev_);
+        }
       }
       cap_ = std::max<size_t>(v.size(), 2 * cap_);
       TTC_CU(cudaMalloc(reinterpret_cast<void**>(&dev_), cap_ * sizeof(T)));
+      g_address_epoch.fetch_add(1);
     }
     host_ = v;
     // Pageable source: the call returns once the data is staged, so v may change afterwards.
-    if (!v.empty())
+    if (!v.empty()) {
+      cudaStream_t s = ctx.side ? ctx.side : ctx.stream;
       TTC_CU(cudaMemcpyAsync(dev_, host_.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice, s));
+      if (ctx.side) TTC_CU(cudaStreamSynchronize(ctx.side));
+    }
     return dev_;
   }
-  void Invalidate() { host_.clear(); }
 
  private:
   T* dev_ = nullptr;
   size_t cap_ = 0;
   std::vector<T> host_;
+  uint64_t written_step_ = 0;
 };
 
 // --- State
@@ -334,7 +465,7 @@ class CudaStateCache final : public StateCache {
   }
 
   // The per-slot descriptors of one attention layer, on the device.
-  const cuda::DevKv* Descriptors(int layer) {
+  const cuda::DevKv* Descriptors(int layer, const UploadCtx& ctx) {
     Layer& L = layers_[static_cast<size_t>(layer)];
     std::vector<cuda::DevKv>& v = scratch_;
     v.resize(lengths_.size());
@@ -347,10 +478,13 @@ class CudaStateCache final : public StateCache {
               static_cast<int32_t>(pb ? pb->len : 0),
               0};
     }
-    return L.dkv.Put(v, stream_);
+    return L.dkv.Put(v, ctx);
   }
 
   Layer& layer(int l) { return layers_[static_cast<size_t>(l)]; }
+  // Unique for the process (an address could be reused by a later cache): the key of the decode
+  // recordings made on this cache, whose kernels hold its state buffers.
+  uint64_t id() const { return id_; }
 
  private:
   int64_t Plen(int slot) const {
@@ -411,6 +545,8 @@ class CudaStateCache final : public StateCache {
     prefix_[s] = std::move(block);
   }
 
+  static inline std::atomic<uint64_t> next_id_{1};
+  const uint64_t id_ = next_id_.fetch_add(1);
   cudaStream_t stream_;
   std::vector<Layer> layers_;
   std::vector<int64_t> lengths_, caps_;  // caps_: own-buffer capacity in positions
@@ -514,22 +650,37 @@ class CudaBackend final : public Backend {
     TTC_CUBLAS(cublasCreate(&blas_));
     TTC_CUBLAS(cublasSetStream(blas_, stream_));
     TTC_CUBLAS(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH));
+    // A workspace of our own (after SetStream, which resets it), so that recording a decode step
+    // never makes cuBLAS allocate one inside the capture.
+    TTC_CU(cudaMalloc(&blas_ws_, kBlasWorkspace));
+    TTC_CUBLAS(cublasSetWorkspace(blas_, blas_ws_, kBlasWorkspace));
+    TTC_CU(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking));
+    mem_ = std::make_unique<StepMemory>(stream_);
     // Keep freed stream-ordered memory in the pool: activations are allocated every forward.
     cudaMemPool_t pool;
     TTC_CU(cudaDeviceGetDefaultMemPool(&pool, device));
     uint64_t threshold = UINT64_MAX;
     TTC_CU(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
     prof_ = std::make_unique<OpProfiler>(stream_);
+    // Decode steps are recorded and replayed as CUDA graphs unless TTC_CUDA_GRAPHS=0 (for A/B
+    // measurements) or the per-op profiler is on (it times each op with events and syncs).
+    const char* g = std::getenv("TTC_CUDA_GRAPHS");
+    graphs_on_ = !prof_->on() && !(g != nullptr && std::string(g) == "0");
   }
   ~CudaBackend() override {
     prof_.reset();
     cudaStreamSynchronize(stream_);
+    graphs_.clear();
+    cudaStreamSynchronize(stream_);
+    FreeRetired();
+    if (side_) cudaStreamDestroy(side_);
     if (lt_ws_) cudaFree(lt_ws_);
     if (lt_) cublasLtDestroy(lt_);
     if (d_ids_out_) cudaFree(d_ids_out_);
     if (h_ids_out_) cudaFreeHost(h_ids_out_);
     if (bf16_scratch_) cudaFree(bf16_scratch_);
     cublasDestroy(blas_);
+    if (blas_ws_) cudaFree(blas_ws_);
     cudaStreamDestroy(stream_);
   }
   std::string name() const override { return name_; }
@@ -592,7 +743,7 @@ class CudaBackend final : public Backend {
   }
 
   std::unique_ptr<Activation> NewActivation(int64_t rows, int64_t cols) override {
-    return std::make_unique<CudaActivation>(rows, cols, stream_);
+    return std::make_unique<CudaActivation>(rows, cols, mem_.get());
   }
 
   Result<std::unique_ptr<StateCache>> NewStateCache(const ModelConfig& config,
@@ -620,36 +771,45 @@ class CudaBackend final : public Backend {
     OpScope op_scope(*prof_, "embed");
     const auto& t = W(table);
     std::vector<int32_t> v(ids.begin(), ids.end());
-    const int32_t* d_ids = ids_.Put(v, stream_);
+    const int32_t* d_ids = ids_.Put(v, Up());
+    if (Replaying()) return;
     cuda::LaunchEmbed(t.bf16, t.bf16 ? nullptr : t.f32, d_ids, static_cast<int64_t>(ids.size()),
                       t.cols(), A(out).data, stream_);
   }
 
   void RmsNorm(const Activation& x, const Weight& w, float eps, Activation* out) override {
     OpScope op_scope(*prof_, "rmsnorm");
+    if (Replaying()) return;
     cuda::LaunchRmsNorm(A(x).data, F32(w), eps, x.rows(), x.cols(), A(out).data, stream_);
   }
 
   void MatMul(const Activation& x, const Weight& w, Activation* out, bool accumulate) override {
     OpScope op_scope(*prof_, w.rows() > 32768 ? "matmul_head" : "matmul");
+    if (Replaying()) return;
     Gemm(A(x).data, x.cols(), x.rows(), x.cols(), W(w), A(out).data, out->cols(), accumulate);
   }
 
   void SwiGlu(const Activation& gate_up, Activation* out) override {
     OpScope op_scope(*prof_, "swiglu");
+    if (Replaying()) return;
     cuda::LaunchSwiGlu(A(gate_up).data, gate_up.rows(), out->cols(), A(out).data, stream_);
   }
 
   void GatherRows(const Activation& x, std::span<const int64_t> rows, Activation* out) override {
     OpScope op_scope(*prof_, "gather");
     std::vector<int64_t> v(rows.begin(), rows.end());
-    const int64_t* d = gather_.Put(v, stream_);
+    const int64_t* d = gather_.Put(v, Up());
+    if (Replaying()) return;
     cuda::LaunchGatherRows(A(x).data, d, static_cast<int64_t>(rows.size()), x.cols(), A(out).data,
                            stream_);
   }
 
   void CopyToHost(const Activation& x, std::span<float> out) override {
     OpScope op_scope(*prof_, "copy_to_host");
+    if (mem_->mode() != StepMemory::Mode::kEager) {
+      std::fprintf(stderr, "cuda backend: CopyToHost inside a recorded decode step\n");
+      std::abort();
+    }
     TTC_CU(cudaMemcpyAsync(out.data(), A(x).data, out.size() * sizeof(float),
                            cudaMemcpyDeviceToHost, stream_));
     TTC_CU(cudaStreamSynchronize(stream_));
@@ -665,23 +825,102 @@ class CudaBackend final : public Backend {
     std::vector<cuda::DevSampleKey> k(keys.size());
     for (size_t i = 0; i < keys.size(); ++i)
       k[i] = {keys[i].seed, keys[i].sample_index, keys[i].step};
-    const cuda::DevSampleKey* d_keys = keys_.Put(k, stream_);
-    Scratch probs(static_cast<size_t>(draws * V) * 4, stream_);
-    if (static_cast<size_t>(draws) > ids_cap_) {
-      TTC_CU(cudaStreamSynchronize(stream_));
-      if (d_ids_out_) cudaFree(d_ids_out_);
-      if (h_ids_out_) cudaFreeHost(h_ids_out_);
-      ids_cap_ = std::max<size_t>(static_cast<size_t>(draws), 2 * ids_cap_);
-      TTC_CU(cudaMalloc(reinterpret_cast<void**>(&d_ids_out_), ids_cap_ * 4));
-      TTC_CU(cudaMallocHost(reinterpret_cast<void**>(&h_ids_out_), ids_cap_ * 4));
+    const cuda::DevSampleKey* d_keys = keys_.Put(k, Up());
+    EnsureIdsOut(draws);
+    const StepMemory::Mode mode = mem_->mode();
+    if (mode == StepMemory::Mode::kReplay) {
+      ++ops_;
+      if (ops_ != graph_->ops || g_address_epoch.load() != graph_->epoch) {
+        std::fprintf(stderr,
+                     "cuda backend: a replayed decode step did not match its recording (%lld ops "
+                     "vs %lld, or a buffer moved); set TTC_CUDA_GRAPHS=0 to run without graphs\n",
+                     static_cast<long long>(ops_), static_cast<long long>(graph_->ops));
+        std::abort();
+      }
+      TTC_CU(cudaGraphLaunch(graph_->exec, stream_));
+      ++replays_;
+    } else {
+      ++ops_;
+      Scratch probs(mem_.get(), static_cast<size_t>(draws * V) * 4);
+      cuda::LaunchSample(A(logits).data, draws, per_row, V,
+                         {params.temperature, params.top_k, params.top_p, params.greedy}, d_keys,
+                         probs.as<float>(), d_ids_out_, stream_);
+      if (mode == StepMemory::Mode::kCapture) FinishCapture();
     }
-    cuda::LaunchSample(A(logits).data, draws, per_row, V,
-                       {params.temperature, params.top_k, params.top_p, params.greedy}, d_keys,
-                       probs.as<float>(), d_ids_out_, stream_);
+    if (mode == StepMemory::Mode::kEager && eager_key_.rows > 0) eager_peak_ = mem_->peak();
+    mem_->EndStep();
+    graph_ = nullptr;
     TTC_CU(cudaMemcpyAsync(h_ids_out_, d_ids_out_, static_cast<size_t>(draws) * 4,
                            cudaMemcpyDeviceToHost, stream_));
     TTC_CU(cudaStreamSynchronize(stream_));
     std::memcpy(out.data(), h_ids_out_, static_cast<size_t>(draws) * 4);
+  }
+
+  // Decode steps as CUDA graphs. A step's shape (state cache, rows, sampling) is run eagerly the
+  // first time, recorded the second time in a row, and replayed from then on; the last kMaxGraphs
+  // recordings are kept (a generate's batch shrinks as samples finish, and each size is a shape).
+  void BeginForward(StateCache* state, const BatchLayout& batch, const SamplingParams* sample,
+                    int64_t draws) override {
+    mem_->EndStep();
+    graph_ = nullptr;
+    ops_ = 0;
+    eager_key_ = {};
+    if (!graphs_on_ || sample == nullptr) return;
+    const int64_t M = static_cast<int64_t>(batch.seqs.size());
+    for (const auto& s : batch.seqs)
+      if (s.num_tokens != 1) return;
+    if (M == 0 || draws != M) return;
+    auto* st = static_cast<CudaStateCache*>(state);
+    const GraphKey key{st->id(), M, *sample};
+    // The step's KV growth (stream-ordered allocations and copies) happens here, outside any
+    // recording; the ops then find the capacity in place.
+    for (const auto& s : batch.seqs) st->EnsureCapacity(s.slot, s.start_pos + s.num_tokens);
+    EnsureIdsOut(draws);
+    TTC_CU(cudaStreamSynchronize(stream_));
+    FreeRetired();
+    const uint64_t epoch = g_address_epoch.load();
+    std::erase_if(graphs_, [&](const std::unique_ptr<StepGraph>& g) {
+      return g->epoch != epoch || g->key.state != key.state;
+    });
+    ++graph_step_;
+    for (auto& g : graphs_) {
+      if (g->key == key) {
+        graph_ = g.get();
+        graph_->last_use = graph_step_;
+        mem_->BeginStep(StepMemory::Mode::kReplay);
+        return;
+      }
+    }
+    if (!(key == last_key_) || eager_peak_ == 0) {
+      if (!(key == last_key_)) eager_peak_ = 0;
+      last_key_ = key;
+      eager_key_ = key;
+      mem_->BeginStep(StepMemory::Mode::kEager);
+      return;
+    }
+    if (graphs_.size() >= kMaxGraphs) {
+      auto lru = std::min_element(graphs_.begin(), graphs_.end(), [](const auto& a, const auto& b) {
+        return a->last_use < b->last_use;
+      });
+      graphs_.erase(lru);
+    }
+    auto g = std::make_unique<StepGraph>();
+    g->key = key;
+    g->stream = stream_;
+    g->last_use = graph_step_;
+    g->arena_bytes = eager_peak_ + (size_t{1} << 20);
+    if (cudaMallocAsync(reinterpret_cast<void**>(&g->arena), g->arena_bytes, stream_) !=
+        cudaSuccess) {
+      cudaGetLastError();
+      eager_key_ = key;  // no room for another step's activations: stay eager
+      mem_->BeginStep(StepMemory::Mode::kEager);
+      return;
+    }
+    TTC_CU(cudaStreamSynchronize(stream_));
+    graph_ = g.get();
+    graphs_.push_back(std::move(g));
+    mem_->BeginStep(StepMemory::Mode::kCapture, graph_->arena, graph_->arena_bytes, &graph_->extra);
+    TTC_CU(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
   }
 
   void Attention(StateCache* state, int layer, const Activation& qkv, const BatchLayout& batch,
@@ -696,12 +935,13 @@ class CudaBackend final : public Backend {
       for (int64_t t = 0; t < s.num_tokens; ++t)
         rows.push_back({s.slot, static_cast<int32_t>(s.start_pos + t)});
     }
-    const cuda::DevKv* dkv = st->Descriptors(layer);
-    const DevRow* d_rows = rows_.Put(rows, stream_);
-    const float* d_freq = freq_.Put(spec.inv_freq, stream_);
+    const cuda::DevKv* dkv = st->Descriptors(layer, Up());
+    const DevRow* d_rows = rows_.Put(rows, Up());
+    const float* d_freq = freq_.Put(spec.inv_freq, Up());
+    if (Replaying()) return;
     const int H = static_cast<int>(spec.num_heads), Hkv = static_cast<int>(spec.num_kv_heads),
               hd = static_cast<int>(spec.head_dim);
-    Scratch q(static_cast<size_t>(M * H * hd) * 4, stream_);
+    Scratch q(mem_.get(), static_cast<size_t>(M * H * hd) * 4);
     cuda::LaunchRopeAppend(A(qkv).data, M, d_rows, d_freq, H, Hkv, hd, q.as<float>(), dkv, stream_);
     // Split-KV when (rows x KV heads) blocks cannot fill the GPU: enough splits for about four
     // blocks per SM, none shorter than 64 positions.
@@ -713,8 +953,8 @@ class CudaBackend final : public Backend {
       splits = static_cast<int>(
           std::min<int64_t>((want + blocks - 1) / blocks, std::max<int64_t>(1, max_ctx / 64)));
     }
-    Scratch part_o(splits > 1 ? static_cast<size_t>(M * H * splits * hd) * 4 : 16, stream_);
-    Scratch part_ml(splits > 1 ? static_cast<size_t>(M * H * splits * 2) * 4 : 16, stream_);
+    Scratch part_o(mem_.get(), splits > 1 ? static_cast<size_t>(M * H * splits * hd) * 4 : 16);
+    Scratch part_ml(mem_.get(), splits > 1 ? static_cast<size_t>(M * H * splits * 2) * 4 : 16);
     cuda::LaunchAttention(q.as<float>(), M, d_rows, dkv, H, Hkv, hd, A(out).data, splits,
                           part_o.as<float>(), part_ml.as<float>(), stream_);
   }
@@ -723,6 +963,8 @@ class CudaBackend final : public Backend {
                            int64_t prompts) override {
     // Memory this backend freed sits in the stream-ordered pool and counts as used to the driver:
     // hand it back first so that the plan sees it.
+    if (cudaStreamSynchronize(stream_) != cudaSuccess) return 0;
+    graphs_.clear();  // their arenas hold a step's activations each
     if (cudaStreamSynchronize(stream_) != cudaSuccess) return 0;
     cudaMemPool_t pool = nullptr;
     if (cudaDeviceGetDefaultMemPool(&pool, device_) == cudaSuccess) cudaMemPoolTrimTo(pool, 0);
@@ -742,13 +984,14 @@ class CudaBackend final : public Backend {
     const float* p = A(proj).data;
     int nseq = 0;
     const DevSeq* seqs = Seqs(batch, &nseq);
-    Scratch xc(static_cast<size_t>(M * di) * 4, stream_);
+    if (Replaying()) return;
+    Scratch xc(mem_.get(), static_cast<size_t>(M * di) * 4);
     cuda::LaunchCausalConv(p, ldp, mil ? di : 0, mil ? N : 0, mil ? di / dxb : 1, di,
                            static_cast<int>(K), F32(*w.conv_w), w.conv_b ? F32(*w.conv_b) : nullptr,
                            true, seqs, nseq, L.conv, xc.as<float>(), stream_);
-    Scratch xdbc(mil ? 16 : static_cast<size_t>(M * (R + 2 * N)) * 4, stream_);
+    Scratch xdbc(mem_.get(), mil ? 16 : static_cast<size_t>(M * (R + 2 * N)) * 4);
     if (!mil) Gemm(xc.as<float>(), di, M, di, W(*w.x_proj), xdbc.as<float>(), R + 2 * N, false);
-    Scratch dt(static_cast<size_t>(M * di) * 4, stream_);
+    Scratch dt(mem_.get(), static_cast<size_t>(M * di) * 4);
     if (mil) {
       Gemm(p + 2 * di + 2 * dxb, ldp, M, R, W(*w.dt_w), dt.as<float>(), di, false);
     } else {
@@ -789,11 +1032,12 @@ class CudaBackend final : public Backend {
     const float* p = A(proj).data;
     int nseq = 0;
     const DevSeq* seqs = Seqs(batch, &nseq);
-    Scratch xbc(static_cast<size_t>(M * C) * 4, stream_);
+    if (Replaying()) return;
+    Scratch xbc(mem_.get(), static_cast<size_t>(M * C) * 4);
     cuda::LaunchCausalConv(p, ldp, xbc_off, 0, 1, C, static_cast<int>(K), F32(*w.conv_w),
                            w.conv_b ? F32(*w.conv_b) : nullptr, !llamba, seqs, nseq, L.conv,
                            xbc.as<float>(), stream_);
-    Scratch y(static_cast<size_t>(M * di) * 4, stream_);
+    Scratch y(mem_.get(), static_cast<size_t>(M * di) * 4);
     cuda::SsdScanArgs a{p,
                         ldp,
                         dt_off,
@@ -854,15 +1098,20 @@ class CudaBackend final : public Backend {
       const size_t need = static_cast<size_t>(rows * K);
       if (need > bf16_cap_) {
         if (bf16_scratch_) {
-          TTC_CU(cudaStreamSynchronize(stream_));
-          cudaFree(bf16_scratch_);
+          if (mem_->mode() == StepMemory::Mode::kEager) {
+            TTC_CU(cudaStreamSynchronize(stream_));
+            cudaFree(bf16_scratch_);
+          } else {
+            Retire(bf16_scratch_);
+          }
         }
         bf16_cap_ = std::max(need, 2 * bf16_cap_);
         TTC_CU(cudaMalloc(reinterpret_cast<void**>(&bf16_scratch_), bf16_cap_ * 2));
+        g_address_epoch.fetch_add(1);
       }
       if (split) {
         cuda::LaunchSplitBf16(x, ldx, M, K, bf16_scratch_, stream_);
-        Scratch y(static_cast<size_t>(rows * N) * 4, stream_);
+        Scratch y(mem_.get(), static_cast<size_t>(rows * N) * 4);
         Bf16Gemm(w.bf16, bf16_scratch_, y.as<float>(), N, rows, K, N, zero);
         cuda::LaunchSumHalves(y.as<float>(), M, N, out, ldo, accumulate, stream_);
         return;
@@ -885,7 +1134,8 @@ class CudaBackend final : public Backend {
   void Bf16Gemm(const uint16_t* w, const uint16_t* x, float* out, int64_t N, int64_t M, int64_t K,
                 int64_t ldo, float beta) {
     const float alpha = 1.0f;
-    if (tune_ && LtGemm(w, x, out, N, M, K, ldo, beta)) return;
+    if (tune_ && mem_->mode() == StepMemory::Mode::kEager && LtGemm(w, x, out, N, M, K, ldo, beta))
+      return;
     TTC_CUBLAS(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N),
                             static_cast<int>(M), static_cast<int>(K), &alpha, w, CUDA_R_16BF,
                             static_cast<int>(K), x, CUDA_R_16BF, static_cast<int>(K), &beta, out,
@@ -970,7 +1220,7 @@ class CudaBackend final : public Backend {
       }
       const int n = static_cast<int>(cand.size());
       if (n > 0) {
-        Scratch tmp(static_cast<size_t>(ldo * M) * 4, stream_);
+        Scratch tmp(mem_.get(), static_cast<size_t>(ldo * M) * 4);
         cudaEvent_t e0, e1;
         TTC_CU(cudaEventCreate(&e0));
         TTC_CU(cudaEventCreate(&e1));
@@ -1012,6 +1262,85 @@ class CudaBackend final : public Backend {
     return done;
   }
 
+  // The shape of a decode step that has a recording.
+  struct GraphKey {
+    uint64_t state = 0;  // CudaStateCache::id()
+    int64_t rows = 0;    // sequences, one token and one draw each
+    SamplingParams sampling;
+    bool operator==(const GraphKey& o) const {
+      return state == o.state && rows == o.rows && sampling.temperature == o.sampling.temperature &&
+             sampling.top_k == o.sampling.top_k && sampling.top_p == o.sampling.top_p &&
+             sampling.greedy == o.sampling.greedy;
+    }
+  };
+  // One recorded decode step: the graph, the arena of its activations and scratch, and the
+  // address epoch it was recorded in.
+  struct StepGraph {
+    GraphKey key;
+    cudaGraphExec_t exec = nullptr;
+    cudaStream_t stream = nullptr;
+    char* arena = nullptr;
+    size_t arena_bytes = 0;
+    std::vector<void*> extra;
+    uint64_t epoch = 0, last_use = 0;
+    int64_t ops = 0;
+    // Destroyed only while the stream is idle (BeginForward synchronises first).
+    ~StepGraph() {
+      if (exec) cudaGraphExecDestroy(exec);
+      if (arena) cudaFreeAsync(arena, stream);
+      for (void* p : extra) cudaFree(p);
+    }
+  };
+  static constexpr size_t kMaxGraphs = 2;
+
+  // Counts the op; true when it must launch nothing (a replayed step: its recording will).
+  bool Replaying() {
+    ++ops_;
+    return mem_->mode() == StepMemory::Mode::kReplay;
+  }
+  UploadCtx Up() const {
+    const auto mode = mem_->mode();
+    return {stream_, mode == StepMemory::Mode::kCapture ? side_ : nullptr,
+            mode == StepMemory::Mode::kEager ? 0 : graph_step_};
+  }
+  // Room for `draws` sampled ids on the device and in pinned host memory (grown outside any
+  // recording: BeginForward calls it before capturing).
+  void EnsureIdsOut(int64_t draws) {
+    if (static_cast<size_t>(draws) <= ids_cap_) return;
+    TTC_CU(cudaStreamSynchronize(stream_));
+    if (d_ids_out_) cudaFree(d_ids_out_);
+    if (h_ids_out_) cudaFreeHost(h_ids_out_);
+    ids_cap_ = std::max<size_t>(static_cast<size_t>(draws), 2 * ids_cap_);
+    TTC_CU(cudaMalloc(reinterpret_cast<void**>(&d_ids_out_), ids_cap_ * 4));
+    TTC_CU(cudaMallocHost(reinterpret_cast<void**>(&h_ids_out_), ids_cap_ * 4));
+    g_address_epoch.fetch_add(1);
+  }
+  // Ends the capture of graph_, instantiates it and launches it (the recorded step has not run
+  // yet: capturing only records).
+  void FinishCapture() {
+    cudaGraph_t graph = nullptr;
+    const cudaError_t e = cudaStreamEndCapture(stream_, &graph);
+    if (e != cudaSuccess || graph == nullptr) {
+      Die("recording a decode step (cudaStreamEndCapture)", cudaGetErrorString(e), __FILE__,
+          __LINE__);
+    }
+    const cudaError_t ie = cudaGraphInstantiate(&graph_->exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (ie != cudaSuccess) {
+      Die("instantiating a recorded decode step (set TTC_CUDA_GRAPHS=0 to run without graphs)",
+          cudaGetErrorString(ie), __FILE__, __LINE__);
+    }
+    graph_->ops = ops_;
+    graph_->epoch = g_address_epoch.load();
+    TTC_CU(cudaGraphLaunch(graph_->exec, stream_));
+    ++captures_;
+  }
+
+ public:
+  int64_t graph_captures() const { return captures_; }
+  int64_t graph_replays() const { return replays_; }
+
+ private:
   // The weight as f32 (converted once, on first use, when it was stored as bf16).
   const float* F32(const Weight& w) {
     auto& cw = const_cast<CudaWeight&>(W(w));
@@ -1037,7 +1366,7 @@ class CudaBackend final : public Backend {
       row += s.num_tokens;
     }
     *nseq = static_cast<int>(v.size());
-    return seqs_.Put(v, stream_);
+    return seqs_.Put(v, Up());
   }
 
   int device_;
@@ -1054,6 +1383,19 @@ class CudaBackend final : public Backend {
   UploadCache<float> freq_;
   UploadCache<cuda::DevSampleKey> keys_;
   std::unique_ptr<OpProfiler> prof_;
+  std::unique_ptr<StepMemory> mem_;
+  static constexpr size_t kBlasWorkspace = size_t{32} << 20;
+  void* blas_ws_ = nullptr;
+  cudaStream_t side_ = nullptr;  // uploads while a step is being recorded
+  // Decode-step recordings (BeginForward).
+  bool graphs_on_ = true;
+  std::vector<std::unique_ptr<StepGraph>> graphs_;
+  StepGraph* graph_ = nullptr;  // the recording of the current step (capture or replay)
+  GraphKey last_key_, eager_key_;
+  size_t eager_peak_ = 0;  // peak step memory of the last eager run of last_key_
+  uint64_t graph_step_ = 0;
+  int64_t ops_ = 0;
+  int64_t captures_ = 0, replays_ = 0;
   // cublasLt autotuning (TTC_CUDA_GEMM_TUNE=1, see Bf16Gemm).
   static constexpr size_t kLtWorkspace = size_t{32} << 20;
   const bool tune_ = std::getenv("TTC_CUDA_GEMM_TUNE") != nullptr;
@@ -1152,6 +1494,12 @@ Result<CudaBatchPlan> PlanCudaBatch(const ModelConfig& config, int64_t context_l
   plan.max_batch = std::max<int64_t>(
       0, (plan.free_bytes - plan.reserve_bytes - plan.prefix_bytes) / plan.per_sequence_bytes);
   return plan;
+}
+
+CudaGraphCounts GetCudaGraphCounts(const Backend& backend) {
+  const auto* cuda = dynamic_cast<const CudaBackend*>(&backend);
+  if (cuda == nullptr) return {};
+  return {cuda->graph_captures(), cuda->graph_replays()};
 }
 
 Result<std::unique_ptr<Backend>> CreateCudaBackend(const BackendOptions& options) {

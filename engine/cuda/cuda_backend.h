@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/result.h"
+#include "engine/backend.h"
 #include "engine/config.h"
 
 namespace ttc::engine {
@@ -48,5 +49,14 @@ struct CudaBatchPlan {
 // prompts. Errors: no device.
 Result<CudaBatchPlan> PlanCudaBatch(const ModelConfig& config, int64_t context_len, int device,
                                     int64_t shared_prefix = 0, int64_t prompts = 0);
+
+// Decode steps this backend recorded as CUDA graphs, and replays of those recordings (zeros for a
+// backend that is not the CUDA one). Recording is on unless TTC_CUDA_GRAPHS=0 or TTC_CUDA_PROFILE
+// is set; see Backend::BeginForward.
+struct CudaGraphCounts {
+  int64_t captures = 0;
+  int64_t replays = 0;
+};
+CudaGraphCounts GetCudaGraphCounts(const Backend& backend);
 
 }  // namespace ttc::engine

@@ -12,12 +12,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <iostream>
 
+#include "engine/generate.h"
 #include "engine/model.h"
 #include "engine/safetensors.h"
 #include "engine/sampler.h"
 #include "tests/engine/engine_test_util.h"
+#ifdef TTC_HAVE_CUDA_BACKEND
+#include "engine/cuda/cuda_backend.h"
+#endif
 
 namespace ttc {
 namespace {
@@ -197,6 +202,51 @@ TEST_P(CudaFamily, BatchedDecodeEqualsSingle) {
   // H200: llama 0.016, mambainllama 0.002, SSM families <= 2e-4).
   EXPECT_LE(worst, kBf16Tol) << GetParam();
   std::cout << "[cuda] " << GetParam() << ": batched vs single max diff " << worst << "\n";
+}
+
+// Decode steps replayed from CUDA graphs give the same samples as the same generate run eagerly
+// (TTC_CUDA_GRAPHS=0): the replayed steps read each step's ids, positions, KV descriptors and RNG
+// keys from the uploads made before the launch, not the values of the step they were recorded in.
+// About 1 in 37 ids is a stop id, so samples finish at different steps and the batch shrinks:
+// steps of a new size run eagerly, the second one in a row is recorded, later ones replay.
+TEST_P(CudaFamily, GraphReplayEqualsEagerGenerate) {
+  const auto dir = testing::GoldenModel(GetParam());
+  LOAD_CUDA_OR_SKIP(graphed, dir);
+  const int64_t V = (*graphed)->config().vocab_size;
+  engine::GenerateRequest req;
+  req.prompts = {{{1, 5, 9, 30, 7, 2, 11, 40, 3}, 7, 0, 8}, {{4, 8, 15, 16, 23, 42}, 9, 0, 8}};
+  req.sampling = {.temperature = 1.0f};
+  req.max_new_tokens = 64;
+  req.decode_text = false;
+  std::vector<int32_t> stops;
+  for (int32_t id = 5; id < V; id += 37) stops.push_back(id);
+  req.stop_ids = stops;
+  auto with = engine::Generate(**graphed, req);
+  ASSERT_TRUE(with.ok()) << with.status().ToString();
+  ::setenv("TTC_CUDA_GRAPHS", "0", 1);
+  auto eager_model = LoadCuda(dir);
+  ::unsetenv("TTC_CUDA_GRAPHS");
+  ASSERT_TRUE(eager_model.ok()) << eager_model.status().ToString();
+  auto without = engine::Generate(**eager_model, req);
+  ASSERT_TRUE(without.ok()) << without.status().ToString();
+  ASSERT_EQ(with->samples.size(), without->samples.size());
+  int64_t tokens = 0;
+  for (size_t i = 0; i < with->samples.size(); ++i) {
+    EXPECT_EQ(with->samples[i].tokens, without->samples[i].tokens) << GetParam() << " sample " << i;
+    EXPECT_EQ(with->samples[i].stop_id, without->samples[i].stop_id) << GetParam() << " sample " << i;
+    tokens += static_cast<int64_t>(with->samples[i].tokens.size());
+  }
+  std::string sizes;
+  for (int b : with->timings.live_batch) sizes += std::to_string(b) + " ";
+#ifdef TTC_HAVE_CUDA_BACKEND
+  const auto on = engine::GetCudaGraphCounts((*graphed)->backend());
+  const auto off = engine::GetCudaGraphCounts((*eager_model)->backend());
+  EXPECT_GT(on.replays, 0) << GetParam();
+  EXPECT_EQ(off.captures + off.replays, 0) << GetParam();
+  std::cout << "[cuda] " << GetParam() << ": " << tokens << " tokens equal with and without graphs ("
+            << on.captures << " recordings, " << on.replays << " replays of "
+            << with->timings.steps << " steps; live batch " << sizes << ")\n";
+#endif
 }
 
 // Memory planning: the plan shrinks as sequences grow, counts a prompt's positions once per prompt
