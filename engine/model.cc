@@ -437,8 +437,8 @@ Status Model::ForwardSample(StateCache* state, const BatchLayout& batch,
         logit_rows.size(), keys.size(), out.size());
   }
   TTC_RETURN_IF_ERROR(ValidateSamplingParams(params));
-  TTC_RETURN_IF_ERROR(ForwardLogits(state, batch, tokens, logit_rows, &params,
-                                    static_cast<int64_t>(keys.size())));
+  TTC_RETURN_IF_ERROR(
+      ForwardLogits(state, batch, tokens, logit_rows, &params, static_cast<int64_t>(keys.size())));
   backend_->SampleRows(*logits_, params, keys, out);
   return Status::Ok();
 }

@@ -189,8 +189,8 @@ class CudaActivation final : public Activation {
   CudaActivation(int64_t rows, int64_t cols, StepMemory* mem)
       : Activation(rows, cols),
         mem_(mem),
-        block_(mem->Acquire(static_cast<size_t>(std::max<int64_t>(1, rows * cols)) *
-                            sizeof(float))),
+        block_(
+            mem->Acquire(static_cast<size_t>(std::max<int64_t>(1, rows * cols)) * sizeof(float))),
         data(static_cast<float*>(block_.p)) {}
   ~CudaActivation() override { mem_->Release(block_); }
 
@@ -780,19 +780,25 @@ class CudaBackend final : public Backend {
   void RmsNorm(const Activation& x, const Weight& w, float eps, Activation* out) override {
     OpScope op_scope(*prof_, "rmsnorm");
     if (Replaying()) return;
-    cuda::LaunchRmsNorm(A(x).data, F32(w), eps, x.rows(), x.cols(), A(out).data, stream_);
+    bool split = false;
+    uint16_t* gemm_in = GemmInputFor(A(out).data, x.rows(), x.cols(), &split);
+    cuda::LaunchRmsNorm(A(x).data, F32(w), eps, x.rows(), x.cols(), A(out).data, stream_, gemm_in,
+                        split);
   }
 
   void MatMul(const Activation& x, const Weight& w, Activation* out, bool accumulate) override {
     OpScope op_scope(*prof_, w.rows() > 32768 ? "matmul_head" : "matmul");
-    if (Replaying()) return;
+    if (Replaying(/*keep_prepared=*/true)) return;
     Gemm(A(x).data, x.cols(), x.rows(), x.cols(), W(w), A(out).data, out->cols(), accumulate);
   }
 
   void SwiGlu(const Activation& gate_up, Activation* out) override {
     OpScope op_scope(*prof_, "swiglu");
     if (Replaying()) return;
-    cuda::LaunchSwiGlu(A(gate_up).data, gate_up.rows(), out->cols(), A(out).data, stream_);
+    bool split = false;
+    uint16_t* gemm_in = GemmInputFor(A(out).data, gate_up.rows(), out->cols(), &split);
+    cuda::LaunchSwiGlu(A(gate_up).data, gate_up.rows(), out->cols(), A(out).data, stream_, gemm_in,
+                       split);
   }
 
   void GatherRows(const Activation& x, std::span<const int64_t> rows, Activation* out) override {
@@ -841,10 +847,14 @@ class CudaBackend final : public Backend {
       ++replays_;
     } else {
       ++ops_;
-      Scratch probs(mem_.get(), static_cast<size_t>(draws * V) * 4);
-      cuda::LaunchSample(A(logits).data, draws, per_row, V,
-                         {params.temperature, params.top_k, params.top_p, params.greedy}, d_keys,
-                         probs.as<float>(), d_ids_out_, stream_);
+      // TTC_CUDA_SAMPLE_FULL=1: the sampler's general path for every draw (A/B measurements).
+      static const bool full = std::getenv("TTC_CUDA_SAMPLE_FULL") != nullptr;
+      const cuda::DevSampling sp{params.temperature, params.top_k, params.top_p, params.greedy,
+                                 full};
+      Scratch probs(mem_.get(),
+                    cuda::SampleNeedsProbs(sp, V) ? static_cast<size_t>(draws * V) * 4 : 16);
+      cuda::LaunchSample(A(logits).data, draws, per_row, V, sp, d_keys, probs.as<float>(),
+                         d_ids_out_, stream_);
       if (mode == StepMemory::Mode::kCapture) FinishCapture();
     }
     if (mode == StepMemory::Mode::kEager && eager_key_.rows > 0) eager_peak_ = mem_->peak();
@@ -865,6 +875,7 @@ class CudaBackend final : public Backend {
     graph_ = nullptr;
     ops_ = 0;
     eager_key_ = {};
+    prepared_ = {};
     if (!graphs_on_ || sample == nullptr) return;
     const int64_t M = static_cast<int64_t>(batch.seqs.size());
     for (const auto& s : batch.seqs)
@@ -1080,43 +1091,28 @@ class CudaBackend final : public Backend {
             int64_t ldo, bool accumulate) {
     const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f, zero = 0.0f;
     const int64_t N = w.rows();
+    const Prepared prepared = prepared_;
+    prepared_ = {};
     if (w.bf16) {
       // Small batches: one f32 kernel that streams the weights.
-      // Up to kGemvRows rows by default: measured on the H200 (Llama-1B decode step, ms, GEMV vs
-      // cuBLAS): 1 row 1.52 vs 2.09, 2 rows 1.69 vs 2.08, 4 rows 2.14 vs 2.05, 8 rows 3.14 vs 2.18
-      // (each lane reads every input row per weight load). TTC_CUDA_GEMV_ROWS=0..16 overrides.
-      static const int64_t gemv_rows = [] {
-        const char* e = std::getenv("TTC_CUDA_GEMV_ROWS");
-        return e == nullptr ? kGemvRows : std::clamp<int64_t>(std::atoll(e), 0, cuda::kGemvMaxRows);
-      }();
-      if (M <= gemv_rows &&
+      if (M <= GemvRows() &&
           cuda::LaunchGemv(w.bf16, N, K, x, ldx, M, out, ldo, accumulate, stream_)) {
         return;
       }
       const bool split = M <= kSplitRows;
       const int64_t rows = split ? 2 * M : M;
-      const size_t need = static_cast<size_t>(rows * K);
-      if (need > bf16_cap_) {
-        if (bf16_scratch_) {
-          if (mem_->mode() == StepMemory::Mode::kEager) {
-            TTC_CU(cudaStreamSynchronize(stream_));
-            cudaFree(bf16_scratch_);
-          } else {
-            Retire(bf16_scratch_);
-          }
-        }
-        bf16_cap_ = std::max(need, 2 * bf16_cap_);
-        TTC_CU(cudaMalloc(reinterpret_cast<void**>(&bf16_scratch_), bf16_cap_ * 2));
-        g_address_epoch.fetch_add(1);
-      }
+      // The producer of x (RmsNorm, SwiGlu) may have written this input already (GemmInputFor).
+      const bool ready = prepared.x == x && prepared.M == M && prepared.K == K && ldx == K &&
+                         prepared.split == split;
+      Bf16Scratch(static_cast<size_t>(rows * K));
       if (split) {
-        cuda::LaunchSplitBf16(x, ldx, M, K, bf16_scratch_, stream_);
+        if (!ready) cuda::LaunchSplitBf16(x, ldx, M, K, bf16_scratch_, stream_);
         Scratch y(mem_.get(), static_cast<size_t>(rows * N) * 4);
         Bf16Gemm(w.bf16, bf16_scratch_, y.as<float>(), N, rows, K, N, zero);
         cuda::LaunchSumHalves(y.as<float>(), M, N, out, ldo, accumulate, stream_);
         return;
       }
-      cuda::LaunchF32ToBf16(x, ldx, M, K, bf16_scratch_, stream_);
+      if (!ready) cuda::LaunchF32ToBf16(x, ldx, M, K, bf16_scratch_, stream_);
       Bf16Gemm(w.bf16, bf16_scratch_, out, N, M, K, ldo, beta);
     } else {
       TTC_CUBLAS(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N),
@@ -1294,9 +1290,52 @@ class CudaBackend final : public Backend {
   static constexpr size_t kMaxGraphs = 2;
 
   // Counts the op; true when it must launch nothing (a replayed step: its recording will).
-  bool Replaying() {
+  // Counts the op and forgets a prepared GEMM input unless the op is its consumer (MatMul).
+  bool Replaying(bool keep_prepared = false) {
     ++ops_;
+    if (!keep_prepared) prepared_ = {};
     return mem_->mode() == StepMemory::Mode::kReplay;
+  }
+  // Up to how many rows the f32 GEMV replaces cuBLAS. Measured on the H200 (Llama-1B decode step,
+  // ms, GEMV vs cuBLAS): 1 row 1.52 vs 2.09, 2 rows 1.69 vs 2.08, 4 rows 2.14 vs 2.05, 8 rows 3.14
+  // vs 2.18 (each lane reads every input row per weight load). TTC_CUDA_GEMV_ROWS=0..16 overrides.
+  static int64_t GemvRows() {
+    static const int64_t rows = [] {
+      const char* e = std::getenv("TTC_CUDA_GEMV_ROWS");
+      return e == nullptr ? kGemvRows : std::clamp<int64_t>(std::atoll(e), 0, cuda::kGemvMaxRows);
+    }();
+    return rows;
+  }
+  // Room for `need` bf16 GEMM-input elements in bf16_scratch_.
+  void Bf16Scratch(size_t need) {
+    if (need <= bf16_cap_) return;
+    if (bf16_scratch_) {
+      if (mem_->mode() == StepMemory::Mode::kEager) {
+        TTC_CU(cudaStreamSynchronize(stream_));
+        cudaFree(bf16_scratch_);
+      } else {
+        Retire(bf16_scratch_);
+      }
+    }
+    bf16_cap_ = std::max(need, 2 * bf16_cap_);
+    TTC_CU(cudaMalloc(reinterpret_cast<void**>(&bf16_scratch_), bf16_cap_ * 2));
+    g_address_epoch.fetch_add(1);
+  }
+  // A GEMM input written by the op that produces the activation `out` ([M, K], ld K) in the form
+  // Gemm will want it (bf16, or hi/lo split up to kSplitRows rows), so the GEMM that reads `out`
+  // next skips its conversion kernel; null when the GEMV will read the f32 rows instead.
+  uint16_t* GemmInputFor(const float* out, int64_t M, int64_t K, bool* split) {
+    *split = false;
+    // TTC_CUDA_FUSED_INPUT=0: every GEMM converts its own input (A/B measurements).
+    static const bool off = [] {
+      const char* e = std::getenv("TTC_CUDA_FUSED_INPUT");
+      return e != nullptr && std::string(e) == "0";
+    }();
+    if (off || M <= GemvRows()) return nullptr;
+    *split = M <= kSplitRows;
+    Bf16Scratch(static_cast<size_t>((*split ? 2 : 1) * M * K));
+    prepared_ = {out, M, K, *split};
+    return bf16_scratch_;
   }
   UploadCtx Up() const {
     const auto mode = mem_->mode();
@@ -1376,6 +1415,13 @@ class CudaBackend final : public Backend {
   cublasHandle_t blas_ = nullptr;
   uint16_t* bf16_scratch_ = nullptr;
   size_t bf16_cap_ = 0;
+  // The GEMM input the last op wrote next to its f32 output (GemmInputFor).
+  struct Prepared {
+    const float* x = nullptr;
+    int64_t M = 0, K = 0;
+    bool split = false;
+  };
+  Prepared prepared_;
   UploadCache<int32_t> ids_;
   UploadCache<int64_t> gather_;
   UploadCache<DevRow> rows_;

@@ -102,7 +102,17 @@ __global__ void EmbedKernel(const uint16_t* tb, const float* tf, const int32_t* 
   }
 }
 
-__global__ void RmsNormKernel(const float* x, const float* w, float eps, int64_t n, float* out) {
+// The bf16 GEMM input of element i (of `total`) with value v, as LaunchF32ToBf16 (bf) or
+// LaunchSplitBf16 (bf, split) would write it from the f32 output.
+__device__ __forceinline__ void StoreGemmInput(uint16_t* bf, bool split, int64_t total, int64_t i,
+                                               float v) {
+  const uint16_t hi = ToBf(v);
+  bf[i] = hi;
+  if (split) bf[total + i] = ToBf(v - Bf(hi));
+}
+
+__global__ void RmsNormKernel(const float* x, const float* w, float eps, int64_t n, float* out,
+                              uint16_t* bf, bool split) {
   __shared__ float red[32];
   const float* xr = x + blockIdx.x * n;
   float* orow = out + blockIdx.x * n;
@@ -110,16 +120,24 @@ __global__ void RmsNormKernel(const float* x, const float* w, float eps, int64_t
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
   ss = BlockSum(ss, red);
   const float inv = rsqrtf(ss / static_cast<float>(n) + eps);
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) orow[i] = w[i] * (xr[i] * inv);
+  const int64_t total = int64_t{gridDim.x} * n;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+    const float v = w[i] * (xr[i] * inv);
+    orow[i] = v;
+    if (bf) StoreGemmInput(bf, split, total, blockIdx.x * n + i, v);
+  }
 }
 
-__global__ void SwiGluKernel(const float* gu, int64_t rows, int64_t ff, float* out) {
+__global__ void SwiGluKernel(const float* gu, int64_t rows, int64_t ff, float* out, uint16_t* bf,
+                             bool split) {
   const int64_t total = rows * ff;
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total;
        i += int64_t{gridDim.x} * blockDim.x) {
     const int64_t r = i / ff, j = i % ff;
     const float g = gu[r * 2 * ff + j], u = gu[r * 2 * ff + ff + j];
-    out[i] = Silu(g) * u;
+    const float v = Silu(g) * u;
+    out[i] = v;
+    if (bf) StoreGemmInput(bf, split, total, i, v);
   }
 }
 
@@ -1018,13 +1036,14 @@ void LaunchEmbed(const uint16_t* tb, const float* tf, const int32_t* ids, int64_
 }
 
 void LaunchRmsNorm(const float* x, const float* w, float eps, int64_t rows, int64_t n, float* out,
-                   cudaStream_t s) {
-  RmsNormKernel<<<static_cast<unsigned>(rows), 256, 0, s>>>(x, w, eps, n, out);
+                   cudaStream_t s, uint16_t* gemm_in, bool split) {
+  RmsNormKernel<<<static_cast<unsigned>(rows), 256, 0, s>>>(x, w, eps, n, out, gemm_in, split);
   Check("rmsnorm");
 }
 
-void LaunchSwiGlu(const float* gu, int64_t rows, int64_t ff, float* out, cudaStream_t s) {
-  SwiGluKernel<<<GridStride(rows * ff), 256, 0, s>>>(gu, rows, ff, out);
+void LaunchSwiGlu(const float* gu, int64_t rows, int64_t ff, float* out, cudaStream_t s,
+                  uint16_t* gemm_in, bool split) {
+  SwiGluKernel<<<GridStride(rows * ff), 256, 0, s>>>(gu, rows, ff, out, gemm_in, split);
   Check("swiglu");
 }
 

@@ -43,9 +43,13 @@ bool LaunchGemv(const uint16_t* w, int64_t N, int64_t K, const float* x, int64_t
 // out[r] = table[ids[r]] (bf16 or f32 table, exactly one non-null).
 void LaunchEmbed(const uint16_t* table_bf16, const float* table_f32, const int32_t* ids,
                  int64_t rows, int64_t d, float* out, cudaStream_t s);
+// RMSNorm and SwiGLU also write their output as the next GEMM's bf16 input when gemm_in is set:
+// rounded ([rows, n]) or, with split, bf16 hi rows then lo rows ([2 * rows, n]), exactly what
+// LaunchF32ToBf16 / LaunchSplitBf16 would make of `out`, saving that kernel.
 void LaunchRmsNorm(const float* x, const float* w, float eps, int64_t rows, int64_t n, float* out,
-                   cudaStream_t s);
-void LaunchSwiGlu(const float* gu, int64_t rows, int64_t ff, float* out, cudaStream_t s);
+                   cudaStream_t s, uint16_t* gemm_in = nullptr, bool split = false);
+void LaunchSwiGlu(const float* gu, int64_t rows, int64_t ff, float* out, cudaStream_t s,
+                  uint16_t* gemm_in = nullptr, bool split = false);
 void LaunchGatherRows(const float* x, const int64_t* rows, int64_t n, int64_t cols, float* out,
                       cudaStream_t s);
 // dst[r * ld_dst + c] = src[r * ld_src + c].
@@ -142,6 +146,7 @@ struct DevSampling {
   int top_k;
   float top_p;
   bool greedy;
+  bool full_passes = false;  // tests: the general path even without top-k and top-p
 };
 struct DevSampleKey {
   uint64_t seed;
@@ -149,7 +154,17 @@ struct DevSampleKey {
   uint64_t step;
 };
 // Draw i (of `draws`) samples from logits row i / per_row ([rows, vocab] f32) with keys[i] and
-// writes the id to out[i]; probs is scratch of draws * vocab floats.
+// writes the id to out[i]; probs is scratch of draws * vocab floats (unused, and may be 16 bytes,
+// when SampleNeedsProbs is false).
+// Whether a draw takes the general path, which stores each row's probabilities in `probs`.
+#if defined(__CUDACC__)
+__host__ __device__
+#endif
+    inline bool
+    SampleNeedsProbs(const DevSampling& p, int64_t vocab) {
+  return p.full_passes || (!p.greedy && p.temperature > 0.0f &&
+                           ((p.top_k > 1 && p.top_k < vocab) || p.top_p < 1.0f));
+}
 void LaunchSample(const float* logits, int64_t draws, int64_t per_row, int64_t vocab,
                   DevSampling params, const DevSampleKey* keys, float* probs, int32_t* out,
                   cudaStream_t s);

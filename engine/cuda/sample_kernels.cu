@@ -4,11 +4,13 @@
 // summed in 256-id chunks with the CPU's four interleaved double accumulators, chunks in id order;
 // top-p by a radix select over the probabilities' bit patterns weighted by mass (boundary ties
 // kept in ascending id order); inverse CDF with the Philox uniform of engine/rng.h. No sort of the
-// vocabulary and no host round trip but the ids. Where it can differ from the CPU: expf is not
-// correctly rounded on the GPU (<= 2 ulp), and the top-p boundary compares mass sums taken per
-// radix digit rather than one running sum, so a draw whose uniform lands within rounding of a
-// boundary may pick the neighbouring token; the distribution is the same (tests/cuda checks it
-// with a chi-square test against SamplingDistribution).
+// vocabulary and no host round trip but the ids. Without top-k and top-p (the default) the
+// probabilities are never stored: one pass for the maximum, one for the chunk sums, and the chunk
+// the draw lands in recomputed (same result, 2 reads of the logits instead of ~6 passes). Where it
+// can differ from the CPU: expf is not correctly rounded on the GPU (<= 2 ulp), and the top-p
+// boundary compares mass sums taken per radix digit rather than one running sum, so a draw whose
+// uniform lands within rounding of a boundary may pick the neighbouring token; the distribution is
+// the same (tests/cuda checks it with a chi-square test against SamplingDistribution).
 #include <cuda_runtime.h>
 
 #include <cstdio>
@@ -63,6 +65,9 @@ struct Shared {
   int32_t pick;
   int32_t tie_id;
   int flag;
+  int64_t cand;      // fast path: the chunk to scan next (-1: none)
+  double running;    // fast path: the mass of the chunks before it
+  float pc[kChunk];  // fast path: that chunk's probabilities
 };
 
 // Fills chunk[] with the chunk sums of p and returns the total (every thread gets it).
@@ -117,6 +122,113 @@ __global__ void __launch_bounds__(kThreads)
     return;
   }
   const float mx = top.v;
+
+  // Temperature sampling over the whole vocabulary (no top-k, no top-p; the default): the same
+  // probabilities, chunk sums, total and pick as steps 2-6 below, bit for bit, without storing the
+  // probabilities: the chunk sums come from one pass over the logits, and only the chunk the
+  // uniform lands in has its probabilities computed again (same expression, same rounding).
+  if (!SampleNeedsProbs(sp, V)) {
+    const float temp = sp.temperature;
+    auto prob = [&](float v) { return isnan(v) ? 0.0f : expf((v - mx) / temp); };
+    const int64_t nchunks = (V + kChunk - 1) / kChunk;
+    const bool vec = (V % 4) == 0 && (reinterpret_cast<uintptr_t>(x) % 16) == 0;
+    for (int64_t c = tid; c < nchunks; c += kThreads) {
+      // ChunkSum's order (engine/sampler_sum.h): four interleaved double accumulators.
+      const int64_t b = c * kChunk, n = V - b < kChunk ? V - b : kChunk;
+      double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+      int64_t i = 0;
+      if (vec) {
+        const float4* x4 = reinterpret_cast<const float4*>(x + b);
+#pragma unroll 4
+        for (; i + 4 <= n; i += 4) {
+          const float4 v = x4[i / 4];
+          a0 += prob(v.x);
+          a1 += prob(v.y);
+          a2 += prob(v.z);
+          a3 += prob(v.w);
+        }
+      } else {
+        for (; i + 4 <= n; i += 4) {
+          a0 += prob(x[b + i]);
+          a1 += prob(x[b + i + 1]);
+          a2 += prob(x[b + i + 2]);
+          a3 += prob(x[b + i + 3]);
+        }
+      }
+      for (; i < n; ++i) a0 += prob(x[b + i]);
+      chunk[c] = (a0 + a1) + (a2 + a3);
+    }
+    __syncthreads();
+    double r = 0.0;
+    if (tid == 0) {
+      double t = 0.0;
+      for (int64_t c = 0; c < nchunks; ++c) t += chunk[c];
+      sh.total = t;
+      sh.cand = -1;
+      sh.pick = -1;
+      if (t > 0.0) {
+        const DevSampleKey k = keys[draw];
+        r = SamplingUniform(k.seed, k.sample_index, k.step) * t;
+        double running = 0.0;
+        int64_t c = 0;
+        while (c < nchunks && !(running + chunk[c] > r)) running += chunk[c++];
+        sh.cand = c < nchunks ? c : -1;
+        sh.running = running;
+      }
+    }
+    __syncthreads();
+    if (!(sh.total > 0.0)) {
+      if (tid == 0) out[draw] = argmax;
+      return;
+    }
+    // Scan the candidate chunk in id order; a chunk whose ids do not reach r (its sum was taken
+    // in another order) passes to the next chunk that crosses r, as in step 6.
+    while (sh.cand >= 0) {
+      const int64_t c = sh.cand, b = c * kChunk, n = V - b < kChunk ? V - b : kChunk;
+      for (int64_t i = tid; i < n; i += kThreads) sh.pc[i] = prob(x[b + i]);
+      __syncthreads();
+      if (tid == 0) {
+        double acc = sh.running;
+        int32_t pick = -1;
+        for (int64_t i = 0; i < n; ++i) {
+          acc += sh.pc[i];
+          if (acc > r && sh.pc[i] > 0.0f) {
+            pick = static_cast<int32_t>(b + i);
+            break;
+          }
+        }
+        if (pick >= 0) {
+          sh.pick = pick;
+          sh.cand = -1;
+        } else {
+          double running = sh.running + chunk[c];
+          int64_t next = c + 1;
+          while (next < nchunks && !(running + chunk[next] > r)) running += chunk[next++];
+          sh.cand = next < nchunks ? next : -1;
+          sh.running = running;
+        }
+      }
+      __syncthreads();
+    }
+    if (sh.pick >= 0) {
+      if (tid == 0) out[draw] = sh.pick;
+      return;
+    }
+    // u * total rounded above every partial sum: the last token of non-zero probability.
+    int32_t last = -1;
+    for (int64_t i = tid; i < V; i += kThreads)
+      if (prob(x[i]) > 0.0f) last = static_cast<int32_t>(i);
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) last = max(last, __shfl_xor_sync(0xffffffffu, last, o));
+    if (lane == 0) sh.warp_count[warp] = static_cast<uint32_t>(last + 1);
+    __syncthreads();
+    if (tid == 0) {
+      int32_t m = 0;
+      for (int w = 0; w < kWarps; ++w) m = max(m, static_cast<int32_t>(sh.warp_count[w]));
+      out[draw] = m > 0 ? m - 1 : argmax;
+    }
+    return;
+  }
 
   // 2. Scaled logits z <= 0 (NaN -> -inf).
   for (int64_t i = tid; i < V; i += kThreads) {

@@ -4,7 +4,8 @@
 //   warp-per-position) against a double-precision reference on the same bf16 cache, over the shapes
 //   the real models use (head_dim 32/64/128, GQA groups 1-8), rows of several slots with and
 //   without a shared prompt prefix, contexts that end mid-tile, and split-KV;
-// - the small-batch matmul (LaunchGemv) against a double reference.
+// - the small-batch matmul (LaunchGemv) against a double reference;
+// - the sampler's fast path against its general path (identical ids).
 // Skips with a visible message when no CUDA device is present (CI).
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
@@ -12,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
@@ -226,6 +228,65 @@ TEST(CudaGemv, MatchesReferenceAndRefusesUnalignedShapes) {
     EXPECT_FALSE(cu::LaunchGemv(d_w, N, K, d_x, K, 17, d_out, N, false, nullptr));     // too many
     cudaFree(d_w);
     cudaFree(d_x);
+    cudaFree(d_out);
+  }
+}
+
+// The sampler's fast path (no top-k, no top-p: probabilities never stored, the landing chunk
+// recomputed) draws exactly the ids of the general path, over a real vocabulary (vectorised loads)
+// and an odd one (scalar loads, a partial last chunk), with NaN and -inf logits, flat and peaked
+// rows (most probabilities underflowing to zero) and two temperatures.
+TEST(CudaSamplerKernel, FastPathEqualsFullPasses) {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
+    cudaGetLastError();
+    GTEST_SKIP() << "no CUDA device";
+  }
+  for (int64_t V : {int64_t{128256}, int64_t{1001}}) {
+    constexpr int kRows = 4, kPerRow = 64;
+    std::mt19937 gen(static_cast<uint32_t>(V));
+    std::normal_distribution<float> nd(0.0f, 3.0f);
+    std::vector<float> logits(static_cast<size_t>(kRows * V));
+    for (int r = 0; r < kRows; ++r) {
+      for (int64_t i = 0; i < V; ++i) {
+        float v = nd(gen);
+        if (r == 2) v *= 40.0f;  // peaked: most of the row's probabilities are exactly 0
+        logits[static_cast<size_t>(r * V + i)] = v;
+      }
+    }
+    logits[5] = NAN;
+    logits[static_cast<size_t>(V + 7)] = -INFINITY;
+    std::vector<cu::DevSampleKey> keys(kRows * kPerRow);
+    for (size_t i = 0; i < keys.size(); ++i) keys[i] = {11, i, 3};
+    float* d_logits = ToDevice(logits);
+    cu::DevSampleKey* d_keys = ToDevice(keys);
+    float* d_probs = nullptr;
+    int32_t* d_out = nullptr;
+    ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d_probs), keys.size() * V * 4), cudaSuccess);
+    ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d_out), keys.size() * 4), cudaSuccess);
+    for (float temp : {1.0f, 0.6f}) {
+      std::vector<int32_t> ids[2];
+      for (int full = 0; full < 2; ++full) {
+        const cu::DevSampling sp{temp, -1, 1.0f, false, full == 1};
+        ASSERT_EQ(cu::SampleNeedsProbs(sp, V), full == 1);
+        cu::LaunchSample(d_logits, static_cast<int64_t>(keys.size()), kPerRow, V, sp, d_keys,
+                         d_probs, d_out, nullptr);
+        ids[full].resize(keys.size());
+        ASSERT_EQ(cudaMemcpy(ids[full].data(), d_out, keys.size() * 4, cudaMemcpyDeviceToHost),
+                  cudaSuccess);
+      }
+      EXPECT_EQ(ids[0], ids[1]) << "vocab " << V << ", temperature " << temp;
+      int distinct = 0;
+      for (size_t i = 1; i < ids[0].size(); ++i) distinct += ids[0][i] != ids[0][i - 1];
+      EXPECT_GT(distinct, 0);  // the draws are not all the argmax
+      std::printf(
+          "[cuda] sampler fast path, vocab %lld, temperature %.1f: %zu draws equal to the "
+          "general path\n",
+          static_cast<long long>(V), temp, ids[0].size());
+    }
+    cudaFree(d_logits);
+    cudaFree(d_keys);
+    cudaFree(d_probs);
     cudaFree(d_out);
   }
 }

@@ -233,7 +233,8 @@ TEST_P(CudaFamily, GraphReplayEqualsEagerGenerate) {
   int64_t tokens = 0;
   for (size_t i = 0; i < with->samples.size(); ++i) {
     EXPECT_EQ(with->samples[i].tokens, without->samples[i].tokens) << GetParam() << " sample " << i;
-    EXPECT_EQ(with->samples[i].stop_id, without->samples[i].stop_id) << GetParam() << " sample " << i;
+    EXPECT_EQ(with->samples[i].stop_id, without->samples[i].stop_id)
+        << GetParam() << " sample " << i;
     tokens += static_cast<int64_t>(with->samples[i].tokens.size());
   }
   std::string sizes;
@@ -243,9 +244,10 @@ TEST_P(CudaFamily, GraphReplayEqualsEagerGenerate) {
   const auto off = engine::GetCudaGraphCounts((*eager_model)->backend());
   EXPECT_GT(on.replays, 0) << GetParam();
   EXPECT_EQ(off.captures + off.replays, 0) << GetParam();
-  std::cout << "[cuda] " << GetParam() << ": " << tokens << " tokens equal with and without graphs ("
-            << on.captures << " recordings, " << on.replays << " replays of "
-            << with->timings.steps << " steps; live batch " << sizes << ")\n";
+  std::cout << "[cuda] " << GetParam() << ": " << tokens
+            << " tokens equal with and without graphs (" << on.captures << " recordings, "
+            << on.replays << " replays of " << with->timings.steps << " steps; live batch " << sizes
+            << ")\n";
 #endif
 }
 
