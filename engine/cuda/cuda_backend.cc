@@ -1105,14 +1105,33 @@ class CudaBackend final : public Backend {
       const bool ready = prepared.x == x && prepared.M == M && prepared.K == K && ldx == K &&
                          prepared.split == split;
       Bf16Scratch(static_cast<size_t>(rows * K));
-      if (split) {
-        if (!ready) cuda::LaunchSplitBf16(x, ldx, M, K, bf16_scratch_, stream_);
-        Scratch y(mem_.get(), static_cast<size_t>(rows * N) * 4);
-        Bf16Gemm(w.bf16, bf16_scratch_, y.as<float>(), N, rows, K, N, zero);
-        cuda::LaunchSumHalves(y.as<float>(), M, N, out, ldo, accumulate, stream_);
+      if (!ready) {
+        if (split) {
+          cuda::LaunchSplitBf16(x, ldx, M, K, bf16_scratch_, stream_);
+        } else {
+          cuda::LaunchF32ToBf16(x, ldx, M, K, bf16_scratch_, stream_);
+        }
+      }
+      const int parts = SplitKParts(N, rows, K);
+      if (parts > 1) {
+        // Split-K: the K slices as a strided batch (parts x the thread blocks of a narrow GEMM),
+        // then one kernel sums the partial products (and the halves) into out.
+        const int64_t ks = K / parts;
+        Scratch y(mem_.get(), static_cast<size_t>(parts * rows * N) * 4);
+        TTC_CUBLAS(cublasGemmStridedBatchedEx(
+            blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N), static_cast<int>(rows),
+            static_cast<int>(ks), &alpha, w.bf16, CUDA_R_16BF, static_cast<int>(K), ks,
+            bf16_scratch_, CUDA_R_16BF, static_cast<int>(K), ks, &zero, y.as<float>(), CUDA_R_32F,
+            static_cast<int>(N), rows * N, parts, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+        cuda::LaunchSumParts(y.as<float>(), parts, M, split, N, out, ldo, accumulate, stream_);
         return;
       }
-      if (!ready) cuda::LaunchF32ToBf16(x, ldx, M, K, bf16_scratch_, stream_);
+      if (split) {
+        Scratch y(mem_.get(), static_cast<size_t>(rows * N) * 4);
+        Bf16Gemm(w.bf16, bf16_scratch_, y.as<float>(), N, rows, K, N, zero);
+        cuda::LaunchSumParts(y.as<float>(), 1, M, true, N, out, ldo, accumulate, stream_);
+        return;
+      }
       Bf16Gemm(w.bf16, bf16_scratch_, out, N, M, K, ldo, beta);
     } else {
       TTC_CUBLAS(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N),
@@ -1305,6 +1324,29 @@ class CudaBackend final : public Backend {
       return e == nullptr ? kGemvRows : std::clamp<int64_t>(std::atoll(e), 0, cuda::kGemvMaxRows);
     }();
     return rows;
+  }
+  // Into how many K slices a GEMM of N outputs over `rows` bf16 rows is split. cuBLAS runs a
+  // decode-sized narrow GEMM (e.g. N = 2048, 256 rows) on a few dozen 128 x 128 tiles, a quarter of
+  // the SMs; slicing K multiplies the thread blocks. Auto: the fewest of 2/4/8 slices that bring
+  // the tiles to about the SM count, slices of at least 512 (and a multiple of 64).
+  // TTC_CUDA_SPLITK=1 turns it off; 2/4/8 forces that count wherever the GEMM is narrow (A/B
+  // measurements).
+  int SplitKParts(int64_t N, int64_t rows, int64_t K) const {
+    static const int forced = [] {
+      const char* e = std::getenv("TTC_CUDA_SPLITK");
+      return e == nullptr ? 0 : std::atoi(e);
+    }();
+    const int64_t tiles = ((N + 127) / 128) * ((rows + 127) / 128);
+    if (forced == 1 || tiles >= sm_count_ || rows > 4096) return 1;
+    auto ok = [&](int s) { return K % (64 * s) == 0 && K / s >= 512; };
+    if (forced > 1) return ok(forced) ? forced : 1;
+    int parts = 1;
+    for (int s : {2, 4, 8}) {
+      if (!ok(s)) break;
+      parts = s;
+      if (tiles * s * 4 >= sm_count_ * 3) break;
+    }
+    return parts;
   }
   // Room for `need` bf16 GEMM-input elements in bf16_scratch_.
   void Bf16Scratch(size_t need) {

@@ -3,6 +3,7 @@
 // accumulates in f32. See engine/cuda/kernels.h for the contracts.
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -81,13 +82,19 @@ __global__ void SplitBf16Kernel(const float* x, int64_t ldx, int64_t rows, int64
   }
 }
 
-__global__ void SumHalvesKernel(const float* y, int64_t rows, int64_t cols, float* out, int64_t ldo,
-                                bool acc) {
-  const int64_t total = rows * cols;
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total;
-       i += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t r = i / cols, c = i % cols;
-    const float v = y[i] + y[total + i];
+// Row blockIdx.y of the output: the parts' partial products in part order, then (halves) the lo
+// halves' in part order.
+__global__ void SumPartsKernel(const float* y, int parts, int64_t rows, bool halves, int64_t cols,
+                               float* out, int64_t ldo, bool acc) {
+  const int64_t r = blockIdx.y;
+  const int64_t part_rows = halves ? 2 * rows : rows;
+  for (int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; c < cols;
+       c += int64_t{gridDim.x} * blockDim.x) {
+    float v = 0.0f;
+    for (int s = 0; s < parts; ++s) v += y[(s * part_rows + r) * cols + c];
+    if (halves) {
+      for (int s = 0; s < parts; ++s) v += y[(s * part_rows + rows + r) * cols + c];
+    }
     float* o = out + r * ldo + c;
     *o = acc ? *o + v : v;
   }
@@ -1023,10 +1030,13 @@ void LaunchSplitBf16(const float* x, int64_t ldx, int64_t rows, int64_t cols, ui
   Check("split bf16");
 }
 
-void LaunchSumHalves(const float* y, int64_t rows, int64_t cols, float* out, int64_t ldo,
-                     bool accumulate, cudaStream_t s) {
-  SumHalvesKernel<<<GridStride(rows * cols), 256, 0, s>>>(y, rows, cols, out, ldo, accumulate);
-  Check("sum halves");
+void LaunchSumParts(const float* y, int parts, int64_t rows, bool halves, int64_t cols, float* out,
+                    int64_t ldo, bool accumulate, cudaStream_t s) {
+  if (rows <= 0 || cols <= 0) return;
+  const int64_t bx = std::min<int64_t>((cols + 255) / 256, 64);
+  dim3 grid(static_cast<unsigned>(bx), static_cast<unsigned>(rows));
+  SumPartsKernel<<<grid, 256, 0, s>>>(y, parts, rows, halves, cols, out, ldo, accumulate);
+  Check("sum of split-K parts");
 }
 
 void LaunchEmbed(const uint16_t* tb, const float* tf, const int32_t* ids, int64_t rows, int64_t d,

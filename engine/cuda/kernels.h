@@ -31,9 +31,12 @@ void LaunchF32ToBf16(const float* x, int64_t ldx, int64_t rows, int64_t cols, ui
 // [rows, 2 rows) of out, so that hi + lo represents x to about 2^-17 relative.
 void LaunchSplitBf16(const float* x, int64_t ldx, int64_t rows, int64_t cols, uint16_t* out,
                      cudaStream_t s);
-// out[r * ldo + c] (+)= y[r * cols + c] + y[(rows + r) * cols + c]: the two halves of a split GEMM.
-void LaunchSumHalves(const float* y, int64_t rows, int64_t cols, float* out, int64_t ldo,
-                     bool accumulate, cudaStream_t s);
+// out[r * ldo + c] (+)= the sum over the `parts` K-slices of a split-K GEMM of y[part][r][c], y
+// holding [parts][rows (x 2 with halves)][cols]; with halves also the bf16 lo half of each row
+// (rows + r of each part), as a split-input GEMM stacks them. Fixed order: deterministic. rows must
+// fit in a grid's y dimension (65535).
+void LaunchSumParts(const float* y, int parts, int64_t rows, bool halves, int64_t cols, float* out,
+                    int64_t ldo, bool accumulate, cudaStream_t s);
 // Small-batch matmul in f32 on bf16 weights: out[m * ldo + n] (+)= sum_k x[m * ldx + k] * w[n * K +
 // k] for M <= kGemvMaxRows rows, deterministic. Returns false (nothing launched) when the shape or
 // alignment does not suit it (K % 8, 16-byte aligned x rows and w); the caller then uses cuBLAS.
