@@ -666,6 +666,8 @@ class CudaBackend final : public Backend {
     // measurements) or the per-op profiler is on (it times each op with events and syncs).
     const char* g = std::getenv("TTC_CUDA_GRAPHS");
     graphs_on_ = !prof_->on() && !(g != nullptr && std::string(g) == "0");
+    const char* k = std::getenv("TTC_CUDA_SPLITK");
+    split_k_ = k == nullptr ? 1 : std::atoi(k);
   }
   ~CudaBackend() override {
     prof_.reset();
@@ -1325,28 +1327,19 @@ class CudaBackend final : public Backend {
     }();
     return rows;
   }
-  // Into how many K slices a GEMM of N outputs over `rows` bf16 rows is split. cuBLAS runs a
-  // decode-sized narrow GEMM (e.g. N = 2048, 256 rows) on a few dozen 128 x 128 tiles, a quarter of
-  // the SMs; slicing K multiplies the thread blocks. Auto: the fewest of 2/4/8 slices that bring
-  // the tiles to about the SM count, slices of at least 512 (and a multiple of 64).
-  // TTC_CUDA_SPLITK=1 turns it off; 2/4/8 forces that count wherever the GEMM is narrow (A/B
-  // measurements).
+  // Into how many K slices a GEMM of N outputs over `rows` bf16 rows is split: 1 (off) unless
+  // TTC_CUDA_SPLITK=2|4|8 asks for it, and then only where cuBLAS has fewer 128 x 128 tiles than
+  // SMs and the slices stay >= 512 long (a multiple of 64). Measured on the H200 (call I, Llama-1B,
+  // ms/step at B=16/64/256/512): off 1.704/2.139/3.065/5.283, 2 slices 1.725/2.219/3.328/5.618,
+  // 4 slices 1.696/2.251/3.208/5.492, 8 (only the K=8192 down projection qualifies)
+  // 1.640/2.072/2.996/5.266; a rule picking 2-8 by tile count lost 4-5 % on Llama-3B and
+  // MambaInLlama-3B. The gain is too small and too model-specific to be a default.
   int SplitKParts(int64_t N, int64_t rows, int64_t K) const {
-    static const int forced = [] {
-      const char* e = std::getenv("TTC_CUDA_SPLITK");
-      return e == nullptr ? 0 : std::atoi(e);
-    }();
+    const int parts = split_k_;
+    if (parts != 2 && parts != 4 && parts != 8) return 1;
     const int64_t tiles = ((N + 127) / 128) * ((rows + 127) / 128);
-    if (forced == 1 || tiles >= sm_count_ || rows > 4096) return 1;
-    auto ok = [&](int s) { return K % (64 * s) == 0 && K / s >= 512; };
-    if (forced > 1) return ok(forced) ? forced : 1;
-    int parts = 1;
-    for (int s : {2, 4, 8}) {
-      if (!ok(s)) break;
-      parts = s;
-      if (tiles * s * 4 >= sm_count_ * 3) break;
-    }
-    return parts;
+    if (tiles >= sm_count_ || rows > 4096) return 1;
+    return K % (64 * parts) == 0 && K / parts >= 512 ? parts : 1;
   }
   // Room for `need` bf16 GEMM-input elements in bf16_scratch_.
   void Bf16Scratch(size_t need) {
@@ -1477,6 +1470,7 @@ class CudaBackend final : public Backend {
   cudaStream_t side_ = nullptr;  // uploads while a step is being recorded
   // Decode-step recordings (BeginForward).
   bool graphs_on_ = true;
+  int split_k_ = 1;  // TTC_CUDA_SPLITK (SplitKParts)
   std::vector<std::unique_ptr<StepGraph>> graphs_;
   StepGraph* graph_ = nullptr;  // the recording of the current step (capture or replay)
   GraphKey last_key_, eager_key_;

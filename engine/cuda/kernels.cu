@@ -59,26 +59,26 @@ unsigned Blocks(int64_t n, int threads) {
   return static_cast<unsigned>((n + threads - 1) / threads);
 }
 
+// Element-wise kernels over [rows, cols] run on a RowGrid: rows along y (strided past 65535), columns
+// along x, so no thread divides a flat index (64-bit division costs more than the bytes here).
+#define TTC_FOR_ROWS_COLS(rows, cols)                                 \
+  for (int64_t r = blockIdx.y; r < (rows); r += gridDim.y)            \
+    for (int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; \
+         c < (cols); c += int64_t{gridDim.x} * blockDim.x)
+
 __global__ void F32ToBf16Kernel(const float* x, int64_t ldx, int64_t rows, int64_t cols,
                                 uint16_t* out) {
-  const int64_t total = rows * cols;
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total;
-       i += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t r = i / cols, c = i % cols;
-    out[i] = ToBf(x[r * ldx + c]);
-  }
+  TTC_FOR_ROWS_COLS(rows, cols) { out[r * cols + c] = ToBf(x[r * ldx + c]); }
 }
 
 __global__ void SplitBf16Kernel(const float* x, int64_t ldx, int64_t rows, int64_t cols,
                                 uint16_t* out) {
   const int64_t total = rows * cols;
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total;
-       i += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t r = i / cols, c = i % cols;
+  TTC_FOR_ROWS_COLS(rows, cols) {
     const float v = x[r * ldx + c];
     const uint16_t hi = ToBf(v);
-    out[i] = hi;
-    out[total + i] = ToBf(v - Bf(hi));
+    out[r * cols + c] = hi;
+    out[total + r * cols + c] = ToBf(v - Bf(hi));
   }
 }
 
@@ -138,11 +138,10 @@ __global__ void RmsNormKernel(const float* x, const float* w, float eps, int64_t
 __global__ void SwiGluKernel(const float* gu, int64_t rows, int64_t ff, float* out, uint16_t* bf,
                              bool split) {
   const int64_t total = rows * ff;
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total;
-       i += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t r = i / ff, j = i % ff;
-    const float g = gu[r * 2 * ff + j], u = gu[r * 2 * ff + ff + j];
+  TTC_FOR_ROWS_COLS(rows, ff) {
+    const float g = gu[r * 2 * ff + c], u = gu[r * 2 * ff + ff + c];
     const float v = Silu(g) * u;
+    const int64_t i = r * ff + c;
     out[i] = v;
     if (bf) StoreGemmInput(bf, split, total, i, v);
   }
@@ -986,10 +985,8 @@ __global__ void SsdScanKernel(SsdScanArgs a, const DevSeq* seqs) {
 
 __global__ void LlambaGateKernel(const float* y, const float* proj, int64_t ld, int64_t z_off,
                                  const float* zb, int64_t rows, int64_t di, float* out) {
-  const int64_t total = rows * di;
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total;
-       i += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t r = i / di, c = i % di;
+  TTC_FOR_ROWS_COLS(rows, di) {
+    const int64_t i = r * di + c;
     out[i] = y[i] * Silu(proj[r * ld + z_off + c] + zb[c]);
   }
 }
@@ -1011,22 +1008,25 @@ __global__ void Mamba2GateNormKernel(const float* y, const float* proj, int64_t 
     out[r * di + c] = w[c] * (out[r * di + c] * inv);
 }
 
-unsigned GridStride(int64_t n) {
-  const int64_t b = (n + 255) / 256;
-  return static_cast<unsigned>(b < 65535 * 16 ? (b > 0 ? b : 1) : 65535 * 16);
+// The grid of a TTC_FOR_ROWS_COLS kernel with 256 threads: up to 16 blocks per row (each thread
+// then takes a few columns), rows up to 65535 (more are strided).
+dim3 RowGrid(int64_t rows, int64_t cols) {
+  const int64_t bx = std::min<int64_t>(std::max<int64_t>((cols + 255) / 256, 1), 16);
+  const int64_t by = std::min<int64_t>(std::max<int64_t>(rows, 1), 65535);
+  return dim3(static_cast<unsigned>(bx), static_cast<unsigned>(by));
 }
 
 }  // namespace
 
 void LaunchF32ToBf16(const float* x, int64_t ldx, int64_t rows, int64_t cols, uint16_t* out,
                      cudaStream_t s) {
-  F32ToBf16Kernel<<<GridStride(rows * cols), 256, 0, s>>>(x, ldx, rows, cols, out);
+  F32ToBf16Kernel<<<RowGrid(rows, cols), 256, 0, s>>>(x, ldx, rows, cols, out);
   Check("f32->bf16");
 }
 
 void LaunchSplitBf16(const float* x, int64_t ldx, int64_t rows, int64_t cols, uint16_t* out,
                      cudaStream_t s) {
-  SplitBf16Kernel<<<GridStride(rows * cols), 256, 0, s>>>(x, ldx, rows, cols, out);
+  SplitBf16Kernel<<<RowGrid(rows, cols), 256, 0, s>>>(x, ldx, rows, cols, out);
   Check("split bf16");
 }
 
@@ -1053,7 +1053,7 @@ void LaunchRmsNorm(const float* x, const float* w, float eps, int64_t rows, int6
 
 void LaunchSwiGlu(const float* gu, int64_t rows, int64_t ff, float* out, cudaStream_t s,
                   uint16_t* gemm_in, bool split) {
-  SwiGluKernel<<<GridStride(rows * ff), 256, 0, s>>>(gu, rows, ff, out, gemm_in, split);
+  SwiGluKernel<<<RowGrid(rows, ff), 256, 0, s>>>(gu, rows, ff, out, gemm_in, split);
   Check("swiglu");
 }
 
@@ -1244,7 +1244,7 @@ void LaunchSsdScan(const SsdScanArgs& a, const DevSeq* seqs, int nseq, cudaStrea
 
 void LaunchLlambaGate(const float* y, const float* proj, int64_t ld, int64_t z_off, const float* zb,
                       int64_t rows, int64_t di, float* out, cudaStream_t s) {
-  LlambaGateKernel<<<GridStride(rows * di), 256, 0, s>>>(y, proj, ld, z_off, zb, rows, di, out);
+  LlambaGateKernel<<<RowGrid(rows, di), 256, 0, s>>>(y, proj, ld, z_off, zb, rows, di, out);
   Check("llamba gate");
 }
 

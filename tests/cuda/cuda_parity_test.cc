@@ -254,68 +254,75 @@ TEST_P(CudaFamily, GraphReplayEqualsEagerGenerate) {
 #endif
 }
 
-// Backend::MatMul at decode shapes whose GEMM is split along K (narrow N: a strided batch of K
-// slices and a summing kernel), with and without the residual accumulate, over the rounded-input
-// path (more than 128 rows) and the hi/lo split-input path, against a double reference. Inputs
-// are bf16 values, so both paths multiply exact inputs and only f32 accumulation error remains.
-TEST(CudaMatMul, SplitKMatchesReference) {
-  auto backend = engine::CreateBackend({.kind = engine::BackendKind::kCuda});
-  if (!backend.ok()) {
-    GTEST_SKIP() << "CUDA backend not usable here (" << backend.status().ToString() << ")";
-  }
-  engine::Backend& be = **backend;
-  struct Case {
-    int64_t M, N, K;
-    bool accumulate;
-  };
-  for (const Case c : {Case{256, 1024, 2048, false}, Case{256, 1024, 2048, true},
-                       Case{64, 1024, 2048, true}, Case{300, 640, 1024, false}}) {
-    std::mt19937 gen(static_cast<uint32_t>(c.M * 7 + c.N + c.K));
-    std::normal_distribution<float> nd(0.0f, 1.0f);
-    auto bf16 = [](float f) {
-      uint32_t u;
-      std::memcpy(&u, &f, 4);
-      return static_cast<uint16_t>(u >> 16);  // truncation: any bf16 value will do
-    };
-    auto value = [](uint16_t b) {
-      const uint32_t u = static_cast<uint32_t>(b) << 16;
-      float f;
-      std::memcpy(&f, &u, 4);
-      return f;
-    };
-    std::vector<uint16_t> w(static_cast<size_t>(c.N * c.K));
-    for (auto& v : w) v = bf16(0.05f * nd(gen));
-    std::vector<float> x(static_cast<size_t>(c.M * c.K)), base(static_cast<size_t>(c.M * c.N));
-    for (auto& v : x) v = value(bf16(nd(gen)));
-    for (auto& v : base) v = nd(gen);
-    auto dw = be.Upload(engine::HostMatrix{w.data(), engine::HostDType::kBF16, c.N, c.K});
-    auto table = be.Upload(engine::HostMatrix{x.data(), engine::HostDType::kF32, c.M, c.K});
-    auto init = be.Upload(engine::HostMatrix{base.data(), engine::HostDType::kF32, c.M, c.N});
-    ASSERT_TRUE(dw.ok() && table.ok() && init.ok());
-    std::vector<int32_t> ids(static_cast<size_t>(c.M));
-    for (int64_t i = 0; i < c.M; ++i) ids[static_cast<size_t>(i)] = static_cast<int32_t>(i);
-    auto xa = be.NewActivation(c.M, c.K);
-    auto out = be.NewActivation(c.M, c.N);
-    be.Embed(**table, ids, xa.get());
-    be.Embed(**init, ids, out.get());
-    be.MatMul(*xa, **dw, out.get(), c.accumulate);
-    std::vector<float> got(static_cast<size_t>(c.M * c.N));
-    be.CopyToHost(*out, got);
-    double worst = 0.0;
-    for (int64_t m = 0; m < c.M; ++m) {
-      for (int64_t n = 0; n < c.N; ++n) {
-        double ref = c.accumulate ? base[static_cast<size_t>(m * c.N + n)] : 0.0;
-        for (int64_t k = 0; k < c.K; ++k) {
-          ref += static_cast<double>(x[static_cast<size_t>(m * c.K + k)]) *
-                 value(w[static_cast<size_t>(n * c.K + k)]);
-        }
-        worst = std::max(worst, std::abs(ref - got[static_cast<size_t>(m * c.N + n)]));
-      }
+// Backend::MatMul at decode shapes, with and without the residual accumulate, over the
+// rounded-input path (more than 128 rows) and the hi/lo split-input path, against a double
+// reference: once as configured by default and once with the narrow GEMMs split along K
+// (TTC_CUDA_SPLITK=4: a strided batch of K slices and a summing kernel). Inputs are bf16 values, so
+// both paths multiply exact inputs and only f32 accumulation error remains.
+TEST(CudaMatMul, MatchesReferenceWithAndWithoutSplitK) {
+  for (const char* split_k : {"", "4"}) {
+    if (*split_k) ::setenv("TTC_CUDA_SPLITK", split_k, 1);
+    auto backend = engine::CreateBackend({.kind = engine::BackendKind::kCuda});
+    ::unsetenv("TTC_CUDA_SPLITK");
+    if (!backend.ok()) {
+      GTEST_SKIP() << "CUDA backend not usable here (" << backend.status().ToString() << ")";
     }
-    // Dot products of ~2.3 in magnitude summed in f32: ~1e-6; a wrong slice or part is O(1).
-    EXPECT_LT(worst, 1e-4) << "M " << c.M << " N " << c.N << " K " << c.K;
-    std::cout << "[cuda] matmul M " << c.M << " N " << c.N << " K " << c.K << " accumulate "
-              << c.accumulate << ": max |err| " << worst << "\n";
+    engine::Backend& be = **backend;
+    struct Case {
+      int64_t M, N, K;
+      bool accumulate;
+    };
+    for (const Case c : {Case{256, 1024, 2048, false}, Case{256, 1024, 2048, true},
+                         Case{64, 1024, 2048, true}, Case{300, 640, 1024, false}}) {
+      std::mt19937 gen(static_cast<uint32_t>(c.M * 7 + c.N + c.K));
+      std::normal_distribution<float> nd(0.0f, 1.0f);
+      auto bf16 = [](float f) {
+        uint32_t u;
+        std::memcpy(&u, &f, 4);
+        return static_cast<uint16_t>(u >> 16);  // truncation: any bf16 value will do
+      };
+      auto value = [](uint16_t b) {
+        const uint32_t u = static_cast<uint32_t>(b) << 16;
+        float f;
+        std::memcpy(&f, &u, 4);
+        return f;
+      };
+      std::vector<uint16_t> w(static_cast<size_t>(c.N * c.K));
+      for (auto& v : w) v = bf16(0.05f * nd(gen));
+      std::vector<float> x(static_cast<size_t>(c.M * c.K)), base(static_cast<size_t>(c.M * c.N));
+      for (auto& v : x) v = value(bf16(nd(gen)));
+      for (auto& v : base) v = nd(gen);
+      auto dw = be.Upload(engine::HostMatrix{w.data(), engine::HostDType::kBF16, c.N, c.K});
+      auto table = be.Upload(engine::HostMatrix{x.data(), engine::HostDType::kF32, c.M, c.K});
+      auto init = be.Upload(engine::HostMatrix{base.data(), engine::HostDType::kF32, c.M, c.N});
+      ASSERT_TRUE(dw.ok() && table.ok() && init.ok());
+      std::vector<int32_t> ids(static_cast<size_t>(c.M));
+      for (int64_t i = 0; i < c.M; ++i) ids[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+      auto xa = be.NewActivation(c.M, c.K);
+      auto out = be.NewActivation(c.M, c.N);
+      be.Embed(**table, ids, xa.get());
+      be.Embed(**init, ids, out.get());
+      be.MatMul(*xa, **dw, out.get(), c.accumulate);
+      std::vector<float> got(static_cast<size_t>(c.M * c.N));
+      be.CopyToHost(*out, got);
+      double worst = 0.0;
+      for (int64_t m = 0; m < c.M; ++m) {
+        for (int64_t n = 0; n < c.N; ++n) {
+          double ref = c.accumulate ? base[static_cast<size_t>(m * c.N + n)] : 0.0;
+          for (int64_t k = 0; k < c.K; ++k) {
+            ref += static_cast<double>(x[static_cast<size_t>(m * c.K + k)]) *
+                   value(w[static_cast<size_t>(n * c.K + k)]);
+          }
+          worst = std::max(worst, std::abs(ref - got[static_cast<size_t>(m * c.N + n)]));
+        }
+      }
+      // Dot products of ~2.3 in magnitude summed in f32: ~1e-6; a wrong slice or part is O(1).
+      EXPECT_LT(worst, 1e-4) << "M " << c.M << " N " << c.N << " K " << c.K << " split-K "
+                             << split_k;
+      std::cout << "[cuda] matmul M " << c.M << " N " << c.N << " K " << c.K << " accumulate "
+                << c.accumulate << " TTC_CUDA_SPLITK=" << split_k << ": max |err| " << worst
+                << "\n";
+    }
   }
 }
 
