@@ -343,7 +343,7 @@ class CudaStateCache final : public StateCache {
     std::vector<uint16_t*> k, v;   // per slot, own positions [plen, plen + capacity)
     UploadCache<cuda::DevKv> dkv;  // device copy of the per-slot descriptors
     int64_t conv_per_slot = 0, ssm_per_slot = 0;
-    float* conv = nullptr;  // [slots][channels][d_conv-1]
+    float* conv = nullptr;  // [slots][d_conv-1][channels]
     char* ssm = nullptr;    // [slots][ssm_per_slot] elements of StateBytes() bytes
   };
 

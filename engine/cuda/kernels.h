@@ -94,7 +94,7 @@ void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const Dev
 // Causal depthwise conv over `channels`, sequential in time per (sequence, channel); the input of
 // channel c is in[r * ld_in + col_base + c], or for MambaInLlama's repeated x (mil_n > 0)
 // in[r * ld_in + col_base + (c / (mil_n * mil_rep)) * mil_n + c % mil_n]. state
-// [slots][channels][K-1].
+// [slots][K-1][channels] (a tap's values of neighbouring channels adjacent: coalesced).
 void LaunchCausalConv(const float* in, int64_t ld_in, int64_t col_base, int64_t mil_n,
                       int64_t mil_rep, int64_t channels, int K, const float* w, const float* b,
                       bool silu, const DevSeq* seqs, int nseq, float* state, float* out,
