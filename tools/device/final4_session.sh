@@ -15,7 +15,7 @@ main() {
   OUT=$L timeout 220 tools/device/cuda_session.sh setup test > $L/session.log 2>&1; el "setup+test"
   grep -E "^\[cuda\] (llama|mambainllama|llamba|mamba|mamba2):|FAILED|PASSED|Failure|error|abort" $L/session.log | head -40
   wait; el "old build done"; ls -la /tmp/old/build-old/bench/engine_bench
-  for cb in llamba-1b:64,256,512 mambainllama-3b:64,256,512 llamba-3b:256; do
+  for cb in llamba-1b:64,256,512 mambainllama-3b:64,256,512; do
     local cfg=${cb%:*} bs=${cb#*:}
     env B=/tmp/old/build-old/bench/engine_bench bash -c "bench old TTC_NONE=1 $cfg $bs 128"
     bench new TTC_NONE=1 $cfg $bs 128
