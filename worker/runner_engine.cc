@@ -147,9 +147,8 @@ class EngineRunner : public UnitRunner {
           model_->config(), longest, new_tokens, static_cast<int64_t>(unit.items.size()));
       if (fit == 0) {
         return FailedPrecondition(
-            "model {}: not even one sequence of {} prompt + {} new tokens fits in the free memory "
-            "of "
-            "{}",
+            "model {}: not even one sequence of {} prompt + {} new tokens fits in the free "
+            "memory of {}",
             unit.model_name, longest, new_tokens, device());
       }
       if (fit > 0 && fit < max_batch) {

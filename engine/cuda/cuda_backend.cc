@@ -1,11 +1,10 @@
 // The CUDA backend (engine/backend.h on one GPU): bf16 weights for the GEMM matrices (cuBLAS,
 // f32 accumulation and f32 output), f32 activations and recurrent state, bf16 KV cache. Every op is
 // asynchronous on one stream; CopyToHost and SampleRows (the drawn ids) are the synchronisations.
-// Decode steps that end in SampleRows are recorded as CUDA graphs and replayed (BeginForward).
-// Ops have no error channel in
-// the Backend interface, so a CUDA failure inside an op (a kernel fault, or the device running out
-// of memory while a KV cache grows) prints what failed and aborts; callers avoid the latter by
-// sizing batches with PlanCudaBatch (engine/cuda/cuda_backend.h).
+// Decode steps that end in SampleRows are recorded as CUDA graphs and replayed (BeginForward). Ops
+// have no error channel in the Backend interface, so a CUDA failure inside an op (a kernel fault,
+// or the device running out of memory while a KV cache grows) prints what failed and aborts;
+// callers avoid the latter by sizing batches with PlanCudaBatch (engine/cuda/cuda_backend.h).
 #include "engine/cuda/cuda_backend.h"
 
 #include <cublasLt.h>
@@ -668,6 +667,12 @@ class CudaBackend final : public Backend {
     graphs_on_ = !prof_->on() && !(g != nullptr && std::string(g) == "0");
     const char* k = std::getenv("TTC_CUDA_SPLITK");
     split_k_ = k == nullptr ? 1 : std::atoi(k);
+    const char* r = std::getenv("TTC_CUDA_GEMV_ROWS");
+    gemv_rows_ =
+        r == nullptr ? kGemvRows : std::clamp<int64_t>(std::atoll(r), 0, cuda::kGemvMaxRows);
+    sample_full_ = std::getenv("TTC_CUDA_SAMPLE_FULL") != nullptr;
+    const char* f = std::getenv("TTC_CUDA_FUSED_INPUT");
+    fused_input_ = !(f != nullptr && std::string(f) == "0");
   }
   ~CudaBackend() override {
     prof_.reset();
@@ -849,17 +854,15 @@ class CudaBackend final : public Backend {
       ++replays_;
     } else {
       ++ops_;
-      // TTC_CUDA_SAMPLE_FULL=1: the sampler's general path for every draw (A/B measurements).
-      static const bool full = std::getenv("TTC_CUDA_SAMPLE_FULL") != nullptr;
       const cuda::DevSampling sp{params.temperature, params.top_k, params.top_p, params.greedy,
-                                 full};
+                                 sample_full_};
       Scratch probs(mem_.get(),
                     cuda::SampleNeedsProbs(sp, V) ? static_cast<size_t>(draws * V) * 4 : 16);
       cuda::LaunchSample(A(logits).data, draws, per_row, V, sp, d_keys, probs.as<float>(),
                          d_ids_out_, stream_);
       if (mode == StepMemory::Mode::kCapture) FinishCapture();
     }
-    if (mode == StepMemory::Mode::kEager && eager_key_.rows > 0) eager_peak_ = mem_->peak();
+    if (measure_peak_) eager_peak_ = mem_->peak();
     mem_->EndStep();
     graph_ = nullptr;
     TTC_CU(cudaMemcpyAsync(h_ids_out_, d_ids_out_, static_cast<size_t>(draws) * 4,
@@ -876,7 +879,7 @@ class CudaBackend final : public Backend {
     mem_->EndStep();
     graph_ = nullptr;
     ops_ = 0;
-    eager_key_ = {};
+    measure_peak_ = false;
     prepared_ = {};
     if (!graphs_on_ || sample == nullptr) return;
     const int64_t M = static_cast<int64_t>(batch.seqs.size());
@@ -904,10 +907,12 @@ class CudaBackend final : public Backend {
         return;
       }
     }
-    if (!(key == last_key_) || eager_peak_ == 0) {
-      if (!(key == last_key_)) eager_peak_ = 0;
+    if (!(key == last_key_)) {
       last_key_ = key;
-      eager_key_ = key;
+      eager_peak_ = 0;
+    }
+    if (eager_peak_ == 0) {  // first step of this shape: run it eagerly and measure its memory
+      measure_peak_ = true;
       mem_->BeginStep(StepMemory::Mode::kEager);
       return;
     }
@@ -925,7 +930,7 @@ class CudaBackend final : public Backend {
     if (cudaMallocAsync(reinterpret_cast<void**>(&g->arena), g->arena_bytes, stream_) !=
         cudaSuccess) {
       cudaGetLastError();
-      eager_key_ = key;  // no room for another step's activations: stay eager
+      measure_peak_ = true;  // no room for another step's activations: stay eager
       mem_->BeginStep(StepMemory::Mode::kEager);
       return;
     }
@@ -1088,6 +1093,9 @@ class CudaBackend final : public Backend {
   // GEMM on bf16 weights. Above that x is rounded to bf16 (one rounding, 2^-9 relative). f32
   // weights: a plain f32 SGEMM.
   static constexpr int64_t kSplitRows = 128;
+  // Up to how many rows the f32 GEMV replaces cuBLAS by default. Measured on the H200 (Llama-1B
+  // decode step, ms, GEMV vs cuBLAS): 1 row 1.52 vs 2.09, 2 rows 1.69 vs 2.08, 4 rows 2.14 vs 2.05,
+  // 8 rows 3.14 vs 2.18 (each lane reads every input row per weight load).
   static constexpr int64_t kGemvRows = 3;
   void Gemm(const float* x, int64_t ldx, int64_t M, int64_t K, const CudaWeight& w, float* out,
             int64_t ldo, bool accumulate) {
@@ -1097,7 +1105,7 @@ class CudaBackend final : public Backend {
     prepared_ = {};
     if (w.bf16) {
       // Small batches: one f32 kernel that streams the weights.
-      if (M <= GemvRows() &&
+      if (M <= gemv_rows_ &&
           cuda::LaunchGemv(w.bf16, N, K, x, ldx, M, out, ldo, accumulate, stream_)) {
         return;
       }
@@ -1310,22 +1318,12 @@ class CudaBackend final : public Backend {
   };
   static constexpr size_t kMaxGraphs = 2;
 
-  // Counts the op; true when it must launch nothing (a replayed step: its recording will).
-  // Counts the op and forgets a prepared GEMM input unless the op is its consumer (MatMul).
+  // Counts the op; true when it must launch nothing (a replayed step: its recording will). Forgets
+  // a prepared GEMM input unless the op is its consumer (MatMul).
   bool Replaying(bool keep_prepared = false) {
     ++ops_;
     if (!keep_prepared) prepared_ = {};
     return mem_->mode() == StepMemory::Mode::kReplay;
-  }
-  // Up to how many rows the f32 GEMV replaces cuBLAS. Measured on the H200 (Llama-1B decode step,
-  // ms, GEMV vs cuBLAS): 1 row 1.52 vs 2.09, 2 rows 1.69 vs 2.08, 4 rows 2.14 vs 2.05, 8 rows 3.14
-  // vs 2.18 (each lane reads every input row per weight load). TTC_CUDA_GEMV_ROWS=0..16 overrides.
-  static int64_t GemvRows() {
-    static const int64_t rows = [] {
-      const char* e = std::getenv("TTC_CUDA_GEMV_ROWS");
-      return e == nullptr ? kGemvRows : std::clamp<int64_t>(std::atoll(e), 0, cuda::kGemvMaxRows);
-    }();
-    return rows;
   }
   // Into how many K slices a GEMM of N outputs over `rows` bf16 rows is split: 1 (off) unless
   // TTC_CUDA_SPLITK=2|4|8 asks for it, and then only where cuBLAS has fewer 128 x 128 tiles than
@@ -1361,12 +1359,7 @@ class CudaBackend final : public Backend {
   // next skips its conversion kernel; null when the GEMV will read the f32 rows instead.
   uint16_t* GemmInputFor(const float* out, int64_t M, int64_t K, bool* split) {
     *split = false;
-    // TTC_CUDA_FUSED_INPUT=0: every GEMM converts its own input (A/B measurements).
-    static const bool off = [] {
-      const char* e = std::getenv("TTC_CUDA_FUSED_INPUT");
-      return e != nullptr && std::string(e) == "0";
-    }();
-    if (off || M <= GemvRows()) return nullptr;
+    if (!fused_input_ || M <= gemv_rows_) return nullptr;
     *split = M <= kSplitRows;
     Bf16Scratch(static_cast<size_t>((*split ? 2 : 1) * M * K));
     prepared_ = {out, M, K, *split};
@@ -1468,13 +1461,18 @@ class CudaBackend final : public Backend {
   static constexpr size_t kBlasWorkspace = size_t{32} << 20;
   void* blas_ws_ = nullptr;
   cudaStream_t side_ = nullptr;  // uploads while a step is being recorded
+  // Switches for A/B measurements, read from the environment when the backend is created.
+  bool graphs_on_ = true;          // TTC_CUDA_GRAPHS=0 turns the recordings off
+  int split_k_ = 1;                // TTC_CUDA_SPLITK=2|4|8 (SplitKParts)
+  int64_t gemv_rows_ = kGemvRows;  // TTC_CUDA_GEMV_ROWS=0..16 (kGemvRows)
+  bool sample_full_ = false;       // TTC_CUDA_SAMPLE_FULL=1: the sampler's general path always
+  bool fused_input_ = true;        // TTC_CUDA_FUSED_INPUT=0: every GEMM converts its own input
   // Decode-step recordings (BeginForward).
-  bool graphs_on_ = true;
-  int split_k_ = 1;  // TTC_CUDA_SPLITK (SplitKParts)
   std::vector<std::unique_ptr<StepGraph>> graphs_;
   StepGraph* graph_ = nullptr;  // the recording of the current step (capture or replay)
-  GraphKey last_key_, eager_key_;
-  size_t eager_peak_ = 0;  // peak step memory of the last eager run of last_key_
+  GraphKey last_key_;
+  size_t eager_peak_ = 0;      // peak step memory of the last eager run of last_key_
+  bool measure_peak_ = false;  // this step runs last_key_ eagerly: SampleRows records its peak
   uint64_t graph_step_ = 0;
   int64_t ops_ = 0;
   int64_t captures_ = 0, replays_ = 0;

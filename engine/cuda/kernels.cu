@@ -59,12 +59,13 @@ unsigned Blocks(int64_t n, int threads) {
   return static_cast<unsigned>((n + threads - 1) / threads);
 }
 
-// Element-wise kernels over [rows, cols] run on a RowGrid: rows along y (strided past 65535), columns
-// along x, so no thread divides a flat index (64-bit division costs more than the bytes here).
-#define TTC_FOR_ROWS_COLS(rows, cols)                                 \
-  for (int64_t r = blockIdx.y; r < (rows); r += gridDim.y)            \
-    for (int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; \
-         c < (cols); c += int64_t{gridDim.x} * blockDim.x)
+// Element-wise kernels over [rows, cols] run on a RowGrid: rows along y (strided past 65535),
+// columns along x, so no thread divides a flat index (64-bit division costs more than the bytes
+// here).
+#define TTC_FOR_ROWS_COLS(rows, cols)                                            \
+  for (int64_t r = blockIdx.y; r < (rows); r += gridDim.y)                       \
+    for (int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; c < (cols); \
+         c += int64_t{gridDim.x} * blockDim.x)
 
 __global__ void F32ToBf16Kernel(const float* x, int64_t ldx, int64_t rows, int64_t cols,
                                 uint16_t* out) {
@@ -187,6 +188,37 @@ __global__ void RopeAppendKernel(const float* qkv, const DevRow* info, const flo
   for (int64_t i = threadIdx.x; i < kvw; i += blockDim.x) vd[i] = ToBf(src[qw + kvw + i]);
 }
 
+// One row's K and V for one KV head as the decode-attention kernels read them: position p lives in
+// the prefix shared by the slots forked from one prompt below plen (read by every such row, so
+// mostly from L2) and in the slot's own buffers from plen up; [begin, end) is the contiguous range
+// of positions of this block's split (blockIdx.z of `splits`).
+struct HeadKv {
+  const uint16_t *kpre, *vpre, *kown, *vown;  // own pointers offset so that p is at p * kvw
+  int64_t kvw;
+  int plen, begin, end;
+  __device__ __forceinline__ const uint16_t* K(int p) const {
+    return (p < plen ? kpre : kown) + static_cast<int64_t>(p) * kvw;
+  }
+  __device__ __forceinline__ const uint16_t* V(int p) const {
+    return (p < plen ? vpre : vown) + static_cast<int64_t>(p) * kvw;
+  }
+};
+__device__ __forceinline__ HeadKv RowHeadKv(const DevKv& c, const DevRow& ri, int kvh, int hd,
+                                            int64_t kvw, int splits) {
+  const int ctx = ri.pos + 1, span = (ctx + splits - 1) / splits;
+  const int64_t own = static_cast<int64_t>(c.plen) * kvw;
+  HeadKv h;
+  h.kpre = c.kp + kvh * hd;
+  h.vpre = c.vp + kvh * hd;
+  h.kown = c.k + kvh * hd - own;
+  h.vown = c.v + kvh * hd - own;
+  h.kvw = kvw;
+  h.plen = c.plen;
+  h.begin = static_cast<int>(blockIdx.z) * span;
+  h.end = min(ctx, h.begin + span);
+  return h;
+}
+
 constexpr int kMaxGroup = 8;
 constexpr int kAttnWarps = 8;
 
@@ -259,30 +291,18 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
 #pragma unroll
     for (int e = 0; e < EPL; ++e) acc[g][e] = 0.0f;
   }
-  const DevKv c = kv[ri.slot];
-  // Positions below plen live in the prefix shared by the slots forked from one prompt (read by
-  // every such row, so mostly from L2); the rest in the slot's own buffers.
-  const uint16_t* kpre = c.kp + kvh * hd;
-  const uint16_t* vpre = c.vp + kvh * hd;
-  const uint16_t* kown = c.k + kvh * hd - static_cast<int64_t>(c.plen) * kvw;
-  const uint16_t* vown = c.v + kvh * hd - static_cast<int64_t>(c.plen) * kvw;
-  const int ctx = ri.pos + 1;
-  // Split-KV: block z of `splits` takes one contiguous range of the positions.
-  const int split = blockIdx.z;
-  const int span = (ctx + splits - 1) / splits;
-  const int p_begin = split * span, p_end = min(ctx, p_begin + span);
+  const HeadKv hk = RowHeadKv(kv[ri.slot], ri, kvh, hd, kvw, splits);
   // Unrolled so the loads of the next positions are in flight while this one reduces.
 #pragma unroll 2
-  for (int p = p_begin + warp; p < p_end; p += kAttnWarps) {
-    const bool shared = p < c.plen;
-    const uint16_t* kb = shared ? kpre : kown;
-    const uint16_t* vb = shared ? vpre : vown;
+  for (int p = hk.begin + warp; p < hk.end; p += kAttnWarps) {
+    const uint16_t* kb = hk.K(p);
+    const uint16_t* vb = hk.V(p);
     float kx[EPL], vv[EPL];
 #pragma unroll
     for (int e = 0; e < EPL; ++e) {
       const int d = lane + 32 * e;
-      kx[e] = d < hd ? Bf(kb[p * kvw + d]) : 0.0f;
-      vv[e] = d < hd ? Bf(vb[p * kvw + d]) : 0.0f;
+      kx[e] = d < hd ? Bf(kb[d]) : 0.0f;
+      vv[e] = d < hd ? Bf(vb[d]) : 0.0f;
     }
 #pragma unroll
     for (int g = 0; g < kMaxGroup; ++g) {
@@ -341,15 +361,8 @@ __global__ void __launch_bounds__(kLaneWarps * 32)
   for (int i = threadIdx.x; i < G * HD; i += blockDim.x)
     sq[i / HD][i % HD] = q[r * qw + (kvh * G + i / HD) * HD + i % HD] * scale;
   __syncthreads();
-  const DevKv c = kv[ri.slot];
-  const uint16_t* kpre = c.kp + kvh * HD;
-  const uint16_t* vpre = c.vp + kvh * HD;
-  const uint16_t* kown = c.k + kvh * HD - static_cast<int64_t>(c.plen) * kvw;
-  const uint16_t* vown = c.v + kvh * HD - static_cast<int64_t>(c.plen) * kvw;
-  const int ctx = ri.pos + 1;
-  const int split = blockIdx.z;
-  const int span = (ctx + splits - 1) / splits;
-  const int p_begin = split * span, p_end = min(ctx, p_begin + span);
+  const HeadKv hk = RowHeadKv(kv[ri.slot], ri, kvh, HD, kvw, splits);
+  const int p_begin = hk.begin, p_end = hk.end;
 
   float m[kMaxGroup], l[kMaxGroup], acc[kMaxGroup][EPL];
 #pragma unroll
@@ -367,7 +380,7 @@ __global__ void __launch_bounds__(kLaneWarps * 32)
 #pragma unroll
     for (int g = 0; g < kMaxGroup; ++g) sc[g] = 0.0f;
     if (valid) {
-      const uint16_t* krow = (p < c.plen ? kpre : kown) + static_cast<int64_t>(p) * kvw;
+      const uint16_t* krow = hk.K(p);
 #pragma unroll
       for (int d0 = 0; d0 < HD; d0 += 8) {
         const uint4 raw = *reinterpret_cast<const uint4*>(krow + d0);
@@ -406,7 +419,7 @@ __global__ void __launch_bounds__(kLaneWarps * 32)
 #pragma unroll
       for (int jj = 0; jj < 8; ++jj) {
         const int pj = base + ((j0 + jj) < nvalid ? j0 + jj : 0);
-        const uint16_t* vrow = (pj < c.plen ? vpre : vown) + static_cast<int64_t>(pj) * kvw;
+        const uint16_t* vrow = hk.V(pj);
         if constexpr (EPL == 1) {
           vv[jj][0] = Bf(vrow[lane]);
         } else if constexpr (EPL == 2) {
@@ -554,15 +567,8 @@ __global__ void __launch_bounds__(NW * 32)
       }
     }
   }
-  const DevKv c = kv[ri.slot];
-  const uint16_t* kpre = c.kp + kvh * HD;
-  const uint16_t* vpre = c.vp + kvh * HD;
-  const uint16_t* kown = c.k + kvh * HD - static_cast<int64_t>(c.plen) * kvw;
-  const uint16_t* vown = c.v + kvh * HD - static_cast<int64_t>(c.plen) * kvw;
-  const int ctx = ri.pos + 1;
-  const int split = blockIdx.z;
-  const int span = (ctx + splits - 1) / splits;
-  const int p_begin = split * span, p_end = min(ctx, p_begin + span);
+  const HeadKv hk = RowHeadKv(kv[ri.slot], ri, kvh, HD, kvw, splits);
+  const int p_begin = hk.begin, p_end = hk.end;
 
   float m = -INFINITY, l = 0.0f;  // head g's running max and this lane's share of the sum
   float acc[DPL][4];
@@ -582,7 +588,7 @@ __global__ void __launch_bounds__(NW * 32)
       for (int j = 0; j < 2; ++j) {
         int p = base + 16 * u + 8 * j + g;
         p = p < p_end ? p : base;
-        const uint16_t* row = (p < c.plen ? kpre : kown) + static_cast<int64_t>(p) * kvw + t * 8;
+        const uint16_t* row = hk.K(p) + t * 8;
 #pragma unroll
         for (int cq = 0; cq < KQ; ++cq) {
           const uint4 v = *reinterpret_cast<const uint4*>(row + cq * 32);
@@ -596,8 +602,7 @@ __global__ void __launch_bounds__(NW * 32)
       for (int i = 0; i < 4; ++i) {
         int p = base + 16 * u + 2 * t + (i & 1) + 8 * (i >> 1);
         p = p < p_end ? p : base;
-        LoadWords<VW>((p < c.plen ? vpre : vown) + static_cast<int64_t>(p) * kvw + g * DPL,
-                      vw[u][i]);
+        LoadWords<VW>(hk.V(p) + g * DPL, vw[u][i]);
       }
     }
     // Scores: sc[u][j][e] = S[head g][position base + 16u + 8j + 2t + e] (hi row + lo row).
@@ -878,9 +883,9 @@ __global__ void __launch_bounds__(128, 8) Mamba1ScanKernel(Mamba1ScanArgs a, con
 }
 
 // One block per (sequence, head); warps own rows p of the head's [P, N] state, lanes split N.
-// EPL: state elements per lane per row (N <= 32 * EPL for the register path); 2 for d_state 64 keeps
-// the kernel under 64 registers, four 256-thread blocks per SM (72 registers and three blocks with
-// room for N = 128 measured 37 % occupancy and 1.5 TB/s on the H200).
+// EPL: state elements per lane per row (N <= 32 * EPL for the register path); 2 for d_state 64
+// keeps the kernel under 64 registers, four 256-thread blocks per SM (72 registers and three blocks
+// with room for N = 128 measured 37 % occupancy and 1.5 TB/s on the H200).
 template <typename StateT, int EPL>
 __global__ void __launch_bounds__(256, 4) SsdScanKernel(SsdScanArgs a, const DevSeq* seqs) {
   const int64_t h = blockIdx.x;

@@ -89,6 +89,27 @@ __device__ double Totals(const float* p, int64_t V, double* chunk, Shared& sh) {
 
 __device__ __forceinline__ uint32_t Bits(float f) { return __float_as_uint(f); }
 
+// The draw when u * total rounded above every partial sum: the last id with non-zero probability
+// (`positive(i)`), or the argmax when there is none; thread 0 writes it to *out. Every thread of
+// the block calls it.
+template <typename Positive>
+__device__ void PickLastPositive(int64_t V, Positive positive, int32_t argmax, Shared& sh,
+                                 int32_t* out) {
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  int32_t last = -1;
+  for (int64_t i = tid; i < V; i += kThreads)
+    if (positive(i)) last = static_cast<int32_t>(i);
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) last = max(last, __shfl_xor_sync(0xffffffffu, last, o));
+  if (lane == 0) sh.warp_count[warp] = static_cast<uint32_t>(last + 1);
+  __syncthreads();
+  if (tid == 0) {
+    int32_t m = 0;
+    for (int w = 0; w < kWarps; ++w) m = max(m, static_cast<int32_t>(sh.warp_count[w]));
+    *out = m > 0 ? m - 1 : argmax;
+  }
+}
+
 __global__ void __launch_bounds__(kThreads)
     SampleKernel(const float* logits, int64_t V, int64_t per_row, DevSampling sp,
                  const DevSampleKey* keys, float* probs, int32_t* out) {
@@ -214,19 +235,8 @@ __global__ void __launch_bounds__(kThreads)
       if (tid == 0) out[draw] = sh.pick;
       return;
     }
-    // u * total rounded above every partial sum: the last token of non-zero probability.
-    int32_t last = -1;
-    for (int64_t i = tid; i < V; i += kThreads)
-      if (prob(x[i]) > 0.0f) last = static_cast<int32_t>(i);
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) last = max(last, __shfl_xor_sync(0xffffffffu, last, o));
-    if (lane == 0) sh.warp_count[warp] = static_cast<uint32_t>(last + 1);
-    __syncthreads();
-    if (tid == 0) {
-      int32_t m = 0;
-      for (int w = 0; w < kWarps; ++w) m = max(m, static_cast<int32_t>(sh.warp_count[w]));
-      out[draw] = m > 0 ? m - 1 : argmax;
-    }
+    PickLastPositive(
+        V, [&](int64_t i) { return prob(x[i]) > 0.0f; }, argmax, sh, out + draw);
     return;
   }
 
@@ -388,19 +398,8 @@ __global__ void __launch_bounds__(kThreads)
     if (tid == 0) out[draw] = sh.pick;
     return;
   }
-  // u * total rounded above every partial sum: the last kept token.
-  int32_t last = -1;
-  for (int64_t i = tid; i < V; i += kThreads)
-    if (p[i] > 0.0f) last = static_cast<int32_t>(i);
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) last = max(last, __shfl_xor_sync(0xffffffffu, last, o));
-  if (lane == 0) sh.warp_count[warp] = static_cast<uint32_t>(last + 1);
-  __syncthreads();
-  if (tid == 0) {
-    int32_t m = 0;
-    for (int w = 0; w < kWarps; ++w) m = max(m, static_cast<int32_t>(sh.warp_count[w]));
-    out[draw] = m > 0 ? m - 1 : argmax;
-  }
+  PickLastPositive(
+      V, [&](int64_t i) { return p[i] > 0.0f; }, argmax, sh, out + draw);
 }
 
 }  // namespace
