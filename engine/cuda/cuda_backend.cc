@@ -22,6 +22,7 @@
 #include <mutex>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -480,6 +481,10 @@ class CudaStateCache final : public StateCache {
     return L.dkv.Put(v, ctx);
   }
 
+  // The slot's shared prefix block (nullptr: none), the identity of the rows that share it.
+  const void* PrefixId(int slot) const { return prefix_[static_cast<size_t>(slot)].get(); }
+  int64_t PrefixLen(int slot) const { return Plen(slot); }
+
   Layer& layer(int l) { return layers_[static_cast<size_t>(l)]; }
   // Unique for the process (an address could be reused by a later cache): the key of the decode
   // recordings made on this cache, whose kernels hold its state buffers.
@@ -673,6 +678,8 @@ class CudaBackend final : public Backend {
     sample_full_ = std::getenv("TTC_CUDA_SAMPLE_FULL") != nullptr;
     const char* f = std::getenv("TTC_CUDA_FUSED_INPUT");
     fused_input_ = !(f != nullptr && std::string(f) == "0");
+    const char* c = std::getenv("TTC_CUDA_CASCADE");
+    cascade_on_ = !(c != nullptr && std::string(c) == "0");
   }
   ~CudaBackend() override {
     prof_.reset();
@@ -887,7 +894,7 @@ class CudaBackend final : public Backend {
       if (s.num_tokens != 1) return;
     if (M == 0 || draws != M) return;
     auto* st = static_cast<CudaStateCache*>(state);
-    const GraphKey key{st->id(), M, *sample};
+    const GraphKey key{st->id(), M, *sample, PrefixLayout(*st, batch)};
     // The step's KV growth (stream-ordered allocations and copies) happens here, outside any
     // recording; the ops then find the capacity in place.
     for (const auto& s : batch.seqs) st->EnsureCapacity(s.slot, s.start_pos + s.num_tokens);
@@ -956,25 +963,92 @@ class CudaBackend final : public Backend {
     const cuda::DevKv* dkv = st->Descriptors(layer, Up());
     const DevRow* d_rows = rows_.Put(rows, Up());
     const float* d_freq = freq_.Put(spec.inv_freq, Up());
-    if (Replaying()) return;
     const int H = static_cast<int>(spec.num_heads), Hkv = static_cast<int>(spec.num_kv_heads),
               hd = static_cast<int>(spec.head_dim);
+    // Rows that share a prompt prefix walk it together (cascade) when that reads each prefix at
+    // most half as often as the rows would.
+    const int G = H / Hkv;
+    const bool pow2 = hd == 32 || hd == 64 || hd == 128;
+    int tasks = 0;
+    if (cascade_on_ && pow2 && G <= cuda::kPrefixTaskRows && DecodeOnly(batch)) {
+      tasks = PrefixTasks(*st, batch, cuda::PrefixRowsPerTask(G), &task_rows_);
+      if (2 * static_cast<int64_t>(tasks) > M) tasks = 0;
+      for (const auto& r : rows)  // the prefix kernel walks whole prefixes
+        if (r.pos + 1 < st->PrefixLen(r.slot)) tasks = 0;
+    }
+    const int32_t* d_tasks = tasks > 0 ? tasks_.Put(task_rows_, Up()) : nullptr;
+    if (Replaying()) return;
     Scratch q(mem_.get(), static_cast<size_t>(M * H * hd) * 4);
     cuda::LaunchRopeAppend(A(qkv).data, M, d_rows, d_freq, H, Hkv, hd, q.as<float>(), dkv, stream_);
-    // Split-KV when (rows x KV heads) blocks cannot fill the GPU: enough splits for about four
-    // blocks per SM, none shorter than 64 positions.
-    int64_t max_ctx = 1;
-    for (const auto& r : rows) max_ctx = std::max<int64_t>(max_ctx, r.pos + 1);
-    const int64_t blocks = M * Hkv, want = 4 * sm_count_;
-    int splits = 1;
-    if (blocks < want) {
-      splits = static_cast<int>(
-          std::min<int64_t>((want + blocks - 1) / blocks, std::max<int64_t>(1, max_ctx / 64)));
+    // Split-KV when blocks cannot fill the GPU: enough ranges for about four blocks per SM, none
+    // shorter than 64 positions (the own positions and the prefixes each on their own). A
+    // recorded step keeps these counts; any count is correct for the later steps it replays.
+    int64_t max_own = 1, max_plen = 1;
+    for (const auto& r : rows) {
+      const int64_t plen = tasks > 0 ? st->PrefixLen(r.slot) : 0;
+      max_own = std::max<int64_t>(max_own, r.pos + 1 - plen);
+      max_plen = std::max<int64_t>(max_plen, plen);
     }
-    Scratch part_o(mem_.get(), splits > 1 ? static_cast<size_t>(M * H * splits * hd) * 4 : 16);
-    Scratch part_ml(mem_.get(), splits > 1 ? static_cast<size_t>(M * H * splits * 2) * 4 : 16);
+    const int64_t want = 4 * sm_count_;
+    auto ranges = [&](int64_t blocks, int64_t len) {
+      if (blocks >= want) return 1;
+      return static_cast<int>(
+          std::min<int64_t>((want + blocks - 1) / blocks, std::max<int64_t>(1, len / 64)));
+    };
+    const int splits = ranges(M * Hkv, max_own);
+    cuda::PrefixPlan plan;
+    if (tasks > 0) plan = {d_tasks, tasks, ranges(int64_t{tasks} * Hkv, max_plen)};
+    const int total = splits + (tasks > 0 ? plan.chunks : 0);
+    if (tasks > 0) ++cascades_;
+    Scratch part_o(mem_.get(), total > 1 ? static_cast<size_t>(M * H * total * hd) * 4 : 16);
+    Scratch part_ml(mem_.get(), total > 1 ? static_cast<size_t>(M * H * total * 2) * 4 : 16);
     cuda::LaunchAttention(q.as<float>(), M, d_rows, dkv, H, Hkv, hd, A(out).data, splits,
-                          part_o.as<float>(), part_ml.as<float>(), stream_);
+                          part_o.as<float>(), part_ml.as<float>(), stream_, cuda::AttnKernel::kAuto,
+                          tasks > 0 ? &plan : nullptr);
+  }
+
+  static bool DecodeOnly(const BatchLayout& batch) {
+    for (const auto& s : batch.seqs)
+      if (s.num_tokens != 1) return false;
+    return !batch.seqs.empty();
+  }
+
+  // Groups the batch's rows by the prefix block their slots read (first appearance order) into
+  // tasks of up to rows_per_task rows (cuda::PrefixPlan's layout in *out); returns the count.
+  static int PrefixTasks(const CudaStateCache& st, const BatchLayout& batch, int rows_per_task,
+                         std::vector<int32_t>* out) {
+    std::vector<std::vector<int32_t>> groups;
+    std::unordered_map<const void*, size_t> index;
+    int32_t r = 0;
+    for (const auto& s : batch.seqs) {
+      auto [it, fresh] = index.try_emplace(st.PrefixId(s.slot), groups.size());
+      if (fresh) groups.emplace_back();
+      for (int64_t t = 0; t < s.num_tokens; ++t) groups[it->second].push_back(r++);
+    }
+    out->clear();
+    int tasks = 0;
+    for (const auto& g : groups) {
+      for (size_t i = 0; i < g.size(); i += static_cast<size_t>(rows_per_task)) {
+        const size_t n = std::min(g.size() - i, static_cast<size_t>(rows_per_task));
+        out->insert(out->end(), g.begin() + static_cast<std::ptrdiff_t>(i),
+                    g.begin() + static_cast<std::ptrdiff_t>(i + n));
+        out->insert(out->end(), cuda::kPrefixTaskRows - n, -1);
+        ++tasks;
+      }
+    }
+    return tasks;
+  }
+
+  // A hash of which rows of a decode step share a prefix block: equal layouts make the same
+  // cascade tasks, so a recorded step's launch shapes fit every step with its key.
+  static uint64_t PrefixLayout(const CudaStateCache& st, const BatchLayout& batch) {
+    std::unordered_map<const void*, uint64_t> index;
+    uint64_t h = 1469598103934665603ull;  // FNV-1a over the rows' group numbers
+    for (const auto& s : batch.seqs) {
+      const uint64_t gi = index.try_emplace(st.PrefixId(s.slot), index.size()).first->second;
+      h = (h ^ gi) * 1099511628211ull;
+    }
+    return h;
   }
 
   int64_t PlanMaxSequences(const ModelConfig& config, int64_t prompt_len, int64_t max_new_tokens,
@@ -1292,10 +1366,11 @@ class CudaBackend final : public Backend {
     uint64_t state = 0;  // CudaStateCache::id()
     int64_t rows = 0;    // sequences, one token and one draw each
     SamplingParams sampling;
+    uint64_t prefixes = 0;  // PrefixLayout: which rows share a prompt prefix (the cascade's tasks)
     bool operator==(const GraphKey& o) const {
-      return state == o.state && rows == o.rows && sampling.temperature == o.sampling.temperature &&
-             sampling.top_k == o.sampling.top_k && sampling.top_p == o.sampling.top_p &&
-             sampling.greedy == o.sampling.greedy;
+      return state == o.state && rows == o.rows && prefixes == o.prefixes &&
+             sampling.temperature == o.sampling.temperature && sampling.top_k == o.sampling.top_k &&
+             sampling.top_p == o.sampling.top_p && sampling.greedy == o.sampling.greedy;
     }
   };
   // One recorded decode step: the graph, the arena of its activations and scratch, and the
@@ -1406,6 +1481,7 @@ class CudaBackend final : public Backend {
  public:
   int64_t graph_captures() const { return captures_; }
   int64_t graph_replays() const { return replays_; }
+  int64_t cascades() const { return cascades_; }
 
  private:
   // The weight as f32 (converted once, on first use, when it was stored as bf16).
@@ -1456,6 +1532,8 @@ class CudaBackend final : public Backend {
   UploadCache<DevSeq> seqs_;
   UploadCache<float> freq_;
   UploadCache<cuda::DevSampleKey> keys_;
+  UploadCache<int32_t> tasks_;
+  std::vector<int32_t> task_rows_;  // host image of the cascade's tasks (PrefixTasks)
   std::unique_ptr<OpProfiler> prof_;
   std::unique_ptr<StepMemory> mem_;
   static constexpr size_t kBlasWorkspace = size_t{32} << 20;
@@ -1467,6 +1545,7 @@ class CudaBackend final : public Backend {
   int64_t gemv_rows_ = kGemvRows;  // TTC_CUDA_GEMV_ROWS=0..16 (kGemvRows)
   bool sample_full_ = false;       // TTC_CUDA_SAMPLE_FULL=1: the sampler's general path always
   bool fused_input_ = true;        // TTC_CUDA_FUSED_INPUT=0: every GEMM converts its own input
+  bool cascade_on_ = true;         // TTC_CUDA_CASCADE=0: every row walks its prefix itself
   // Decode-step recordings (BeginForward).
   std::vector<std::unique_ptr<StepGraph>> graphs_;
   StepGraph* graph_ = nullptr;  // the recording of the current step (capture or replay)
@@ -1475,7 +1554,7 @@ class CudaBackend final : public Backend {
   bool measure_peak_ = false;  // this step runs last_key_ eagerly: SampleRows records its peak
   uint64_t graph_step_ = 0;
   int64_t ops_ = 0;
-  int64_t captures_ = 0, replays_ = 0;
+  int64_t captures_ = 0, replays_ = 0, cascades_ = 0;
   // cublasLt autotuning (TTC_CUDA_GEMM_TUNE=1, see Bf16Gemm).
   static constexpr size_t kLtWorkspace = size_t{32} << 20;
   const bool tune_ = std::getenv("TTC_CUDA_GEMM_TUNE") != nullptr;
@@ -1579,7 +1658,7 @@ Result<CudaBatchPlan> PlanCudaBatch(const ModelConfig& config, int64_t context_l
 CudaGraphCounts GetCudaGraphCounts(const Backend& backend) {
   const auto* cuda = dynamic_cast<const CudaBackend*>(&backend);
   if (cuda == nullptr) return {};
-  return {cuda->graph_captures(), cuda->graph_replays()};
+  return {cuda->graph_captures(), cuda->graph_replays(), cuda->cascades()};
 }
 
 Result<std::unique_ptr<Backend>> CreateCudaBackend(const BackendOptions& options) {

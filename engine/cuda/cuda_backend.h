@@ -53,9 +53,12 @@ Result<CudaBatchPlan> PlanCudaBatch(const ModelConfig& config, int64_t context_l
 // Decode steps this backend recorded as CUDA graphs, and replays of those recordings (zeros for a
 // backend that is not the CUDA one). Recording is on unless TTC_CUDA_GRAPHS=0 or TTC_CUDA_PROFILE
 // is set; see Backend::BeginForward.
+// Also the attention ops launched with the shared-prefix cascade (eagerly or into a recording;
+// TTC_CUDA_CASCADE=0 turns it off).
 struct CudaGraphCounts {
   int64_t captures = 0;
   int64_t replays = 0;
+  int64_t cascades = 0;
 };
 CudaGraphCounts GetCudaGraphCounts(const Backend& backend);
 

@@ -191,7 +191,7 @@ __global__ void RopeAppendKernel(const float* qkv, const DevRow* info, const flo
 // One row's K and V for one KV head as the decode-attention kernels read them: position p lives in
 // the prefix shared by the slots forked from one prompt below plen (read by every such row, so
 // mostly from L2) and in the slot's own buffers from plen up; [begin, end) is the contiguous range
-// of positions of this block's split (blockIdx.z of `splits`).
+// of positions of this block's split (blockIdx.z of gridDim.z).
 struct HeadKv {
   const uint16_t *kpre, *vpre, *kown, *vown;  // own pointers offset so that p is at p * kvw
   int64_t kvw;
@@ -203,9 +203,11 @@ struct HeadKv {
     return (p < plen ? vpre : vown) + static_cast<int64_t>(p) * kvw;
   }
 };
+// With own_only the range starts at the slot's plen (the prefix is PrefixAttentionKernel's).
 __device__ __forceinline__ HeadKv RowHeadKv(const DevKv& c, const DevRow& ri, int kvh, int hd,
-                                            int64_t kvw, int splits) {
-  const int ctx = ri.pos + 1, span = (ctx + splits - 1) / splits;
+                                            int64_t kvw, bool own_only) {
+  const int ctx = ri.pos + 1, from = own_only ? min(c.plen, ctx) : 0;
+  const int span = (ctx - from + static_cast<int>(gridDim.z) - 1) / static_cast<int>(gridDim.z);
   const int64_t own = static_cast<int64_t>(c.plen) * kvw;
   HeadKv h;
   h.kpre = c.kp + kvh * hd;
@@ -214,7 +216,7 @@ __device__ __forceinline__ HeadKv RowHeadKv(const DevKv& c, const DevRow& ri, in
   h.vown = c.v + kvh * hd - own;
   h.kvw = kvw;
   h.plen = c.plen;
-  h.begin = static_cast<int>(blockIdx.z) * span;
+  h.begin = from + static_cast<int>(blockIdx.z) * span;
   h.end = min(ctx, h.begin + span);
   return h;
 }
@@ -267,7 +269,7 @@ __device__ __forceinline__ void MergeWarpPartials(const float (&sm)[NW][kMaxGrou
 template <int EPL>
 __global__ void __launch_bounds__(kAttnWarps * 32)
     AttentionKernel(const float* q, const DevRow* info, const DevKv* kv, int H, int Hkv, int hd,
-                    float* out, int splits, float* part_o, float* part_ml) {
+                    float* out, int splits, float* part_o, float* part_ml, bool own_only) {
   __shared__ float sq[kMaxGroup][EPL * 32];
   __shared__ float sm[kAttnWarps][kMaxGroup], sl[kAttnWarps][kMaxGroup];
   __shared__ float sacc[kAttnWarps][kMaxGroup][EPL * 32];
@@ -291,7 +293,7 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
 #pragma unroll
     for (int e = 0; e < EPL; ++e) acc[g][e] = 0.0f;
   }
-  const HeadKv hk = RowHeadKv(kv[ri.slot], ri, kvh, hd, kvw, splits);
+  const HeadKv hk = RowHeadKv(kv[ri.slot], ri, kvh, hd, kvw, own_only);
   // Unrolled so the loads of the next positions are in flight while this one reduces.
 #pragma unroll 2
   for (int p = hk.begin + warp; p < hk.end; p += kAttnWarps) {
@@ -346,7 +348,7 @@ constexpr int kLaneWarps = 4;
 template <int EPL>
 __global__ void __launch_bounds__(kLaneWarps * 32)
     AttentionLanesKernel(const float* q, const DevRow* info, const DevKv* kv, int H, int Hkv,
-                         float* out, int splits, float* part_o, float* part_ml) {
+                         float* out, int splits, float* part_o, float* part_ml, bool own_only) {
   constexpr int HD = 32 * EPL;
   __shared__ float sq[kMaxGroup][HD];
   __shared__ float sm[kLaneWarps][kMaxGroup], sl[kLaneWarps][kMaxGroup];
@@ -361,7 +363,7 @@ __global__ void __launch_bounds__(kLaneWarps * 32)
   for (int i = threadIdx.x; i < G * HD; i += blockDim.x)
     sq[i / HD][i % HD] = q[r * qw + (kvh * G + i / HD) * HD + i % HD] * scale;
   __syncthreads();
-  const HeadKv hk = RowHeadKv(kv[ri.slot], ri, kvh, HD, kvw, splits);
+  const HeadKv hk = RowHeadKv(kv[ri.slot], ri, kvh, HD, kvw, own_only);
   const int p_begin = hk.begin, p_end = hk.end;
 
   float m[kMaxGroup], l[kMaxGroup], acc[kMaxGroup][EPL];
@@ -521,7 +523,7 @@ __device__ __forceinline__ void LoadWords(const uint16_t* p, uint32_t (&w)[NW]) 
 template <int HD, int NS, int NW>
 __global__ void __launch_bounds__(NW * 32)
     AttentionMmaKernel(const float* q, const DevRow* info, const DevKv* kv, int H, int Hkv,
-                       float* out, int splits, float* part_o, float* part_ml) {
+                       float* out, int splits, float* part_o, float* part_ml, bool own_only) {
   constexpr int kMmaWarps = NW;
   constexpr int KC = HD / 16;  // k-steps of Q.K^T
   constexpr int KQ = HD / 32;  // 16-byte pieces of a K row per lane
@@ -567,7 +569,7 @@ __global__ void __launch_bounds__(NW * 32)
       }
     }
   }
-  const HeadKv hk = RowHeadKv(kv[ri.slot], ri, kvh, HD, kvw, splits);
+  const HeadKv hk = RowHeadKv(kv[ri.slot], ri, kvh, HD, kvw, own_only);
   const int p_begin = hk.begin, p_end = hk.end;
 
   float m = -INFINITY, l = 0.0f;  // head g's running max and this lane's share of the sum
@@ -682,6 +684,227 @@ __global__ void __launch_bounds__(NW * 32)
   }
   __syncthreads();
   MergeWarpPartials<kMmaWarps, HD>(sm, sl, sacc, G, HD, kvh, r, H, splits, out, part_o, part_ml);
+}
+
+// The shared prompt prefix of decode attention for several rows at once (cascade attention): a
+// block takes one task (up to 16 / G rows whose slots share one prefix, task_rows[blockIdx.x]),
+// one KV head (blockIdx.y) and one position range of the prefix (blockIdx.z of gridDim.z), and
+// runs the rows' query heads together as the 16 M rows of m16n8k16 mma ops (M row m = query head
+// m % G of the task's row m / G). Each K/V position is read once per task instead of once per
+// row: the prefix costs the L2 16 / G times fewer bytes than in AttentionMmaKernel, which walks it
+// per row. f32 accuracy on the bf16 cache as there, with the bf16 remainder of Q and of P as a
+// second mma on the same B operand (not rows 8-15: those are queries here). Writes each (row,
+// head)'s unnormalised partial of its range at split index split0 + blockIdx.z for
+// AttentionCombineKernel; a range past the prefix (or a slot without one) writes m = -inf, l = 0.
+// Positions are split over the NW warps in 16-position sub-tiles; fragments as in
+// AttentionMmaKernel (K rows read as 16-byte pieces with Q's k order permuted to match, V
+// transposed into (position, position) pairs by byte permutes).
+template <int HD, int NW>
+__global__ void __launch_bounds__(NW * 32)
+    PrefixAttentionKernel(const float* q, const int32_t* task_rows, const DevRow* info,
+                          const DevKv* kv, int H, int Hkv, int split0, int splits, float* part_o,
+                          float* part_ml) {
+  constexpr int KC = HD / 16, KQ = HD / 32, DPL = HD / 8, VW = DPL / 2;
+  // Q's A fragments are the same for every warp: built once, read per k-step (lane-indexed, so
+  // conflict-free), which keeps them out of the registers the loads need.
+  __shared__ uint32_t sqa[2][KC][4][32];  // [hi, lo][k-step][fragment register][lane]
+  __shared__ float sm[NW][16], sl[NW][16];
+  __shared__ float sacc[NW][16][HD];
+  const int kvh = blockIdx.y;
+  const int G = H / Hkv, rw = 16 / G;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int g = lane >> 2, t = lane & 3;
+  const int32_t* trow = task_rows + static_cast<int64_t>(blockIdx.x) * kPrefixTaskRows;
+  const int64_t qw = static_cast<int64_t>(H) * HD, kvw = static_cast<int64_t>(Hkv) * HD;
+  // The query of M row m (nullptr: padding, scores 0 and never written).
+  auto query = [&](int m) -> const float* {
+    const int i = m / G;
+    const int r = i < rw ? trow[i] : -1;
+    return r < 0 ? nullptr : q + r * qw + static_cast<int64_t>(kvh * G + m % G) * HD;
+  };
+  {
+    const float scale = rsqrtf(static_cast<float>(HD));
+    const float* qr[2] = {query(g), query(g + 8)};
+    for (int c = warp; c < KQ; c += NW) {
+      float hi[2][8], lo[2][8];
+#pragma unroll
+      for (int a = 0; a < 2; ++a) {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          const float v = qr[a] ? qr[a][c * 32 + t * 8 + i] * scale : 0.0f;
+          hi[a][i] = RoundBf16(v);
+          lo[a][i] = v - hi[a][i];
+        }
+      }
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int kc = 2 * c + h;
+        sqa[0][kc][0][lane] = PackBf16x2(hi[0][4 * h], hi[0][4 * h + 1]);
+        sqa[0][kc][1][lane] = PackBf16x2(hi[1][4 * h], hi[1][4 * h + 1]);
+        sqa[0][kc][2][lane] = PackBf16x2(hi[0][4 * h + 2], hi[0][4 * h + 3]);
+        sqa[0][kc][3][lane] = PackBf16x2(hi[1][4 * h + 2], hi[1][4 * h + 3]);
+        sqa[1][kc][0][lane] = PackBf16x2(lo[0][4 * h], lo[0][4 * h + 1]);
+        sqa[1][kc][1][lane] = PackBf16x2(lo[1][4 * h], lo[1][4 * h + 1]);
+        sqa[1][kc][2][lane] = PackBf16x2(lo[0][4 * h + 2], lo[0][4 * h + 3]);
+        sqa[1][kc][3][lane] = PackBf16x2(lo[1][4 * h + 2], lo[1][4 * h + 3]);
+      }
+    }
+  }
+  __syncthreads();
+  const DevKv c = kv[info[trow[0]].slot];  // every task has a first row; all share c's prefix
+  const int zs = static_cast<int>(gridDim.z);
+  const int span = (c.plen + zs - 1) / zs;
+  const int p_begin = static_cast<int>(blockIdx.z) * span, p_end = min(c.plen, p_begin + span);
+  const uint16_t* kpre = c.kp + kvh * HD;
+  const uint16_t* vpre = c.vp + kvh * HD;
+
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // M rows g and g + 8
+  float acc[DPL][4];
+#pragma unroll
+  for (int s = 0; s < DPL; ++s) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[s][i] = 0.0f;
+  }
+  for (int base = p_begin + warp * 16; base < p_end; base += NW * 16) {
+    uint32_t kw[2][KQ][4];  // K rows base + 8j + g, dimensions 32 cq + 8 t + [0, 8)
+    uint32_t vw[4][VW];     // V rows base + {2t, 2t+1, 2t+8, 2t+9}, dimensions g DPL + [0, DPL)
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      int p = base + 8 * j + g;
+      p = p < p_end ? p : base;
+      const uint16_t* row = kpre + static_cast<int64_t>(p) * kvw + t * 8;
+#pragma unroll
+      for (int cq = 0; cq < KQ; ++cq) {
+        const uint4 v = *reinterpret_cast<const uint4*>(row + cq * 32);
+        kw[j][cq][0] = v.x;
+        kw[j][cq][1] = v.y;
+        kw[j][cq][2] = v.z;
+        kw[j][cq][3] = v.w;
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      int p = base + 2 * t + (i & 1) + 8 * (i >> 1);
+      p = p < p_end ? p : base;
+      LoadWords<VW>(vpre + static_cast<int64_t>(p) * kvw + g * DPL, vw[i]);
+    }
+    // sc[a][j][e] = S[M row g + 8a][position base + 8j + 2t + e].
+    float sc[2][2][2];
+    float tmax[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+      for (int kc = 0; kc < KC; ++kc) {
+        const uint32_t b0 = kw[j][kc >> 1][2 * (kc & 1)], b1 = kw[j][kc >> 1][2 * (kc & 1) + 1];
+#pragma unroll
+        for (int hl = 0; hl < 2; ++hl) {
+          MmaBf16(d, sqa[hl][kc][0][lane], sqa[hl][kc][1][lane], sqa[hl][kc][2][lane],
+                  sqa[hl][kc][3][lane], b0, b1);
+        }
+      }
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const bool valid = base + 8 * j + 2 * t + e < p_end;
+#pragma unroll
+        for (int a = 0; a < 2; ++a) {
+          sc[a][j][e] = valid ? d[2 * a + e] : -INFINITY;
+          tmax[a] = fmaxf(tmax[a], sc[a][j][e]);
+        }
+      }
+    }
+    float alpha[2];
+#pragma unroll
+    for (int a = 0; a < 2; ++a) {
+      tmax[a] = fmaxf(tmax[a], __shfl_xor_sync(0xffffffffu, tmax[a], 1));
+      tmax[a] = fmaxf(tmax[a], __shfl_xor_sync(0xffffffffu, tmax[a], 2));
+      const float mn = fmaxf(m[a], tmax[a]);  // finite: position `base` is valid
+      alpha[a] = expf(m[a] - mn);             // 0 on the first iteration (m = -inf)
+      m[a] = mn;
+      l[a] *= alpha[a];
+    }
+#pragma unroll
+    for (int s = 0; s < DPL; ++s) {
+      acc[s][0] *= alpha[0];
+      acc[s][1] *= alpha[0];
+      acc[s][2] *= alpha[1];
+      acc[s][3] *= alpha[1];
+    }
+    // A operand of P.V (k = position base + k): rows g / g + 8 are a = 0 / 1, k = 2t + e is j = 0
+    // and k = 8 + 2t + e is j = 1 of the score layout above.
+    float ph[2][2][2], pl[2][2][2];
+#pragma unroll
+    for (int a = 0; a < 2; ++a) {
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const float pr = expf(sc[a][j][e] - m[a]);
+          l[a] += pr;
+          ph[a][j][e] = RoundBf16(pr);
+          pl[a][j][e] = pr - ph[a][j][e];
+        }
+      }
+    }
+    const uint32_t h0 = PackBf16x2(ph[0][0][0], ph[0][0][1]),
+                   h1 = PackBf16x2(ph[1][0][0], ph[1][0][1]);
+    const uint32_t h2 = PackBf16x2(ph[0][1][0], ph[0][1][1]),
+                   h3 = PackBf16x2(ph[1][1][0], ph[1][1][1]);
+    const uint32_t l0 = PackBf16x2(pl[0][0][0], pl[0][0][1]),
+                   l1 = PackBf16x2(pl[1][0][0], pl[1][0][1]);
+    const uint32_t l2 = PackBf16x2(pl[0][1][0], pl[0][1][1]),
+                   l3 = PackBf16x2(pl[1][1][0], pl[1][1][1]);
+#pragma unroll
+    for (int s = 0; s < DPL; ++s) {
+      const uint32_t sel = (s & 1) ? 0x7632u : 0x5410u;
+      const uint32_t b0 = __byte_perm(vw[0][s >> 1], vw[1][s >> 1], sel);
+      const uint32_t b1 = __byte_perm(vw[2][s >> 1], vw[3][s >> 1], sel);
+      MmaBf16(acc[s], h0, h1, h2, h3, b0, b1);
+      MmaBf16(acc[s], l0, l1, l2, l3, b0, b1);
+    }
+  }
+#pragma unroll
+  for (int a = 0; a < 2; ++a) {
+    l[a] += __shfl_xor_sync(0xffffffffu, l[a], 1);
+    l[a] += __shfl_xor_sync(0xffffffffu, l[a], 2);
+  }
+  if (t == 0) {
+    sm[warp][g] = m[0];
+    sm[warp][g + 8] = m[1];
+    sl[warp][g] = l[0];
+    sl[warp][g + 8] = l[1];
+  }
+  // acc[s] = O[M row g (+8)][column 2t + e] of n-tile s: dimension (2t + e) DPL + s.
+#pragma unroll
+  for (int s = 0; s < DPL; ++s) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      sacc[warp][g][(2 * t + e) * DPL + s] = acc[s][e];
+      sacc[warp][g + 8][(2 * t + e) * DPL + s] = acc[s][2 + e];
+    }
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < 16 * HD; i += blockDim.x) {
+    const int mr = i / HD, d = i % HD, ti = mr / G;
+    const int r = ti < rw ? trow[ti] : -1;
+    if (r < 0) continue;
+    float mx = -INFINITY;
+    for (int w = 0; w < NW; ++w) mx = fmaxf(mx, sm[w][mr]);
+    float lsum = 0.0f, o = 0.0f;
+    for (int w = 0; w < NW; ++w) {
+      if (sm[w][mr] == -INFINITY) continue;
+      const float f = expf(sm[w][mr] - mx);
+      lsum += sl[w][mr] * f;
+      o += sacc[w][mr][d] * f;
+    }
+    const int64_t slot =
+        (static_cast<int64_t>(r) * H + kvh * G + mr % G) * splits + split0 + blockIdx.z;
+    part_o[slot * HD + d] = o;
+    if (d == 0) {
+      part_ml[2 * slot] = mx;
+      part_ml[2 * slot + 1] = lsum;
+    }
+  }
 }
 
 // Small-batch GEMM (M <= 16 rows): out[m, n] (+)= sum_k x[m, k] * w[n, k] with bf16 weights and f32
@@ -1116,23 +1339,34 @@ namespace {
 template <int HD>
 void LaunchMma(AttnKernel kernel, dim3 grid, cudaStream_t s, const float* q, const DevRow* info,
                const DevKv* kv, int H, int Hkv, float* out, int splits, float* part_o,
-               float* part_ml) {
+               float* part_ml, bool own_only) {
   if (kernel == AttnKernel::kMmaW8) {
     AttentionMmaKernel<HD, 1, 8>
-        <<<grid, 8 * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o, part_ml);
+        <<<grid, 8 * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o, part_ml, own_only);
   } else if (kernel == AttnKernel::kMmaNs2 && HD < 128) {
     AttentionMmaKernel<HD, 2, 4>
-        <<<grid, 4 * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o, part_ml);
+        <<<grid, 4 * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o, part_ml, own_only);
   } else {
     AttentionMmaKernel<HD, 1, 4>
-        <<<grid, 4 * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o, part_ml);
+        <<<grid, 4 * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o, part_ml, own_only);
   }
+}
+
+constexpr int kPrefixWarps = 4;
+template <int HD>
+void LaunchPrefix(const PrefixPlan& plan, cudaStream_t s, const float* q, const DevRow* info,
+                  const DevKv* kv, int H, int Hkv, int split0, int splits, float* part_o,
+                  float* part_ml) {
+  dim3 grid(static_cast<unsigned>(plan.tasks), static_cast<unsigned>(Hkv),
+            static_cast<unsigned>(plan.chunks));
+  PrefixAttentionKernel<HD, kPrefixWarps><<<grid, kPrefixWarps * 32, 0, s>>>(
+      q, plan.task_rows, info, kv, H, Hkv, split0, splits, part_o, part_ml);
 }
 }  // namespace
 
 void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const DevKv* kv, int H,
                      int Hkv, int hd, float* out, int splits, float* part_o, float* part_ml,
-                     cudaStream_t s, AttnKernel kernel) {
+                     cudaStream_t s, AttnKernel kernel, const PrefixPlan* prefix) {
   if (H % Hkv != 0 || H / Hkv > kMaxGroup || hd > 128 || hd % 2 != 0) {
     std::fprintf(
         stderr,
@@ -1141,7 +1375,18 @@ void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const Dev
         H, Hkv, hd, kMaxGroup);
     std::abort();
   }
+  const bool pow2 = hd == 32 || hd == 64 || hd == 128;
+  if (prefix != nullptr && (!pow2 || prefix->tasks < 1 || prefix->chunks < 1)) {
+    std::fprintf(stderr,
+                 "cuda backend: the shared-prefix attention needs head_dim 32, 64 or 128 and at "
+                 "least one task and chunk (head_dim %d, %d tasks, %d chunks)\n",
+                 hd, prefix ? prefix->tasks : 0, prefix ? prefix->chunks : 0);
+    std::abort();
+  }
   splits = splits < 1 ? 1 : splits;
+  // The own-position kernels take split indices [0, splits), the prefix ranges the ones after.
+  const int total = prefix ? splits + prefix->chunks : splits;
+  const bool own_only = prefix != nullptr;
   dim3 grid(static_cast<unsigned>(Hkv), static_cast<unsigned>(rows), static_cast<unsigned>(splits));
   if (kernel == AttnKernel::kAuto) {
     // TTC_ATTN_KERNEL=mma|mma-ns2|mma-w8|lanes|warp picks one for measurements; tensor cores
@@ -1157,42 +1402,51 @@ void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const Dev
     }();
     kernel = env;
   }
-  const bool pow2 = hd == 32 || hd == 64 || hd == 128;
   const bool mma =
       kernel == AttnKernel::kMma || kernel == AttnKernel::kMmaNs2 || kernel == AttnKernel::kMmaW8;
   if (mma && pow2) {
     if (hd == 32) {
-      LaunchMma<32>(kernel, grid, s, q, info, kv, H, Hkv, out, splits, part_o, part_ml);
+      LaunchMma<32>(kernel, grid, s, q, info, kv, H, Hkv, out, total, part_o, part_ml, own_only);
     } else if (hd == 64) {
-      LaunchMma<64>(kernel, grid, s, q, info, kv, H, Hkv, out, splits, part_o, part_ml);
+      LaunchMma<64>(kernel, grid, s, q, info, kv, H, Hkv, out, total, part_o, part_ml, own_only);
     } else {
-      LaunchMma<128>(kernel, grid, s, q, info, kv, H, Hkv, out, splits, part_o, part_ml);
+      LaunchMma<128>(kernel, grid, s, q, info, kv, H, Hkv, out, total, part_o, part_ml, own_only);
     }
   } else if (kernel != AttnKernel::kWarp && pow2) {
     if (hd == 32) {
-      AttentionLanesKernel<1>
-          <<<grid, kLaneWarps * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o, part_ml);
+      AttentionLanesKernel<1><<<grid, kLaneWarps * 32, 0, s>>>(q, info, kv, H, Hkv, out, total,
+                                                               part_o, part_ml, own_only);
     } else if (hd == 64) {
-      AttentionLanesKernel<2>
-          <<<grid, kLaneWarps * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o, part_ml);
+      AttentionLanesKernel<2><<<grid, kLaneWarps * 32, 0, s>>>(q, info, kv, H, Hkv, out, total,
+                                                               part_o, part_ml, own_only);
     } else {
-      AttentionLanesKernel<4>
-          <<<grid, kLaneWarps * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o, part_ml);
+      AttentionLanesKernel<4><<<grid, kLaneWarps * 32, 0, s>>>(q, info, kv, H, Hkv, out, total,
+                                                               part_o, part_ml, own_only);
     }
   } else if (hd <= 32) {
-    AttentionKernel<1>
-        <<<grid, kAttnWarps * 32, 0, s>>>(q, info, kv, H, Hkv, hd, out, splits, part_o, part_ml);
+    AttentionKernel<1><<<grid, kAttnWarps * 32, 0, s>>>(q, info, kv, H, Hkv, hd, out, total, part_o,
+                                                        part_ml, own_only);
   } else if (hd <= 64) {
-    AttentionKernel<2>
-        <<<grid, kAttnWarps * 32, 0, s>>>(q, info, kv, H, Hkv, hd, out, splits, part_o, part_ml);
+    AttentionKernel<2><<<grid, kAttnWarps * 32, 0, s>>>(q, info, kv, H, Hkv, hd, out, total, part_o,
+                                                        part_ml, own_only);
   } else {
-    AttentionKernel<4>
-        <<<grid, kAttnWarps * 32, 0, s>>>(q, info, kv, H, Hkv, hd, out, splits, part_o, part_ml);
+    AttentionKernel<4><<<grid, kAttnWarps * 32, 0, s>>>(q, info, kv, H, Hkv, hd, out, total, part_o,
+                                                        part_ml, own_only);
   }
   Check("attention");
-  if (splits > 1) {
+  if (prefix) {
+    if (hd == 32) {
+      LaunchPrefix<32>(*prefix, s, q, info, kv, H, Hkv, splits, total, part_o, part_ml);
+    } else if (hd == 64) {
+      LaunchPrefix<64>(*prefix, s, q, info, kv, H, Hkv, splits, total, part_o, part_ml);
+    } else {
+      LaunchPrefix<128>(*prefix, s, q, info, kv, H, Hkv, splits, total, part_o, part_ml);
+    }
+    Check("prefix attention");
+  }
+  if (total > 1) {
     AttentionCombineKernel<<<static_cast<unsigned>(rows * H), 128, 0, s>>>(part_o, part_ml, H, hd,
-                                                                           splits, out);
+                                                                           total, out);
     Check("attention combine");
   }
 }

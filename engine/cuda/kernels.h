@@ -86,10 +86,28 @@ void LaunchRopeAppend(const float* qkv, int64_t rows, const DevRow* info, const 
 // one position per lane, head_dim 32/64/128), kWarp (CUDA cores, lanes over head_dim, any even
 // head_dim <= 128; also the fallback of the others). All agree with a double-precision reference on
 // the bf16 cache to <= 2e-5 (tests/cuda/cuda_kernel_test.cc).
+//
+// With `prefix` (decode rows only; head_dim 32/64/128) the attention runs in two parts whose
+// partials the combine kernel merges (cascade attention): the kernel above walks only each row's
+// own positions [plen, pos] in `splits` ranges (split indices [0, splits)), and a tensor-core
+// kernel walks the shared prefixes [0, plen) for whole tasks of rows at once, each K/V position
+// read once per task instead of once per row, in prefix->chunks ranges (split indices
+// [splits, splits + chunks)). part_o / part_ml then hold rows*H*(splits + chunks) partials.
 enum class AttnKernel { kAuto, kMma, kMmaNs2, kMmaW8, kLanes, kWarp };
+// A task is up to PrefixRowsPerTask(H / Hkv) rows whose slots have the same prefix (DevKv kp, vp,
+// plen; slots without one can form tasks too: they write empty partials), as batch row indices in
+// task_rows[task * kPrefixTaskRows + i], -1 after the last; every task has at least one row.
+constexpr int kPrefixTaskRows = 16;
+constexpr int PrefixRowsPerTask(int group) { return kPrefixTaskRows / group; }
+struct PrefixPlan {
+  const int32_t* task_rows = nullptr;  // device
+  int tasks = 0;
+  int chunks = 1;  // position ranges per (task, KV head): separate blocks and partials
+};
 void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const DevKv* kv, int H,
                      int Hkv, int hd, float* out, int splits, float* part_o, float* part_ml,
-                     cudaStream_t s, AttnKernel kernel = AttnKernel::kAuto);
+                     cudaStream_t s, AttnKernel kernel = AttnKernel::kAuto,
+                     const PrefixPlan* prefix = nullptr);
 
 // Causal depthwise conv over `channels`, sequential in time per (sequence, channel); the input of
 // channel c is in[r * ld_in + col_base + c], or for MambaInLlama's repeated x (mil_n > 0)

@@ -3,7 +3,8 @@
 // - the decode-attention kernels (tensor-core mma and its two variants, lane-per-position,
 //   warp-per-position) against a double-precision reference on the same bf16 cache, over the shapes
 //   the real models use (head_dim 32/64/128, GQA groups 1-8), rows of several slots with and
-//   without a shared prompt prefix, contexts that end mid-tile, and split-KV;
+//   without a shared prompt prefix, contexts that end mid-tile, and split-KV, each also with the
+//   shared prefixes walked per task of rows (cascade, one and three prefix ranges);
 // - the small-batch matmul (LaunchGemv) against a double reference;
 // - the sampler's fast path against its general path (identical ids).
 // Skips with a visible message when no CUDA device is present (CI).
@@ -110,8 +111,10 @@ void CheckShape(const Shape& sh, uint32_t seed) {
   const size_t out_n = q.size();
   float *d_out = nullptr, *d_po = nullptr, *d_pml = nullptr;
   ASSERT_EQ(cudaMalloc(&d_out, out_n * 4), cudaSuccess);
-  ASSERT_EQ(cudaMalloc(&d_po, out_n * sh.splits * 4), cudaSuccess);
-  ASSERT_EQ(cudaMalloc(&d_pml, static_cast<size_t>(rows) * H * sh.splits * 2 * 4), cudaSuccess);
+  constexpr int kMaxChunks = 3;  // prefix ranges of the cascade runs below
+  const int max_parts = sh.splits + kMaxChunks;
+  ASSERT_EQ(cudaMalloc(&d_po, out_n * max_parts * 4), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&d_pml, static_cast<size_t>(rows) * H * max_parts * 2 * 4), cudaSuccess);
   to_free.insert(to_free.end(), {d_out, d_po, d_pml});
 
   // Reference in double on the same bf16 values.
@@ -149,10 +152,36 @@ void CheckShape(const Shape& sh, uint32_t seed) {
                                                             {cu::AttnKernel::kMmaW8, "mma-w8"},
                                                             {cu::AttnKernel::kLanes, "lanes"},
                                                             {cu::AttnKernel::kWarp, "warp"}};
+  // The cascade's tasks: rows grouped by prefix (A: 0-2, B: 3-4, none: 5) in tasks of at most
+  // PrefixRowsPerTask(G) rows (G = 8 splits prefix A over two tasks).
+  const int per_task = cu::PrefixRowsPerTask(G);
+  std::vector<int32_t> task_rows;
+  for (const std::vector<int32_t>& group : {std::vector<int32_t>{0, 1, 2}, {3, 4}, {5}}) {
+    for (size_t i = 0; i < group.size(); i += per_task) {
+      const size_t n = std::min(group.size() - i, static_cast<size_t>(per_task));
+      task_rows.insert(task_rows.end(), group.begin() + i, group.begin() + i + n);
+      task_rows.insert(task_rows.end(), cu::kPrefixTaskRows - n, -1);
+    }
+  }
+  int32_t* d_tasks = ToDevice(task_rows);
+  to_free.push_back(d_tasks);
+  const int tasks = static_cast<int>(task_rows.size()) / cu::kPrefixTaskRows;
+  struct Run {
+    cu::AttnKernel kernel;
+    std::string name;
+    int chunks;  // 0: no cascade
+  };
+  std::vector<Run> runs;
   for (const auto& [kernel, name] : kernels) {
+    runs.push_back({kernel, name, 0});
+    runs.push_back({kernel, std::string(name) + "+prefix", 1});
+  }
+  runs.push_back({cu::AttnKernel::kMma, "mma+prefix/3", kMaxChunks});
+  for (const auto& [kernel, name, chunks] : runs) {
     ASSERT_EQ(cudaMemset(d_out, 0xff, out_n * 4), cudaSuccess);  // NaN until written
+    const cu::PrefixPlan plan{d_tasks, tasks, std::max(1, chunks)};
     cu::LaunchAttention(d_q, rows, d_info, d_kv, H, Hkv, hd, d_out, sh.splits, d_po, d_pml, nullptr,
-                        kernel);
+                        kernel, chunks > 0 ? &plan : nullptr);
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << name;
     std::vector<float> got(out_n);
     ASSERT_EQ(cudaMemcpy(got.data(), d_out, out_n * 4, cudaMemcpyDeviceToHost), cudaSuccess);
@@ -164,8 +193,8 @@ void CheckShape(const Shape& sh, uint32_t seed) {
     // f32 accumulation over <= 701 positions of O(1) terms: ~1e-6; the bound leaves room for the
     // order of summation but catches any wrong position, head or dimension (errors ~0.1-1).
     EXPECT_LT(worst, 2e-4) << name;
-    std::printf("[cuda] attention %s head_dim %d heads %d/%d splits %d: max |err| %.3g\n", name, hd,
-                H, Hkv, sh.splits, worst);
+    std::printf("[cuda] attention %s head_dim %d heads %d/%d splits %d: max |err| %.3g\n",
+                name.c_str(), hd, H, Hkv, sh.splits, worst);
   }
   for (void* p : to_free) cudaFree(p);
 }

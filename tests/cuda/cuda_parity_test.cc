@@ -207,6 +207,70 @@ TEST_P(CudaFamily, BatchedDecodeEqualsSingle) {
   std::cout << "[cuda] " << GetParam() << ": batched vs single max diff " << worst << "\n";
 }
 
+// Two prompts forked into 6 and 3 slots and decoded together: the shared prefixes walked once per
+// task of rows (cascade attention, the default for such batches) give the logits of every row
+// walking its prefix itself (TTC_CUDA_CASCADE=0). Both are f32-accurate on the same bf16 cache;
+// like BatchedDecodeEqualsSingle the bound is kBf16Tol because a last-bit difference can flip a
+// later bf16 K/V rounding.
+TEST_P(CudaFamily, CascadeAttentionEqualsPerRowWalk) {
+  const auto dir = testing::GoldenModel(GetParam());
+  LOAD_CUDA_OR_SKIP(cascade, dir);
+  ::setenv("TTC_CUDA_CASCADE", "0", 1);
+  auto per_row = LoadCuda(dir);
+  ::unsetenv("TTC_CUDA_CASCADE");
+  ASSERT_TRUE(per_row.ok()) << per_row.status().ToString();
+  const int64_t V = (*cascade)->config().vocab_size;
+  const std::vector<std::vector<int32_t>> prompts = {{1, 5, 9, 30, 7, 2, 11, 40, 3},
+                                                     {4, 8, 15, 16, 23, 42, 6, 1, 2, 9, 12, 5}};
+  const std::vector<int> forks = {6, 3};
+  constexpr int kSteps = 8;
+  auto run = [&](engine::Model& model) {
+    const int rows = forks[0] + forks[1];
+    auto state = model.NewState(rows + 2);
+    EXPECT_TRUE(state.ok());
+    std::vector<int> slot_prompt;
+    for (int p = 0; p < 2; ++p) {
+      const int src = rows + p;
+      const int64_t L = static_cast<int64_t>(prompts[p].size());
+      EXPECT_TRUE(
+          model.Forward(state->get(), BatchLayout{{{src, 0, L}}}, prompts[p], {}, nullptr).ok());
+      for (int f = 0; f < forks[p]; ++f) {
+        (*state)->CopySlot(src, static_cast<int>(slot_prompt.size()));
+        slot_prompt.push_back(p);
+      }
+    }
+    std::vector<float> all, logits;
+    for (int step = 0; step < kSteps; ++step) {
+      BatchLayout bl;
+      std::vector<int32_t> toks;
+      std::vector<int64_t> out_rows;
+      for (int b = 0; b < rows; ++b) {
+        const int64_t L = static_cast<int64_t>(prompts[slot_prompt[b]].size());
+        bl.seqs.push_back({b, L + step, 1});
+        toks.push_back(static_cast<int32_t>((b * 37 + step * 11 + 3) % V));
+        out_rows.push_back(b);
+      }
+      EXPECT_TRUE(model.Forward(state->get(), bl, toks, out_rows, &logits).ok());
+      all.insert(all.end(), logits.begin(), logits.end());
+    }
+    return all;
+  };
+  const auto a = run(**cascade), b = run(**per_row);
+  ASSERT_EQ(a.size(), b.size());
+  const float worst = testing::MaxAbsDiff(a.data(), b.data(), a.size());
+  EXPECT_LE(worst, kBf16Tol) << GetParam();
+#ifdef TTC_HAVE_CUDA_BACKEND
+  const auto on = engine::GetCudaGraphCounts((*cascade)->backend());
+  const auto off = engine::GetCudaGraphCounts((*per_row)->backend());
+  if ((*cascade)->config().num_layers_of(engine::MixerKind::kAttention) > 0) {
+    EXPECT_GT(on.cascades, 0) << GetParam();
+  }
+  EXPECT_EQ(off.cascades, 0) << GetParam();
+  std::cout << "[cuda] " << GetParam() << ": cascade vs per-row prefix walk max diff " << worst
+            << " (" << on.cascades << " cascaded attention ops)\n";
+#endif
+}
+
 // Decode steps replayed from CUDA graphs give the same samples as the same generate run eagerly
 // (TTC_CUDA_GRAPHS=0): the replayed steps read each step's ids, positions, KV descriptors and RNG
 // keys from the uploads made before the launch, not the values of the step they were recorded in.
