@@ -883,6 +883,7 @@ class CudaBackend final : public Backend {
   // recordings are kept (a generate's batch shrinks as samples finish, and each size is a shape).
   void BeginForward(StateCache* state, const BatchLayout& batch, const SamplingParams* sample,
                     int64_t draws) override {
+    ++forwards_;
     mem_->EndStep();
     graph_ = nullptr;
     ops_ = 0;
@@ -971,10 +972,18 @@ class CudaBackend final : public Backend {
     const bool pow2 = hd == 32 || hd == 64 || hd == 128;
     int tasks = 0;
     if (cascade_on_ && pow2 && G <= cuda::kPrefixTaskRows && DecodeOnly(batch)) {
-      tasks = PrefixTasks(*st, batch, cuda::PrefixRowsPerTask(G), &task_rows_);
-      if (2 * static_cast<int64_t>(tasks) > M) tasks = 0;
-      for (const auto& r : rows)  // the prefix kernel walks whole prefixes
-        if (r.pos + 1 < st->PrefixLen(r.slot)) tasks = 0;
+      // The same for every attention layer of a forward: planned by its first one.
+      if (task_plan_.forward != forwards_ ||
+          task_plan_.rows_per_task != cuda::PrefixRowsPerTask(G)) {
+        task_plan_.forward = forwards_;
+        task_plan_.rows_per_task = cuda::PrefixRowsPerTask(G);
+        int n = PrefixTasks(*st, batch, task_plan_.rows_per_task, &task_rows_);
+        if (2 * static_cast<int64_t>(n) > M) n = 0;
+        for (const auto& r : rows)  // the prefix kernel walks whole prefixes
+          if (r.pos + 1 < st->PrefixLen(r.slot)) n = 0;
+        task_plan_.tasks = n;
+      }
+      tasks = task_plan_.tasks;
     }
     const int32_t* d_tasks = tasks > 0 ? tasks_.Put(task_rows_, Up()) : nullptr;
     if (Replaying()) return;
@@ -1534,6 +1543,12 @@ class CudaBackend final : public Backend {
   UploadCache<cuda::DevSampleKey> keys_;
   UploadCache<int32_t> tasks_;
   std::vector<int32_t> task_rows_;  // host image of the cascade's tasks (PrefixTasks)
+  struct {
+    uint64_t forward = 0;  // forwards_ when planned
+    int rows_per_task = 0;
+    int tasks = 0;  // 0: no cascade in this forward
+  } task_plan_;
+  uint64_t forwards_ = 0;  // BeginForward calls
   std::unique_ptr<OpProfiler> prof_;
   std::unique_ptr<StepMemory> mem_;
   static constexpr size_t kBlasWorkspace = size_t{32} << 20;

@@ -696,10 +696,10 @@ __global__ void __launch_bounds__(NW * 32)
 // second mma on the same B operand (not rows 8-15: those are queries here). Writes each (row,
 // head)'s unnormalised partial of its range at split index split0 + blockIdx.z for
 // AttentionCombineKernel; a range past the prefix (or a slot without one) writes m = -inf, l = 0.
-// Positions are split over the NW warps in 16-position sub-tiles; fragments as in
-// AttentionMmaKernel (K rows read as 16-byte pieces with Q's k order permuted to match, V
+// Positions are split over the NW warps, NS 16-position sub-tiles per warp iteration; fragments as
+// in AttentionMmaKernel (K rows read as 16-byte pieces with Q's k order permuted to match, V
 // transposed into (position, position) pairs by byte permutes).
-template <int HD, int NW>
+template <int HD, int NS, int NW>
 __global__ void __launch_bounds__(NW * 32)
     PrefixAttentionKernel(const float* q, const int32_t* task_rows, const DevRow* info,
                           const DevKv* kv, int H, int Hkv, int split0, int splits, float* part_o,
@@ -765,51 +765,60 @@ __global__ void __launch_bounds__(NW * 32)
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[s][i] = 0.0f;
   }
-  for (int base = p_begin + warp * 16; base < p_end; base += NW * 16) {
-    uint32_t kw[2][KQ][4];  // K rows base + 8j + g, dimensions 32 cq + 8 t + [0, 8)
-    uint32_t vw[4][VW];     // V rows base + {2t, 2t+1, 2t+8, 2t+9}, dimensions g DPL + [0, DPL)
+  constexpr int kStep = 16 * NS;
+  for (int base = p_begin + warp * kStep; base < p_end; base += NW * kStep) {
+    // Every load of the iteration is issued before any is used.
+    uint32_t kw[NS][2][KQ][4];  // K rows base + 16u + 8j + g, dimensions 32 cq + 8 t + [0, 8)
+    uint32_t vw[NS][4][VW];     // V rows base + 16u + {2t, 2t+1, 2t+8, 2t+9}, dims g DPL + [0, DPL)
 #pragma unroll
-    for (int j = 0; j < 2; ++j) {
-      int p = base + 8 * j + g;
-      p = p < p_end ? p : base;
-      const uint16_t* row = kpre + static_cast<int64_t>(p) * kvw + t * 8;
+    for (int u = 0; u < NS; ++u) {
 #pragma unroll
-      for (int cq = 0; cq < KQ; ++cq) {
-        const uint4 v = *reinterpret_cast<const uint4*>(row + cq * 32);
-        kw[j][cq][0] = v.x;
-        kw[j][cq][1] = v.y;
-        kw[j][cq][2] = v.z;
-        kw[j][cq][3] = v.w;
-      }
-    }
+      for (int j = 0; j < 2; ++j) {
+        int p = base + 16 * u + 8 * j + g;
+        p = p < p_end ? p : base;
+        const uint16_t* row = kpre + static_cast<int64_t>(p) * kvw + t * 8;
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      int p = base + 2 * t + (i & 1) + 8 * (i >> 1);
-      p = p < p_end ? p : base;
-      LoadWords<VW>(vpre + static_cast<int64_t>(p) * kvw + g * DPL, vw[i]);
-    }
-    // sc[a][j][e] = S[M row g + 8a][position base + 8j + 2t + e].
-    float sc[2][2][2];
-    float tmax[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int j = 0; j < 2; ++j) {
-      float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-      for (int kc = 0; kc < KC; ++kc) {
-        const uint32_t b0 = kw[j][kc >> 1][2 * (kc & 1)], b1 = kw[j][kc >> 1][2 * (kc & 1) + 1];
-#pragma unroll
-        for (int hl = 0; hl < 2; ++hl) {
-          MmaBf16(d, sqa[hl][kc][0][lane], sqa[hl][kc][1][lane], sqa[hl][kc][2][lane],
-                  sqa[hl][kc][3][lane], b0, b1);
+        for (int cq = 0; cq < KQ; ++cq) {
+          const uint4 v = *reinterpret_cast<const uint4*>(row + cq * 32);
+          kw[u][j][cq][0] = v.x;
+          kw[u][j][cq][1] = v.y;
+          kw[u][j][cq][2] = v.z;
+          kw[u][j][cq][3] = v.w;
         }
       }
 #pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const bool valid = base + 8 * j + 2 * t + e < p_end;
+      for (int i = 0; i < 4; ++i) {
+        int p = base + 16 * u + 2 * t + (i & 1) + 8 * (i >> 1);
+        p = p < p_end ? p : base;
+        LoadWords<VW>(vpre + static_cast<int64_t>(p) * kvw + g * DPL, vw[u][i]);
+      }
+    }
+    // sc[u][a][j][e] = S[M row g + 8a][position base + 16u + 8j + 2t + e].
+    float sc[NS][2][2][2];
+    float tmax[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-        for (int a = 0; a < 2; ++a) {
-          sc[a][j][e] = valid ? d[2 * a + e] : -INFINITY;
-          tmax[a] = fmaxf(tmax[a], sc[a][j][e]);
+    for (int u = 0; u < NS; ++u) {
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+        for (int kc = 0; kc < KC; ++kc) {
+          const uint32_t b0 = kw[u][j][kc >> 1][2 * (kc & 1)];
+          const uint32_t b1 = kw[u][j][kc >> 1][2 * (kc & 1) + 1];
+#pragma unroll
+          for (int hl = 0; hl < 2; ++hl) {
+            MmaBf16(d, sqa[hl][kc][0][lane], sqa[hl][kc][1][lane], sqa[hl][kc][2][lane],
+                    sqa[hl][kc][3][lane], b0, b1);
+          }
+        }
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const bool valid = base + 16 * u + 8 * j + 2 * t + e < p_end;
+#pragma unroll
+          for (int a = 0; a < 2; ++a) {
+            sc[u][a][j][e] = valid ? d[2 * a + e] : -INFINITY;
+            tmax[a] = fmaxf(tmax[a], sc[u][a][j][e]);
+          }
         }
       }
     }
@@ -830,37 +839,40 @@ __global__ void __launch_bounds__(NW * 32)
       acc[s][2] *= alpha[1];
       acc[s][3] *= alpha[1];
     }
-    // A operand of P.V (k = position base + k): rows g / g + 8 are a = 0 / 1, k = 2t + e is j = 0
-    // and k = 8 + 2t + e is j = 1 of the score layout above.
-    float ph[2][2][2], pl[2][2][2];
 #pragma unroll
-    for (int a = 0; a < 2; ++a) {
+    for (int u = 0; u < NS; ++u) {
+      // A operand of P.V (k = position base + 16u + k): rows g / g + 8 are a = 0 / 1, k = 2t + e
+      // is j = 0 and k = 8 + 2t + e is j = 1 of the score layout above.
+      float ph[2][2][2], pl[2][2][2];
 #pragma unroll
-      for (int j = 0; j < 2; ++j) {
+      for (int a = 0; a < 2; ++a) {
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const float pr = expf(sc[a][j][e] - m[a]);
-          l[a] += pr;
-          ph[a][j][e] = RoundBf16(pr);
-          pl[a][j][e] = pr - ph[a][j][e];
+        for (int j = 0; j < 2; ++j) {
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const float pr = expf(sc[u][a][j][e] - m[a]);
+            l[a] += pr;
+            ph[a][j][e] = RoundBf16(pr);
+            pl[a][j][e] = pr - ph[a][j][e];
+          }
         }
       }
-    }
-    const uint32_t h0 = PackBf16x2(ph[0][0][0], ph[0][0][1]),
-                   h1 = PackBf16x2(ph[1][0][0], ph[1][0][1]);
-    const uint32_t h2 = PackBf16x2(ph[0][1][0], ph[0][1][1]),
-                   h3 = PackBf16x2(ph[1][1][0], ph[1][1][1]);
-    const uint32_t l0 = PackBf16x2(pl[0][0][0], pl[0][0][1]),
-                   l1 = PackBf16x2(pl[1][0][0], pl[1][0][1]);
-    const uint32_t l2 = PackBf16x2(pl[0][1][0], pl[0][1][1]),
-                   l3 = PackBf16x2(pl[1][1][0], pl[1][1][1]);
+      const uint32_t h0 = PackBf16x2(ph[0][0][0], ph[0][0][1]);
+      const uint32_t h1 = PackBf16x2(ph[1][0][0], ph[1][0][1]);
+      const uint32_t h2 = PackBf16x2(ph[0][1][0], ph[0][1][1]);
+      const uint32_t h3 = PackBf16x2(ph[1][1][0], ph[1][1][1]);
+      const uint32_t l0 = PackBf16x2(pl[0][0][0], pl[0][0][1]);
+      const uint32_t l1 = PackBf16x2(pl[1][0][0], pl[1][0][1]);
+      const uint32_t l2 = PackBf16x2(pl[0][1][0], pl[0][1][1]);
+      const uint32_t l3 = PackBf16x2(pl[1][1][0], pl[1][1][1]);
 #pragma unroll
-    for (int s = 0; s < DPL; ++s) {
-      const uint32_t sel = (s & 1) ? 0x7632u : 0x5410u;
-      const uint32_t b0 = __byte_perm(vw[0][s >> 1], vw[1][s >> 1], sel);
-      const uint32_t b1 = __byte_perm(vw[2][s >> 1], vw[3][s >> 1], sel);
-      MmaBf16(acc[s], h0, h1, h2, h3, b0, b1);
-      MmaBf16(acc[s], l0, l1, l2, l3, b0, b1);
+      for (int s = 0; s < DPL; ++s) {
+        const uint32_t sel = (s & 1) ? 0x7632u : 0x5410u;
+        const uint32_t b0 = __byte_perm(vw[u][0][s >> 1], vw[u][1][s >> 1], sel);
+        const uint32_t b1 = __byte_perm(vw[u][2][s >> 1], vw[u][3][s >> 1], sel);
+        MmaBf16(acc[s], h0, h1, h2, h3, b0, b1);
+        MmaBf16(acc[s], l0, l1, l2, l3, b0, b1);
+      }
     }
   }
 #pragma unroll
@@ -1352,15 +1364,31 @@ void LaunchMma(AttnKernel kernel, dim3 grid, cudaStream_t s, const float* q, con
   }
 }
 
-constexpr int kPrefixWarps = 4;
+// The prefix kernel's variants (TTC_PREFIX_KERNEL=ns2|w8 for measurements): by default one
+// 16-position sub-tile per warp iteration and four warps per block.
 template <int HD>
 void LaunchPrefix(const PrefixPlan& plan, cudaStream_t s, const float* q, const DevRow* info,
                   const DevKv* kv, int H, int Hkv, int split0, int splits, float* part_o,
                   float* part_ml) {
+  static const int variant = [] {
+    const char* e = std::getenv("TTC_PREFIX_KERNEL");
+    if (e == nullptr) return 0;
+    if (std::strcmp(e, "ns2") == 0) return 1;
+    if (std::strcmp(e, "w8") == 0) return 2;
+    return 0;
+  }();
   dim3 grid(static_cast<unsigned>(plan.tasks), static_cast<unsigned>(Hkv),
             static_cast<unsigned>(plan.chunks));
-  PrefixAttentionKernel<HD, kPrefixWarps><<<grid, kPrefixWarps * 32, 0, s>>>(
-      q, plan.task_rows, info, kv, H, Hkv, split0, splits, part_o, part_ml);
+  if (variant == 1) {
+    PrefixAttentionKernel<HD, 2, 4><<<grid, 4 * 32, 0, s>>>(q, plan.task_rows, info, kv, H, Hkv,
+                                                            split0, splits, part_o, part_ml);
+  } else if (variant == 2 && HD < 128) {  // (eight warps' partials of head_dim 128: 64 KiB)
+    PrefixAttentionKernel<(HD < 128 ? HD : 64), 1, 8><<<grid, 8 * 32, 0, s>>>(
+        q, plan.task_rows, info, kv, H, Hkv, split0, splits, part_o, part_ml);
+  } else {
+    PrefixAttentionKernel<HD, 1, 4><<<grid, 4 * 32, 0, s>>>(q, plan.task_rows, info, kv, H, Hkv,
+                                                            split0, splits, part_o, part_ml);
+  }
 }
 }  // namespace
 
