@@ -87,7 +87,9 @@ void LaunchRopeAppend(const float* qkv, int64_t rows, const DevRow* info, const 
 // head_dim <= 128; also the fallback of the others). All agree with a double-precision reference on
 // the bf16 cache to <= 2e-5 (tests/cuda/cuda_kernel_test.cc).
 //
-// With `prefix` (decode rows only; head_dim 32/64/128) the attention runs in two parts whose
+// With `prefix` (decode rows only; head_dim 32/64/128; the backend passes one only with
+// TTC_CUDA_CASCADE=1: measured slower than the per-row walk at the real shapes, see
+// docs/perf/cuda.md call M) the attention runs in two parts whose
 // partials the combine kernel merges (cascade attention): the kernel above walks only each row's
 // own positions [plen, pos] in `splits` ranges (split indices [0, splits)), and a tensor-core
 // kernel walks the shared prefixes [0, plen) for whole tasks of rows at once, each K/V position

@@ -208,17 +208,17 @@ TEST_P(CudaFamily, BatchedDecodeEqualsSingle) {
 }
 
 // Two prompts forked into 6 and 3 slots and decoded together: the shared prefixes walked once per
-// task of rows (cascade attention, the default for such batches) give the logits of every row
-// walking its prefix itself (TTC_CUDA_CASCADE=0). Both are f32-accurate on the same bf16 cache;
+// task of rows (cascade attention, TTC_CUDA_CASCADE=1) give the logits of every row walking its
+// prefix itself (the default). Both are f32-accurate on the same bf16 cache;
 // like BatchedDecodeEqualsSingle the bound is kBf16Tol because a last-bit difference can flip a
 // later bf16 K/V rounding.
 TEST_P(CudaFamily, CascadeAttentionEqualsPerRowWalk) {
   const auto dir = testing::GoldenModel(GetParam());
-  LOAD_CUDA_OR_SKIP(cascade, dir);
-  ::setenv("TTC_CUDA_CASCADE", "0", 1);
-  auto per_row = LoadCuda(dir);
+  LOAD_CUDA_OR_SKIP(per_row, dir);
+  ::setenv("TTC_CUDA_CASCADE", "1", 1);
+  auto cascade = LoadCuda(dir);
   ::unsetenv("TTC_CUDA_CASCADE");
-  ASSERT_TRUE(per_row.ok()) << per_row.status().ToString();
+  ASSERT_TRUE(cascade.ok()) << cascade.status().ToString();
   const int64_t V = (*cascade)->config().vocab_size;
   const std::vector<std::vector<int32_t>> prompts = {{1, 5, 9, 30, 7, 2, 11, 40, 3},
                                                      {4, 8, 15, 16, 23, 42, 6, 1, 2, 9, 12, 5}};
