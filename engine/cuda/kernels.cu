@@ -520,8 +520,14 @@ __device__ __forceinline__ void LoadWords(const uint16_t* p, uint32_t (&w)[NW]) 
 // and for P.V a lane reads DPL contiguous dimensions of four V rows, transposed into (position,
 // position) pairs by byte permutes; output tile s column g is dimension g * DPL + s.
 // NS 16-position sub-tiles per warp iteration (loads in flight vs registers), NW warps per block.
+// The default four-warp variant is held to the register count that gives 3 (head_dim 128), 4 (64)
+// or 8 (32) resident blocks per SM: the own-range parameter pushed head_dim 128 from 168 to 176
+// registers, 2 blocks per SM, and Llama-3B B=512 7 % slower (calls K -> N).
 template <int HD, int NS, int NW>
-__global__ void __launch_bounds__(NW * 32)
+__global__ void __launch_bounds__(NW * 32, NW == 4 && NS == 1 ? (HD == 128  ? 3
+                                                                 : HD == 64 ? 4
+                                                                            : 8)
+                                                              : 1)
     AttentionMmaKernel(const float* q, const DevRow* info, const DevKv* kv, int H, int Hkv,
                        float* out, int splits, float* part_o, float* part_ml, bool own_only) {
   constexpr int kMmaWarps = NW;
