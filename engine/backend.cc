@@ -42,6 +42,26 @@ void Backend::SampleRows(const Activation& logits, const SamplingParams& params,
   }
 }
 
+void Backend::SampleRowsAsync(const Activation& logits, const SamplingParams& params,
+                              std::span<const SampleKey> keys) {
+  last_draws_.assign(keys.size(), 0);
+  SampleRows(logits, params, keys, last_draws_);
+  pending_draws_.push_back(last_draws_);
+}
+
+void Backend::CollectDraws(std::span<int32_t> out) {
+  // Model::CollectSample checks that a call is pending and that out has its size.
+  std::copy(pending_draws_.front().begin(), pending_draws_.front().end(), out.begin());
+  pending_draws_.pop_front();
+}
+
+void Backend::EmbedDraws(const Weight& table, std::span<const int64_t> draw_rows, Activation* out) {
+  std::vector<int32_t> ids(draw_rows.size());
+  for (size_t r = 0; r < draw_rows.size(); ++r)
+    ids[r] = last_draws_[static_cast<size_t>(draw_rows[r])];
+  Embed(table, ids, out);
+}
+
 Result<std::unique_ptr<Backend>> CreateBackend(const BackendOptions& options) {
   switch (options.kind) {
     case BackendKind::kCpu:

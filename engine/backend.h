@@ -24,6 +24,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
 #include <string>
@@ -203,15 +204,34 @@ class Backend {
   virtual void SampleRows(const Activation& logits, const SamplingParams& params,
                           std::span<const SampleKey> keys, std::span<int32_t> out);
 
+  // Pipelined decoding (Model::ForwardSampleAsync): the same draws as SampleRows, but not waited
+  // for. They stay readable as the next forward's tokens (EmbedDraws) and are returned by
+  // CollectDraws, oldest call first; at most kMaxPendingDraws calls are uncollected at a time.
+  // A device backend overrides the three so that a decode step is launched while the previous
+  // one still runs (no host sync between steps); the defaults run SampleRows at once and keep
+  // the ids on the host.
+  static constexpr int kMaxPendingDraws = 2;
+  virtual void SampleRowsAsync(const Activation& logits, const SamplingParams& params,
+                               std::span<const SampleKey> keys);
+  virtual void CollectDraws(std::span<int32_t> out);
+  // out[r] = the embedding of the last SampleRowsAsync call's draw draw_rows[r].
+  virtual void EmbedDraws(const Weight& table, std::span<const int64_t> draw_rows, Activation* out);
+  // Whether Generate should pipeline its decode steps by default: true where launching a step
+  // costs host time that can overlap the previous step (a GPU); false on the CPU, where a
+  // pipelined step is computed for the samples that stopped one step earlier for nothing.
+  virtual bool PrefersPipelinedDecode() const { return false; }
+
   // Called by the model before the ops of every forward, after validation. `sample` is the
   // sampling of the SampleRows call that will end the forward (`draws` draws), or null when the
-  // logits go to the host. A backend may record the ops of a decode forward (every sequence one
-  // token) that ends in SampleRows and replay that recording (a CUDA graph) for later forwards of
-  // the same shape; the model still calls every op in the same order, so that the backend can
-  // upload each step's inputs (token ids, positions, RNG keys) before the replay. Default: nothing.
+  // logits go to the host; `tokens_from_draws`: the forward embeds the previous draws
+  // (EmbedDraws) instead of host ids (Embed). A backend may record the ops of a decode forward
+  // (every sequence one token) that ends in SampleRows and replay that recording (a CUDA graph)
+  // for later forwards of the same shape; the model still calls every op in the same order, so
+  // that the backend can upload each step's inputs (token ids, positions, RNG keys) before the
+  // replay. Default: nothing.
   virtual void BeginForward(StateCache* state, const BatchLayout& batch,
-                            const SamplingParams* sample, int64_t draws) {
-    (void)state, (void)batch, (void)sample, (void)draws;
+                            const SamplingParams* sample, int64_t draws, bool tokens_from_draws) {
+    (void)state, (void)batch, (void)sample, (void)draws, (void)tokens_from_draws;
   }
 
   // Memory planning: the largest number of sequences that fit in the memory free now when `prompts`
@@ -230,6 +250,9 @@ class Backend {
   // decode steps instead of reallocated for every step.
   std::vector<float> sample_host_;
   std::vector<SamplerScratch> sample_scratch_;
+  // The default pipelined sampling's draws: uncollected calls, oldest first, and the last call's.
+  std::deque<std::vector<int32_t>> pending_draws_;
+  std::vector<int32_t> last_draws_;
 };
 
 enum class BackendKind { kCpu, kCuda };

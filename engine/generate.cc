@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "engine/tokenizer.h"
@@ -22,9 +24,17 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
 struct Live {
   size_t result;  // index into GenerateResult::samples
   int slot;
-  int32_t last_token;
-  int64_t pos;  // position of last_token
+  int32_t last_token;  // the last collected draw (the next token when nothing is in flight)
+  int64_t pos;         // position of the next token fed
   uint64_t seed;
+  int inflight = 0;  // launched draws not collected yet
+  int64_t row = 0;   // its row in the last launched step (its token there, when inflight > 0)
+};
+
+// A launched decode step whose draws are not collected yet.
+struct Flight {
+  std::vector<size_t> results;  // per row
+  Clock::time_point t0;
 };
 
 }  // namespace
@@ -120,51 +130,105 @@ Result<GenerateResult> Generate(Model& model, const GenerateRequest& req) {
     }
   }
 
-  // Decode all live samples in lockstep.
+  // Decode all live samples in lockstep. A step is launched for every sample that may go on, then
+  // the oldest step in flight is collected: at once (not pipelined), or once the next step is
+  // launched too (pipelined: its tokens are the draws still on the backend).
+  const bool pipelined =
+      req.pipeline == DecodePipeline::kOn ||
+      (req.pipeline == DecodePipeline::kAuto && model.backend().PrefersPipelinedDecode());
   const auto decode_start = Clock::now();
+  auto last_collect = decode_start;
+  std::deque<Flight> flights;
   std::vector<int32_t> tokens;
-  std::vector<int64_t> rows;
-  while (!live.empty()) {
-    const auto t0 = Clock::now();
-    const int64_t B = static_cast<int64_t>(live.size());
+  std::vector<int64_t> rows, prev;
+  // Leaves no draws pending in the model when the loop ends early.
+  auto fail = [&](Status st) -> Status {
+    for (; !flights.empty(); flights.pop_front()) {
+      sampled.resize(flights.front().results.size());
+      (void)model.CollectSample(sampled);
+    }
+    return st;
+  };
+  while (true) {
+    // Launch: samples with a draw in flight take it as their token (pipelined: all of them after
+    // the first step), the others their last collected draw.
     BatchLayout batch;
-    batch.seqs.reserve(live.size());
-    tokens.resize(live.size());
-    rows.resize(live.size());
+    Flight f;
+    f.t0 = Clock::now();
+    tokens.clear();
+    prev.clear();
+    keys.clear();
+    std::vector<size_t> launched;  // live indices, per row
     for (size_t i = 0; i < live.size(); ++i) {
-      batch.seqs.push_back({live[i].slot, live[i].pos, 1});
-      tokens[i] = live[i].last_token;
-      rows[i] = static_cast<int64_t>(i);
-    }
-    keys.resize(live.size());
-    for (size_t i = 0; i < live.size(); ++i) {
-      const SampleResult& s = result.samples[live[i].result];
+      const Live& l = live[i];
+      const SampleResult& s = result.samples[l.result];
+      const int64_t drawn = static_cast<int64_t>(s.tokens.size()) + l.inflight;
+      if (drawn >= req.max_new_tokens) continue;  // its pending draw is its last
+      launched.push_back(i);
+      batch.seqs.push_back({l.slot, l.pos, 1});
+      if (l.inflight > 0) {
+        prev.push_back(l.row);
+      } else {
+        tokens.push_back(l.last_token);
+      }
       // The step is the number of tokens drawn so far (a stop token is never followed).
-      keys[i] = {live[i].seed, static_cast<uint64_t>(s.sample_index), s.tokens.size()};
+      keys.push_back({l.seed, static_cast<uint64_t>(s.sample_index), static_cast<uint64_t>(drawn)});
+      f.results.push_back(l.result);
     }
-    sampled.resize(live.size());
-    TTC_RETURN_IF_ERROR(
-        model.ForwardSample(state.get(), batch, tokens, rows, req.sampling, keys, sampled));
-    std::vector<Live> still;
-    still.reserve(live.size());
-    const double decode_so_far = Seconds(decode_start, Clock::now());
-    for (size_t i = 0; i < live.size(); ++i) {
-      Live l = live[i];
+    if (!tokens.empty() && !prev.empty())
+      return fail(Internal("generate: a decode step mixes host tokens and pipelined draws"));
+    if (!batch.seqs.empty()) {
+      rows.resize(batch.seqs.size());
+      for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<int64_t>(i);
+      Status st =
+          model.ForwardSampleAsync(state.get(), batch, tokens, prev, rows, req.sampling, keys);
+      if (!st.ok()) return fail(st);
+      for (size_t r = 0; r < launched.size(); ++r) {
+        Live& l = live[launched[r]];
+        ++l.inflight;
+        l.row = static_cast<int64_t>(r);
+        l.pos += 1;
+      }
+      flights.push_back(std::move(f));
+    }
+    if (flights.empty()) break;
+    if (pipelined && flights.size() < 2 && !batch.seqs.empty()) continue;
+
+    // Collect the oldest step: rows of samples that stopped in an earlier step are discarded.
+    Flight done = std::move(flights.front());
+    flights.pop_front();
+    sampled.resize(done.results.size());
+    Status st = model.CollectSample(sampled);
+    if (!st.ok()) return fail(st);
+    const auto now = Clock::now();
+    const double decode_so_far = Seconds(decode_start, now);
+    std::unordered_map<size_t, size_t> where;  // result index -> live index
+    for (size_t i = 0; i < live.size(); ++i) where[live[i].result] = i;
+    int64_t drawn_rows = 0;
+    for (size_t i = 0; i < done.results.size(); ++i) {
+      auto it = where.find(done.results[i]);
+      if (it == where.end()) continue;  // stopped one step earlier
+      Live& l = live[it->second];
       SampleResult& s = result.samples[l.result];
+      --l.inflight;
+      ++drawn_rows;
       s.decode_s = decode_so_far;
       if (accept(s, sampled[i])) {
         l.last_token = sampled[i];
-        l.pos += 1;
-        still.push_back(l);
+      } else {
+        where.erase(it);
+        l.slot = -1;  // finished: dropped below
       }
     }
-    live.swap(still);
-    if (req.on_step && !req.on_step(B)) {
-      return Unavailable("generate: cancelled after {} decode steps", result.timings.steps + 1);
-    }
+    std::erase_if(live, [](const Live& l) { return l.slot < 0; });
+    const int B = static_cast<int>(done.results.size());
     result.timings.steps += 1;
-    result.timings.live_batch.push_back(static_cast<int>(B));
-    result.timings.step_s.push_back(Seconds(t0, Clock::now()));
+    result.timings.live_batch.push_back(B);
+    result.timings.step_s.push_back(Seconds(std::max(done.t0, last_collect), now));
+    last_collect = now;
+    if (req.on_step && !req.on_step(drawn_rows)) {
+      return fail(Unavailable("generate: cancelled after {} decode steps", result.timings.steps));
+    }
   }
   result.timings.decode_s = Seconds(decode_start, Clock::now());
   return result;

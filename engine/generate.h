@@ -48,12 +48,20 @@ struct GenerateTimings {
   double prefill_s = 0;         // all prompts' prefills (and state forks)
   double decode_s = 0;          // all decode steps (forward + sampling)
   int64_t steps = 0;            // decode steps (forward passes after prefill)
-  std::vector<int> live_batch;  // live samples in each decode step
-  std::vector<double> step_s;   // wall time of each decode step
+  std::vector<int> live_batch;  // rows of each decode step (pipelined: with the stopped ones)
+  std::vector<double> step_s;   // wall time of each decode step (pipelined: between collections)
 };
+
+// kOn: each decode step is launched before the previous step's draws reach the host; the draws
+// feed the next step on the backend and stops take effect one step late (a stopped sample's
+// extra row is computed and discarded). The samples are the same either way. kAuto: on where the
+// backend prefers it (Backend::PrefersPipelinedDecode: the CUDA backend, where the host's work
+// per step then overlaps the GPU's), off on the CPU.
+enum class DecodePipeline { kAuto, kOn, kOff };
 
 struct GenerateRequest {
   std::vector<PromptRequest> prompts;
+  DecodePipeline pipeline = DecodePipeline::kAuto;
   SamplingParams sampling;
   int64_t max_new_tokens = 256;
   std::optional<std::vector<int32_t>> stop_ids;  // unset: the model's (config / generation_config)

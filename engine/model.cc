@@ -425,36 +425,93 @@ Status Model::Forward(StateCache* state, const BatchLayout& batch, std::span<con
   return Status::Ok();
 }
 
+Status Model::CheckSampleArgs(std::span<const int64_t> logit_rows, const SamplingParams& params,
+                              std::span<const SampleKey> keys) const {
+  if (logit_rows.empty() || keys.empty() || keys.size() % logit_rows.size() != 0) {
+    return InvalidArgument(
+        "forward: {} logit rows and {} sampling keys (keys must be a non-zero multiple of the "
+        "rows)",
+        logit_rows.size(), keys.size());
+  }
+  return ValidateSamplingParams(params);
+}
+
 Status Model::ForwardSample(StateCache* state, const BatchLayout& batch,
                             std::span<const int32_t> tokens, std::span<const int64_t> logit_rows,
                             const SamplingParams& params, std::span<const SampleKey> keys,
                             std::span<int32_t> out) {
-  if (logit_rows.empty() || keys.empty() || keys.size() % logit_rows.size() != 0 ||
-      out.size() != keys.size()) {
-    return InvalidArgument(
-        "forward: {} logit rows, {} sampling keys and {} outputs (keys must be a non-zero multiple "
-        "of the rows, one output per key)",
-        logit_rows.size(), keys.size(), out.size());
+  if (out.size() != keys.size()) {
+    return InvalidArgument("forward: {} sampling keys and {} outputs (one output per key)",
+                           keys.size(), out.size());
   }
-  TTC_RETURN_IF_ERROR(ValidateSamplingParams(params));
+  TTC_RETURN_IF_ERROR(CheckSampleArgs(logit_rows, params, keys));
+  if (!pending_draws_.empty()) {
+    return FailedPrecondition("forward: {} pipelined draws are not collected yet",
+                              pending_draws_.size());
+  }
   TTC_RETURN_IF_ERROR(
       ForwardLogits(state, batch, tokens, logit_rows, &params, static_cast<int64_t>(keys.size())));
   backend_->SampleRows(*logits_, params, keys, out);
+  last_async_draws_ = -1;
+  return Status::Ok();
+}
+
+Status Model::ForwardSampleAsync(StateCache* state, const BatchLayout& batch,
+                                 std::span<const int32_t> tokens,
+                                 std::span<const int64_t> prev_draws,
+                                 std::span<const int64_t> logit_rows, const SamplingParams& params,
+                                 std::span<const SampleKey> keys) {
+  TTC_RETURN_IF_ERROR(CheckSampleArgs(logit_rows, params, keys));
+  if (static_cast<int>(pending_draws_.size()) >= Backend::kMaxPendingDraws) {
+    return FailedPrecondition("forward: {} pipelined draws are already pending (at most {})",
+                              pending_draws_.size(), Backend::kMaxPendingDraws);
+  }
+  if (!prev_draws.empty()) {
+    if (!tokens.empty())
+      return InvalidArgument("forward: give either host tokens or previous draws, not both");
+    if (last_async_draws_ < 0)
+      return FailedPrecondition("forward: previous draws asked for, but there was no such call");
+    for (size_t r = 0; r < prev_draws.size(); ++r) {
+      if (prev_draws[r] < 0 || prev_draws[r] >= last_async_draws_) {
+        return InvalidArgument("forward: row {} takes draw {} of a call that made {}", r,
+                               prev_draws[r], last_async_draws_);
+      }
+    }
+  }
+  TTC_RETURN_IF_ERROR(ForwardLogits(state, batch, tokens, logit_rows, &params,
+                                    static_cast<int64_t>(keys.size()), prev_draws));
+  backend_->SampleRowsAsync(*logits_, params, keys);
+  pending_draws_.push_back(static_cast<int64_t>(keys.size()));
+  last_async_draws_ = static_cast<int64_t>(keys.size());
+  return Status::Ok();
+}
+
+Status Model::CollectSample(std::span<int32_t> out) {
+  if (pending_draws_.empty()) return FailedPrecondition("collect: no pipelined draws are pending");
+  if (static_cast<int64_t>(out.size()) != pending_draws_.front()) {
+    return InvalidArgument("collect: {} outputs for a call that made {} draws", out.size(),
+                           pending_draws_.front());
+  }
+  backend_->CollectDraws(out);
+  pending_draws_.pop_front();
   return Status::Ok();
 }
 
 Status Model::ForwardLogits(StateCache* state, const BatchLayout& batch,
                             std::span<const int32_t> tokens, std::span<const int64_t> logit_rows,
-                            const SamplingParams* sample, int64_t draws) {
+                            const SamplingParams* sample, int64_t draws,
+                            std::span<const int64_t> prev_draws) {
   logits_.reset();
   const int64_t M = batch.total_rows();
   const int64_t d = config_.hidden_size, V = config_.vocab_size;
   if (state == nullptr) return InvalidArgument("forward: no state cache");
   if (M <= 0) return InvalidArgument("forward: empty batch");
-  if (static_cast<int64_t>(tokens.size()) != M) {
-    return InvalidArgument("forward: {} tokens for a batch of {} rows", tokens.size(), M);
+  const bool from_draws = !prev_draws.empty();
+  if (static_cast<int64_t>(from_draws ? prev_draws.size() : tokens.size()) != M) {
+    return InvalidArgument("forward: {} tokens for a batch of {} rows",
+                           from_draws ? prev_draws.size() : tokens.size(), M);
   }
-  for (int64_t r = 0; r < M; ++r) {
+  for (int64_t r = 0; !from_draws && r < M; ++r) {  // (draws are in the vocabulary)
     if (tokens[r] < 0 || tokens[r] >= V) {
       return InvalidArgument("forward: token id {} at row {} is outside the vocabulary (size {})",
                              tokens[r], r, V);
@@ -482,7 +539,7 @@ Status Model::ForwardLogits(StateCache* state, const BatchLayout& batch,
   }
 
   Backend& be = *backend_;
-  be.BeginForward(state, batch, sample, draws);
+  be.BeginForward(state, batch, sample, draws, from_draws);
   // Scratch activations by width, reused across layers.
   std::map<int64_t, std::unique_ptr<Activation>> scratch[3];
   auto buf = [&](int which, int64_t cols) -> Activation* {
@@ -492,7 +549,11 @@ Status Model::ForwardLogits(StateCache* state, const BatchLayout& batch,
   };
   auto x = be.NewActivation(M, d);
   auto h = be.NewActivation(M, d);
-  be.Embed(*embed_, tokens, x.get());
+  if (from_draws) {
+    be.EmbedDraws(*embed_, prev_draws, x.get());
+  } else {
+    be.Embed(*embed_, tokens, x.get());
+  }
   for (size_t li = 0; li < layers_.size(); ++li) {
     const Layer& L = *layers_[li];
     const int layer = static_cast<int>(li);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -69,6 +70,20 @@ class Model {
   Status ForwardSample(StateCache* state, const BatchLayout& batch, std::span<const int32_t> tokens,
                        std::span<const int64_t> logit_rows, const SamplingParams& params,
                        std::span<const SampleKey> keys, std::span<int32_t> out);
+  // Pipelined decoding: ForwardSample without waiting for the draws, so that the host prepares
+  // and launches the next step while this one runs (Generate's decode loop on a GPU). The tokens
+  // are either host ids (`tokens`) or, with `prev_draws` instead (one entry per row, `tokens`
+  // empty), the draws of the previous ForwardSampleAsync call: row r's token is its draw
+  // prev_draws[r], never copied through the host. CollectSample returns the draws of the oldest
+  // uncollected call (out.size() == its keys.size()). At most Backend::kMaxPendingDraws calls
+  // may be uncollected; ForwardSample needs none pending. Errors as ForwardSample, and
+  // prev_draws without a previous call or out of its range, too many pending calls, nothing to
+  // collect, a wrong out size.
+  Status ForwardSampleAsync(StateCache* state, const BatchLayout& batch,
+                            std::span<const int32_t> tokens, std::span<const int64_t> prev_draws,
+                            std::span<const int64_t> logit_rows, const SamplingParams& params,
+                            std::span<const SampleKey> keys);
+  Status CollectSample(std::span<int32_t> out);
 
  private:
   friend class ModelBuilder;
@@ -84,9 +99,14 @@ class Model {
   struct Layer;
   // Validates, runs every layer and leaves the head output for logit_rows in logits_ (null when
   // logit_rows is empty). sample/draws: the SampleRows call that follows (Backend::BeginForward).
+  // prev_draws (instead of tokens): the rows' tokens are draws of the last ForwardSampleAsync.
   Status ForwardLogits(StateCache* state, const BatchLayout& batch, std::span<const int32_t> tokens,
                        std::span<const int64_t> logit_rows, const SamplingParams* sample,
-                       int64_t draws);
+                       int64_t draws, std::span<const int64_t> prev_draws = {});
+  Status CheckSampleArgs(std::span<const int64_t> logit_rows, const SamplingParams& params,
+                         std::span<const SampleKey> keys) const;
+  std::deque<int64_t> pending_draws_;  // keys.size() of each uncollected ForwardSampleAsync
+  int64_t last_async_draws_ = -1;      // keys.size() of the last one (-1: none since a sync call)
   ModelConfig config_;
   std::filesystem::path dir_;
   std::unique_ptr<Backend> backend_;

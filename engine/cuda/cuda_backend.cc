@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -107,6 +108,10 @@ std::vector<void*> g_retired;
 void Retire(void* p) {
   std::lock_guard<std::mutex> lock(g_retired_mu);
   g_retired.push_back(p);
+}
+bool HasRetired() {
+  std::lock_guard<std::mutex> lock(g_retired_mu);
+  return !g_retired.empty();
 }
 void FreeRetired() {
   std::lock_guard<std::mutex> lock(g_retired_mu);
@@ -693,7 +698,10 @@ class CudaBackend final : public Backend {
     if (lt_ws_) cudaFree(lt_ws_);
     if (lt_) cublasLtDestroy(lt_);
     if (d_ids_out_) cudaFree(d_ids_out_);
-    if (h_ids_out_) cudaFreeHost(h_ids_out_);
+    for (int i = 0; i < kRing; ++i) {
+      if (h_ring_[i]) cudaFreeHost(h_ring_[i]);
+      if (ring_ev_[i]) cudaEventDestroy(ring_ev_[i]);
+    }
     if (bf16_scratch_) cudaFree(bf16_scratch_);
     cublasDestroy(blas_);
     if (blas_ws_) cudaFree(blas_ws_);
@@ -839,6 +847,15 @@ class CudaBackend final : public Backend {
 
   void SampleRows(const Activation& logits, const SamplingParams& params,
                   std::span<const SampleKey> keys, std::span<int32_t> out) override {
+    SampleRowsAsync(logits, params, keys);  // (the model lets no other draws be pending here)
+    CollectDraws(out);
+  }
+
+  // The draws go to d_ids_out_ (the next step's EmbedDraws reads them there) and are copied to a
+  // pinned ring slot behind an event; CollectDraws waits for that event only. So the host can
+  // prepare and launch the next step while this one runs.
+  void SampleRowsAsync(const Activation& logits, const SamplingParams& params,
+                       std::span<const SampleKey> keys) override {
     OpScope op_scope(*prof_, "sample");
     const int64_t draws = static_cast<int64_t>(keys.size());
     if (draws == 0) return;
@@ -874,17 +891,40 @@ class CudaBackend final : public Backend {
     if (measure_peak_) eager_peak_ = mem_->peak();
     mem_->EndStep();
     graph_ = nullptr;
-    TTC_CU(cudaMemcpyAsync(h_ids_out_, d_ids_out_, static_cast<size_t>(draws) * 4,
+    const int slot = ring_next_;
+    ring_next_ = (ring_next_ + 1) % kRing;
+    TTC_CU(cudaMemcpyAsync(h_ring_[slot], d_ids_out_, static_cast<size_t>(draws) * 4,
                            cudaMemcpyDeviceToHost, stream_));
-    TTC_CU(cudaStreamSynchronize(stream_));
-    std::memcpy(out.data(), h_ids_out_, static_cast<size_t>(draws) * 4);
+    TTC_CU(cudaEventRecord(ring_ev_[slot], stream_));
+    pending_.push_back({slot, draws});
   }
+
+  void CollectDraws(std::span<int32_t> out) override {
+    const Pending p = pending_.front();
+    pending_.pop_front();
+    TTC_CU(cudaEventSynchronize(ring_ev_[p.slot]));
+    std::memcpy(out.data(), h_ring_[p.slot],
+                static_cast<size_t>(std::min<int64_t>(p.draws, std::ssize(out))) * 4);
+  }
+
+  void EmbedDraws(const Weight& table, std::span<const int64_t> draw_rows,
+                  Activation* out) override {
+    OpScope op_scope(*prof_, "embed");
+    const auto& t = W(table);
+    std::vector<int32_t> v(draw_rows.begin(), draw_rows.end());
+    const int32_t* d_map = draw_map_.Put(v, Up());
+    if (Replaying()) return;
+    cuda::LaunchEmbed(t.bf16, t.bf16 ? nullptr : t.f32, d_ids_out_, static_cast<int64_t>(v.size()),
+                      t.cols(), A(out).data, stream_, d_map, t.rows());
+  }
+
+  bool PrefersPipelinedDecode() const override { return true; }
 
   // Decode steps as CUDA graphs. A step's shape (state cache, rows, sampling) is run eagerly the
   // first time, recorded the second time in a row, and replayed from then on; the last kMaxGraphs
   // recordings are kept (a generate's batch shrinks as samples finish, and each size is a shape).
   void BeginForward(StateCache* state, const BatchLayout& batch, const SamplingParams* sample,
-                    int64_t draws) override {
+                    int64_t draws, bool tokens_from_draws) override {
     ++forwards_;
     mem_->EndStep();
     graph_ = nullptr;
@@ -897,17 +937,22 @@ class CudaBackend final : public Backend {
       if (s.num_tokens != 1) return;
     if (M == 0 || draws != M) return;
     auto* st = static_cast<CudaStateCache*>(state);
-    const GraphKey key{st->id(), M, *sample, PrefixLayout(*st, batch)};
+    const GraphKey key{st->id(), M, *sample, PrefixLayout(*st, batch), tokens_from_draws};
     // The step's KV growth (stream-ordered allocations and copies) happens here, outside any
     // recording; the ops then find the capacity in place.
     for (const auto& s : batch.seqs) st->EnsureCapacity(s.slot, s.start_pos + s.num_tokens);
     EnsureIdsOut(draws);
-    TTC_CU(cudaStreamSynchronize(stream_));
-    FreeRetired();
+    // Freeing retired buffers and stale recordings waits for the stream; a step with neither does
+    // not, so that a pipelined decode launches it while the previous step still runs.
     const uint64_t epoch = g_address_epoch.load();
-    std::erase_if(graphs_, [&](const std::unique_ptr<StepGraph>& g) {
+    auto stale = [&](const std::unique_ptr<StepGraph>& g) {
       return g->epoch != epoch || g->key.state != key.state;
-    });
+    };
+    if (HasRetired() || std::any_of(graphs_.begin(), graphs_.end(), stale)) {
+      TTC_CU(cudaStreamSynchronize(stream_));
+      FreeRetired();
+      std::erase_if(graphs_, stale);
+    }
     ++graph_step_;
     for (auto& g : graphs_) {
       if (g->key == key) {
@@ -927,6 +972,7 @@ class CudaBackend final : public Backend {
       return;
     }
     if (graphs_.size() >= kMaxGraphs) {
+      TTC_CU(cudaStreamSynchronize(stream_));  // the evicted recording may still be running
       auto lru = std::min_element(graphs_.begin(), graphs_.end(), [](const auto& a, const auto& b) {
         return a->last_use < b->last_use;
       });
@@ -1378,10 +1424,12 @@ class CudaBackend final : public Backend {
     int64_t rows = 0;    // sequences, one token and one draw each
     SamplingParams sampling;
     uint64_t prefixes = 0;  // PrefixLayout: which rows share a prompt prefix (the cascade's tasks)
+    bool from_draws = false;  // tokens embedded from the previous draws (EmbedDraws)
     bool operator==(const GraphKey& o) const {
       return state == o.state && rows == o.rows && prefixes == o.prefixes &&
-             sampling.temperature == o.sampling.temperature && sampling.top_k == o.sampling.top_k &&
-             sampling.top_p == o.sampling.top_p && sampling.greedy == o.sampling.greedy;
+             from_draws == o.from_draws && sampling.temperature == o.sampling.temperature &&
+             sampling.top_k == o.sampling.top_k && sampling.top_p == o.sampling.top_p &&
+             sampling.greedy == o.sampling.greedy;
     }
   };
   // One recorded decode step: the graph, the arena of its activations and scratch, and the
@@ -1458,14 +1506,31 @@ class CudaBackend final : public Backend {
   }
   // Room for `draws` sampled ids on the device and in pinned host memory (grown outside any
   // recording: BeginForward calls it before capturing).
+  // Grows the device draws buffer and the pinned ring, keeping their contents: the last draws are
+  // the next pipelined step's tokens, and pending draws are still to be collected.
   void EnsureIdsOut(int64_t draws) {
     if (static_cast<size_t>(draws) <= ids_cap_) return;
     TTC_CU(cudaStreamSynchronize(stream_));
-    if (d_ids_out_) cudaFree(d_ids_out_);
-    if (h_ids_out_) cudaFreeHost(h_ids_out_);
+    const size_t old_cap = ids_cap_;
     ids_cap_ = std::max<size_t>(static_cast<size_t>(draws), 2 * ids_cap_);
-    TTC_CU(cudaMalloc(reinterpret_cast<void**>(&d_ids_out_), ids_cap_ * 4));
-    TTC_CU(cudaMallocHost(reinterpret_cast<void**>(&h_ids_out_), ids_cap_ * 4));
+    int32_t* d = nullptr;
+    TTC_CU(cudaMalloc(reinterpret_cast<void**>(&d), ids_cap_ * 4));
+    if (d_ids_out_) {
+      TTC_CU(cudaMemcpy(d, d_ids_out_, old_cap * 4, cudaMemcpyDeviceToDevice));
+      cudaFree(d_ids_out_);
+    }
+    d_ids_out_ = d;
+    for (int i = 0; i < kRing; ++i) {
+      int32_t* h = nullptr;
+      TTC_CU(cudaMallocHost(reinterpret_cast<void**>(&h), ids_cap_ * 4));
+      if (h_ring_[i]) {
+        std::memcpy(h, h_ring_[i], old_cap * 4);
+        cudaFreeHost(h_ring_[i]);
+      } else {
+        TTC_CU(cudaEventCreateWithFlags(&ring_ev_[i], cudaEventDisableTiming));
+      }
+      h_ring_[i] = h;
+    }
     g_address_epoch.fetch_add(1);
   }
   // Ends the capture of graph_, instantiates it and launches it (the recorded step has not run
@@ -1544,6 +1609,7 @@ class CudaBackend final : public Backend {
   UploadCache<float> freq_;
   UploadCache<cuda::DevSampleKey> keys_;
   UploadCache<int32_t> tasks_;
+  UploadCache<int32_t> draw_map_;   // EmbedDraws' rows -> previous draws
   std::vector<int32_t> task_rows_;  // host image of the cascade's tasks (PrefixTasks)
   struct {
     uint64_t forward = 0;  // forwards_ when planned
@@ -1578,8 +1644,18 @@ class CudaBackend final : public Backend {
   cublasLtHandle_t lt_ = nullptr;
   void* lt_ws_ = nullptr;
   std::map<std::tuple<int64_t, int64_t, int64_t, bool, int64_t>, LtPlan> lt_plans_;
-  int32_t* d_ids_out_ = nullptr;  // sampled ids, device side
-  int32_t* h_ids_out_ = nullptr;  // and their pinned host mirror
+  int32_t* d_ids_out_ = nullptr;  // the last sampled ids, device side
+  // Pinned host copies of the draws, one slot per SampleRowsAsync call (kRing > the pending
+  // draws the model allows), each behind its event; pending_: uncollected, oldest first.
+  static constexpr int kRing = Backend::kMaxPendingDraws + 1;
+  int32_t* h_ring_[kRing] = {};
+  cudaEvent_t ring_ev_[kRing] = {};
+  int ring_next_ = 0;
+  struct Pending {
+    int slot;
+    int64_t draws;
+  };
+  std::deque<Pending> pending_;
   size_t ids_cap_ = 0;
 };
 

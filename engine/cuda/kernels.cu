@@ -101,10 +101,11 @@ __global__ void SumPartsKernel(const float* y, int parts, int64_t rows, bool hal
   }
 }
 
-__global__ void EmbedKernel(const uint16_t* tb, const float* tf, const int32_t* ids, int64_t d,
-                            float* out) {
+__global__ void EmbedKernel(const uint16_t* tb, const float* tf, const int32_t* ids,
+                            const int32_t* map, int64_t vocab, int64_t d, float* out) {
   const int64_t r = blockIdx.x;
-  const int64_t id = ids[r];
+  int64_t id = ids[map ? map[r] : r];
+  if (map && (id < 0 || id >= vocab)) id = 0;  // a draw is in range; never read past the table
   for (int64_t c = threadIdx.x; c < d; c += blockDim.x) {
     out[r * d + c] = tb ? Bf(tb[id * d + c]) : tf[id * d + c];
   }
@@ -1292,8 +1293,8 @@ void LaunchSumParts(const float* y, int parts, int64_t rows, bool halves, int64_
 }
 
 void LaunchEmbed(const uint16_t* tb, const float* tf, const int32_t* ids, int64_t rows, int64_t d,
-                 float* out, cudaStream_t s) {
-  EmbedKernel<<<static_cast<unsigned>(rows), 256, 0, s>>>(tb, tf, ids, d, out);
+                 float* out, cudaStream_t s, const int32_t* map, int64_t vocab) {
+  EmbedKernel<<<static_cast<unsigned>(rows), 256, 0, s>>>(tb, tf, ids, map, vocab, d, out);
   Check("embed");
 }
 

@@ -43,9 +43,12 @@ void LaunchSumParts(const float* y, int parts, int64_t rows, bool halves, int64_
 constexpr int64_t kGemvMaxRows = 16;
 bool LaunchGemv(const uint16_t* w, int64_t N, int64_t K, const float* x, int64_t ldx, int64_t M,
                 float* out, int64_t ldo, bool accumulate, cudaStream_t s);
-// out[r] = table[ids[r]] (bf16 or f32 table, exactly one non-null).
+// out[r] = table[ids[r]] (bf16 or f32 table, exactly one non-null); with map, table[ids[map[r]]]
+// (the previous step's draws feeding a pipelined decode step), an id outside [0, vocab) reading
+// row 0.
 void LaunchEmbed(const uint16_t* table_bf16, const float* table_f32, const int32_t* ids,
-                 int64_t rows, int64_t d, float* out, cudaStream_t s);
+                 int64_t rows, int64_t d, float* out, cudaStream_t s, const int32_t* map = nullptr,
+                 int64_t vocab = 0);
 // RMSNorm and SwiGLU also write their output as the next GEMM's bf16 input when gemm_in is set:
 // rounded ([rows, n]) or, with split, bf16 hi rows then lo rows ([2 * rows, n]), exactly what
 // LaunchF32ToBf16 / LaunchSplitBf16 would make of `out`, saving that kernel.

@@ -318,6 +318,40 @@ TEST_P(CudaFamily, GraphReplayEqualsEagerGenerate) {
 #endif
 }
 
+// Generate's pipelined decode on the GPU (the default there: each step launched with the previous
+// step's draws still on the device, collected one step later) gives the ids of the step-by-step
+// loop, with samples stopping at many different steps; both record and replay CUDA graphs.
+TEST_P(CudaFamily, PipelinedGenerateEqualsStepByStep) {
+  const auto dir = testing::GoldenModel(GetParam());
+  LOAD_CUDA_OR_SKIP(model, dir);
+  const int64_t V = (*model)->config().vocab_size;
+  engine::GenerateRequest req;
+  req.prompts = {{{1, 5, 9, 30, 7, 2, 11, 40, 3}, 7, 0, 8}, {{4, 8, 15, 16, 23, 42}, 9, 0, 8}};
+  req.sampling = {.temperature = 1.0f};
+  req.max_new_tokens = 48;
+  req.decode_text = false;
+  std::vector<int32_t> stops;
+  for (int32_t id = 5; id < V; id += 37) stops.push_back(id);
+  req.stop_ids = stops;
+  EXPECT_TRUE((*model)->backend().PrefersPipelinedDecode());
+  req.pipeline = engine::DecodePipeline::kOn;
+  auto on = engine::Generate(**model, req);
+  ASSERT_TRUE(on.ok()) << on.status().ToString();
+  req.pipeline = engine::DecodePipeline::kOff;
+  auto off = engine::Generate(**model, req);
+  ASSERT_TRUE(off.ok()) << off.status().ToString();
+  ASSERT_EQ(on->samples.size(), off->samples.size());
+  int64_t tokens = 0;
+  for (size_t i = 0; i < on->samples.size(); ++i) {
+    EXPECT_EQ(on->samples[i].tokens, off->samples[i].tokens) << GetParam() << " sample " << i;
+    EXPECT_EQ(on->samples[i].stop_id, off->samples[i].stop_id) << GetParam() << " sample " << i;
+    tokens += static_cast<int64_t>(on->samples[i].tokens.size());
+  }
+  std::cout << "[cuda] " << GetParam() << ": " << tokens
+            << " tokens equal pipelined and step by step (" << on->timings.steps << " vs "
+            << off->timings.steps << " steps)\n";
+}
+
 // Backend::MatMul at decode shapes, with and without the residual accumulate, over the
 // rounded-input path (more than 128 rows) and the hi/lo split-input path, against a double
 // reference: once as configured by default and once with the narrow GEMMs split along K

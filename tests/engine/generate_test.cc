@@ -140,6 +140,128 @@ TEST(Generate, ForwardSampleEqualsForwardThenSampleToken) {
   EXPECT_NE(st.message().find("3 logit rows"), std::string::npos) << st.message();
 }
 
+// The pipelined decode loop (each step launched before the previous step's draws are collected,
+// its tokens taken from those draws on the backend, stops applied one step late) gives exactly
+// the samples of the step-by-step loop: same tokens, stop ids, finish reasons and progress
+// counts, with samples stopping at many different steps (a stop id every 37 ids) and at the
+// length limit. A cancelled pipelined run leaves no draws pending: the model serves the next one.
+TEST(Generate, PipelinedDecodeGivesTheSameSamples) {
+  auto model = LoadLlama();
+  ASSERT_TRUE(model);
+  const int64_t V = model->config().vocab_size;
+  engine::GenerateRequest req;
+  req.prompts = {{{1, 5, 9, 30, 7, 2, 11, 40, 3}, 7, 0, 5}, {{4, 8, 15, 16, 23, 42}, 9, 3, 4}};
+  req.sampling = {.temperature = 1.0f, .top_k = 50};
+  req.max_new_tokens = 24;
+  req.decode_text = false;
+  std::vector<int32_t> stops;
+  for (int32_t id = 5; id < V; id += 37) stops.push_back(id);
+  req.stop_ids = stops;
+  int64_t drawn = 0;
+  req.on_step = [&](int64_t n) {
+    drawn += n;
+    return true;
+  };
+  req.pipeline = engine::DecodePipeline::kOff;
+  auto off = engine::Generate(*model, req);
+  ASSERT_TRUE(off.ok()) << off.status().ToString();
+  const int64_t drawn_off = drawn;
+  drawn = 0;
+  req.pipeline = engine::DecodePipeline::kOn;
+  auto on = engine::Generate(*model, req);
+  ASSERT_TRUE(on.ok()) << on.status().ToString();
+  ASSERT_EQ(on->samples.size(), off->samples.size());
+  int stopped = 0, by_length = 0;
+  for (size_t i = 0; i < on->samples.size(); ++i) {
+    EXPECT_EQ(on->samples[i].tokens, off->samples[i].tokens) << i;
+    EXPECT_EQ(on->samples[i].stop_id, off->samples[i].stop_id) << i;
+    EXPECT_EQ(on->samples[i].finish, off->samples[i].finish) << i;
+    EXPECT_EQ(on->samples[i].generated_tokens, off->samples[i].generated_tokens) << i;
+    (off->samples[i].finish == engine::FinishReason::kStop ? stopped : by_length) += 1;
+  }
+  EXPECT_GT(stopped, 0);  // the request exercises both endings
+  EXPECT_GT(by_length, 0);
+  EXPECT_EQ(drawn, drawn_off);
+  // The step-by-step loop's batch shrinks as samples stop; the pipelined one carries each stopped
+  // sample one step longer, so its rows add up to at least as many.
+  int64_t rows_off = 0, rows_on = 0;
+  for (int b : off->timings.live_batch) rows_off += b;
+  for (int b : on->timings.live_batch) rows_on += b;
+  EXPECT_GE(rows_on, rows_off);
+
+  int calls = 0;
+  req.on_step = [&](int64_t) { return ++calls < 3; };
+  auto cancelled = engine::Generate(*model, req);
+  ASSERT_FALSE(cancelled.ok());
+  EXPECT_EQ(cancelled.status().code(), StatusCode::kUnavailable);
+  req.on_step = nullptr;
+  auto again = engine::Generate(*model, req);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  for (size_t i = 0; i < again->samples.size(); ++i)
+    EXPECT_EQ(again->samples[i].tokens, off->samples[i].tokens) << i;
+}
+
+// Model::ForwardSampleAsync / CollectSample refuse what would read or return the wrong draws.
+TEST(Generate, PipelinedSamplingRefusesMisuse) {
+  auto model = LoadLlama();
+  ASSERT_TRUE(model);
+  auto st = model->NewState(4);
+  ASSERT_TRUE(st.ok());
+  const std::vector<int32_t> prompt = {3, 1, 4, 1, 5};
+  const int64_t last = 4;
+  const engine::SamplingParams p{.temperature = 1.0f};
+  std::vector<engine::SampleKey> keys = {{1, 0, 0}, {1, 1, 0}};
+  std::vector<int32_t> out(2);
+  // Nothing pending, no previous call to take draws from.
+  EXPECT_EQ(model->CollectSample(out).code(), StatusCode::kFailedPrecondition);
+  const std::vector<int64_t> row0 = {0};
+  EXPECT_EQ(model
+                ->ForwardSampleAsync(st->get(), {{{0, 0, 1}}}, {}, row0, row0, p,
+                                     std::span(keys.data(), 1))
+                .code(),
+            StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(
+      model->ForwardSampleAsync(st->get(), {{{0, 0, 5}}}, prompt, {}, std::span(&last, 1), p, keys)
+          .ok());
+  (*st)->CopySlot(0, 1);
+  // Two rows taking draws 0 and 1 of that call; a third draw does not exist.
+  const std::vector<int64_t> rows = {0, 1}, bad = {0, 2};
+  EXPECT_EQ(
+      model->ForwardSampleAsync(st->get(), {{{0, 5, 1}, {1, 5, 1}}}, {}, bad, rows, p, keys).code(),
+      StatusCode::kInvalidArgument);
+  std::vector<engine::SampleKey> next = {{1, 0, 1}, {1, 1, 1}};
+  ASSERT_TRUE(
+      model->ForwardSampleAsync(st->get(), {{{0, 5, 1}, {1, 5, 1}}}, {}, rows, rows, p, next).ok());
+  // Two pending: a third launch and a synchronous ForwardSample are refused.
+  EXPECT_EQ(model->ForwardSampleAsync(st->get(), {{{0, 6, 1}, {1, 6, 1}}}, {}, rows, rows, p, next)
+                .code(),
+            StatusCode::kFailedPrecondition);
+  EXPECT_EQ(
+      model->ForwardSample(st->get(), {{{2, 0, 5}}}, prompt, std::span(&last, 1), p, keys, out)
+          .code(),
+      StatusCode::kFailedPrecondition);
+  std::vector<int32_t> one(1);
+  EXPECT_EQ(model->CollectSample(one).code(), StatusCode::kInvalidArgument);
+  std::vector<int32_t> first(2), second(2);
+  ASSERT_TRUE(model->CollectSample(first).ok());
+  ASSERT_TRUE(model->CollectSample(second).ok());
+  // The second step's draws are the ones a synchronous run draws after feeding the first ones.
+  auto st2 = model->NewState(4);
+  ASSERT_TRUE(st2.ok());
+  std::vector<int32_t> sync_first(2), sync_second(2);
+  ASSERT_TRUE(model
+                  ->ForwardSample(st2->get(), {{{0, 0, 5}}}, prompt, std::span(&last, 1), p, keys,
+                                  sync_first)
+                  .ok());
+  (*st2)->CopySlot(0, 1);
+  ASSERT_TRUE(model
+                  ->ForwardSample(st2->get(), {{{0, 5, 1}, {1, 5, 1}}}, sync_first, rows, p, next,
+                                  sync_second)
+                  .ok());
+  EXPECT_EQ(first, sync_first);
+  EXPECT_EQ(second, sync_second);
+}
+
 TEST(Generate, BadRequests) {
   auto model = LoadLlama();
   ASSERT_TRUE(model);

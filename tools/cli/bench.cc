@@ -136,7 +136,8 @@ std::vector<int> ParseBatches(const std::string& s) {
 }
 
 struct BenchArgs {
-  std::string model, config, batches = "1,16,64,256,512", json, db, backend, label;
+  std::string model, config, batches = "1,16,64,256,512", json, db, backend, label,
+                             pipeline = "auto";
   bool random_weights = false;
   int prompt_len = 512, gen_len = 512, threads = 0, warmup_steps = 2;
   uint64_t seed = 1;
@@ -148,10 +149,12 @@ int BenchFail(const Status& st) {
 }
 
 // Decodes `b` sequences forked from one prefilled prompt for gen_len steps; returns seconds. Each
-// step is what Generate does: the forward plus a temperature-1 draw per row on the backend
-// (engine::Model::ForwardSample), the drawn ids fed back; stop tokens are ignored (fixed length).
+// step is what Generate does: the forward plus a temperature-1 draw per row on the backend, the
+// drawn ids fed back, pipelined where Generate pipelines (engine::DecodePipeline: each step is
+// launched with the previous step's draws still on the backend, and collected one step later);
+// stop tokens are ignored (fixed length).
 Result<double> RunChunk(engine::Model& model, int b, const std::vector<int32_t>& prompt,
-                        int gen_len, double* prefill_s) {
+                        int gen_len, bool pipelined, double* prefill_s) {
   using Clock = std::chrono::steady_clock;
   const int64_t L = static_cast<int64_t>(prompt.size());
   const engine::SamplingParams sampling{.temperature = 1.0f};
@@ -176,10 +179,23 @@ Result<double> RunChunk(engine::Model& model, int b, const std::vector<int32_t>&
       batch.seqs.push_back({s, L + step, 1});
       keys[static_cast<size_t>(s)].step = static_cast<uint64_t>(step + 1);
     }
-    TTC_RETURN_IF_ERROR(
-        model.ForwardSample(state.get(), batch, tokens, rows, sampling, keys, next));
-    tokens.swap(next);
+    if (!pipelined) {
+      TTC_RETURN_IF_ERROR(
+          model.ForwardSample(state.get(), batch, tokens, rows, sampling, keys, next));
+      tokens.swap(next);
+      continue;
+    }
+    // Row s takes draw s of the previous step (the first step: the prefill's draws, on the host).
+    if (step == 0) {
+      TTC_RETURN_IF_ERROR(
+          model.ForwardSampleAsync(state.get(), batch, tokens, {}, rows, sampling, keys));
+    } else {
+      TTC_RETURN_IF_ERROR(
+          model.ForwardSampleAsync(state.get(), batch, {}, rows, rows, sampling, keys));
+      TTC_RETURN_IF_ERROR(model.CollectSample(next));
+    }
   }
+  if (pipelined) TTC_RETURN_IF_ERROR(model.CollectSample(next));
   return std::chrono::duration<double>(Clock::now() - t1).count();
 }
 
@@ -189,6 +205,8 @@ int RunBench(const BenchArgs& a) {
   if (a.prompt_len < 1 || a.gen_len < 1)
     return UsageError("bench: --prompt-len and --gen-len must be >= 1");
   if (a.warmup_steps < 0) return UsageError("bench: --warmup-steps must be >= 0");
+  if (a.pipeline != "auto" && a.pipeline != "on" && a.pipeline != "off")
+    return UsageError("bench: --pipeline must be auto, on or off");
   const std::vector<int> batches = ParseBatches(a.batches);
   if (batches.empty())
     return UsageError("bench: --batch must be a comma-separated list of positive integers");
@@ -232,10 +250,12 @@ int RunBench(const BenchArgs& a) {
   if (label.empty()) label = std::filesystem::path(a.model).filename().string();
   const auto& cfg = model->config();
   std::cout << "model: " << model->Describe() << "\n";
+  const bool pipelined =
+      a.pipeline == "on" || (a.pipeline == "auto" && model->backend().PrefersPipelinedDecode());
   std::cout << fmt::format(
-      "protocol: prompt {} tokens prefilled once and forked, {} decode steps per batch, "
+      "protocol: prompt {} tokens prefilled once and forked, {} decode steps per batch{}, "
       "prefill excluded; roofline: engine-perf.md 1.3 at 3.0 TB/s, 790 TF/s (H100)\n",
-      a.prompt_len, a.gen_len);
+      a.prompt_len, a.gen_len, pipelined ? " (pipelined)" : "");
   std::string device = model->backend().name();
 
   std::mt19937_64 rng(a.seed);
@@ -278,10 +298,11 @@ int RunBench(const BenchArgs& a) {
         // Untimed, once per batch shape: its first steps load its kernels (CUDA lazy loading,
         // cuBLAS's heuristics) and warm the allocator; the timed chunk starts from a fresh prefill.
         double ignored = 0;
-        auto w = RunChunk(*model, b, prompt, std::min(a.warmup_steps, a.gen_len), &ignored);
+        auto w =
+            RunChunk(*model, b, prompt, std::min(a.warmup_steps, a.gen_len), pipelined, &ignored);
         if (!w.ok()) return BenchFail(w.status());
       }
-      auto s = RunChunk(*model, b, prompt, a.gen_len, &p);
+      auto s = RunChunk(*model, b, prompt, a.gen_len, pipelined, &p);
       if (!s.ok()) return BenchFail(s.status());
       seconds += *s;
       prefill += p;
@@ -362,6 +383,10 @@ void RegisterBench(CLI::App& app, CommandTable& table) {
   sub->add_option("--gen-len", a->gen_len, "Decode steps per batch")->capture_default_str();
   sub->add_option("--warmup-steps", a->warmup_steps,
                   "Untimed decode steps of each batch size before the timed run (0 = none)")
+      ->capture_default_str();
+  sub->add_option("--pipeline", a->pipeline,
+                  "auto | on | off: launch each decode step before the previous step's draws "
+                  "reach the host (auto: as Generate does, on for cuda)")
       ->capture_default_str();
   sub->add_option("--json", a->json, "Write the table as JSON to this file");
   sub->add_option("--db", a->db, "Store the paper and step tables in this ttc database");
