@@ -225,6 +225,27 @@ __device__ __forceinline__ HeadKv RowHeadKv(const DevKv& c, const DevRow& ri, in
 constexpr int kMaxGroup = 8;
 constexpr int kAttnWarps = 8;
 
+// One output element of the NW warps' online-softmax partials of query row `row` (max sm, sum sl,
+// unnormalised sacc; a warp that saw no position has sm = -inf): returns the merged unnormalised
+// value at dimension d, with the merged max and sum (-inf and 0 when no warp saw a position).
+template <int NW, int R, int HD>
+__device__ __forceinline__ float MergeWarps(const float (&sm)[NW][R], const float (&sl)[NW][R],
+                                            const float (&sacc)[NW][R][HD], int row, int d,
+                                            float* mx_out, float* lsum_out) {
+  float mx = -INFINITY;
+  for (int w = 0; w < NW; ++w) mx = fmaxf(mx, sm[w][row]);
+  float lsum = 0.0f, o = 0.0f;
+  for (int w = 0; w < NW; ++w) {
+    if (sm[w][row] == -INFINITY) continue;
+    const float f = expf(sm[w][row] - mx);
+    lsum += sl[w][row] * f;
+    o += sacc[w][row][d] * f;
+  }
+  *mx_out = mx;
+  *lsum_out = lsum;
+  return o;
+}
+
 // The end of every decode-attention kernel (call after __syncthreads()): merges the warps' online-
 // softmax partials of the block's (row r, KV head kvh, split blockIdx.z) kept in shared memory
 // (max sm, sum sl, unnormalised sacc over hd dims, per query head of the group; a warp that saw no
@@ -241,15 +262,8 @@ __device__ __forceinline__ void MergeWarpPartials(const float (&sm)[NW][kMaxGrou
   const int split = blockIdx.z;
   for (int i = threadIdx.x; i < G * hd; i += blockDim.x) {
     const int g = i / hd, d = i % hd;
-    float mx = -INFINITY;
-    for (int w = 0; w < NW; ++w) mx = fmaxf(mx, sm[w][g]);
-    float lsum = 0.0f, o = 0.0f;
-    for (int w = 0; w < NW; ++w) {
-      if (sm[w][g] == -INFINITY) continue;
-      const float f = expf(sm[w][g] - mx);
-      lsum += sl[w][g] * f;
-      o += sacc[w][g][d] * f;
-    }
+    float mx, lsum;
+    const float o = MergeWarps(sm, sl, sacc, g, d, &mx, &lsum);
     const int64_t head = kvh * G + g;
     if (splits == 1) {
       out[r * qw + head * hd + d] = o / lsum;
@@ -508,6 +522,40 @@ __device__ __forceinline__ void LoadWords(const uint16_t* p, uint32_t (&w)[NW]) 
   }
 }
 
+// One warp iteration's operands of NS 16-position sub-tiles from `base` for the mma kernels, all
+// loads issued before any is used; positions at or past p_end read row `base` (always valid; the
+// callers give them probability 0). kw[u][j][cq]: the 16 bytes of K row base + 16u + 8j + g at
+// dimensions 32 cq + 8 t + [0, 8); vw[u][i]: dimensions g HD/8 + [0, HD/8) of V rows base + 16u +
+// {2t, 2t+1, 2t+8, 2t+9}[i].
+template <int NS, int HD>
+__device__ __forceinline__ void LoadKvTile(const HeadKv& hk, int base, int p_end, int g, int t,
+                                           uint32_t (&kw)[NS][2][HD / 32][4],
+                                           uint32_t (&vw)[NS][4][HD / 16]) {
+#pragma unroll
+  for (int u = 0; u < NS; ++u) {
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      int p = base + 16 * u + 8 * j + g;
+      p = p < p_end ? p : base;
+      const uint16_t* row = hk.K(p) + t * 8;
+#pragma unroll
+      for (int cq = 0; cq < HD / 32; ++cq) {
+        const uint4 v = *reinterpret_cast<const uint4*>(row + cq * 32);
+        kw[u][j][cq][0] = v.x;
+        kw[u][j][cq][1] = v.y;
+        kw[u][j][cq][2] = v.z;
+        kw[u][j][cq][3] = v.w;
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      int p = base + 16 * u + 2 * t + (i & 1) + 8 * (i >> 1);
+      p = p < p_end ? p : base;
+      LoadWords<HD / 16>(hk.V(p) + g * (HD / 8), vw[u][i]);
+    }
+  }
+}
+
 // Decode attention on tensor cores (head_dim HD = 32, 64 or 128; group G <= 8), FlashDecoding
 // style: each warp takes 16 * NS positions per iteration and runs Q.K^T and P.V as m16n8k16 mma ops
 // with the group's query heads as the M rows. Rows g < 8 hold the bf16 rounding of a query head
@@ -589,31 +637,9 @@ __global__ void __launch_bounds__(NW * 32, NW == 4 && NS == 1 ? (HD == 128  ? 3
   for (int base = p_begin + warp * kStep; base < p_end; base += kMmaWarps * kStep) {
     // Every load of the iteration is issued before any is used. Positions past the range read
     // row `base` (always valid) and get probability 0.
-    uint32_t kw[NS][2][KQ][4];  // K row base + 16u + 8j + g, dimensions 32 cq + 8 t + [0, 8)
-    uint32_t vw[NS][4][VW];     // V rows base + 16u + {2t, 2t+1, 2t+8, 2t+9}, dims g DPL + [0, DPL)
-#pragma unroll
-    for (int u = 0; u < NS; ++u) {
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        int p = base + 16 * u + 8 * j + g;
-        p = p < p_end ? p : base;
-        const uint16_t* row = hk.K(p) + t * 8;
-#pragma unroll
-        for (int cq = 0; cq < KQ; ++cq) {
-          const uint4 v = *reinterpret_cast<const uint4*>(row + cq * 32);
-          kw[u][j][cq][0] = v.x;
-          kw[u][j][cq][1] = v.y;
-          kw[u][j][cq][2] = v.z;
-          kw[u][j][cq][3] = v.w;
-        }
-      }
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        int p = base + 16 * u + 2 * t + (i & 1) + 8 * (i >> 1);
-        p = p < p_end ? p : base;
-        LoadWords<VW>(hk.V(p) + g * DPL, vw[u][i]);
-      }
-    }
+    uint32_t kw[NS][2][KQ][4];
+    uint32_t vw[NS][4][VW];
+    LoadKvTile<NS, HD>(hk, base, p_end, g, t, kw, vw);
     // Scores: sc[u][j][e] = S[head g][position base + 16u + 8j + 2t + e] (hi row + lo row).
     float sc[NS][2][2];
     float tmax = -INFINITY;
@@ -762,8 +788,8 @@ __global__ void __launch_bounds__(NW * 32)
   const int zs = static_cast<int>(gridDim.z);
   const int span = (c.plen + zs - 1) / zs;
   const int p_begin = static_cast<int>(blockIdx.z) * span, p_end = min(c.plen, p_begin + span);
-  const uint16_t* kpre = c.kp + kvh * HD;
-  const uint16_t* vpre = c.vp + kvh * HD;
+  // Every position of the range is in the prefix: the own pointers are never read.
+  const HeadKv hk{c.kp + kvh * HD, c.vp + kvh * HD, nullptr, nullptr, kvw, c.plen, p_begin, p_end};
 
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // M rows g and g + 8
   float acc[DPL][4];
@@ -775,31 +801,9 @@ __global__ void __launch_bounds__(NW * 32)
   constexpr int kStep = 16 * NS;
   for (int base = p_begin + warp * kStep; base < p_end; base += NW * kStep) {
     // Every load of the iteration is issued before any is used.
-    uint32_t kw[NS][2][KQ][4];  // K rows base + 16u + 8j + g, dimensions 32 cq + 8 t + [0, 8)
-    uint32_t vw[NS][4][VW];     // V rows base + 16u + {2t, 2t+1, 2t+8, 2t+9}, dims g DPL + [0, DPL)
-#pragma unroll
-    for (int u = 0; u < NS; ++u) {
-#pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        int p = base + 16 * u + 8 * j + g;
-        p = p < p_end ? p : base;
-        const uint16_t* row = kpre + static_cast<int64_t>(p) * kvw + t * 8;
-#pragma unroll
-        for (int cq = 0; cq < KQ; ++cq) {
-          const uint4 v = *reinterpret_cast<const uint4*>(row + cq * 32);
-          kw[u][j][cq][0] = v.x;
-          kw[u][j][cq][1] = v.y;
-          kw[u][j][cq][2] = v.z;
-          kw[u][j][cq][3] = v.w;
-        }
-      }
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-        int p = base + 16 * u + 2 * t + (i & 1) + 8 * (i >> 1);
-        p = p < p_end ? p : base;
-        LoadWords<VW>(vpre + static_cast<int64_t>(p) * kvw + g * DPL, vw[u][i]);
-      }
-    }
+    uint32_t kw[NS][2][KQ][4];
+    uint32_t vw[NS][4][VW];
+    LoadKvTile<NS, HD>(hk, base, p_end, g, t, kw, vw);
     // sc[u][a][j][e] = S[M row g + 8a][position base + 16u + 8j + 2t + e].
     float sc[NS][2][2][2];
     float tmax[2] = {-INFINITY, -INFINITY};
@@ -907,15 +911,8 @@ __global__ void __launch_bounds__(NW * 32)
     const int mr = i / HD, d = i % HD, ti = mr / G;
     const int r = ti < rw ? trow[ti] : -1;
     if (r < 0) continue;
-    float mx = -INFINITY;
-    for (int w = 0; w < NW; ++w) mx = fmaxf(mx, sm[w][mr]);
-    float lsum = 0.0f, o = 0.0f;
-    for (int w = 0; w < NW; ++w) {
-      if (sm[w][mr] == -INFINITY) continue;
-      const float f = expf(sm[w][mr] - mx);
-      lsum += sl[w][mr] * f;
-      o += sacc[w][mr][d] * f;
-    }
+    float mx, lsum;
+    const float o = MergeWarps(sm, sl, sacc, mr, d, &mx, &lsum);
     const int64_t slot =
         (static_cast<int64_t>(r) * H + kvh * G + mr % G) * splits + split0 + blockIdx.z;
     part_o[slot * HD + d] = o;
