@@ -427,6 +427,53 @@ TEST(CudaMatMul, MatchesReferenceWithAndWithoutSplitK) {
 // Memory planning: the plan shrinks as sequences grow, counts a prompt's positions once per prompt
 // (not per sequence), and says 0 when not even one sequence fits, so callers split or refuse
 // instead of running out of memory mid-generate.
+// The CUDA backend's pipelined sampling outside Generate's pattern: a second step with many more
+// draws than the first (the device draws buffer and the pinned ring grow while the first step's
+// draws are pending) still returns both steps' draws, equal to the synchronous ForwardSample chain
+// (the first draws fed as host tokens).
+TEST(CudaPipelinedSampling, DrawsSurviveBufferGrowthWhilePending) {
+  const auto dir = testing::GoldenModel("llama");
+  LOAD_CUDA_OR_SKIP(model, dir);
+  const std::vector<int32_t> prompt = {3, 1, 4, 1, 5, 9, 2, 6};
+  const int64_t last = 7;
+  const engine::SamplingParams p{.temperature = 1.0f};
+  std::vector<engine::SampleKey> k1 = {{4, 0, 0}, {4, 1, 0}};
+  // Step 2: two rows (the two samples), 24 draws each (keys a multiple of the rows).
+  std::vector<engine::SampleKey> k2;
+  for (int r = 0; r < 2; ++r)
+    for (int d = 0; d < 24; ++d) k2.push_back({4, static_cast<uint64_t>(100 * r + d), 1});
+  const std::vector<int64_t> rows = {0, 1};
+  auto run_async = [&](std::vector<int32_t>* a, std::vector<int32_t>* b) {
+    auto st = (*model)->NewState(3);
+    ASSERT_TRUE(st.ok());
+    ASSERT_TRUE(
+        (*model)
+            ->ForwardSampleAsync(st->get(), {{{0, 0, 8}}}, prompt, {}, std::span(&last, 1), p, k1)
+            .ok());
+    (*st)->CopySlot(0, 1);
+    ASSERT_TRUE((*model)
+                    ->ForwardSampleAsync(st->get(), {{{0, 8, 1}, {1, 8, 1}}}, {}, rows, rows, p, k2)
+                    .ok());
+    a->resize(k1.size());
+    b->resize(k2.size());
+    ASSERT_TRUE((*model)->CollectSample(*a).ok());
+    ASSERT_TRUE((*model)->CollectSample(*b).ok());
+  };
+  std::vector<int32_t> a1, a2;
+  run_async(&a1, &a2);
+  auto st = (*model)->NewState(3);
+  ASSERT_TRUE(st.ok());
+  std::vector<int32_t> s1(k1.size()), s2(k2.size());
+  ASSERT_TRUE((*model)
+                  ->ForwardSample(st->get(), {{{0, 0, 8}}}, prompt, std::span(&last, 1), p, k1, s1)
+                  .ok());
+  (*st)->CopySlot(0, 1);
+  ASSERT_TRUE(
+      (*model)->ForwardSample(st->get(), {{{0, 8, 1}, {1, 8, 1}}}, s1, rows, p, k2, s2).ok());
+  EXPECT_EQ(a1, s1);
+  EXPECT_EQ(a2, s2);
+}
+
 TEST(CudaPlan, PlanMaxSequencesCountsThePromptOncePerPrompt) {
   LOAD_CUDA_OR_SKIP(model, testing::GoldenModel("llama"));
   engine::Backend& be = (*model)->backend();
