@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
-#include <unordered_map>
 #include <unordered_set>
 
 #include "engine/tokenizer.h"
@@ -141,6 +140,7 @@ Result<GenerateResult> Generate(Model& model, const GenerateRequest& req) {
   std::deque<Flight> flights;
   std::vector<int32_t> tokens;
   std::vector<int64_t> rows, prev;
+  std::vector<size_t> launched;  // live indices of a launched step's rows
   // Leaves no draws pending in the model when the loop ends early.
   auto fail = [&](Status st) -> Status {
     for (; !flights.empty(); flights.pop_front()) {
@@ -158,7 +158,7 @@ Result<GenerateResult> Generate(Model& model, const GenerateRequest& req) {
     tokens.clear();
     prev.clear();
     keys.clear();
-    std::vector<size_t> launched;  // live indices, per row
+    launched.clear();
     for (size_t i = 0; i < live.size(); ++i) {
       const Live& l = live[i];
       const SampleResult& s = result.samples[l.result];
@@ -202,13 +202,15 @@ Result<GenerateResult> Generate(Model& model, const GenerateRequest& req) {
     if (!st.ok()) return fail(st);
     const auto now = Clock::now();
     const double decode_so_far = Seconds(decode_start, now);
-    std::unordered_map<size_t, size_t> where;  // result index -> live index
-    for (size_t i = 0; i < live.size(); ++i) where[live[i].result] = i;
+    // live and the step's rows are both in increasing result order (live is built in that order
+    // and only loses entries; a step's rows are a subsequence of live when it was launched), so
+    // one merge pass finds each row's sample.
     int64_t drawn_rows = 0;
+    size_t li = 0;
     for (size_t i = 0; i < done.results.size(); ++i) {
-      auto it = where.find(done.results[i]);
-      if (it == where.end()) continue;  // stopped one step earlier
-      Live& l = live[it->second];
+      while (li < live.size() && live[li].result < done.results[i]) ++li;
+      if (li == live.size() || live[li].result != done.results[i]) continue;  // stopped earlier
+      Live& l = live[li];
       SampleResult& s = result.samples[l.result];
       --l.inflight;
       ++drawn_rows;
@@ -216,7 +218,6 @@ Result<GenerateResult> Generate(Model& model, const GenerateRequest& req) {
       if (accept(s, sampled[i])) {
         l.last_token = sampled[i];
       } else {
-        where.erase(it);
         l.slot = -1;  // finished: dropped below
       }
     }

@@ -1,6 +1,7 @@
 // The CUDA backend (engine/backend.h on one GPU): bf16 weights for the GEMM matrices (cuBLAS,
 // f32 accumulation and f32 output), f32 activations and recurrent state, bf16 KV cache. Every op is
-// asynchronous on one stream; CopyToHost and SampleRows (the drawn ids) are the synchronisations.
+// asynchronous on one stream; CopyToHost and the wait for a step's drawn ids (CollectDraws, also
+// inside SampleRows) are the synchronisations.
 // Decode steps that end in SampleRows are recorded as CUDA graphs and replayed (BeginForward). Ops
 // have no error channel in the Backend interface, so a CUDA failure inside an op (a kernel fault,
 // or the device running out of memory while a KV cache grows) prints what failed and aborts;
@@ -36,6 +37,12 @@ namespace {
 
 using cuda::DevRow;
 using cuda::DevSeq;
+
+// Whether environment variable `name` is set to `value` (the A/B switches of the backend).
+bool EnvIs(const char* name, const char* value) {
+  const char* e = std::getenv(name);
+  return e != nullptr && std::strcmp(e, value) == 0;
+}
 
 void Die(const char* what, const char* detail, const char* file, int line) {
   std::fprintf(stderr, "cuda backend: %s failed: %s (%s:%d)\n", what, detail, file, line);
@@ -673,20 +680,17 @@ class CudaBackend final : public Backend {
     prof_ = std::make_unique<OpProfiler>(stream_);
     // Decode steps are recorded and replayed as CUDA graphs unless TTC_CUDA_GRAPHS=0 (for A/B
     // measurements) or the per-op profiler is on (it times each op with events and syncs).
-    const char* g = std::getenv("TTC_CUDA_GRAPHS");
-    graphs_on_ = !prof_->on() && !(g != nullptr && std::string(g) == "0");
+    graphs_on_ = !prof_->on() && !EnvIs("TTC_CUDA_GRAPHS", "0");
     const char* k = std::getenv("TTC_CUDA_SPLITK");
     split_k_ = k == nullptr ? 1 : std::atoi(k);
     const char* r = std::getenv("TTC_CUDA_GEMV_ROWS");
     gemv_rows_ =
         r == nullptr ? kGemvRows : std::clamp<int64_t>(std::atoll(r), 0, cuda::kGemvMaxRows);
     sample_full_ = std::getenv("TTC_CUDA_SAMPLE_FULL") != nullptr;
-    const char* f = std::getenv("TTC_CUDA_FUSED_INPUT");
-    fused_input_ = !(f != nullptr && std::string(f) == "0");
+    fused_input_ = !EnvIs("TTC_CUDA_FUSED_INPUT", "0");
     // Off by default: measured slower than every row walking the prefix from L2 (call M in
     // docs/perf/cuda.md), kept for experiments.
-    const char* c = std::getenv("TTC_CUDA_CASCADE");
-    cascade_on_ = c != nullptr && std::string(c) == "1";
+    cascade_on_ = EnvIs("TTC_CUDA_CASCADE", "1");
   }
   ~CudaBackend() override {
     prof_.reset();
@@ -933,9 +937,7 @@ class CudaBackend final : public Backend {
     prepared_ = {};
     if (!graphs_on_ || sample == nullptr) return;
     const int64_t M = static_cast<int64_t>(batch.seqs.size());
-    for (const auto& s : batch.seqs)
-      if (s.num_tokens != 1) return;
-    if (M == 0 || draws != M) return;
+    if (!DecodeOnly(batch) || draws != M) return;
     auto* st = static_cast<CudaStateCache*>(state);
     const GraphKey key{st->id(), M, *sample, PrefixLayout(*st, batch), tokens_from_draws};
     // The step's KV growth (stream-ordered allocations and copies) happens here, outside any
@@ -1037,24 +1039,20 @@ class CudaBackend final : public Backend {
     if (Replaying()) return;
     Scratch q(mem_.get(), static_cast<size_t>(M * H * hd) * 4);
     cuda::LaunchRopeAppend(A(qkv).data, M, d_rows, d_freq, H, Hkv, hd, q.as<float>(), dkv, stream_);
-    // Split-KV when blocks cannot fill the GPU: enough ranges for about four blocks per SM, none
-    // shorter than 64 positions (the own positions and the prefixes each on their own). A
-    // recorded step keeps these counts; any count is correct for the later steps it replays.
+    // Split-KV when blocks cannot fill the GPU (cuda::AttentionRanges; the own positions and the
+    // prefixes each on their own). A recorded step keeps these counts; any count is correct for
+    // the later steps it replays.
     int64_t max_own = 1, max_plen = 1;
     for (const auto& r : rows) {
       const int64_t plen = tasks > 0 ? st->PrefixLen(r.slot) : 0;
       max_own = std::max<int64_t>(max_own, r.pos + 1 - plen);
       max_plen = std::max<int64_t>(max_plen, plen);
     }
-    const int64_t want = 4 * sm_count_;
-    auto ranges = [&](int64_t blocks, int64_t len) {
-      if (blocks >= want) return 1;
-      return static_cast<int>(
-          std::min<int64_t>((want + blocks - 1) / blocks, std::max<int64_t>(1, len / 64)));
-    };
-    const int splits = ranges(M * Hkv, max_own);
+    const int splits = cuda::AttentionRanges(M * Hkv, max_own, sm_count_);
     cuda::PrefixPlan plan;
-    if (tasks > 0) plan = {d_tasks, tasks, ranges(int64_t{tasks} * Hkv, max_plen)};
+    if (tasks > 0) {
+      plan = {d_tasks, tasks, cuda::AttentionRanges(int64_t{tasks} * Hkv, max_plen, sm_count_)};
+    }
     const int total = splits + (tasks > 0 ? plan.chunks : 0);
     if (tasks > 0) ++cascades_;
     Scratch part_o(mem_.get(), total > 1 ? static_cast<size_t>(M * H * total * hd) * 4 : 16);
@@ -1070,21 +1068,32 @@ class CudaBackend final : public Backend {
     return !batch.seqs.empty();
   }
 
-  // Groups the batch's rows by the prefix block their slots read (first appearance order) into
-  // tasks of up to rows_per_task rows (cuda::PrefixPlan's layout in *out); returns the count.
+  // The group of each row of a decode batch (one token per sequence): rows whose slots read the
+  // same prefix block share a number, numbered in order of first appearance.
+  static std::vector<int32_t> PrefixGroups(const CudaStateCache& st, const BatchLayout& batch) {
+    std::unordered_map<const void*, int32_t> index;
+    std::vector<int32_t> group;
+    group.reserve(batch.seqs.size());
+    for (const auto& s : batch.seqs) {
+      const auto next = static_cast<int32_t>(index.size());
+      group.push_back(index.try_emplace(st.PrefixId(s.slot), next).first->second);
+    }
+    return group;
+  }
+
+  // The cascade's tasks (cuda::PrefixPlan's layout in *out): each group's rows in batch order, cut
+  // into tasks of up to rows_per_task rows; returns the count.
   static int PrefixTasks(const CudaStateCache& st, const BatchLayout& batch, int rows_per_task,
                          std::vector<int32_t>* out) {
-    std::vector<std::vector<int32_t>> groups;
-    std::unordered_map<const void*, size_t> index;
-    int32_t r = 0;
-    for (const auto& s : batch.seqs) {
-      auto [it, fresh] = index.try_emplace(st.PrefixId(s.slot), groups.size());
-      if (fresh) groups.emplace_back();
-      for (int64_t t = 0; t < s.num_tokens; ++t) groups[it->second].push_back(r++);
+    const std::vector<int32_t> group = PrefixGroups(st, batch);
+    std::vector<std::vector<int32_t>> rows;
+    for (size_t r = 0; r < group.size(); ++r) {
+      if (static_cast<size_t>(group[r]) == rows.size()) rows.emplace_back();
+      rows[static_cast<size_t>(group[r])].push_back(static_cast<int32_t>(r));
     }
     out->clear();
     int tasks = 0;
-    for (const auto& g : groups) {
+    for (const auto& g : rows) {
       for (size_t i = 0; i < g.size(); i += static_cast<size_t>(rows_per_task)) {
         const size_t n = std::min(g.size() - i, static_cast<size_t>(rows_per_task));
         out->insert(out->end(), g.begin() + static_cast<std::ptrdiff_t>(i),
@@ -1096,15 +1105,11 @@ class CudaBackend final : public Backend {
     return tasks;
   }
 
-  // A hash of which rows of a decode step share a prefix block: equal layouts make the same
-  // cascade tasks, so a recorded step's launch shapes fit every step with its key.
+  // A hash of PrefixGroups: equal layouts make the same cascade tasks, so a recorded step's launch
+  // shapes fit every step with its key.
   static uint64_t PrefixLayout(const CudaStateCache& st, const BatchLayout& batch) {
-    std::unordered_map<const void*, uint64_t> index;
     uint64_t h = 1469598103934665603ull;  // FNV-1a over the rows' group numbers
-    for (const auto& s : batch.seqs) {
-      const uint64_t gi = index.try_emplace(st.PrefixId(s.slot), index.size()).first->second;
-      h = (h ^ gi) * 1099511628211ull;
-    }
+    for (int32_t g : PrefixGroups(st, batch)) h = (h ^ static_cast<uint64_t>(g)) * 1099511628211ull;
     return h;
   }
 

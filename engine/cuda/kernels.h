@@ -109,6 +109,14 @@ struct PrefixPlan {
   int tasks = 0;
   int chunks = 1;  // position ranges per (task, KV head): separate blocks and partials
 };
+// How many position ranges (split-KV blocks) to cut `blocks` (row or task, KV head) blocks of up to
+// `len` positions into: enough for about four blocks per SM, none shorter than 64 positions.
+inline int AttentionRanges(int64_t blocks, int64_t len, int sm_count) {
+  const int64_t want = 4 * int64_t{sm_count};
+  if (blocks >= want) return 1;
+  const int64_t by_blocks = (want + blocks - 1) / blocks, by_len = len / 64 > 1 ? len / 64 : 1;
+  return static_cast<int>(by_blocks < by_len ? by_blocks : by_len);
+}
 void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const DevKv* kv, int H,
                      int Hkv, int hd, float* out, int splits, float* part_o, float* part_ml,
                      cudaStream_t s, AttnKernel kernel = AttnKernel::kAuto,

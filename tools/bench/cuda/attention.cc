@@ -12,23 +12,15 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "engine/cuda/kernels.h"
+#include "tools/bench/cuda/bench_util.h"
 
 namespace {
 
 namespace cu = ttc::engine::cuda;
-
-#define CK(x)                                                                            \
-  do {                                                                                   \
-    if ((x) != 0) {                                                                      \
-      std::fprintf(stderr, "%s failed (%d) at %s:%d\n", #x, int(x), __FILE__, __LINE__); \
-      std::exit(1);                                                                      \
-    }                                                                                    \
-  } while (0)
 
 template <typename T>
 T* Dev(size_t n) {
@@ -57,21 +49,10 @@ struct Model {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<int> batches = {64, 256, 512};
-  if (argc > 1) {
-    batches.clear();
-    std::stringstream ss(argv[1]);
-    std::string tok;
-    while (std::getline(ss, tok, ',')) batches.push_back(std::atoi(tok.c_str()));
-  }
+  const std::vector<int> batches =
+      ttc::bench::SizeList(argc > 1 ? argv[1] : nullptr, {64, 256, 512});
   int sms = 0;
   CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-  const int want = 4 * sms;
-  auto ranges = [&](int64_t blocks, int64_t len) {
-    if (blocks >= want) return 1;
-    return static_cast<int>(
-        std::min<int64_t>((want + blocks - 1) / blocks, std::max<int64_t>(1, len / 64)));
-  };
   const size_t flush_bytes = size_t{256} << 20;
   void* flush = Dev<char>(flush_bytes);
   cudaEvent_t e0, e1;
@@ -134,9 +115,10 @@ int main(int argc, char** argv) {
         // chunks: -1 per-row walk; 0 the backend's choice; else that many prefix ranges.
         auto time = [&](int chunks) {
           const int splits =
-              chunks < 0 ? ranges(int64_t{B} * m.Hkv, plen + own) : ranges(int64_t{B} * m.Hkv, own);
-          cu::PrefixPlan plan{d_tasks, tasks,
-                              chunks == 0 ? ranges(int64_t{tasks} * m.Hkv, plen) : chunks};
+              cu::AttentionRanges(int64_t{B} * m.Hkv, chunks < 0 ? plen + own : own, sms);
+          cu::PrefixPlan plan{
+              d_tasks, tasks,
+              chunks == 0 ? cu::AttentionRanges(int64_t{tasks} * m.Hkv, plen, sms) : chunks};
           std::vector<float> ms;
           for (int it = 0; it < 18; ++it) {
             CK(cudaMemsetAsync(flush, it, flush_bytes));

@@ -11,19 +11,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
-namespace {
+#include "tools/bench/cuda/bench_util.h"
 
-#define CK(x)                                                                            \
-  do {                                                                                   \
-    if ((x) != 0) {                                                                      \
-      std::fprintf(stderr, "%s failed (%d) at %s:%d\n", #x, int(x), __FILE__, __LINE__); \
-      std::exit(1);                                                                      \
-    }                                                                                    \
-  } while (0)
+namespace {
 
 struct Shape {
   const char* what;
@@ -33,13 +26,7 @@ struct Shape {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<int> ms = {64, 256, 512};
-  if (argc > 1) {
-    ms.clear();
-    std::stringstream ss(argv[1]);
-    std::string tok;
-    while (std::getline(ss, tok, ',')) ms.push_back(std::atoi(tok.c_str()));
-  }
+  const std::vector<int> ms = ttc::bench::SizeList(argc > 1 ? argv[1] : nullptr, {64, 256, 512});
   const std::vector<Shape> shapes = {
       {"llama-1b qkv", 3072, 2048},      {"llama-1b o", 2048, 2048},
       {"llama-1b gate_up", 16384, 2048}, {"llama-1b down", 2048, 8192},
