@@ -688,9 +688,9 @@ class CudaBackend final : public Backend {
         r == nullptr ? kGemvRows : std::clamp<int64_t>(std::atoll(r), 0, cuda::kGemvMaxRows);
     sample_full_ = std::getenv("TTC_CUDA_SAMPLE_FULL") != nullptr;
     fused_input_ = !EnvIs("TTC_CUDA_FUSED_INPUT", "0");
-    // Off by default: measured slower than every row walking the prefix from L2 (call M in
-    // docs/perf/cuda.md), kept for experiments.
-    cascade_on_ = EnvIs("TTC_CUDA_CASCADE", "1");
+    // On by default since the tile kernel (call Q in docs/perf/cuda.md); TTC_CUDA_CASCADE=0 makes
+    // every row walk its prefix itself (A/B measurements).
+    cascade_on_ = !EnvIs("TTC_CUDA_CASCADE", "0");
   }
   ~CudaBackend() override {
     prof_.reset();
@@ -1016,8 +1016,8 @@ class CudaBackend final : public Backend {
     const float* d_freq = freq_.Put(spec.inv_freq, Up());
     const int H = static_cast<int>(spec.num_heads), Hkv = static_cast<int>(spec.num_kv_heads),
               hd = static_cast<int>(spec.head_dim);
-    // With TTC_CUDA_CASCADE=1, rows that share a prompt prefix walk it together (cascade) when
-    // that reads each prefix at most half as often as the rows would.
+    // Rows that share a prompt prefix walk it together (cascade) when that reads each prefix at
+    // most half as often as the rows would (unless TTC_CUDA_CASCADE=0).
     const int G = H / Hkv;
     const bool pow2 = hd == 32 || hd == 64 || hd == 128;
     int tasks = 0;
@@ -1039,9 +1039,9 @@ class CudaBackend final : public Backend {
     if (Replaying()) return;
     Scratch q(mem_.get(), static_cast<size_t>(M * H * hd) * 4);
     cuda::LaunchRopeAppend(A(qkv).data, M, d_rows, d_freq, H, Hkv, hd, q.as<float>(), dkv, stream_);
-    // Split-KV when blocks cannot fill the GPU (cuda::AttentionRanges; the own positions and the
-    // prefixes each on their own). A recorded step keeps these counts; any count is correct for
-    // the later steps it replays.
+    // Split-KV when blocks cannot fill the GPU (cuda::AttentionRanges for the own positions,
+    // cuda::PrefixRanges for the prefixes). A recorded step keeps these counts; any count is
+    // correct for the later steps it replays.
     int64_t max_own = 1, max_plen = 1;
     for (const auto& r : rows) {
       const int64_t plen = tasks > 0 ? st->PrefixLen(r.slot) : 0;
@@ -1051,7 +1051,7 @@ class CudaBackend final : public Backend {
     const int splits = cuda::AttentionRanges(M * Hkv, max_own, sm_count_);
     cuda::PrefixPlan plan;
     if (tasks > 0) {
-      plan = {d_tasks, tasks, cuda::AttentionRanges(int64_t{tasks} * Hkv, max_plen, sm_count_)};
+      plan = {d_tasks, tasks, cuda::PrefixRanges(int64_t{tasks} * Hkv, max_plen, sm_count_)};
     }
     const int total = splits + (tasks > 0 ? plan.chunks : 0);
     if (tasks > 0) ++cascades_;
@@ -1633,7 +1633,7 @@ class CudaBackend final : public Backend {
   int64_t gemv_rows_ = kGemvRows;  // TTC_CUDA_GEMV_ROWS=0..16 (kGemvRows)
   bool sample_full_ = false;       // TTC_CUDA_SAMPLE_FULL=1: the sampler's general path always
   bool fused_input_ = true;        // TTC_CUDA_FUSED_INPUT=0: every GEMM converts its own input
-  bool cascade_on_ = false;        // TTC_CUDA_CASCADE=1: rows sharing a prefix walk it together
+  bool cascade_on_ = true;  // rows sharing a prefix walk it together (TTC_CUDA_CASCADE=0: off)
   // Decode-step recordings (BeginForward).
   std::vector<std::unique_ptr<StepGraph>> graphs_;
   StepGraph* graph_ = nullptr;  // the recording of the current step (capture or replay)

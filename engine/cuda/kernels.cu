@@ -257,15 +257,33 @@ __device__ __forceinline__ void MergeWarpPartials(const float (&sm)[NW][kMaxGrou
                                                   const float (&sl)[NW][kMaxGroup],
                                                   const float (&sacc)[NW][kMaxGroup][HD], int G,
                                                   int hd, int kvh, int64_t r, int H, int splits,
-                                                  float* out, float* part_o, float* part_ml) {
+                                                  float* out, float* part_o, float* part_ml,
+                                                  int merge_from) {
   const int64_t qw = static_cast<int64_t>(H) * hd;
   const int split = blockIdx.z;
   for (int i = threadIdx.x; i < G * hd; i += blockDim.x) {
     const int g = i / hd, d = i % hd;
     float mx, lsum;
-    const float o = MergeWarps(sm, sl, sacc, g, d, &mx, &lsum);
+    float o = MergeWarps(sm, sl, sacc, g, d, &mx, &lsum);
     const int64_t head = kvh * G + g;
-    if (splits == 1) {
+    if (merge_from > 0) {
+      // The block's range is the row's only own one and the partials [merge_from, splits) are the
+      // shared prefix's (written before this kernel started): merge them here, no combine pass.
+      const int64_t slot0 = (r * H + head) * splits;
+      float mm = mx;
+      for (int c = merge_from; c < splits; ++c) mm = fmaxf(mm, part_ml[2 * (slot0 + c)]);
+      const float f = mx == -INFINITY ? 0.0f : expf(mx - mm);
+      o *= f;
+      lsum *= f;
+      for (int c = merge_from; c < splits; ++c) {
+        const float mc = part_ml[2 * (slot0 + c)];
+        if (mc == -INFINITY) continue;
+        const float fc = expf(mc - mm);
+        lsum += part_ml[2 * (slot0 + c) + 1] * fc;
+        o += part_o[(slot0 + c) * hd + d] * fc;
+      }
+      out[r * qw + head * hd + d] = o / lsum;
+    } else if (splits == 1) {
       out[r * qw + head * hd + d] = o / lsum;
     } else {
       const int64_t slot = (r * H + head) * splits + split;
@@ -284,7 +302,8 @@ __device__ __forceinline__ void MergeWarpPartials(const float (&sm)[NW][kMaxGrou
 template <int EPL>
 __global__ void __launch_bounds__(kAttnWarps * 32)
     AttentionKernel(const float* q, const DevRow* info, const DevKv* kv, int H, int Hkv, int hd,
-                    float* out, int splits, float* part_o, float* part_ml, bool own_only) {
+                    float* out, int splits, float* part_o, float* part_ml, bool own_only,
+                    int merge_from) {
   __shared__ float sq[kMaxGroup][EPL * 32];
   __shared__ float sm[kAttnWarps][kMaxGroup], sl[kAttnWarps][kMaxGroup];
   __shared__ float sacc[kAttnWarps][kMaxGroup][EPL * 32];
@@ -350,7 +369,7 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
   }
   __syncthreads();
   MergeWarpPartials<kAttnWarps, EPL * 32>(sm, sl, sacc, G, hd, kvh, r, H, splits, out, part_o,
-                                          part_ml);
+                                          part_ml, merge_from);
 }
 
 // Decode attention with one KV position per lane (head_dim HD = 32 * EPL, a multiple of 32): each
@@ -363,7 +382,8 @@ constexpr int kLaneWarps = 4;
 template <int EPL>
 __global__ void __launch_bounds__(kLaneWarps * 32)
     AttentionLanesKernel(const float* q, const DevRow* info, const DevKv* kv, int H, int Hkv,
-                         float* out, int splits, float* part_o, float* part_ml, bool own_only) {
+                         float* out, int splits, float* part_o, float* part_ml, bool own_only,
+                         int merge_from) {
   constexpr int HD = 32 * EPL;
   __shared__ float sq[kMaxGroup][HD];
   __shared__ float sm[kLaneWarps][kMaxGroup], sl[kLaneWarps][kMaxGroup];
@@ -478,7 +498,8 @@ __global__ void __launch_bounds__(kLaneWarps * 32)
     for (int e = 0; e < EPL; ++e) sacc[warp][g][EPL * lane + e] = acc[g][e];
   }
   __syncthreads();
-  MergeWarpPartials<kLaneWarps, HD>(sm, sl, sacc, G, HD, kvh, r, H, splits, out, part_o, part_ml);
+  MergeWarpPartials<kLaneWarps, HD>(sm, sl, sacc, G, HD, kvh, r, H, splits, out, part_o, part_ml,
+                                    merge_from);
 }
 
 // bf16 pair packed for a tensor-core operand register: `lo` in the low half (the smaller k index).
@@ -578,7 +599,8 @@ __global__ void __launch_bounds__(NW * 32, NW == 4 && NS == 1 ? (HD == 128  ? 3
                                                                             : 8)
                                                               : 1)
     AttentionMmaKernel(const float* q, const DevRow* info, const DevKv* kv, int H, int Hkv,
-                       float* out, int splits, float* part_o, float* part_ml, bool own_only) {
+                       float* out, int splits, float* part_o, float* part_ml, bool own_only,
+                       int merge_from) {
   constexpr int kMmaWarps = NW;
   constexpr int KC = HD / 16;  // k-steps of Q.K^T
   constexpr int KQ = HD / 32;  // 16-byte pieces of a K row per lane
@@ -716,120 +738,178 @@ __global__ void __launch_bounds__(NW * 32, NW == 4 && NS == 1 ? (HD == 128  ? 3
     }
   }
   __syncthreads();
-  MergeWarpPartials<kMmaWarps, HD>(sm, sl, sacc, G, HD, kvh, r, H, splits, out, part_o, part_ml);
+  MergeWarpPartials<kMmaWarps, HD>(sm, sl, sacc, G, HD, kvh, r, H, splits, out, part_o, part_ml,
+                                   merge_from);
 }
 
-// The shared prompt prefix of decode attention for several rows at once (cascade attention): a
-// block takes one task (up to 16 / G rows whose slots share one prefix, task_rows[blockIdx.x]),
-// one KV head (blockIdx.y) and one position range of the prefix (blockIdx.z of gridDim.z), and
-// runs the rows' query heads together as the 16 M rows of m16n8k16 mma ops (M row m = query head
-// m % G of the task's row m / G). Each K/V position is read once per task instead of once per
-// row: the prefix costs the L2 16 / G times fewer bytes than in AttentionMmaKernel, which walks it
-// per row. f32 accuracy on the bf16 cache as there, with the bf16 remainder of Q and of P as a
-// second mma on the same B operand (not rows 8-15: those are queries here). Writes each (row,
-// head)'s unnormalised partial of its range at split index split0 + blockIdx.z for
+// cp.async / ldmatrix wrappers for the prefix kernel's shared-memory tiles (sm_80+ PTX).
+__device__ __forceinline__ void CpAsync16(void* smem, const void* gmem) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+}
+__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void CpAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+// Four 8x8 b16 matrices; lanes 8j..8j+7 give the row addresses of matrix j, which lands in r[j]
+// (lane 4g + t: row g, columns 2t, 2t+1; with Trans: rows 2t, 2t+1 of column g).
+template <bool Trans>
+__device__ __forceinline__ void LdMatrixX4(uint32_t (&r)[4], const uint16_t* smem) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  if constexpr (Trans) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+  } else {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+  }
+}
+
+// The shared prompt prefix of decode attention for many rows at once (cascade attention), as a
+// FlashAttention-style tile kernel: a block takes one task (up to kPrefixTaskRows / G rows whose
+// slots share one prefix, task_rows[blockIdx.x]), one KV head (blockIdx.y) and one position range
+// of the prefix (blockIdx.z of gridDim.z, whole tiles). The task's query heads are the block's
+// 16 * kPrefixWarps M rows (M row m = query head m % G of the task's row m / G), 16 per warp. The
+// block streams its range through shared memory in tiles of kPrefixTile positions (cp.async, two
+// buffers: the next tile loads while this one is used), and every warp runs S = Q K^T and O += P V
+// on the tile as m16n8k16 mma ops with operands from ldmatrix. So each prefix position is read
+// from L2 once per task of up to 64 query heads, where the per-row walk (AttentionMmaKernel) reads
+// it once per row: the walk is bound by the L2's bandwidth at large batch (docs/perf/cuda.md, call
+// M), and an earlier version of this kernel that kept the walk's register-fed shape for 16 query
+// heads per block was latency-bound and lost (call L). f32 accuracy on the bf16 cache as the walk:
+// Q and P enter as bf16 value + bf16 remainder, two mma ops on the same K / V operand. Writes each
+// (row, head)'s unnormalised partial of its range at split index split0 + blockIdx.z for
 // AttentionCombineKernel; a range past the prefix (or a slot without one) writes m = -inf, l = 0.
-// Positions are split over the NW warps, NS 16-position sub-tiles per warp iteration; fragments as
-// in AttentionMmaKernel (K rows read as 16-byte pieces with Q's k order permuted to match, V
-// transposed into (position, position) pairs by byte permutes).
-template <int HD, int NS, int NW>
-__global__ void __launch_bounds__(NW * 32)
+constexpr int kPrefixWarps = kPrefixTaskRows / 16;
+constexpr int kPrefixTile = 64;
+template <int HD>
+constexpr int PrefixSmemBytes() {
+  return 2 * 2 * kPrefixTile * (HD + 8) * 2;  // [buffer][K, V][position][HD + 8 pad] bf16
+}
+template <int HD>
+__global__ void __launch_bounds__(kPrefixWarps * 32)
     PrefixAttentionKernel(const float* q, const int32_t* task_rows, const DevRow* info,
                           const DevKv* kv, int H, int Hkv, int split0, int splits, float* part_o,
                           float* part_ml) {
-  constexpr int KC = HD / 16, KQ = HD / 32, DPL = HD / 8, VW = DPL / 2;
-  // Q's A fragments are the same for every warp: built once, read per k-step (lane-indexed, so
-  // conflict-free), which keeps them out of the registers the loads need.
-  __shared__ uint32_t sqa[2][KC][4][32];  // [hi, lo][k-step][fragment register][lane]
-  __shared__ float sm[NW][16], sl[NW][16];
-  __shared__ float sacc[NW][16][HD];
+  constexpr int KC = HD / 16;          // k-steps of Q K^T
+  constexpr int DT = HD / 8;           // n-tiles of P V
+  constexpr int NT = kPrefixTile / 8;  // n-tiles of S
+  // Rows padded by 16 bytes: the 8 rows an ldmatrix phase reads start 4 banks apart.
+  constexpr int LD = HD + 8;
+  constexpr int CPR = HD / 8;  // 16-byte pieces per K / V row
+  extern __shared__ __align__(16) uint16_t tiles[];
   const int kvh = blockIdx.y;
-  const int G = H / Hkv, rw = 16 / G;
+  const int G = H / Hkv, rw = kPrefixTaskRows / G;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
   const int32_t* trow = task_rows + static_cast<int64_t>(blockIdx.x) * kPrefixTaskRows;
   const int64_t qw = static_cast<int64_t>(H) * HD, kvw = static_cast<int64_t>(Hkv) * HD;
-  // The query of M row m (nullptr: padding, scores 0 and never written).
-  auto query = [&](int m) -> const float* {
-    const int i = m / G;
-    const int r = i < rw ? trow[i] : -1;
-    return r < 0 ? nullptr : q + r * qw + static_cast<int64_t>(kvh * G + m % G) * HD;
-  };
+  // This lane's M rows 16 warp + g + 8 a: batch row (-1: padding, query 0, never written), head.
+  int mrow[2], mhead[2];
+#pragma unroll
+  for (int a = 0; a < 2; ++a) {
+    const int m = 16 * warp + g + 8 * a, i = m / G;
+    mrow[a] = i < rw ? trow[i] : -1;
+    mhead[a] = kvh * G + m % G;
+  }
+  // A fragments of Q K^T, [hi, lo][k-step][register]: rows g / g + 8, dimensions 16 kc + 2t + {0,
+  // 1} and + {8, 9}.
+  uint32_t qa[2][KC][4];
   {
     const float scale = rsqrtf(static_cast<float>(HD));
-    const float* qr[2] = {query(g), query(g + 8)};
-    for (int c = warp; c < KQ; c += NW) {
-      float hi[2][8], lo[2][8];
+#pragma unroll
+    for (int kc = 0; kc < KC; ++kc) {
 #pragma unroll
       for (int a = 0; a < 2; ++a) {
 #pragma unroll
-        for (int i = 0; i < 8; ++i) {
-          const float v = qr[a] ? qr[a][c * 32 + t * 8 + i] * scale : 0.0f;
-          hi[a][i] = RoundBf16(v);
-          lo[a][i] = v - hi[a][i];
+        for (int h = 0; h < 2; ++h) {
+          float2 v = make_float2(0.0f, 0.0f);
+          if (mrow[a] >= 0) {
+            v = *reinterpret_cast<const float2*>(q + mrow[a] * qw + mhead[a] * HD + 16 * kc +
+                                                 8 * h + 2 * t);
+          }
+          const float x0 = v.x * scale, x1 = v.y * scale;
+          const float h0 = RoundBf16(x0), h1 = RoundBf16(x1);
+          qa[0][kc][2 * h + a] = PackBf16x2(h0, h1);
+          qa[1][kc][2 * h + a] = PackBf16x2(x0 - h0, x1 - h1);
         }
-      }
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int kc = 2 * c + h;
-        sqa[0][kc][0][lane] = PackBf16x2(hi[0][4 * h], hi[0][4 * h + 1]);
-        sqa[0][kc][1][lane] = PackBf16x2(hi[1][4 * h], hi[1][4 * h + 1]);
-        sqa[0][kc][2][lane] = PackBf16x2(hi[0][4 * h + 2], hi[0][4 * h + 3]);
-        sqa[0][kc][3][lane] = PackBf16x2(hi[1][4 * h + 2], hi[1][4 * h + 3]);
-        sqa[1][kc][0][lane] = PackBf16x2(lo[0][4 * h], lo[0][4 * h + 1]);
-        sqa[1][kc][1][lane] = PackBf16x2(lo[1][4 * h], lo[1][4 * h + 1]);
-        sqa[1][kc][2][lane] = PackBf16x2(lo[0][4 * h + 2], lo[0][4 * h + 3]);
-        sqa[1][kc][3][lane] = PackBf16x2(lo[1][4 * h + 2], lo[1][4 * h + 3]);
       }
     }
   }
-  __syncthreads();
   const DevKv c = kv[info[trow[0]].slot];  // every task has a first row; all share c's prefix
   const int zs = static_cast<int>(gridDim.z);
-  const int span = (c.plen + zs - 1) / zs;
+  const int span = ((c.plen + zs - 1) / zs + kPrefixTile - 1) / kPrefixTile * kPrefixTile;
   const int p_begin = static_cast<int>(blockIdx.z) * span, p_end = min(c.plen, p_begin + span);
-  // Every position of the range is in the prefix: the own pointers are never read.
-  const HeadKv hk{c.kp + kvh * HD, c.vp + kvh * HD, nullptr, nullptr, kvw, c.plen, p_begin, p_end};
+  const int ntiles = p_end > p_begin ? (p_end - p_begin + kPrefixTile - 1) / kPrefixTile : 0;
+  auto load = [&](int tile) {
+    uint16_t* ks = tiles + (tile & 1) * 2 * kPrefixTile * LD;
+    uint16_t* vs = ks + kPrefixTile * LD;
+    const int base = p_begin + tile * kPrefixTile;
+    for (int i = threadIdx.x; i < kPrefixTile * CPR; i += blockDim.x) {
+      const int r = i / CPR, piece = i % CPR;
+      // Positions past the range copy position p_begin (valid) and get probability 0.
+      const int p = base + r < p_end ? base + r : p_begin;
+      const int64_t off = static_cast<int64_t>(p) * kvw + kvh * HD + piece * 8;
+      CpAsync16(ks + r * LD + piece * 8, c.kp + off);
+      CpAsync16(vs + r * LD + piece * 8, c.vp + off);
+    }
+    CpAsyncCommit();
+  };
 
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // M rows g and g + 8
-  float acc[DPL][4];
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // rows g and g + 8
+  float acc[DT][4];
 #pragma unroll
-  for (int s = 0; s < DPL; ++s) {
+  for (int n = 0; n < DT; ++n) {
 #pragma unroll
-    for (int i = 0; i < 4; ++i) acc[s][i] = 0.0f;
+    for (int i = 0; i < 4; ++i) acc[n][i] = 0.0f;
   }
-  constexpr int kStep = 16 * NS;
-  for (int base = p_begin + warp * kStep; base < p_end; base += NW * kStep) {
-    // Every load of the iteration is issued before any is used.
-    uint32_t kw[NS][2][KQ][4];
-    uint32_t vw[NS][4][VW];
-    LoadKvTile<NS, HD>(hk, base, p_end, g, t, kw, vw);
-    // sc[u][a][j][e] = S[M row g + 8a][position base + 16u + 8j + 2t + e].
-    float sc[NS][2][2][2];
-    float tmax[2] = {-INFINITY, -INFINITY};
+  if (ntiles > 0) load(0);
+  for (int tile = 0; tile < ntiles; ++tile) {
+    if (tile + 1 < ntiles) {
+      load(tile + 1);
+      CpAsyncWait<1>();
+    } else {
+      CpAsyncWait<0>();
+    }
+    __syncthreads();
+    const uint16_t* ks = tiles + (tile & 1) * 2 * kPrefixTile * LD;
+    const uint16_t* vs = ks + kPrefixTile * LD;
+    const int base = p_begin + tile * kPrefixTile;
+    // s[n] = S[row g / g + 8][position base + 8n + 2t + {0, 1}].
+    float s[NT][4];
 #pragma unroll
-    for (int u = 0; u < NS; ++u) {
+    for (int n = 0; n < NT; ++n) {
 #pragma unroll
-      for (int j = 0; j < 2; ++j) {
-        float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      for (int i = 0; i < 4; ++i) s[n][i] = 0.0f;
 #pragma unroll
-        for (int kc = 0; kc < KC; ++kc) {
-          const uint32_t b0 = kw[u][j][kc >> 1][2 * (kc & 1)];
-          const uint32_t b1 = kw[u][j][kc >> 1][2 * (kc & 1) + 1];
+      for (int kc = 0; kc < KC; kc += 2) {
+        // Matrices: positions 8n..8n+7 at dimensions 16 kc + {0, 8, 16, 24}: b0, b1 of k-steps
+        // kc and kc + 1.
+        uint32_t b[4];
+        LdMatrixX4<false>(b, ks + (8 * n + (lane & 7)) * LD + 16 * kc + (lane >> 3) * 8);
 #pragma unroll
-          for (int hl = 0; hl < 2; ++hl) {
-            MmaBf16(d, sqa[hl][kc][0][lane], sqa[hl][kc][1][lane], sqa[hl][kc][2][lane],
-                    sqa[hl][kc][3][lane], b0, b1);
+        for (int hl = 0; hl < 2; ++hl) {
+          MmaBf16(s[n], qa[hl][kc][0], qa[hl][kc][1], qa[hl][kc][2], qa[hl][kc][3], b[0], b[1]);
+          if (kc + 1 < KC) {
+            MmaBf16(s[n], qa[hl][kc + 1][0], qa[hl][kc + 1][1], qa[hl][kc + 1][2],
+                    qa[hl][kc + 1][3], b[2], b[3]);
           }
         }
+      }
+    }
+    float tmax[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const bool valid = base + 16 * u + 8 * j + 2 * t + e < p_end;
+    for (int n = 0; n < NT; ++n) {
 #pragma unroll
-          for (int a = 0; a < 2; ++a) {
-            sc[u][a][j][e] = valid ? d[2 * a + e] : -INFINITY;
-            tmax[a] = fmaxf(tmax[a], sc[u][a][j][e]);
-          }
+      for (int e = 0; e < 2; ++e) {
+        const bool valid = base + 8 * n + 2 * t + e < p_end;
+#pragma unroll
+        for (int a = 0; a < 2; ++a) {
+          s[n][2 * a + e] = valid ? s[n][2 * a + e] : -INFINITY;
+          tmax[a] = fmaxf(tmax[a], s[n][2 * a + e]);
         }
       }
     }
@@ -839,86 +919,64 @@ __global__ void __launch_bounds__(NW * 32)
       tmax[a] = fmaxf(tmax[a], __shfl_xor_sync(0xffffffffu, tmax[a], 1));
       tmax[a] = fmaxf(tmax[a], __shfl_xor_sync(0xffffffffu, tmax[a], 2));
       const float mn = fmaxf(m[a], tmax[a]);  // finite: position `base` is valid
-      alpha[a] = expf(m[a] - mn);             // 0 on the first iteration (m = -inf)
+      alpha[a] = expf(m[a] - mn);             // 0 on the first tile (m = -inf)
       m[a] = mn;
       l[a] *= alpha[a];
     }
 #pragma unroll
-    for (int s = 0; s < DPL; ++s) {
-      acc[s][0] *= alpha[0];
-      acc[s][1] *= alpha[0];
-      acc[s][2] *= alpha[1];
-      acc[s][3] *= alpha[1];
+    for (int n = 0; n < DT; ++n) {
+      acc[n][0] *= alpha[0];
+      acc[n][1] *= alpha[0];
+      acc[n][2] *= alpha[1];
+      acc[n][3] *= alpha[1];
     }
 #pragma unroll
-    for (int u = 0; u < NS; ++u) {
-      // A operand of P.V (k = position base + 16u + k): rows g / g + 8 are a = 0 / 1, k = 2t + e
-      // is j = 0 and k = 8 + 2t + e is j = 1 of the score layout above.
-      float ph[2][2][2], pl[2][2][2];
+    for (int ks16 = 0; ks16 < kPrefixTile / 16; ++ks16) {
+      // A operand of P V for positions base + 16 ks16 + [0, 16): S n-tiles 2 ks16 (k = 2t + e)
+      // and 2 ks16 + 1 (k = 8 + 2t + e) are already in the A layout.
+      uint32_t ph[4], pl[4];
 #pragma unroll
-      for (int a = 0; a < 2; ++a) {
+      for (int j = 0; j < 2; ++j) {
 #pragma unroll
-        for (int j = 0; j < 2; ++j) {
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const float pr = expf(sc[u][a][j][e] - m[a]);
-            l[a] += pr;
-            ph[a][j][e] = RoundBf16(pr);
-            pl[a][j][e] = pr - ph[a][j][e];
-          }
+        for (int a = 0; a < 2; ++a) {
+          const float p0 = expf(s[2 * ks16 + j][2 * a] - m[a]);
+          const float p1 = expf(s[2 * ks16 + j][2 * a + 1] - m[a]);
+          l[a] += p0 + p1;
+          const float h0 = RoundBf16(p0), h1 = RoundBf16(p1);
+          ph[2 * j + a] = PackBf16x2(h0, h1);
+          pl[2 * j + a] = PackBf16x2(p0 - h0, p1 - h1);
         }
       }
-      const uint32_t h0 = PackBf16x2(ph[0][0][0], ph[0][0][1]);
-      const uint32_t h1 = PackBf16x2(ph[1][0][0], ph[1][0][1]);
-      const uint32_t h2 = PackBf16x2(ph[0][1][0], ph[0][1][1]);
-      const uint32_t h3 = PackBf16x2(ph[1][1][0], ph[1][1][1]);
-      const uint32_t l0 = PackBf16x2(pl[0][0][0], pl[0][0][1]);
-      const uint32_t l1 = PackBf16x2(pl[1][0][0], pl[1][0][1]);
-      const uint32_t l2 = PackBf16x2(pl[0][1][0], pl[0][1][1]);
-      const uint32_t l3 = PackBf16x2(pl[1][1][0], pl[1][1][1]);
 #pragma unroll
-      for (int s = 0; s < DPL; ++s) {
-        const uint32_t sel = (s & 1) ? 0x7632u : 0x5410u;
-        const uint32_t b0 = __byte_perm(vw[u][0][s >> 1], vw[u][1][s >> 1], sel);
-        const uint32_t b1 = __byte_perm(vw[u][2][s >> 1], vw[u][3][s >> 1], sel);
-        MmaBf16(acc[s], h0, h1, h2, h3, b0, b1);
-        MmaBf16(acc[s], l0, l1, l2, l3, b0, b1);
+      for (int dp = 0; dp < DT; dp += 2) {
+        // Matrices (transposed): positions 16 ks16 + {0-7, 8-15} at dimensions 8 dp + {0-7}, then
+        // at 8 dp + {8-15}: b0, b1 of n-tiles dp and dp + 1.
+        uint32_t b[4];
+        LdMatrixX4<true>(b, vs + (16 * ks16 + (lane & 7) + ((lane >> 3) & 1) * 8) * LD + 8 * dp +
+                                (lane >> 4) * 8);
+        MmaBf16(acc[dp], ph[0], ph[1], ph[2], ph[3], b[0], b[1]);
+        MmaBf16(acc[dp], pl[0], pl[1], pl[2], pl[3], b[0], b[1]);
+        MmaBf16(acc[dp + 1], ph[0], ph[1], ph[2], ph[3], b[2], b[3]);
+        MmaBf16(acc[dp + 1], pl[0], pl[1], pl[2], pl[3], b[2], b[3]);
       }
     }
+    __syncthreads();  // every warp is done with this buffer before the load of tile + 2 reuses it
   }
 #pragma unroll
   for (int a = 0; a < 2; ++a) {
     l[a] += __shfl_xor_sync(0xffffffffu, l[a], 1);
     l[a] += __shfl_xor_sync(0xffffffffu, l[a], 2);
-  }
-  if (t == 0) {
-    sm[warp][g] = m[0];
-    sm[warp][g + 8] = m[1];
-    sl[warp][g] = l[0];
-    sl[warp][g + 8] = l[1];
-  }
-  // acc[s] = O[M row g (+8)][column 2t + e] of n-tile s: dimension (2t + e) DPL + s.
+    if (mrow[a] < 0) continue;
+    const int64_t slot = (static_cast<int64_t>(mrow[a]) * H + mhead[a]) * splits + split0 +
+                         static_cast<int64_t>(blockIdx.z);
+    float* po = part_o + slot * HD + 2 * t;
 #pragma unroll
-  for (int s = 0; s < DPL; ++s) {
-#pragma unroll
-    for (int e = 0; e < 2; ++e) {
-      sacc[warp][g][(2 * t + e) * DPL + s] = acc[s][e];
-      sacc[warp][g + 8][(2 * t + e) * DPL + s] = acc[s][2 + e];
+    for (int n = 0; n < DT; ++n) {
+      *reinterpret_cast<float2*>(po + 8 * n) = make_float2(acc[n][2 * a], acc[n][2 * a + 1]);
     }
-  }
-  __syncthreads();
-  for (int i = threadIdx.x; i < 16 * HD; i += blockDim.x) {
-    const int mr = i / HD, d = i % HD, ti = mr / G;
-    const int r = ti < rw ? trow[ti] : -1;
-    if (r < 0) continue;
-    float mx, lsum;
-    const float o = MergeWarps(sm, sl, sacc, mr, d, &mx, &lsum);
-    const int64_t slot =
-        (static_cast<int64_t>(r) * H + kvh * G + mr % G) * splits + split0 + blockIdx.z;
-    part_o[slot * HD + d] = o;
-    if (d == 0) {
-      part_ml[2 * slot] = mx;
-      part_ml[2 * slot + 1] = lsum;
+    if (t == 0) {
+      part_ml[2 * slot] = m[a];
+      part_ml[2 * slot + 1] = l[a];
     }
   }
 }
@@ -1355,44 +1413,33 @@ namespace {
 template <int HD>
 void LaunchMma(AttnKernel kernel, dim3 grid, cudaStream_t s, const float* q, const DevRow* info,
                const DevKv* kv, int H, int Hkv, float* out, int splits, float* part_o,
-               float* part_ml, bool own_only) {
+               float* part_ml, bool own_only, int merge_from) {
   if (kernel == AttnKernel::kMmaW8) {
-    AttentionMmaKernel<HD, 1, 8>
-        <<<grid, 8 * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o, part_ml, own_only);
+    AttentionMmaKernel<HD, 1, 8><<<grid, 8 * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o,
+                                                         part_ml, own_only, merge_from);
   } else if (kernel == AttnKernel::kMmaNs2 && HD < 128) {
-    AttentionMmaKernel<HD, 2, 4>
-        <<<grid, 4 * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o, part_ml, own_only);
+    AttentionMmaKernel<HD, 2, 4><<<grid, 4 * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o,
+                                                         part_ml, own_only, merge_from);
   } else {
-    AttentionMmaKernel<HD, 1, 4>
-        <<<grid, 4 * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o, part_ml, own_only);
+    AttentionMmaKernel<HD, 1, 4><<<grid, 4 * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o,
+                                                         part_ml, own_only, merge_from);
   }
 }
 
-// The prefix kernel's variants (TTC_PREFIX_KERNEL=ns2|w8 for measurements): by default one
-// 16-position sub-tile per warp iteration and four warps per block.
 template <int HD>
 void LaunchPrefix(const PrefixPlan& plan, cudaStream_t s, const float* q, const DevRow* info,
                   const DevKv* kv, int H, int Hkv, int split0, int splits, float* part_o,
                   float* part_ml) {
-  static const int variant = [] {
-    const char* e = std::getenv("TTC_PREFIX_KERNEL");
-    if (e == nullptr) return 0;
-    if (std::strcmp(e, "ns2") == 0) return 1;
-    if (std::strcmp(e, "w8") == 0) return 2;
-    return 0;
-  }();
+  constexpr int bytes = PrefixSmemBytes<HD>();
+  // Above the 48 KiB default for head_dim 128; set once, before any graph records the launch.
+  static const bool attr =
+      cudaFuncSetAttribute(PrefixAttentionKernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           bytes) == cudaSuccess;
+  (void)attr;
   dim3 grid(static_cast<unsigned>(plan.tasks), static_cast<unsigned>(Hkv),
             static_cast<unsigned>(plan.chunks));
-  if (variant == 1) {
-    PrefixAttentionKernel<HD, 2, 4><<<grid, 4 * 32, 0, s>>>(q, plan.task_rows, info, kv, H, Hkv,
-                                                            split0, splits, part_o, part_ml);
-  } else if (variant == 2 && HD < 128) {  // (eight warps' partials of head_dim 128: 64 KiB)
-    PrefixAttentionKernel<(HD < 128 ? HD : 64), 1, 8><<<grid, 8 * 32, 0, s>>>(
-        q, plan.task_rows, info, kv, H, Hkv, split0, splits, part_o, part_ml);
-  } else {
-    PrefixAttentionKernel<HD, 1, 4><<<grid, 4 * 32, 0, s>>>(q, plan.task_rows, info, kv, H, Hkv,
-                                                            split0, splits, part_o, part_ml);
-  }
+  PrefixAttentionKernel<HD><<<grid, kPrefixWarps * 32, bytes, s>>>(
+      q, plan.task_rows, info, kv, H, Hkv, split0, splits, part_o, part_ml);
 }
 }  // namespace
 
@@ -1419,6 +1466,19 @@ void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const Dev
   // The own-position kernels take split indices [0, splits), the prefix ranges the ones after.
   const int total = prefix ? splits + prefix->chunks : splits;
   const bool own_only = prefix != nullptr;
+  // The prefix part runs first; with a single own range the own kernel then merges the prefix's
+  // partials itself (merge_from), which saves the combine pass and the own partials' round trip.
+  const int merge_from = prefix != nullptr && splits == 1 ? 1 : 0;
+  if (prefix) {
+    if (hd == 32) {
+      LaunchPrefix<32>(*prefix, s, q, info, kv, H, Hkv, splits, total, part_o, part_ml);
+    } else if (hd == 64) {
+      LaunchPrefix<64>(*prefix, s, q, info, kv, H, Hkv, splits, total, part_o, part_ml);
+    } else {
+      LaunchPrefix<128>(*prefix, s, q, info, kv, H, Hkv, splits, total, part_o, part_ml);
+    }
+    Check("prefix attention");
+  }
   dim3 grid(static_cast<unsigned>(Hkv), static_cast<unsigned>(rows), static_cast<unsigned>(splits));
   if (kernel == AttnKernel::kAuto) {
     // TTC_ATTN_KERNEL=mma|mma-ns2|mma-w8|lanes|warp picks one for measurements; tensor cores
@@ -1438,45 +1498,38 @@ void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const Dev
       kernel == AttnKernel::kMma || kernel == AttnKernel::kMmaNs2 || kernel == AttnKernel::kMmaW8;
   if (mma && pow2) {
     if (hd == 32) {
-      LaunchMma<32>(kernel, grid, s, q, info, kv, H, Hkv, out, total, part_o, part_ml, own_only);
+      LaunchMma<32>(kernel, grid, s, q, info, kv, H, Hkv, out, total, part_o, part_ml, own_only,
+                    merge_from);
     } else if (hd == 64) {
-      LaunchMma<64>(kernel, grid, s, q, info, kv, H, Hkv, out, total, part_o, part_ml, own_only);
+      LaunchMma<64>(kernel, grid, s, q, info, kv, H, Hkv, out, total, part_o, part_ml, own_only,
+                    merge_from);
     } else {
-      LaunchMma<128>(kernel, grid, s, q, info, kv, H, Hkv, out, total, part_o, part_ml, own_only);
+      LaunchMma<128>(kernel, grid, s, q, info, kv, H, Hkv, out, total, part_o, part_ml, own_only,
+                     merge_from);
     }
   } else if (kernel != AttnKernel::kWarp && pow2) {
     if (hd == 32) {
-      AttentionLanesKernel<1><<<grid, kLaneWarps * 32, 0, s>>>(q, info, kv, H, Hkv, out, total,
-                                                               part_o, part_ml, own_only);
+      AttentionLanesKernel<1><<<grid, kLaneWarps * 32, 0, s>>>(
+          q, info, kv, H, Hkv, out, total, part_o, part_ml, own_only, merge_from);
     } else if (hd == 64) {
-      AttentionLanesKernel<2><<<grid, kLaneWarps * 32, 0, s>>>(q, info, kv, H, Hkv, out, total,
-                                                               part_o, part_ml, own_only);
+      AttentionLanesKernel<2><<<grid, kLaneWarps * 32, 0, s>>>(
+          q, info, kv, H, Hkv, out, total, part_o, part_ml, own_only, merge_from);
     } else {
-      AttentionLanesKernel<4><<<grid, kLaneWarps * 32, 0, s>>>(q, info, kv, H, Hkv, out, total,
-                                                               part_o, part_ml, own_only);
+      AttentionLanesKernel<4><<<grid, kLaneWarps * 32, 0, s>>>(
+          q, info, kv, H, Hkv, out, total, part_o, part_ml, own_only, merge_from);
     }
   } else if (hd <= 32) {
     AttentionKernel<1><<<grid, kAttnWarps * 32, 0, s>>>(q, info, kv, H, Hkv, hd, out, total, part_o,
-                                                        part_ml, own_only);
+                                                        part_ml, own_only, merge_from);
   } else if (hd <= 64) {
     AttentionKernel<2><<<grid, kAttnWarps * 32, 0, s>>>(q, info, kv, H, Hkv, hd, out, total, part_o,
-                                                        part_ml, own_only);
+                                                        part_ml, own_only, merge_from);
   } else {
     AttentionKernel<4><<<grid, kAttnWarps * 32, 0, s>>>(q, info, kv, H, Hkv, hd, out, total, part_o,
-                                                        part_ml, own_only);
+                                                        part_ml, own_only, merge_from);
   }
   Check("attention");
-  if (prefix) {
-    if (hd == 32) {
-      LaunchPrefix<32>(*prefix, s, q, info, kv, H, Hkv, splits, total, part_o, part_ml);
-    } else if (hd == 64) {
-      LaunchPrefix<64>(*prefix, s, q, info, kv, H, Hkv, splits, total, part_o, part_ml);
-    } else {
-      LaunchPrefix<128>(*prefix, s, q, info, kv, H, Hkv, splits, total, part_o, part_ml);
-    }
-    Check("prefix attention");
-  }
-  if (total > 1) {
+  if (total > 1 && merge_from == 0) {
     AttentionCombineKernel<<<static_cast<unsigned>(rows * H), 128, 0, s>>>(part_o, part_ml, H, hd,
                                                                            total, out);
     Check("attention combine");

@@ -90,19 +90,19 @@ void LaunchRopeAppend(const float* qkv, int64_t rows, const DevRow* info, const 
 // head_dim <= 128; also the fallback of the others). All agree with a double-precision reference on
 // the bf16 cache to <= 2e-5 (tests/cuda/cuda_kernel_test.cc).
 //
-// With `prefix` (decode rows only; head_dim 32/64/128; the backend passes one only with
-// TTC_CUDA_CASCADE=1: measured slower than the per-row walk at the real shapes, see
-// docs/perf/cuda.md call M) the attention runs in two parts whose
+// With `prefix` (decode rows only; head_dim 32/64/128) the attention runs in two parts whose
 // partials the combine kernel merges (cascade attention): the kernel above walks only each row's
-// own positions [plen, pos] in `splits` ranges (split indices [0, splits)), and a tensor-core
-// kernel walks the shared prefixes [0, plen) for whole tasks of rows at once, each K/V position
-// read once per task instead of once per row, in prefix->chunks ranges (split indices
+// own positions [plen, pos] in `splits` ranges (split indices [0, splits)), and a tile kernel
+// walks the shared prefixes [0, plen) for whole tasks of rows at once (the task's query heads as
+// the M rows of tensor-core tiles, K/V tiles staged in shared memory), each prefix position read
+// once per task instead of once per row, in prefix->chunks ranges (split indices
 // [splits, splits + chunks)). part_o / part_ml then hold rows*H*(splits + chunks) partials.
 enum class AttnKernel { kAuto, kMma, kMmaNs2, kMmaW8, kLanes, kWarp };
 // A task is up to PrefixRowsPerTask(H / Hkv) rows whose slots have the same prefix (DevKv kp, vp,
 // plen; slots without one can form tasks too: they write empty partials), as batch row indices in
-// task_rows[task * kPrefixTaskRows + i], -1 after the last; every task has at least one row.
-constexpr int kPrefixTaskRows = 16;
+// task_rows[task * kPrefixTaskRows + i], -1 after the last; every task has at least one row. A task
+// is one block of the prefix kernel: its rows' query heads fill the block's 64 tile rows.
+constexpr int kPrefixTaskRows = 64;
 constexpr int PrefixRowsPerTask(int group) { return kPrefixTaskRows / group; }
 struct PrefixPlan {
   const int32_t* task_rows = nullptr;  // device
@@ -116,6 +116,15 @@ inline int AttentionRanges(int64_t blocks, int64_t len, int sm_count) {
   if (blocks >= want) return 1;
   const int64_t by_blocks = (want + blocks - 1) / blocks, by_len = len / 64 > 1 ? len / 64 : 1;
   return static_cast<int>(by_blocks < by_len ? by_blocks : by_len);
+}
+// How many position ranges (PrefixPlan::chunks) to cut the prefix kernel's `blocks` (task, KV head)
+// blocks over `len` prefix positions into: about one block per SM, whole 64-position tiles. A
+// block holds up to 64 query heads, so one per SM already has work; more ranges only add partials
+// to merge (the attention micro-benchmark, call Q in docs/perf/cuda.md).
+inline int PrefixRanges(int64_t blocks, int64_t len, int sm_count) {
+  const int64_t by_blocks = (sm_count + blocks - 1) / blocks, tiles = (len + 63) / 64;
+  const int64_t n = by_blocks < tiles ? by_blocks : tiles;
+  return static_cast<int>(n > 1 ? n : 1);
 }
 void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const DevKv* kv, int H,
                      int Hkv, int hd, float* out, int splits, float* part_o, float* part_ml,

@@ -4,7 +4,7 @@
 //   warp-per-position) against a double-precision reference on the same bf16 cache, over the shapes
 //   the real models use (head_dim 32/64/128, GQA groups 1-8), rows of several slots with and
 //   without a shared prompt prefix, contexts that end mid-tile, and split-KV, each also with the
-//   shared prefixes walked per task of rows (cascade, one and three prefix ranges);
+//   shared prefixes walked per task of up to 64 query heads (cascade, one and three prefix ranges);
 // - the small-batch matmul (LaunchGemv) against a double reference;
 // - the sampler's fast path against its general path (identical ids).
 // Skips with a visible message when no CUDA device is present (CI).
@@ -64,8 +64,14 @@ void CheckShape(const Shape& sh, uint32_t seed) {
   const int hd = sh.hd, H = sh.H, Hkv = sh.Hkv, G = H / Hkv;
   const int64_t kvw = static_cast<int64_t>(Hkv) * hd;
   const int plen_a = 512, plen_b = 37;
-  const std::vector<int> plen = {plen_a, plen_a, plen_a, plen_b, plen_b, 0};
-  const std::vector<int> pos = {512, 700, 511, 37, 300, 129};  // row r reads slot r, 0..pos
+  std::vector<int> plen = {plen_a, plen_a, plen_a, plen_b, plen_b, 0};
+  std::vector<int> pos = {512, 700, 511, 37, 300, 129};  // row r reads slot r, 0..pos
+  // 18 more rows on prefix A, so that a cascade task fills several warps' tile rows (and, for
+  // G >= 4, more than one task).
+  for (int i = 0; i < 18; ++i) {
+    plen.push_back(plen_a);
+    pos.push_back(512 + 7 * i);
+  }
   const int rows = static_cast<int>(pos.size());
   auto random_bf16 = [&](int64_t n, float scale) {
     std::vector<uint16_t> v(static_cast<size_t>(n));
@@ -152,11 +158,13 @@ void CheckShape(const Shape& sh, uint32_t seed) {
                                                             {cu::AttnKernel::kMmaW8, "mma-w8"},
                                                             {cu::AttnKernel::kLanes, "lanes"},
                                                             {cu::AttnKernel::kWarp, "warp"}};
-  // The cascade's tasks: rows grouped by prefix (A: 0-2, B: 3-4, none: 5) in tasks of at most
-  // PrefixRowsPerTask(G) rows (G = 8 splits prefix A over two tasks).
+  // The cascade's tasks: rows grouped by prefix (A: 0-2 and 6-23, B: 3-4, none: 5) in tasks of at
+  // most PrefixRowsPerTask(G) rows (G >= 4 splits prefix A over several tasks).
   const int per_task = cu::PrefixRowsPerTask(G);
   std::vector<int32_t> task_rows;
-  for (const std::vector<int32_t>& group : {std::vector<int32_t>{0, 1, 2}, {3, 4}, {5}}) {
+  std::vector<int32_t> group_a = {0, 1, 2};
+  for (int r = 6; r < rows; ++r) group_a.push_back(r);
+  for (const std::vector<int32_t>& group : {group_a, {3, 4}, {5}}) {
     for (size_t i = 0; i < group.size(); i += per_task) {
       const size_t n = std::min(group.size() - i, static_cast<size_t>(per_task));
       task_rows.insert(task_rows.end(), group.begin() + i, group.begin() + i + n);

@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
               cu::AttentionRanges(int64_t{B} * m.Hkv, chunks < 0 ? plen + own : own, sms);
           cu::PrefixPlan plan{
               d_tasks, tasks,
-              chunks == 0 ? cu::AttentionRanges(int64_t{tasks} * m.Hkv, plen, sms) : chunks};
+              chunks == 0 ? cu::PrefixRanges(int64_t{tasks} * m.Hkv, plen, sms) : chunks};
           std::vector<float> ms;
           for (int it = 0; it < 18; ++it) {
             CK(cudaMemsetAsync(flush, it, flush_bytes));
