@@ -592,12 +592,15 @@ __device__ __forceinline__ void LoadKvTile(const HeadKv& hk, int base, int p_end
 // NS 16-position sub-tiles per warp iteration (loads in flight vs registers), NW warps per block.
 // The default four-warp variant is held to the register count that gives 3 (head_dim 128), 4 (64)
 // or 8 (32) resident blocks per SM: the own-range parameter pushed head_dim 128 from 168 to 176
-// registers, 2 blocks per SM, and Llama-3B B=512 7 % slower (calls K -> N).
+// registers, 2 blocks per SM, and Llama-3B B=512 7 % slower (calls K -> N). The one-warp variant
+// (the cascade's own ranges at large batch) gets the same warps per SM.
 template <int HD, int NS, int NW>
-__global__ void __launch_bounds__(NW * 32, NW == 4 && NS == 1 ? (HD == 128  ? 3
-                                                                 : HD == 64 ? 4
-                                                                            : 8)
-                                                              : 1)
+constexpr int MmaMinBlocks() {
+  constexpr int four_warps = HD == 128 ? 3 : HD == 64 ? 4 : 8;
+  return NS != 1 ? 1 : NW == 4 ? four_warps : NW == 1 ? 4 * four_warps : 1;
+}
+template <int HD, int NS, int NW>
+__global__ void __launch_bounds__(NW * 32, (MmaMinBlocks<HD, NS, NW>()))
     AttentionMmaKernel(const float* q, const DevRow* info, const DevKv* kv, int H, int Hkv,
                        float* out, int splits, float* part_o, float* part_ml, bool own_only,
                        int merge_from) {
@@ -1414,7 +1417,10 @@ template <int HD>
 void LaunchMma(AttnKernel kernel, dim3 grid, cudaStream_t s, const float* q, const DevRow* info,
                const DevKv* kv, int H, int Hkv, float* out, int splits, float* part_o,
                float* part_ml, bool own_only, int merge_from) {
-  if (kernel == AttnKernel::kMmaW8) {
+  if (kernel == AttnKernel::kMmaW1) {
+    AttentionMmaKernel<HD, 1, 1><<<grid, 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o,
+                                                     part_ml, own_only, merge_from);
+  } else if (kernel == AttnKernel::kMmaW8) {
     AttentionMmaKernel<HD, 1, 8><<<grid, 8 * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o,
                                                          part_ml, own_only, merge_from);
   } else if (kernel == AttnKernel::kMmaNs2 && HD < 128) {
@@ -1488,14 +1494,27 @@ void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const Dev
       if (e == nullptr) return AttnKernel::kMma;
       if (std::strcmp(e, "mma-ns2") == 0) return AttnKernel::kMmaNs2;
       if (std::strcmp(e, "mma-w8") == 0) return AttnKernel::kMmaW8;
+      if (std::strcmp(e, "mma-w1") == 0) return AttnKernel::kMmaW1;
       if (std::strcmp(e, "lanes") == 0) return AttnKernel::kLanes;
       if (std::strcmp(e, "warp") == 0) return AttnKernel::kWarp;
       return AttnKernel::kMma;
     }();
     kernel = env;
   }
-  const bool mma =
-      kernel == AttnKernel::kMma || kernel == AttnKernel::kMmaNs2 || kernel == AttnKernel::kMmaW8;
+  const bool mma = kernel == AttnKernel::kMma || kernel == AttnKernel::kMmaNs2 ||
+                   kernel == AttnKernel::kMmaW8 || kernel == AttnKernel::kMmaW1;
+  // The cascade leaves each row only its own positions (a few to a few hundred): with enough
+  // (row, KV head) blocks to fill the GPU, one warp per block does the same work as four without
+  // three idle warps holding registers, so four times as many rows are in flight (ncu, call R: the
+  // four-warp own kernel at Llama-3B B=512 took 82 us for ~4 positions per row, latency-bound).
+  // TTC_OWN_KERNEL=w4 keeps four warps (measurements).
+  static const bool own_w4 = [] {
+    const char* e = std::getenv("TTC_OWN_KERNEL");
+    return e != nullptr && std::strcmp(e, "w4") == 0;
+  }();
+  if (kernel == AttnKernel::kMma && own_only && !own_w4 && rows * Hkv * splits >= kOneWarpBlocks) {
+    kernel = AttnKernel::kMmaW1;
+  }
   if (mma && pow2) {
     if (hd == 32) {
       LaunchMma<32>(kernel, grid, s, q, info, kv, H, Hkv, out, total, part_o, part_ml, own_only,

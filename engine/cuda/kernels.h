@@ -83,9 +83,9 @@ void LaunchRopeAppend(const float* qkv, int64_t rows, const DevRow* info, const 
 // (row, KV head) is cut into `splits` position ranges run as separate blocks (split-KV, so that a
 // small batch still fills the GPU) and merged by a second kernel; part_o holds rows*H*splits*hd
 // floats and part_ml rows*H*splits*2 (unused when splits == 1).
-// `kernel` picks the implementation (kAuto: TTC_ATTN_KERNEL=mma|mma-ns2|mma-w8|lanes|warp if set,
-// else kMma): kMma (m16n8k16 bf16 mma, head_dim 32/64/128; kMmaNs2 / kMmaW8 are its variants with
-// 32 positions per warp iteration / 8 warps per block, kept for measurements), kLanes (CUDA cores,
+// `kernel` picks the implementation (kAuto: TTC_ATTN_KERNEL=mma|mma-ns2|mma-w8|mma-w1|lanes|warp if
+// set, else kMma): kMma (m16n8k16 bf16 mma, head_dim 32/64/128; kMmaNs2 / kMmaW8 / kMmaW1 are its
+// variants with 32 positions per warp iteration / 8 warps / 1 warp per block), kLanes (CUDA cores,
 // one position per lane, head_dim 32/64/128), kWarp (CUDA cores, lanes over head_dim, any even
 // head_dim <= 128; also the fallback of the others). All agree with a double-precision reference on
 // the bf16 cache to <= 2e-5 (tests/cuda/cuda_kernel_test.cc).
@@ -97,7 +97,10 @@ void LaunchRopeAppend(const float* qkv, int64_t rows, const DevRow* info, const 
 // the M rows of tensor-core tiles, K/V tiles staged in shared memory), each prefix position read
 // once per task instead of once per row, in prefix->chunks ranges (split indices
 // [splits, splits + chunks)). part_o / part_ml then hold rows*H*(splits + chunks) partials.
-enum class AttnKernel { kAuto, kMma, kMmaNs2, kMmaW8, kLanes, kWarp };
+// With `prefix` and at least kOneWarpBlocks own-range blocks, kMma runs as kMmaW1 (one warp per
+// block: more rows in flight for the short own ranges).
+enum class AttnKernel { kAuto, kMma, kMmaNs2, kMmaW8, kMmaW1, kLanes, kWarp };
+constexpr int64_t kOneWarpBlocks = 1024;
 // A task is up to PrefixRowsPerTask(H / Hkv) rows whose slots have the same prefix (DevKv kp, vp,
 // plen; slots without one can form tasks too: they write empty partials), as batch row indices in
 // task_rows[task * kPrefixTaskRows + i], -1 after the last; every task has at least one row. A task

@@ -1,6 +1,6 @@
 // Kernel-level checks of the CUDA backend's private launchers (engine/cuda/kernels.h), behind the
 // golden parity tests (whose tiny models have head_dim 32 only and decode a few rows):
-// - the decode-attention kernels (tensor-core mma and its two variants, lane-per-position,
+// - the decode-attention kernels (tensor-core mma and its three variants, lane-per-position,
 //   warp-per-position) against a double-precision reference on the same bf16 cache, over the shapes
 //   the real models use (head_dim 32/64/128, GQA groups 1-8), rows of several slots with and
 //   without a shared prompt prefix, contexts that end mid-tile, and split-KV, each also with the
@@ -153,11 +153,10 @@ void CheckShape(const Shape& sh, uint32_t seed) {
       }
     }
   }
-  const std::pair<cu::AttnKernel, const char*> kernels[] = {{cu::AttnKernel::kMma, "mma"},
-                                                            {cu::AttnKernel::kMmaNs2, "mma-ns2"},
-                                                            {cu::AttnKernel::kMmaW8, "mma-w8"},
-                                                            {cu::AttnKernel::kLanes, "lanes"},
-                                                            {cu::AttnKernel::kWarp, "warp"}};
+  const std::pair<cu::AttnKernel, const char*> kernels[] = {
+      {cu::AttnKernel::kMma, "mma"},      {cu::AttnKernel::kMmaNs2, "mma-ns2"},
+      {cu::AttnKernel::kMmaW8, "mma-w8"}, {cu::AttnKernel::kMmaW1, "mma-w1"},
+      {cu::AttnKernel::kLanes, "lanes"},  {cu::AttnKernel::kWarp, "warp"}};
   // The cascade's tasks: rows grouped by prefix (A: 0-2 and 6-23, B: 3-4, none: 5) in tasks of at
   // most PrefixRowsPerTask(G) rows (G >= 4 splits prefix A over several tasks).
   const int per_task = cu::PrefixRowsPerTask(G);
