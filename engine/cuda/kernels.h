@@ -90,15 +90,16 @@ void LaunchRopeAppend(const float* qkv, int64_t rows, const DevRow* info, const 
 // head_dim <= 128; also the fallback of the others). All agree with a double-precision reference on
 // the bf16 cache to <= 2e-5 (tests/cuda/cuda_kernel_test.cc).
 //
-// With `prefix` (decode rows only; head_dim 32/64/128) the attention runs in two parts whose
-// partials the combine kernel merges (cascade attention): the kernel above walks only each row's
-// own positions [plen, pos] in `splits` ranges (split indices [0, splits)), and a tile kernel
-// walks the shared prefixes [0, plen) for whole tasks of rows at once (the task's query heads as
-// the M rows of tensor-core tiles, K/V tiles staged in shared memory), each prefix position read
-// once per task instead of once per row, in prefix->chunks ranges (split indices
-// [splits, splits + chunks)). part_o / part_ml then hold rows*H*(splits + chunks) partials.
-// With `prefix` and at least kOneWarpBlocks own-range blocks, kMma runs as kMmaW1 (one warp per
-// block: more rows in flight for the short own ranges).
+// With `prefix` (decode rows only; head_dim 32/64/128) the attention runs in two parts (cascade
+// attention): first a tile kernel walks the shared prefixes [0, plen) for whole tasks of rows at
+// once (the task's query heads as the M rows of tensor-core tiles, K/V tiles staged in shared
+// memory), each prefix position read once per task instead of once per row, in prefix->chunks
+// ranges (split indices [splits, splits + chunks)); then the kernel above walks only each row's
+// own positions [plen, pos] in `splits` ranges (split indices [0, splits)). With splits == 1 the
+// own-range kernel merges the prefix partials itself; otherwise the combine kernel merges all.
+// part_o / part_ml then hold rows*H*(splits + chunks) partials. With at least kOneWarpBlocks
+// own-range blocks, kMma runs the own ranges as kMmaW1 (one warp per block: a short own range
+// leaves three of four warps idle, and one-warp blocks put four times as many rows in flight).
 enum class AttnKernel { kAuto, kMma, kMmaNs2, kMmaW8, kMmaW1, kLanes, kWarp };
 constexpr int64_t kOneWarpBlocks = 1024;
 // A task is up to PrefixRowsPerTask(H / Hkv) rows whose slots have the same prefix (DevKv kp, vp,

@@ -1,7 +1,7 @@
 # Shared by the one-call device scripts (attn_session.sh, final_session.sh): the log folder, the
-# carried libraries, step timing (el), the table rows of a bench log (rows) and one benchmark run
-# (bench label "ENV=..." config batches [gen]). Source it; the scripts then run their `main` under
-# `timeout ... bash -c main`, so everything here is exported.
+# carried libraries, step timing (el), the table rows of a bench log (rows), one benchmark run
+# (bench label "ENV=..." config batches [gen]) and one compute-sanitizer run (san). Source it; the
+# scripts then run their `main` under `timeout ... bash -c main`, so everything here is exported.
 set -u
 L=/tmp/logs; mkdir -p $L
 export LD_LIBRARY_PATH=/tmp/ttc-deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
@@ -13,4 +13,9 @@ bench() {  # label env-assignments config batches [gen]
     --gen-len ${5:-512} --json $L/bench-$1-$3.json > $L/bench-$1-$3.log 2>&1
   el "bench $1 $3 B=$4 gen ${5:-512}"; rows $L/bench-$1-$3.log
 }
-export -f el rows bench; export L T0 B
+san() {  # label tool seconds test-binary gtest-filter: one compute-sanitizer run, its summary line
+  timeout $3 compute-sanitizer --tool $2 --error-exitcode 3 build-dev/tests/cuda/$4 --gtest_filter="$5" \
+    > $L/san-$2-$1.log 2>&1
+  el "sanitizer $2 $1 rc $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $L/san-$2-$1.log | tail -1)"
+}
+export -f el rows bench san; export L T0 B

@@ -3,7 +3,9 @@
 # Builds this tree (+ the cuda_attention micro-benchmark), runs the attention kernel tests with each
 # prefix-kernel variant, the cascade family test, cuda_attention (per-row walk vs cascade with 1-8
 # prefix ranges, L2 flushed) for each variant, per-op GPU times (TTC_CUDA_PROFILE=1) with the
-# cascade on and off, and the engine A/B again. Logs under /tmp/logs -> $OUT/logs.tgz.
+# cascade on and off, and the engine A/B again. Logs under /tmp/logs -> $OUT/logs.tgz. (Session 6
+# replaced that prefix kernel and its TTC_PREFIX_KERNEL variants: the script now runs the tile
+# kernel three times.)
 source "$(dirname "$0")/call_lib.sh"
 main() {
   export PATH=/usr/local/cuda/bin:$PATH

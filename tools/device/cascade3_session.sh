@@ -17,12 +17,8 @@ main() {
     bench on TTC_CUDA_CASCADE=1 $cfg $bs 128
   done
   for tool in memcheck racecheck; do
-    timeout 120 compute-sanitizer --tool $tool --error-exitcode 3 build-dev/tests/cuda/cuda_kernel_test \
-      --gtest_filter='CudaAttention.*' > $L/san-$tool-k.log 2>&1
-    el "sanitizer $tool kernels rc $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $L/san-$tool-k.log | tail -1)"
-    timeout 120 compute-sanitizer --tool $tool --error-exitcode 3 build-dev/tests/cuda/cuda_test \
-      --gtest_filter='*Cascade*' > $L/san-$tool-c.log 2>&1
-    el "sanitizer $tool cascade family rc $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $L/san-$tool-c.log | tail -1)"
+    san kernels $tool 120 cuda_kernel_test 'CudaAttention.*'
+    san family $tool 120 cuda_test '*Cascade*'
   done
 }
 export -f main

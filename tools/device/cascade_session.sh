@@ -11,12 +11,8 @@ main() {
   grep -E "^\[cuda\]|FAILED|PASSED|Failure|error|abort" $L/session.log | grep -v "^\[cuda\] attention" | head -60
   grep -E "^\[cuda\] attention" $L/session.log | sort -k6 -g -r -t' ' | head -5
   for tool in memcheck racecheck; do
-    timeout 100 compute-sanitizer --tool $tool --error-exitcode 3 build-dev/tests/cuda/cuda_kernel_test \
-      --gtest_filter='CudaAttention.*' > $L/san-$tool-attn.log 2>&1
-    el "$tool attention kernels: exit $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $L/san-$tool-attn.log | tail -1)"
-    timeout 60 compute-sanitizer --tool $tool --error-exitcode 3 build-dev/tests/cuda/cuda_test \
-      --gtest_filter='*/CudaFamily.CascadeAttentionEqualsPerRowWalk/0' > $L/san-$tool-family.log 2>&1
-    el "$tool cascade family test: exit $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $L/san-$tool-family.log | tail -1)"
+    san attn $tool 100 cuda_kernel_test 'CudaAttention.*'
+    san family $tool 60 cuda_test '*/CudaFamily.CascadeAttentionEqualsPerRowWalk/0'
   done
   for cb in llama-3.2-1b:16,64,256,512 llama-3.2-3b:64,256,512 mambainllama-3b:256,512; do
     local cfg=${cb%:*} bs=${cb#*:}

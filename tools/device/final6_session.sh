@@ -26,11 +26,7 @@ main() {
     TTC_CUDA_PROFILE=1 timeout 60 $B bench --config ${cb%:*} --backend cuda --batch ${cb#*:} --prompt-len 512 \
       --gen-len 64 > $L/prof-${cb%:*}.log 2>&1; el "profile $cb"
   done
-  for tool in memcheck racecheck; do
-    timeout 60 compute-sanitizer --tool $tool --error-exitcode 3 build-dev/tests/cuda/cuda_kernel_test \
-      --gtest_filter='CudaAttention.*' > $L/san-$tool-k.log 2>&1
-    el "sanitizer $tool kernels rc $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $L/san-$tool-k.log | tail -1)"
-  done
+  for tool in memcheck racecheck; do san kernels $tool 60 cuda_kernel_test 'CudaAttention.*'; done
 }
 export -f main
 timeout ${BUDGET:-570} bash -c main
