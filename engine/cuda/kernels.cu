@@ -149,6 +149,75 @@ __global__ void SwiGluKernel(const float* gu, int64_t rows, int64_t ff, float* o
   }
 }
 
+// Four consecutive GEMM inputs (i a multiple of 4) as StoreGemmInput writes them, in one 8-byte
+// store per half.
+__device__ __forceinline__ void StoreGemmInput4(uint16_t* bf, bool split, int64_t total, int64_t i,
+                                                float4 v) {
+  const uint16_t h0 = ToBf(v.x), h1 = ToBf(v.y), h2 = ToBf(v.z), h3 = ToBf(v.w);
+  *reinterpret_cast<uint2*>(bf + i) =
+      make_uint2(h0 | (static_cast<uint32_t>(h1) << 16), h2 | (static_cast<uint32_t>(h3) << 16));
+  if (split) {
+    const uint16_t l0 = ToBf(v.x - Bf(h0)), l1 = ToBf(v.y - Bf(h1)), l2 = ToBf(v.z - Bf(h2)),
+                   l3 = ToBf(v.w - Bf(h3));
+    *reinterpret_cast<uint2*>(bf + total + i) =
+        make_uint2(l0 | (static_cast<uint32_t>(l1) << 16), l2 | (static_cast<uint32_t>(l3) << 16));
+  }
+}
+
+// RmsNormKernel for rows of n = 4 k <= 4096 floats (16-byte aligned): each of the 256 threads
+// loads its up to V float4 of the row at once and keeps them for the second pass. The scalar
+// kernel's loop waits on one load per iteration, and its blocks, one per row, are all resident at
+// once, so its time is that chain (~9-12 us per call at 256-512 rows in the per-op profiles, call
+// S) rather than the bytes (~2 us).
+template <int V>
+__global__ void __launch_bounds__(256)
+    RmsNormVecKernel(const float* x, const float* w, float eps, int64_t n, float* out, uint16_t* bf,
+                     bool split) {
+  __shared__ float red[32];
+  const int n4 = static_cast<int>(n / 4);
+  const float4* xr = reinterpret_cast<const float4*>(x + blockIdx.x * n);
+  float4 v[V];
+  float ss = 0.0f;
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    const int i = threadIdx.x + 256 * j;
+    v[j] = i < n4 ? xr[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    ss += v[j].x * v[j].x + v[j].y * v[j].y + v[j].z * v[j].z + v[j].w * v[j].w;
+  }
+  ss = BlockSum(ss, red);
+  const float inv = rsqrtf(ss / static_cast<float>(n) + eps);
+  const float4* w4 = reinterpret_cast<const float4*>(w);
+  float4* o4 = reinterpret_cast<float4*>(out + blockIdx.x * n);
+  const int64_t total = int64_t{gridDim.x} * n;
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    const int i = threadIdx.x + 256 * j;
+    if (i < n4) {
+      const float4 wv = w4[i];
+      const float4 r = make_float4(wv.x * (v[j].x * inv), wv.y * (v[j].y * inv),
+                                   wv.z * (v[j].z * inv), wv.w * (v[j].w * inv));
+      o4[i] = r;
+      if (bf) StoreGemmInput4(bf, split, total, blockIdx.x * n + 4 * int64_t{i}, r);
+    }
+  }
+}
+
+// SwiGluKernel four columns per thread (ff a multiple of 4): 16-byte loads and stores, a quarter
+// of the threads (the scalar kernel ran at ~half the bandwidth at Llama-3B B=512, call S).
+__global__ void SwiGluVecKernel(const float* gu, int64_t rows, int64_t ff, float* out, uint16_t* bf,
+                                bool split) {
+  const int64_t total = rows * ff, ff4 = ff / 4;
+  const float4* gu4 = reinterpret_cast<const float4*>(gu);
+  float4* o4 = reinterpret_cast<float4*>(out);
+  TTC_FOR_ROWS_COLS(rows, ff4) {
+    const float4 g = gu4[r * 2 * ff4 + c], u = gu4[r * 2 * ff4 + ff4 + c];
+    const float4 v =
+        make_float4(Silu(g.x) * u.x, Silu(g.y) * u.y, Silu(g.z) * u.z, Silu(g.w) * u.w);
+    o4[r * ff4 + c] = v;
+    if (bf) StoreGemmInput4(bf, split, total, 4 * (r * ff4 + c), v);
+  }
+}
+
 __global__ void Copy2DKernel(const float* src, int64_t ld_src, int64_t cols, float* dst,
                              int64_t ld_dst, const int64_t* rows) {
   const int64_t r = blockIdx.x;
@@ -786,17 +855,31 @@ __device__ __forceinline__ void LdMatrixX4(uint32_t (&r)[4], const uint16_t* sme
 // Q and P enter as bf16 value + bf16 remainder, two mma ops on the same K / V operand. Writes each
 // (row, head)'s unnormalised partial of its range at split index split0 + blockIdx.z for
 // AttentionCombineKernel; a range past the prefix (or a slot without one) writes m = -inf, l = 0.
+//
+// QS (the default): Q's fragments wait in shared memory and are read per pair of k-steps, which
+// takes the registers from 251 (head_dim 128) / 145 (64) to what 3 / 4 blocks per SM allow; its
+// tiles are 32 positions (fewer score registers, and 3 blocks' shared memory fits at head_dim 128).
+// Without QS (PrefixPlan::variant 1, measurements) they stay in registers: 2 / 3 blocks per SM,
+// 10-12 % achieved occupancy and latency-bound in Nsight Compute (call R).
 constexpr int kPrefixWarps = kPrefixTaskRows / 16;
-constexpr int kPrefixTile = 64;
-template <int HD>
-constexpr int PrefixSmemBytes() {
-  return 2 * 2 * kPrefixTile * (HD + 8) * 2;  // [buffer][K, V][position][HD + 8 pad] bf16
+template <int HD, bool QS>
+constexpr int PrefixTile() {
+  return QS ? 32 : 64;
 }
-template <int HD>
-__global__ void __launch_bounds__(kPrefixWarps * 32)
+template <int HD, bool QS>
+constexpr int PrefixSmemBytes() {
+  // [buffer][K, V][position][HD + 8 pad] bf16, then (QS) [warp][hi, lo][k-step][register][lane].
+  return 2 * 2 * PrefixTile<HD, QS>() * (HD + 8) * 2 +
+         (QS ? kPrefixWarps * 2 * HD / 16 * 4 * 32 * 4 : 0);
+}
+// (Without QS no minimum: a stated minimum of 1 block lets ptxas take more registers than call R's
+// build, 178 instead of 145 at head_dim 64, and the variant would no longer be that reference.)
+template <int HD, bool QS>
+__global__ void __launch_bounds__(kPrefixWarps * 32, QS ? (HD == 128 ? 3 : 4) : 0)
     PrefixAttentionKernel(const float* q, const int32_t* task_rows, const DevRow* info,
                           const DevKv* kv, int H, int Hkv, int split0, int splits, float* part_o,
                           float* part_ml) {
+  constexpr int kPrefixTile = PrefixTile<HD, QS>();
   constexpr int KC = HD / 16;          // k-steps of Q K^T
   constexpr int DT = HD / 8;           // n-tiles of P V
   constexpr int NT = kPrefixTile / 8;  // n-tiles of S
@@ -842,6 +925,20 @@ __global__ void __launch_bounds__(kPrefixWarps * 32)
       }
     }
   }
+  // (QS) This lane's fragments, lane-indexed: conflict-free, and each lane reads only what it
+  // wrote, so no barrier is needed.
+  uint32_t* sq = reinterpret_cast<uint32_t*>(tiles + 2 * 2 * kPrefixTile * (HD + 8)) +
+                 warp * 2 * KC * 4 * 32 + lane;
+  if constexpr (QS) {
+#pragma unroll
+    for (int hl = 0; hl < 2; ++hl) {
+#pragma unroll
+      for (int kc = 0; kc < KC; ++kc) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) sq[((hl * KC + kc) * 4 + i) * 32] = qa[hl][kc][i];
+      }
+    }
+  }
   const DevKv c = kv[info[trow[0]].slot];  // every task has a first row; all share c's prefix
   const int zs = static_cast<int>(gridDim.z);
   const int span = ((c.plen + zs - 1) / zs + kPrefixTile - 1) / kPrefixTile * kPrefixTile;
@@ -883,22 +980,54 @@ __global__ void __launch_bounds__(kPrefixWarps * 32)
     const int base = p_begin + tile * kPrefixTile;
     // s[n] = S[row g / g + 8][position base + 8n + 2t + {0, 1}].
     float s[NT][4];
+    if constexpr (QS) {
 #pragma unroll
-    for (int n = 0; n < NT; ++n) {
+      for (int n = 0; n < NT; ++n) {
 #pragma unroll
-      for (int i = 0; i < 4; ++i) s[n][i] = 0.0f;
+        for (int i = 0; i < 4; ++i) s[n][i] = 0.0f;
+      }
+      // k-step pairs outside, so that only one pair of Q's fragments is in registers at a time.
 #pragma unroll
       for (int kc = 0; kc < KC; kc += 2) {
-        // Matrices: positions 8n..8n+7 at dimensions 16 kc + {0, 8, 16, 24}: b0, b1 of k-steps
-        // kc and kc + 1.
-        uint32_t b[4];
-        LdMatrixX4<false>(b, ks + (8 * n + (lane & 7)) * LD + 16 * kc + (lane >> 3) * 8);
+        uint32_t qf[2][2][4];  // [hi, lo][k-step kc, kc + 1][register]
 #pragma unroll
         for (int hl = 0; hl < 2; ++hl) {
-          MmaBf16(s[n], qa[hl][kc][0], qa[hl][kc][1], qa[hl][kc][2], qa[hl][kc][3], b[0], b[1]);
-          if (kc + 1 < KC) {
-            MmaBf16(s[n], qa[hl][kc + 1][0], qa[hl][kc + 1][1], qa[hl][kc + 1][2],
-                    qa[hl][kc + 1][3], b[2], b[3]);
+#pragma unroll
+          for (int k = 0; k < 2; ++k) {
+#pragma unroll
+            for (int i = 0; i < 4; ++i) qf[hl][k][i] = sq[((hl * KC + kc + k) * 4 + i) * 32];
+          }
+        }
+#pragma unroll
+        for (int n = 0; n < NT; ++n) {
+          // Matrices: positions 8n..8n+7 at dimensions 16 kc + {0, 8, 16, 24}: b0, b1 of
+          // k-steps kc and kc + 1.
+          uint32_t b[4];
+          LdMatrixX4<false>(b, ks + (8 * n + (lane & 7)) * LD + 16 * kc + (lane >> 3) * 8);
+#pragma unroll
+          for (int hl = 0; hl < 2; ++hl) {
+            MmaBf16(s[n], qf[hl][0][0], qf[hl][0][1], qf[hl][0][2], qf[hl][0][3], b[0], b[1]);
+            MmaBf16(s[n], qf[hl][1][0], qf[hl][1][1], qf[hl][1][2], qf[hl][1][3], b[2], b[3]);
+          }
+        }
+      }
+    } else {
+      // Call R's order (n-tiles outside), kept as that measurement's reference.
+#pragma unroll
+      for (int n = 0; n < NT; ++n) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) s[n][i] = 0.0f;
+#pragma unroll
+        for (int kc = 0; kc < KC; kc += 2) {
+          uint32_t b[4];
+          LdMatrixX4<false>(b, ks + (8 * n + (lane & 7)) * LD + 16 * kc + (lane >> 3) * 8);
+#pragma unroll
+          for (int hl = 0; hl < 2; ++hl) {
+            MmaBf16(s[n], qa[hl][kc][0], qa[hl][kc][1], qa[hl][kc][2], qa[hl][kc][3], b[0], b[1]);
+            if (kc + 1 < KC) {
+              MmaBf16(s[n], qa[hl][kc + 1][0], qa[hl][kc + 1][1], qa[hl][kc + 1][2],
+                      qa[hl][kc + 1][3], b[2], b[3]);
+            }
           }
         }
       }
@@ -1356,15 +1485,47 @@ void LaunchEmbed(const uint16_t* tb, const float* tf, const int32_t* ids, int64_
   Check("embed");
 }
 
+namespace {
+bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+// TTC_CUDA_SCALAR_ELEMENTWISE=1: the scalar RMSNorm and SwiGLU kernels (A/B measurements).
+bool ScalarElementwise() {
+  static const bool on = [] {
+    const char* e = std::getenv("TTC_CUDA_SCALAR_ELEMENTWISE");
+    return e != nullptr && std::strcmp(e, "1") == 0;
+  }();
+  return on;
+}
+}  // namespace
+
 void LaunchRmsNorm(const float* x, const float* w, float eps, int64_t rows, int64_t n, float* out,
                    cudaStream_t s, uint16_t* gemm_in, bool split) {
-  RmsNormKernel<<<static_cast<unsigned>(rows), 256, 0, s>>>(x, w, eps, n, out, gemm_in, split);
+  const unsigned grid = static_cast<unsigned>(rows);
+  const int64_t v = (n / 4 + 255) / 256;  // float4 per thread
+  if (!ScalarElementwise() && n % 4 == 0 && v <= 4 && Aligned16(x) && Aligned16(w) &&
+      Aligned16(out) && (gemm_in == nullptr || reinterpret_cast<uintptr_t>(gemm_in) % 8 == 0)) {
+    if (v <= 1) {
+      RmsNormVecKernel<1><<<grid, 256, 0, s>>>(x, w, eps, n, out, gemm_in, split);
+    } else if (v == 2) {
+      RmsNormVecKernel<2><<<grid, 256, 0, s>>>(x, w, eps, n, out, gemm_in, split);
+    } else if (v == 3) {
+      RmsNormVecKernel<3><<<grid, 256, 0, s>>>(x, w, eps, n, out, gemm_in, split);
+    } else {
+      RmsNormVecKernel<4><<<grid, 256, 0, s>>>(x, w, eps, n, out, gemm_in, split);
+    }
+  } else {
+    RmsNormKernel<<<grid, 256, 0, s>>>(x, w, eps, n, out, gemm_in, split);
+  }
   Check("rmsnorm");
 }
 
 void LaunchSwiGlu(const float* gu, int64_t rows, int64_t ff, float* out, cudaStream_t s,
                   uint16_t* gemm_in, bool split) {
-  SwiGluKernel<<<RowGrid(rows, ff), 256, 0, s>>>(gu, rows, ff, out, gemm_in, split);
+  if (!ScalarElementwise() && ff % 4 == 0 && Aligned16(gu) && Aligned16(out) &&
+      (gemm_in == nullptr || reinterpret_cast<uintptr_t>(gemm_in) % 8 == 0)) {
+    SwiGluVecKernel<<<RowGrid(rows, ff / 4), 256, 0, s>>>(gu, rows, ff, out, gemm_in, split);
+  } else {
+    SwiGluKernel<<<RowGrid(rows, ff), 256, 0, s>>>(gu, rows, ff, out, gemm_in, split);
+  }
   Check("swiglu");
 }
 
@@ -1432,20 +1593,30 @@ void LaunchMma(AttnKernel kernel, dim3 grid, cudaStream_t s, const float* q, con
   }
 }
 
+template <int HD, bool QS>
+void LaunchPrefixVariant(const PrefixPlan& plan, cudaStream_t s, const float* q, const DevRow* info,
+                         const DevKv* kv, int H, int Hkv, int split0, int splits, float* part_o,
+                         float* part_ml) {
+  constexpr int bytes = PrefixSmemBytes<HD, QS>();
+  // Above the 48 KiB default; set once, before any graph records the launch.
+  static const bool attr =
+      cudaFuncSetAttribute(PrefixAttentionKernel<HD, QS>,
+                           cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) == cudaSuccess;
+  (void)attr;
+  dim3 grid(static_cast<unsigned>(plan.tasks), static_cast<unsigned>(Hkv),
+            static_cast<unsigned>(plan.chunks));
+  PrefixAttentionKernel<HD, QS><<<grid, kPrefixWarps * 32, bytes, s>>>(
+      q, plan.task_rows, info, kv, H, Hkv, split0, splits, part_o, part_ml);
+}
 template <int HD>
 void LaunchPrefix(const PrefixPlan& plan, cudaStream_t s, const float* q, const DevRow* info,
                   const DevKv* kv, int H, int Hkv, int split0, int splits, float* part_o,
                   float* part_ml) {
-  constexpr int bytes = PrefixSmemBytes<HD>();
-  // Above the 48 KiB default for head_dim 128; set once, before any graph records the launch.
-  static const bool attr =
-      cudaFuncSetAttribute(PrefixAttentionKernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                           bytes) == cudaSuccess;
-  (void)attr;
-  dim3 grid(static_cast<unsigned>(plan.tasks), static_cast<unsigned>(Hkv),
-            static_cast<unsigned>(plan.chunks));
-  PrefixAttentionKernel<HD><<<grid, kPrefixWarps * 32, bytes, s>>>(
-      q, plan.task_rows, info, kv, H, Hkv, split0, splits, part_o, part_ml);
+  if (plan.variant == 1) {
+    LaunchPrefixVariant<HD, false>(plan, s, q, info, kv, H, Hkv, split0, splits, part_o, part_ml);
+  } else {
+    LaunchPrefixVariant<HD, true>(plan, s, q, info, kv, H, Hkv, split0, splits, part_o, part_ml);
+  }
 }
 }  // namespace
 

@@ -111,7 +111,8 @@ constexpr int PrefixRowsPerTask(int group) { return kPrefixTaskRows / group; }
 struct PrefixPlan {
   const int32_t* task_rows = nullptr;  // device
   int tasks = 0;
-  int chunks = 1;  // position ranges per (task, KV head): separate blocks and partials
+  int chunks = 1;   // position ranges per (task, KV head): separate blocks and partials
+  int variant = 0;  // 1: the kernel with Q's fragments in registers (TTC_PREFIX_KERNEL=regq)
 };
 // How many position ranges (split-KV blocks) to cut `blocks` (row or task, KV head) blocks of up to
 // `len` positions into: enough for about four blocks per SM, none shorter than 64 positions.
@@ -122,7 +123,7 @@ inline int AttentionRanges(int64_t blocks, int64_t len, int sm_count) {
   return static_cast<int>(by_blocks < by_len ? by_blocks : by_len);
 }
 // How many position ranges (PrefixPlan::chunks) to cut the prefix kernel's `blocks` (task, KV head)
-// blocks over `len` prefix positions into: about one block per SM, whole 64-position tiles. A
+// blocks over `len` prefix positions into: about one block per SM, at least 64 positions each. A
 // block holds up to 64 query heads, so one per SM already has work; more ranges only add partials
 // to merge (the attention micro-benchmark, call Q in docs/perf/cuda.md).
 inline int PrefixRanges(int64_t blocks, int64_t len, int sm_count) {
