@@ -1,18 +1,21 @@
 // `ttc bench`: the paper's speed protocol on the engine. For each batch size B, one random prompt
-// of
-// --prompt-len tokens is prefilled once (timed apart), its state is forked into B slots, and the B
-// sequences decode --gen-len tokens in lockstep (fixed length, no stop ids; the fed tokens are a
-// fixed pattern, so host sampling is not timed: the logits still go to the host each step as
-// engine/generate does). Prints seconds, tokens/s, achieved GB/s and the fraction of the roofline
-// of engine-perf.md §1.3 on measured H100 figures (3.0 TB/s, 790 TF/s), and stores the step-time
-// table
-// ("step" rows) and the paper rows in the store with --db. --config offers the six configurations
-// of engine-perf.md §1.1 with random bf16 weights, so it runs without downloads.
+// of --prompt-len tokens is prefilled once (timed apart), its state is forked into B slots, and the
+// B sequences decode --gen-len tokens in lockstep (fixed length, no stop ids), each step what
+// engine/generate does: the forward plus a temperature-1 draw per row on the backend, the drawn ids
+// fed back (pipelined where Generate pipelines). Prints seconds, tokens/s, achieved GB/s and the
+// fraction of two rooflines of engine-perf.md §1.3 on measured H100 figures (3.0 TB/s, 790 TF/s):
+// every row reading the prompt's KV itself (the paper's engines), and the prompt's KV read once per
+// step (§1.4's right-hand figures: what an engine that shares the prefix, as ttc's does, can
+// reach). With --db it stores the step-time table ("step" rows) and the paper rows. --config offers
+// the six configurations of engine-perf.md §1.1 with random bf16 weights, so it runs without
+// downloads.
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -86,18 +89,23 @@ Result<engine::ModelConfig> NamedConfig(const std::string& name) {
 }
 
 // Bytes and FLOPs of one decode step at mean context `ctx` (engine-perf.md §1.3; bf16 weights,
-// KV and state as that table assumes), and the roofline time on the measured H100 figures.
+// KV and state as that table assumes), and the roofline time on the measured H100 figures, with
+// every row reading its whole context (kv_bytes) or the first `shared` positions, which all rows
+// share, read once (kv_shared_bytes).
 struct StepCost {
-  double gemm_bytes = 0, gemm_flops = 0, kv_bytes = 0, attn_flops = 0, state_bytes = 0;
+  double gemm_bytes = 0, gemm_flops = 0, kv_bytes = 0, kv_shared_bytes = 0, attn_flops = 0,
+         state_bytes = 0;
   double total_bytes() const { return gemm_bytes + kv_bytes + state_bytes; }
-  double roofline_s() const {
+  double roofline_s(bool shared_prefix = false) const {
+    const double kv = shared_prefix ? kv_shared_bytes : kv_bytes;
     return std::max(gemm_flops / kMeasuredFlops, gemm_bytes / kMeasuredBandwidth) +
-           std::max(attn_flops / kMeasuredFlops, kv_bytes / kMeasuredBandwidth) +
+           std::max(attn_flops / kMeasuredFlops, kv / kMeasuredBandwidth) +
            state_bytes / kMeasuredBandwidth;
   }
 };
 
-StepCost CostOf(const engine::ModelConfig& c, int64_t params, int64_t B, double ctx) {
+StepCost CostOf(const engine::ModelConfig& c, int64_t params, int64_t B, double ctx,
+                double shared) {
   StepCost s;
   const double d = static_cast<double>(c.hidden_size),
                ffn = static_cast<double>(c.intermediate_size);
@@ -105,7 +113,9 @@ StepCost CostOf(const engine::ModelConfig& c, int64_t params, int64_t B, double 
   for (engine::MixerKind k : c.layer_mixers) {
     if (k == engine::MixerKind::kAttention) {
       act_per_token += 12 * d + 2 * ffn;
-      s.kv_bytes += B * ctx * 2.0 * c.num_kv_heads * c.head_dim * 2;
+      const double per_position = 2.0 * c.num_kv_heads * c.head_dim * 2;
+      s.kv_bytes += B * ctx * per_position;
+      s.kv_shared_bytes += (shared + B * (ctx - shared)) * per_position;
       s.attn_flops += 4.0 * c.num_heads * c.head_dim * ctx * B;
     } else {
       act_per_token += 10 * d + static_cast<double>(c.in_proj_rows(k)) + 2 * ffn;
@@ -120,16 +130,20 @@ StepCost CostOf(const engine::ModelConfig& c, int64_t params, int64_t B, double 
   return s;
 }
 
+// Batch sizes 1..kMaxBatch, comma-separated; empty on anything else.
+constexpr int kMaxBatch = 1 << 20;
 std::vector<int> ParseBatches(const std::string& s) {
   std::vector<int> out;
   size_t pos = 0;
   while (pos <= s.size()) {
     size_t comma = s.find(',', pos);
     if (comma == std::string::npos) comma = s.size();
-    const std::string item = s.substr(pos, comma - pos);
-    if (item.empty() || item.find_first_not_of("0123456789") != std::string::npos) return {};
-    out.push_back(std::stoi(item));
-    if (out.back() < 1) return {};
+    int v = 0;
+    const char* first = s.data() + pos;
+    const char* last = s.data() + comma;
+    const auto [end, ec] = std::from_chars(first, last, v);
+    if (first == last || ec != std::errc() || end != last || v < 1 || v > kMaxBatch) return {};
+    out.push_back(v);
     pos = comma + 1;
   }
   return out;
@@ -209,7 +223,9 @@ int RunBench(const BenchArgs& a) {
     return UsageError("bench: --pipeline must be auto, on or off");
   const std::vector<int> batches = ParseBatches(a.batches);
   if (batches.empty())
-    return UsageError("bench: --batch must be a comma-separated list of positive integers");
+    return UsageError(
+        fmt::format("bench: --batch '{}' must be a comma-separated list of integers from 1 to {}",
+                    a.batches, kMaxBatch));
   engine::ModelOptions opts;
   opts.threads = a.threads;
   opts.load_tokenizer = false;
@@ -225,6 +241,18 @@ int RunBench(const BenchArgs& a) {
     opts.backend = engine::BackendKind::kCuda;
   } else if (backend != "cpu") {
     return UsageError("bench: --backend must be cpu or cuda");
+  }
+
+  // The outputs are checked before the measurement, so that a bad path fails now and not after
+  // minutes of benchmarking (appending nothing leaves an existing file as it is).
+  if (!a.json.empty() && !std::ofstream(a.json, std::ios::app)) {
+    return BenchFail(IoError("--json {}: cannot open for writing", a.json));
+  }
+  std::unique_ptr<store::Store> db;
+  if (!a.db.empty()) {
+    auto st = store::Store::Open(a.db);
+    if (!st.ok()) return BenchFail(st.status());
+    db = std::move(st).value();
   }
 
   std::unique_ptr<engine::Model> model;
@@ -254,7 +282,9 @@ int RunBench(const BenchArgs& a) {
       a.pipeline == "on" || (a.pipeline == "auto" && model->backend().PrefersPipelinedDecode());
   std::cout << fmt::format(
       "protocol: prompt {} tokens prefilled once and forked, {} decode steps per batch{}, "
-      "prefill excluded; roofline: engine-perf.md 1.3 at 3.0 TB/s, 790 TF/s (H100)\n",
+      "prefill excluded; roofline: engine-perf.md 1.3 at 3.0 TB/s, 790 TF/s (H100), every row "
+      "reading the prompt's KV (\"roofline s\") or the prompt's KV read once per step "
+      "(\"shared s\")\n",
       a.prompt_len, a.gen_len, pipelined ? " (pipelined)" : "");
   std::string device = model->backend().name();
 
@@ -263,9 +293,9 @@ int RunBench(const BenchArgs& a) {
   for (auto& t : prompt) t = static_cast<int32_t>(rng() % static_cast<uint64_t>(cfg.vocab_size));
 
   const double ctx = a.prompt_len + (a.gen_len - 1) / 2.0;
-  std::cout << fmt::format("{:>6} {:>9} {:>11} {:>9} {:>9} {:>11} {:>8} {:>7}  {}\n", "batch",
-                           "seconds", "tokens/s", "ms/step", "GB/s", "roofline s", "of roof",
-                           "prefill", "note");
+  std::cout << fmt::format("{:>6} {:>9} {:>11} {:>9} {:>9} {:>11} {:>8} {:>9} {:>9} {:>7}  {}\n",
+                           "batch", "seconds", "tokens/s", "ms/step", "GB/s", "roofline s",
+                           "of roof", "shared s", "of shared", "prefill", "note");
   nlohmann::json rows = nlohmann::json::array();
   std::vector<store::BenchRow> db_rows;
   std::set<int> warmed;  // batch shapes that had their warm-up steps
@@ -307,14 +337,18 @@ int RunBench(const BenchArgs& a) {
       seconds += *s;
       prefill += p;
     }
-    const StepCost cost = CostOf(cfg, model->parameter_count(), B, ctx);
+    const StepCost cost = CostOf(cfg, model->parameter_count(), B, ctx, a.prompt_len);
     const double step_s = seconds / a.gen_len;
     const double roof_s = cost.roofline_s() * a.gen_len;
+    const double shared_s = cost.roofline_s(/*shared_prefix=*/true) * a.gen_len;
     const double gbs = cost.total_bytes() / step_s / 1e9;
     const double tps = static_cast<double>(B) * a.gen_len / seconds;
     std::cout << fmt::format(
-        "{:>6} {:>9.3f} {:>11.0f} {:>9.3f} {:>9.0f} {:>11.3f} {:>7.0f}% {:>7.3f}  {}\n", B, seconds,
-        tps, step_s * 1e3, gbs, roof_s, 100 * roof_s / seconds, prefill, note);
+        "{:>6} {:>9.3f} {:>11.0f} {:>9.3f} {:>9.0f} {:>11.3f} {:>7.0f}% {:>9.3f} {:>8.0f}% "
+        "{:>7.3f} "
+        " {}\n",
+        B, seconds, tps, step_s * 1e3, gbs, roof_s, 100 * roof_s / seconds, shared_s,
+        100 * shared_s / seconds, prefill, note);
     std::cout.flush();
     rows.push_back({{"model", label},
                     {"device", device},
@@ -327,6 +361,8 @@ int RunBench(const BenchArgs& a) {
                     {"achieved_gbs", gbs},
                     {"roofline_s", roof_s},
                     {"fraction_of_roofline", roof_s / seconds},
+                    {"roofline_shared_s", shared_s},
+                    {"fraction_of_shared_roofline", shared_s / seconds},
                     {"prefill_s", prefill},
                     {"note", note}});
     const std::string extra = rows.back().dump();
@@ -352,14 +388,20 @@ int RunBench(const BenchArgs& a) {
                        .extra_json = extra});
   }
   if (!a.json.empty()) {
-    std::ofstream out(a.json);
-    out << rows.dump(2) << "\n";
-    if (!out) return BenchFail(IoError("{}: cannot write", a.json));
+    // Written next to the target and renamed over it: a failed write leaves the old file.
+    const std::string tmp = a.json + ".tmp";
+    {
+      std::ofstream out(tmp);
+      out << rows.dump(2) << "\n";
+      out.flush();
+      if (!out) return BenchFail(IoError("--json {}: cannot write", tmp));
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, a.json, ec);
+    if (ec) return BenchFail(IoError("--json {}: {}", a.json, ec.message()));
   }
-  if (!a.db.empty()) {
-    auto st = store::Store::Open(a.db);
-    if (!st.ok()) return BenchFail(st.status());
-    auto ids = (*st)->InsertBenchRows(db_rows);
+  if (db) {
+    auto ids = db->InsertBenchRows(db_rows);
     if (!ids.ok()) return BenchFail(ids.status());
     std::cout << "stored " << ids->size() << " bench rows in " << a.db << "\n";
   }
