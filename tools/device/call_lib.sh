@@ -1,7 +1,8 @@
 # Shared by the one-call device scripts (attn_session.sh, final_session.sh): the log folder, the
 # carried libraries, step timing (el), the table rows of a bench log (rows), one benchmark run
-# (bench label "ENV=..." config batches [gen]) and one compute-sanitizer run (san). Source it; the
-# scripts then run their `main` under `timeout ... bash -c main`, so everything here is exported.
+# (bench label "ENV=..." config batches [gen]), one compute-sanitizer run (san) and the full table
+# with the Hugging Face baseline (full_table). Source it; the scripts then run their `main` under
+# `timeout ... bash -c main`, so everything here is exported.
 set -u
 L=/tmp/logs; mkdir -p $L
 export LD_LIBRARY_PATH=/tmp/ttc-deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
@@ -18,4 +19,11 @@ san() {  # label tool seconds test-binary gtest-filter: one compute-sanitizer ru
     > $L/san-$2-$1.log 2>&1
   el "sanitizer $2 $1 rc $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $L/san-$2-$1.log | tail -1)"
 }
-export -f el rows bench san; export L T0 B
+full_table() {  # the six configurations at B=1..512 (512 steps) and the Hugging Face baseline
+  for cfg in llama-3.2-1b llama-3.2-3b mambainllama-3b mambainllama-1b llamba-1b llamba-3b; do
+    bench table TTC_NONE=1 $cfg 1,16,64,256,512
+  done
+  timeout 100 python3 tools/bench/hf_baseline.py --model llama-3.2-1b --batch 256 --json $L/hf.json > $L/hf.log 2>&1
+  el "hf"; tail -1 $L/hf.log
+}
+export -f el rows bench san full_table; export L T0 B

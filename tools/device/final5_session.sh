@@ -8,11 +8,7 @@ main() {
   export PATH=/usr/local/cuda/bin:$PATH
   OUT=$L timeout 240 tools/device/cuda_session.sh setup test > $L/session.log 2>&1; el "setup+test"
   grep -E "^\[cuda\] (llama|mambainllama|llamba|mamba|mamba2):|FAILED|PASSED|Failure|error|abort" $L/session.log | cut -c1-160 | head -50
-  for cfg in llama-3.2-1b llama-3.2-3b mambainllama-3b mambainllama-1b llamba-1b llamba-3b; do
-    bench table TTC_NONE=1 $cfg 1,16,64,256,512
-  done
-  timeout 100 python3 tools/bench/hf_baseline.py --model llama-3.2-1b --batch 256 --json $L/hf.json > $L/hf.log 2>&1
-  el "hf"; tail -2 $L/hf.log
+  full_table
 }
 export -f main
 timeout ${BUDGET:-480} bash -c main

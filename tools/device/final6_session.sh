@@ -17,11 +17,7 @@ main() {
   done
   bench w4 TTC_OWN_KERNEL=w4 llama-3.2-3b 256,512 128
   bench w1 TTC_NONE=1 llama-3.2-3b 256,512 128
-  for cfg in llama-3.2-1b llama-3.2-3b mambainllama-3b mambainllama-1b llamba-1b llamba-3b; do
-    bench table TTC_NONE=1 $cfg 1,16,64,256,512
-  done
-  timeout 100 python3 tools/bench/hf_baseline.py --model llama-3.2-1b --batch 256 --json $L/hf.json > $L/hf.log 2>&1
-  el "hf"; tail -2 $L/hf.log
+  full_table
   for cb in llama-3.2-1b:256 llama-3.2-3b:512; do
     TTC_CUDA_PROFILE=1 timeout 60 $B bench --config ${cb%:*} --backend cuda --batch ${cb#*:} --prompt-len 512 \
       --gen-len 64 > $L/prof-${cb%:*}.log 2>&1; el "profile $cb"

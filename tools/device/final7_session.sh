@@ -23,11 +23,7 @@ main() {
     bench regq TTC_PREFIX_KERNEL=regq $cfg $bs 128
     bench new TTC_NONE=1 $cfg $bs 128
   done
-  for cfg in llama-3.2-1b llama-3.2-3b mambainllama-3b mambainllama-1b llamba-1b llamba-3b; do
-    bench table TTC_NONE=1 $cfg 1,16,64,256,512
-  done
-  timeout 100 python3 tools/bench/hf_baseline.py --model llama-3.2-1b --batch 256 --json $L/hf.json > $L/hf.log 2>&1
-  el "hf"; tail -1 $L/hf.log
+  full_table
 }
 export -f main
 timeout ${BUDGET:-470} bash -c main
