@@ -691,7 +691,6 @@ class CudaBackend final : public Backend {
     // On by default since the tile kernel (call Q in docs/perf/cuda.md); TTC_CUDA_CASCADE=0 makes
     // every row walk its prefix itself (A/B measurements).
     cascade_on_ = !EnvIs("TTC_CUDA_CASCADE", "0");
-    prefix_variant_ = EnvIs("TTC_PREFIX_KERNEL", "regq") ? 1 : 0;
   }
   ~CudaBackend() override {
     prof_.reset();
@@ -1052,8 +1051,7 @@ class CudaBackend final : public Backend {
     const int splits = cuda::AttentionRanges(M * Hkv, max_own, sm_count_);
     cuda::PrefixPlan plan;
     if (tasks > 0) {
-      plan = {d_tasks, tasks, cuda::PrefixRanges(int64_t{tasks} * Hkv, max_plen, sm_count_),
-              prefix_variant_};
+      plan = {d_tasks, tasks, cuda::PrefixRanges(int64_t{tasks} * Hkv, max_plen, sm_count_)};
     }
     const int total = splits + (tasks > 0 ? plan.chunks : 0);
     if (tasks > 0) ++cascades_;
@@ -1636,7 +1634,6 @@ class CudaBackend final : public Backend {
   bool sample_full_ = false;       // TTC_CUDA_SAMPLE_FULL=1: the sampler's general path always
   bool fused_input_ = true;        // TTC_CUDA_FUSED_INPUT=0: every GEMM converts its own input
   bool cascade_on_ = true;  // rows sharing a prefix walk it together (TTC_CUDA_CASCADE=0: off)
-  int prefix_variant_ = 0;  // cuda::PrefixPlan::variant (TTC_PREFIX_KERNEL=regq: 1)
   // Decode-step recordings (BeginForward).
   std::vector<std::unique_ptr<StepGraph>> graphs_;
   StepGraph* graph_ = nullptr;  // the recording of the current step (capture or replay)

@@ -855,31 +855,17 @@ __device__ __forceinline__ void LdMatrixX4(uint32_t (&r)[4], const uint16_t* sme
 // Q and P enter as bf16 value + bf16 remainder, two mma ops on the same K / V operand. Writes each
 // (row, head)'s unnormalised partial of its range at split index split0 + blockIdx.z for
 // AttentionCombineKernel; a range past the prefix (or a slot without one) writes m = -inf, l = 0.
-//
-// QS (the default): Q's fragments wait in shared memory and are read per pair of k-steps, which
-// takes the registers from 251 (head_dim 128) / 145 (64) to what 3 / 4 blocks per SM allow; its
-// tiles are 32 positions (fewer score registers, and 3 blocks' shared memory fits at head_dim 128).
-// Without QS (PrefixPlan::variant 1, measurements) they stay in registers: 2 / 3 blocks per SM,
-// 10-12 % achieved occupancy and latency-bound in Nsight Compute (call R).
 constexpr int kPrefixWarps = kPrefixTaskRows / 16;
-template <int HD, bool QS>
-constexpr int PrefixTile() {
-  return QS ? 32 : 64;
-}
-template <int HD, bool QS>
+constexpr int kPrefixTile = 64;
+template <int HD>
 constexpr int PrefixSmemBytes() {
-  // [buffer][K, V][position][HD + 8 pad] bf16, then (QS) [warp][hi, lo][k-step][register][lane].
-  return 2 * 2 * PrefixTile<HD, QS>() * (HD + 8) * 2 +
-         (QS ? kPrefixWarps * 2 * HD / 16 * 4 * 32 * 4 : 0);
+  return 2 * 2 * kPrefixTile * (HD + 8) * 2;  // [buffer][K, V][position][HD + 8 pad] bf16
 }
-// (Without QS no minimum: a stated minimum of 1 block lets ptxas take more registers than call R's
-// build, 178 instead of 145 at head_dim 64, and the variant would no longer be that reference.)
-template <int HD, bool QS>
-__global__ void __launch_bounds__(kPrefixWarps * 32, QS ? (HD == 128 ? 3 : 4) : 0)
+template <int HD>
+__global__ void __launch_bounds__(kPrefixWarps * 32)
     PrefixAttentionKernel(const float* q, const int32_t* task_rows, const DevRow* info,
                           const DevKv* kv, int H, int Hkv, int split0, int splits, float* part_o,
                           float* part_ml) {
-  constexpr int kPrefixTile = PrefixTile<HD, QS>();
   constexpr int KC = HD / 16;          // k-steps of Q K^T
   constexpr int DT = HD / 8;           // n-tiles of P V
   constexpr int NT = kPrefixTile / 8;  // n-tiles of S
@@ -925,20 +911,6 @@ __global__ void __launch_bounds__(kPrefixWarps * 32, QS ? (HD == 128 ? 3 : 4) : 
       }
     }
   }
-  // (QS) This lane's fragments, lane-indexed: conflict-free, and each lane reads only what it
-  // wrote, so no barrier is needed.
-  uint32_t* sq = reinterpret_cast<uint32_t*>(tiles + 2 * 2 * kPrefixTile * (HD + 8)) +
-                 warp * 2 * KC * 4 * 32 + lane;
-  if constexpr (QS) {
-#pragma unroll
-    for (int hl = 0; hl < 2; ++hl) {
-#pragma unroll
-      for (int kc = 0; kc < KC; ++kc) {
-#pragma unroll
-        for (int i = 0; i < 4; ++i) sq[((hl * KC + kc) * 4 + i) * 32] = qa[hl][kc][i];
-      }
-    }
-  }
   const DevKv c = kv[info[trow[0]].slot];  // every task has a first row; all share c's prefix
   const int zs = static_cast<int>(gridDim.z);
   const int span = ((c.plen + zs - 1) / zs + kPrefixTile - 1) / kPrefixTile * kPrefixTile;
@@ -980,54 +952,22 @@ __global__ void __launch_bounds__(kPrefixWarps * 32, QS ? (HD == 128 ? 3 : 4) : 
     const int base = p_begin + tile * kPrefixTile;
     // s[n] = S[row g / g + 8][position base + 8n + 2t + {0, 1}].
     float s[NT][4];
-    if constexpr (QS) {
 #pragma unroll
-      for (int n = 0; n < NT; ++n) {
+    for (int n = 0; n < NT; ++n) {
 #pragma unroll
-        for (int i = 0; i < 4; ++i) s[n][i] = 0.0f;
-      }
-      // k-step pairs outside, so that only one pair of Q's fragments is in registers at a time.
+      for (int i = 0; i < 4; ++i) s[n][i] = 0.0f;
 #pragma unroll
       for (int kc = 0; kc < KC; kc += 2) {
-        uint32_t qf[2][2][4];  // [hi, lo][k-step kc, kc + 1][register]
+        // Matrices: positions 8n..8n+7 at dimensions 16 kc + {0, 8, 16, 24}: b0, b1 of k-steps
+        // kc and kc + 1.
+        uint32_t b[4];
+        LdMatrixX4<false>(b, ks + (8 * n + (lane & 7)) * LD + 16 * kc + (lane >> 3) * 8);
 #pragma unroll
         for (int hl = 0; hl < 2; ++hl) {
-#pragma unroll
-          for (int k = 0; k < 2; ++k) {
-#pragma unroll
-            for (int i = 0; i < 4; ++i) qf[hl][k][i] = sq[((hl * KC + kc + k) * 4 + i) * 32];
-          }
-        }
-#pragma unroll
-        for (int n = 0; n < NT; ++n) {
-          // Matrices: positions 8n..8n+7 at dimensions 16 kc + {0, 8, 16, 24}: b0, b1 of
-          // k-steps kc and kc + 1.
-          uint32_t b[4];
-          LdMatrixX4<false>(b, ks + (8 * n + (lane & 7)) * LD + 16 * kc + (lane >> 3) * 8);
-#pragma unroll
-          for (int hl = 0; hl < 2; ++hl) {
-            MmaBf16(s[n], qf[hl][0][0], qf[hl][0][1], qf[hl][0][2], qf[hl][0][3], b[0], b[1]);
-            MmaBf16(s[n], qf[hl][1][0], qf[hl][1][1], qf[hl][1][2], qf[hl][1][3], b[2], b[3]);
-          }
-        }
-      }
-    } else {
-      // Call R's order (n-tiles outside), kept as that measurement's reference.
-#pragma unroll
-      for (int n = 0; n < NT; ++n) {
-#pragma unroll
-        for (int i = 0; i < 4; ++i) s[n][i] = 0.0f;
-#pragma unroll
-        for (int kc = 0; kc < KC; kc += 2) {
-          uint32_t b[4];
-          LdMatrixX4<false>(b, ks + (8 * n + (lane & 7)) * LD + 16 * kc + (lane >> 3) * 8);
-#pragma unroll
-          for (int hl = 0; hl < 2; ++hl) {
-            MmaBf16(s[n], qa[hl][kc][0], qa[hl][kc][1], qa[hl][kc][2], qa[hl][kc][3], b[0], b[1]);
-            if (kc + 1 < KC) {
-              MmaBf16(s[n], qa[hl][kc + 1][0], qa[hl][kc + 1][1], qa[hl][kc + 1][2],
-                      qa[hl][kc + 1][3], b[2], b[3]);
-            }
+          MmaBf16(s[n], qa[hl][kc][0], qa[hl][kc][1], qa[hl][kc][2], qa[hl][kc][3], b[0], b[1]);
+          if (kc + 1 < KC) {
+            MmaBf16(s[n], qa[hl][kc + 1][0], qa[hl][kc + 1][1], qa[hl][kc + 1][2],
+                    qa[hl][kc + 1][3], b[2], b[3]);
           }
         }
       }
@@ -1593,30 +1533,20 @@ void LaunchMma(AttnKernel kernel, dim3 grid, cudaStream_t s, const float* q, con
   }
 }
 
-template <int HD, bool QS>
-void LaunchPrefixVariant(const PrefixPlan& plan, cudaStream_t s, const float* q, const DevRow* info,
-                         const DevKv* kv, int H, int Hkv, int split0, int splits, float* part_o,
-                         float* part_ml) {
-  constexpr int bytes = PrefixSmemBytes<HD, QS>();
-  // Above the 48 KiB default; set once, before any graph records the launch.
-  static const bool attr =
-      cudaFuncSetAttribute(PrefixAttentionKernel<HD, QS>,
-                           cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) == cudaSuccess;
-  (void)attr;
-  dim3 grid(static_cast<unsigned>(plan.tasks), static_cast<unsigned>(Hkv),
-            static_cast<unsigned>(plan.chunks));
-  PrefixAttentionKernel<HD, QS><<<grid, kPrefixWarps * 32, bytes, s>>>(
-      q, plan.task_rows, info, kv, H, Hkv, split0, splits, part_o, part_ml);
-}
 template <int HD>
 void LaunchPrefix(const PrefixPlan& plan, cudaStream_t s, const float* q, const DevRow* info,
                   const DevKv* kv, int H, int Hkv, int split0, int splits, float* part_o,
                   float* part_ml) {
-  if (plan.variant == 1) {
-    LaunchPrefixVariant<HD, false>(plan, s, q, info, kv, H, Hkv, split0, splits, part_o, part_ml);
-  } else {
-    LaunchPrefixVariant<HD, true>(plan, s, q, info, kv, H, Hkv, split0, splits, part_o, part_ml);
-  }
+  constexpr int bytes = PrefixSmemBytes<HD>();
+  // Above the 48 KiB default for head_dim 128; set once, before any graph records the launch.
+  static const bool attr =
+      cudaFuncSetAttribute(PrefixAttentionKernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           bytes) == cudaSuccess;
+  (void)attr;
+  dim3 grid(static_cast<unsigned>(plan.tasks), static_cast<unsigned>(Hkv),
+            static_cast<unsigned>(plan.chunks));
+  PrefixAttentionKernel<HD><<<grid, kPrefixWarps * 32, bytes, s>>>(
+      q, plan.task_rows, info, kv, H, Hkv, split0, splits, part_o, part_ml);
 }
 }  // namespace
 

@@ -111,8 +111,7 @@ constexpr int PrefixRowsPerTask(int group) { return kPrefixTaskRows / group; }
 struct PrefixPlan {
   const int32_t* task_rows = nullptr;  // device
   int tasks = 0;
-  int chunks = 1;   // position ranges per (task, KV head): separate blocks and partials
-  int variant = 0;  // 1: the kernel with Q's fragments in registers (TTC_PREFIX_KERNEL=regq)
+  int chunks = 1;  // position ranges per (task, KV head): separate blocks and partials
 };
 // How many position ranges (split-KV blocks) to cut `blocks` (row or task, KV head) blocks of up to
 // `len` positions into: enough for about four blocks per SM, none shorter than 64 positions.

@@ -176,7 +176,7 @@ void CheckShape(const Shape& sh, uint32_t seed) {
   struct Run {
     cu::AttnKernel kernel;
     std::string name;
-    int chunks;  // 0: no cascade; < 0: -chunks ranges with the prefix kernel's variant 1
+    int chunks;  // 0: no cascade
   };
   std::vector<Run> runs;
   for (const auto& [kernel, name] : kernels) {
@@ -184,12 +184,11 @@ void CheckShape(const Shape& sh, uint32_t seed) {
     runs.push_back({kernel, std::string(name) + "+prefix", 1});
   }
   runs.push_back({cu::AttnKernel::kMma, "mma+prefix/3", kMaxChunks});
-  runs.push_back({cu::AttnKernel::kMma, "mma+prefix/3/regq", -kMaxChunks});
   for (const auto& [kernel, name, chunks] : runs) {
     ASSERT_EQ(cudaMemset(d_out, 0xff, out_n * 4), cudaSuccess);  // NaN until written
-    const cu::PrefixPlan plan{d_tasks, tasks, std::max(1, std::abs(chunks)), chunks < 0 ? 1 : 0};
+    const cu::PrefixPlan plan{d_tasks, tasks, std::max(1, chunks)};
     cu::LaunchAttention(d_q, rows, d_info, d_kv, H, Hkv, hd, d_out, sh.splits, d_po, d_pml, nullptr,
-                        kernel, chunks != 0 ? &plan : nullptr);
+                        kernel, chunks > 0 ? &plan : nullptr);
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << name;
     std::vector<float> got(out_n);
     ASSERT_EQ(cudaMemcpy(got.data(), d_out, out_n * 4, cudaMemcpyDeviceToHost), cudaSuccess);

@@ -1,10 +1,10 @@
 // Decode attention alone (engine/cuda/kernels.h LaunchAttention) at the real models' shapes: B rows
 // forked from one prompt of `plen` positions, each with `own` positions of its own, every row
-// walking the prefix itself (as the backend's default) against the shared-prefix cascade with 1 to
-// 8 prefix ranges per task (TTC_PREFIX_KERNEL=regq: the prefix kernel's variant 1). The L2 is
-// flushed (a 256 MiB memset) before every timed launch, as the weights streaming between two layers
-// would. CUDA events, 3 warm-up and 15 timed launches per cell, median, microseconds. Usage:
-// cuda_attention [B,B,...] (default 64,256,512).
+// walking the prefix itself (the backend with TTC_CUDA_CASCADE=0) against the shared-prefix cascade
+// (the backend's default, "casc auto": its choice of prefix ranges) with 1 to 8 prefix ranges per
+// task. The L2 is flushed (a 256 MiB memset) before every timed launch, as the weights streaming
+// between two layers would. CUDA events, 3 warm-up and 15 timed launches per cell, median,
+// microseconds. Usage: cuda_attention [B,B,...] (default 64,256,512).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -54,9 +54,6 @@ int main(int argc, char** argv) {
       ttc::bench::SizeList(argc > 1 ? argv[1] : nullptr, {64, 256, 512});
   int sms = 0;
   CK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0));
-  // TTC_PREFIX_KERNEL=regq: the prefix kernel's variant 1 (as in the backend).
-  const char* pk = std::getenv("TTC_PREFIX_KERNEL");
-  const int variant = pk != nullptr && std::strcmp(pk, "regq") == 0 ? 1 : 0;
   const size_t flush_bytes = size_t{256} << 20;
   void* flush = Dev<char>(flush_bytes);
   cudaEvent_t e0, e1;
@@ -122,7 +119,7 @@ int main(int argc, char** argv) {
               cu::AttentionRanges(int64_t{B} * m.Hkv, chunks < 0 ? plen + own : own, sms);
           cu::PrefixPlan plan{
               d_tasks, tasks,
-              chunks == 0 ? cu::PrefixRanges(int64_t{tasks} * m.Hkv, plen, sms) : chunks, variant};
+              chunks == 0 ? cu::PrefixRanges(int64_t{tasks} * m.Hkv, plen, sms) : chunks};
           std::vector<float> ms;
           for (int it = 0; it < 18; ++it) {
             CK(cudaMemsetAsync(flush, it, flush_bytes));
