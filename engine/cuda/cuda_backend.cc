@@ -935,11 +935,16 @@ class CudaBackend final : public Backend {
     ops_ = 0;
     measure_peak_ = false;
     prepared_ = {};
+    // Once per forward, for both the recording key and the cascade's tasks.
+    prefix_groups_.clear();
+    if (cascade_on_ && DecodeOnly(batch)) {
+      prefix_groups_ = PrefixGroups(*static_cast<CudaStateCache*>(state), batch);
+    }
     if (!graphs_on_ || sample == nullptr) return;
     const int64_t M = static_cast<int64_t>(batch.seqs.size());
     if (!DecodeOnly(batch) || draws != M) return;
     auto* st = static_cast<CudaStateCache*>(state);
-    const GraphKey key{st->id(), M, *sample, PrefixLayout(*st, batch), tokens_from_draws};
+    const GraphKey key{st->id(), M, *sample, PrefixLayout(prefix_groups_), tokens_from_draws};
     // The step's KV growth (stream-ordered allocations and copies) happens here, outside any
     // recording; the ops then find the capacity in place.
     for (const auto& s : batch.seqs) st->EnsureCapacity(s.slot, s.start_pos + s.num_tokens);
@@ -1021,13 +1026,15 @@ class CudaBackend final : public Backend {
     const int G = H / Hkv;
     const bool pow2 = hd == 32 || hd == 64 || hd == 128;
     int tasks = 0;
-    if (cascade_on_ && pow2 && G <= cuda::kPrefixTaskRows && DecodeOnly(batch)) {
+    // (prefix_groups_ is this forward's, made by BeginForward; empty without the cascade.)
+    if (cascade_on_ && pow2 && G <= cuda::kPrefixTaskRows && DecodeOnly(batch) &&
+        prefix_groups_.size() == batch.seqs.size()) {
       // The same for every attention layer of a forward: planned by its first one.
       if (task_plan_.forward != forwards_ ||
           task_plan_.rows_per_task != cuda::PrefixRowsPerTask(G)) {
         task_plan_.forward = forwards_;
         task_plan_.rows_per_task = cuda::PrefixRowsPerTask(G);
-        int n = PrefixTasks(*st, batch, task_plan_.rows_per_task, &task_rows_);
+        int n = PrefixTasks(prefix_groups_, task_plan_.rows_per_task, &task_rows_);
         if (2 * static_cast<int64_t>(n) > M) n = 0;
         for (const auto& r : rows)  // the prefix kernel walks whole prefixes
           if (r.pos + 1 < st->PrefixLen(r.slot)) n = 0;
@@ -1083,9 +1090,8 @@ class CudaBackend final : public Backend {
 
   // The cascade's tasks (cuda::PrefixPlan's layout in *out): each group's rows in batch order, cut
   // into tasks of up to rows_per_task rows; returns the count.
-  static int PrefixTasks(const CudaStateCache& st, const BatchLayout& batch, int rows_per_task,
+  static int PrefixTasks(const std::vector<int32_t>& group, int rows_per_task,
                          std::vector<int32_t>* out) {
-    const std::vector<int32_t> group = PrefixGroups(st, batch);
     std::vector<std::vector<int32_t>> rows;
     for (size_t r = 0; r < group.size(); ++r) {
       if (static_cast<size_t>(group[r]) == rows.size()) rows.emplace_back();
@@ -1107,9 +1113,9 @@ class CudaBackend final : public Backend {
 
   // A hash of PrefixGroups: equal layouts make the same cascade tasks, so a recorded step's launch
   // shapes fit every step with its key.
-  static uint64_t PrefixLayout(const CudaStateCache& st, const BatchLayout& batch) {
+  static uint64_t PrefixLayout(const std::vector<int32_t>& groups) {
     uint64_t h = 1469598103934665603ull;  // FNV-1a over the rows' group numbers
-    for (int32_t g : PrefixGroups(st, batch)) h = (h ^ static_cast<uint64_t>(g)) * 1099511628211ull;
+    for (int32_t g : groups) h = (h ^ static_cast<uint64_t>(g)) * 1099511628211ull;
     return h;
   }
 
@@ -1614,8 +1620,9 @@ class CudaBackend final : public Backend {
   UploadCache<float> freq_;
   UploadCache<cuda::DevSampleKey> keys_;
   UploadCache<int32_t> tasks_;
-  UploadCache<int32_t> draw_map_;   // EmbedDraws' rows -> previous draws
-  std::vector<int32_t> task_rows_;  // host image of the cascade's tasks (PrefixTasks)
+  UploadCache<int32_t> draw_map_;       // EmbedDraws' rows -> previous draws
+  std::vector<int32_t> task_rows_;      // host image of the cascade's tasks (PrefixTasks)
+  std::vector<int32_t> prefix_groups_;  // this forward's PrefixGroups (empty: no cascade)
   struct {
     uint64_t forward = 0;  // forwards_ when planned
     int rows_per_task = 0;

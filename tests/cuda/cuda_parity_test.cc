@@ -17,6 +17,7 @@
 #include <cstring>
 #include <iostream>
 #include <random>
+#include <string>
 
 #include "engine/generate.h"
 #include "engine/model.h"
@@ -273,6 +274,33 @@ TEST_P(CudaFamily, CascadeAttentionEqualsPerRowWalk) {
 #endif
 }
 
+// Two prompts x 8 samples at temperature 1 with about 1 in 37 ids a stop id, so that samples
+// finish at many different steps and the batch shrinks (the generate comparisons below).
+engine::GenerateRequest StopHeavyRequest(int64_t vocab, int64_t max_new_tokens) {
+  engine::GenerateRequest req;
+  req.prompts = {{{1, 5, 9, 30, 7, 2, 11, 40, 3}, 7, 0, 8}, {{4, 8, 15, 16, 23, 42}, 9, 0, 8}};
+  req.sampling = {.temperature = 1.0f};
+  req.max_new_tokens = max_new_tokens;
+  req.decode_text = false;
+  std::vector<int32_t> stops;
+  for (int32_t id = 5; id < vocab; id += 37) stops.push_back(id);
+  req.stop_ids = stops;
+  return req;
+}
+
+// Expects the same samples (tokens and stop ids) in a and b; returns the tokens compared.
+int64_t ExpectSameSamples(const engine::GenerateResult& a, const engine::GenerateResult& b,
+                          const std::string& family) {
+  EXPECT_EQ(a.samples.size(), b.samples.size()) << family;
+  int64_t tokens = 0;
+  for (size_t i = 0; i < std::min(a.samples.size(), b.samples.size()); ++i) {
+    EXPECT_EQ(a.samples[i].tokens, b.samples[i].tokens) << family << " sample " << i;
+    EXPECT_EQ(a.samples[i].stop_id, b.samples[i].stop_id) << family << " sample " << i;
+    tokens += static_cast<int64_t>(a.samples[i].tokens.size());
+  }
+  return tokens;
+}
+
 // Decode steps replayed from CUDA graphs give the same samples as the same generate run eagerly
 // (TTC_CUDA_GRAPHS=0): the replayed steps read each step's ids, positions, KV descriptors and RNG
 // keys from the uploads made before the launch, not the values of the step they were recorded in.
@@ -281,15 +309,7 @@ TEST_P(CudaFamily, CascadeAttentionEqualsPerRowWalk) {
 TEST_P(CudaFamily, GraphReplayEqualsEagerGenerate) {
   const auto dir = testing::GoldenModel(GetParam());
   LOAD_CUDA_OR_SKIP(graphed, dir);
-  const int64_t V = (*graphed)->config().vocab_size;
-  engine::GenerateRequest req;
-  req.prompts = {{{1, 5, 9, 30, 7, 2, 11, 40, 3}, 7, 0, 8}, {{4, 8, 15, 16, 23, 42}, 9, 0, 8}};
-  req.sampling = {.temperature = 1.0f};
-  req.max_new_tokens = 64;
-  req.decode_text = false;
-  std::vector<int32_t> stops;
-  for (int32_t id = 5; id < V; id += 37) stops.push_back(id);
-  req.stop_ids = stops;
+  const engine::GenerateRequest req = StopHeavyRequest((*graphed)->config().vocab_size, 64);
   auto with = engine::Generate(**graphed, req);
   ASSERT_TRUE(with.ok()) << with.status().ToString();
   ::setenv("TTC_CUDA_GRAPHS", "0", 1);
@@ -299,13 +319,7 @@ TEST_P(CudaFamily, GraphReplayEqualsEagerGenerate) {
   auto without = engine::Generate(**eager_model, req);
   ASSERT_TRUE(without.ok()) << without.status().ToString();
   ASSERT_EQ(with->samples.size(), without->samples.size());
-  int64_t tokens = 0;
-  for (size_t i = 0; i < with->samples.size(); ++i) {
-    EXPECT_EQ(with->samples[i].tokens, without->samples[i].tokens) << GetParam() << " sample " << i;
-    EXPECT_EQ(with->samples[i].stop_id, without->samples[i].stop_id)
-        << GetParam() << " sample " << i;
-    tokens += static_cast<int64_t>(with->samples[i].tokens.size());
-  }
+  const int64_t tokens = ExpectSameSamples(*with, *without, GetParam());
   std::string sizes;
   for (int b : with->timings.live_batch) sizes += std::to_string(b) + " ";
 #ifdef TTC_HAVE_CUDA_BACKEND
@@ -326,15 +340,7 @@ TEST_P(CudaFamily, GraphReplayEqualsEagerGenerate) {
 TEST_P(CudaFamily, PipelinedGenerateEqualsStepByStep) {
   const auto dir = testing::GoldenModel(GetParam());
   LOAD_CUDA_OR_SKIP(model, dir);
-  const int64_t V = (*model)->config().vocab_size;
-  engine::GenerateRequest req;
-  req.prompts = {{{1, 5, 9, 30, 7, 2, 11, 40, 3}, 7, 0, 8}, {{4, 8, 15, 16, 23, 42}, 9, 0, 8}};
-  req.sampling = {.temperature = 1.0f};
-  req.max_new_tokens = 48;
-  req.decode_text = false;
-  std::vector<int32_t> stops;
-  for (int32_t id = 5; id < V; id += 37) stops.push_back(id);
-  req.stop_ids = stops;
+  engine::GenerateRequest req = StopHeavyRequest((*model)->config().vocab_size, 48);
   EXPECT_TRUE((*model)->backend().PrefersPipelinedDecode());
   req.pipeline = engine::DecodePipeline::kOn;
   auto on = engine::Generate(**model, req);
@@ -343,12 +349,7 @@ TEST_P(CudaFamily, PipelinedGenerateEqualsStepByStep) {
   auto off = engine::Generate(**model, req);
   ASSERT_TRUE(off.ok()) << off.status().ToString();
   ASSERT_EQ(on->samples.size(), off->samples.size());
-  int64_t tokens = 0;
-  for (size_t i = 0; i < on->samples.size(); ++i) {
-    EXPECT_EQ(on->samples[i].tokens, off->samples[i].tokens) << GetParam() << " sample " << i;
-    EXPECT_EQ(on->samples[i].stop_id, off->samples[i].stop_id) << GetParam() << " sample " << i;
-    tokens += static_cast<int64_t>(on->samples[i].tokens.size());
-  }
+  const int64_t tokens = ExpectSameSamples(*on, *off, GetParam());
   std::cout << "[cuda] " << GetParam() << ": " << tokens
             << " tokens equal pipelined and step by step (" << on->timings.steps << " vs "
             << off->timings.steps << " steps)\n";
