@@ -691,9 +691,6 @@ class CudaBackend final : public Backend {
     // On by default since the tile kernel (call Q in docs/perf/cuda.md); TTC_CUDA_CASCADE=0 makes
     // every row walk its prefix itself (A/B measurements).
     cascade_on_ = !EnvIs("TTC_CUDA_CASCADE", "0");
-    own_gemm_ = EnvIs("TTC_CUDA_GEMM", "cublas") ? OwnGemm::kNever
-                : EnvIs("TTC_CUDA_GEMM", "own")  ? OwnGemm::kAlways
-                                                 : OwnGemm::kAuto;
   }
   ~CudaBackend() override {
     prof_.reset();
@@ -1297,18 +1294,13 @@ class CudaBackend final : public Backend {
   }
 
   // out[M, N] (ldo) = x[M, K] (bf16) * w[N, K]^T (bf16) + beta * out, f32 accumulation and output.
-  // cublasGemmEx with cuBLAS's heuristic (TTC_CUDA_GEMM=own: the backend's own K-split GEMM,
-  // cuda::LaunchGemm, where it applies). With TTC_CUDA_GEMM_TUNE=1 the first cuBLAS GEMM of
+  // By default cublasGemmEx with cuBLAS's heuristic. With TTC_CUDA_GEMM_TUNE=1 the first GEMM of
   // each (N, K, ldo, beta != 0, M rounded up to a power of two) times up to 8 cublasLt heuristic
   // candidates on the real operands (into a scratch output) and keeps the fastest for that bucket;
   // a candidate that refuses a later M of its bucket falls back to cublasGemmEx.
   void Bf16Gemm(const uint16_t* w, const uint16_t* x, float* out, int64_t N, int64_t M, int64_t K,
                 int64_t ldo, float beta) {
     const float alpha = 1.0f;
-    if (UseOwnGemm(N, M) && cuda::LaunchGemm(w, N, K, x, M, out, ldo, beta != 0.0f,
-                                             cuda::GemmSplits(N, M, K, sm_count_), stream_)) {
-      return;
-    }
     if (tune_ && mem_->mode() == StepMemory::Mode::kEager && LtGemm(w, x, out, N, M, K, ldo, beta))
       return;
     TTC_CUBLAS(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N),
@@ -1317,10 +1309,6 @@ class CudaBackend final : public Backend {
                             CUDA_R_32F, static_cast<int>(ldo), CUBLAS_COMPUTE_32F,
                             CUBLAS_GEMM_DEFAULT));
   }
-
-  // Whether a GEMM runs on cuda::LaunchGemm: only with TTC_CUDA_GEMM=own. Measured slower than
-  // cuBLAS at every decode shape but a few at M <= 64 (call U in docs/perf/cuda.md).
-  bool UseOwnGemm(int64_t, int64_t) const { return own_gemm_ == OwnGemm::kAlways; }
 
   struct LtPlan {
     bool ok = false;
@@ -1653,8 +1641,6 @@ class CudaBackend final : public Backend {
   bool sample_full_ = false;       // TTC_CUDA_SAMPLE_FULL=1: the sampler's general path always
   bool fused_input_ = true;        // TTC_CUDA_FUSED_INPUT=0: every GEMM converts its own input
   bool cascade_on_ = true;  // rows sharing a prefix walk it together (TTC_CUDA_CASCADE=0: off)
-  enum class OwnGemm { kAuto, kNever, kAlways };
-  OwnGemm own_gemm_ = OwnGemm::kAuto;  // TTC_CUDA_GEMM=cublas|own (UseOwnGemm)
   // Decode-step recordings (BeginForward).
   std::vector<std::unique_ptr<StepGraph>> graphs_;
   StepGraph* graph_ = nullptr;  // the recording of the current step (capture or replay)

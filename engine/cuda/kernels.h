@@ -43,17 +43,6 @@ void LaunchSumParts(const float* y, int parts, int64_t rows, bool halves, int64_
 constexpr int64_t kGemvMaxRows = 16;
 bool LaunchGemv(const uint16_t* w, int64_t N, int64_t K, const float* x, int64_t ldx, int64_t M,
                 float* out, int64_t ldo, bool accumulate, cudaStream_t s);
-// Decode-shaped GEMM (engine/cuda/gemm_kernels.cu): out[m * ldo + n] (+)= sum_k x[m * K + k] *
-// w[n * K + k], bf16 x and w, f32 accumulation, for the narrow shapes (few output tiles) where
-// cuBLAS leaves SMs idle: K is split over `splits` (1, 2, 4 or 8) CTAs of a thread-block cluster
-// whose partial tiles are summed in shared memory in a fixed order (deterministic). Returns false
-// (nothing launched) when the shape or alignment does not suit it (N % 128, K % (64 splits),
-// 16-byte aligned w, x and out, ldo % 4); the caller then uses cuBLAS.
-bool LaunchGemm(const uint16_t* w, int64_t N, int64_t K, const uint16_t* x, int64_t M, float* out,
-                int64_t ldo, bool accumulate, int splits, cudaStream_t s);
-// The split count LaunchGemm is given by default: doubled while the CTAs still fit in one wave of
-// two per SM and every split keeps at least two 64-wide K tiles.
-int GemmSplits(int64_t N, int64_t M, int64_t K, int sm_count);
 // out[r] = table[ids[r]] (bf16 or f32 table, exactly one non-null); with map, table[ids[map[r]]]
 // (the previous step's draws feeding a pipelined decode step), an id outside [0, vocab) reading
 // row 0.

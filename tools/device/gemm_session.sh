@@ -4,7 +4,8 @@
 # session 6's last commits too), compute-sanitizer over the GEMM and attention kernels and one
 # decode of each family, cuda_gemm_bench (cuBLAS against the own GEMM at every split count), and
 # the engine A/B TTC_CUDA_GEMM=cublas against the default at 128 steps. Logs under /tmp/logs ->
-# $OUT/logs.tgz.
+# $OUT/logs.tgz. (The own GEMM, LaunchGemm and TTC_CUDA_GEMM were removed after this call: rerun now,
+# "own" equals "cublas" and cuda_gemm_bench times cuBLAS only.)
 source "$(dirname "$0")/call_lib.sh"
 main() {
   export PATH=/usr/local/cuda/bin:$PATH

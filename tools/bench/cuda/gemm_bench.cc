@@ -1,11 +1,11 @@
-// The decode GEMM shapes of the real models (engine-perf.md §1.1), bf16 weights [N, K] times M bf16
-// activation rows into f32: cuBLAS (cublasGemmEx, the backend's fallback) against the backend's own
-// decode-shaped GEMM (LaunchGemm) with its default split count and with 1, 2, 4 and 8 K splits, so
-// the dispatch rule of the backend rests on measurements. Each kernel's output is compared with
-// cuBLAS's (max |difference|). CUDA builds only. Usage: cuda_gemm_bench [M,M,...] (default
-// 64,256,512). Timing: CUDA events around 20 back-to-back launches (launch gaps as in a CUDA graph
-// are small next to these kernels), 5 warm-up rounds, median of 15 rounds; weights and inputs
-// random, fresh per shape.
+// cuBLAS at the decode GEMM shapes of the real models (engine-perf.md §1.1): bf16 weights [N, K]
+// times M bf16 activation rows into f32 (cublasGemmEx, as the backend calls it), so the per-op
+// profile of `ttc bench` (TTC_CUDA_PROFILE=1) can be split into "cuBLAS" and "around cuBLAS". CUDA
+// builds only. Usage: cuda_gemm_bench [M,M,...] (default 64,256,512). Two timings per cell, both
+// the median of 15 rounds after 5 warm-up rounds: CUDA events around one launch (what a lone launch
+// costs, launch latency included) and around 20 back-to-back launches, per launch (what a CUDA
+// graph replay of the decode step sees; session 7's call U found the one-launch figure ~5 µs higher
+// on the narrow shapes). Weights and inputs random, fresh per shape.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -17,7 +17,6 @@
 #include <string>
 #include <vector>
 
-#include "engine/cuda/kernels.h"
 #include "tools/bench/cuda/bench_util.h"
 
 namespace {
@@ -30,7 +29,6 @@ struct Shape {
 }  // namespace
 
 int main(int argc, char** argv) {
-  namespace cu = ttc::engine::cuda;
   const std::vector<int> ms = ttc::bench::SizeList(argc > 1 ? argv[1] : nullptr, {64, 256, 512});
   const std::vector<Shape> shapes = {
       {"llama-1b qkv", 3072, 2048},      {"llama-1b o", 2048, 2048},
@@ -49,11 +47,10 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
   std::printf(
-      "# %s, %d SMs; bf16 x bf16 -> f32; us per GEMM, median of 15 rounds of 20 launches; "
-      "TFLOP/s of the best; diff = max |ours - cuBLAS| (auto splits)\n",
+      "# %s, %d SMs; cublasGemmEx bf16 x bf16 -> f32; us per GEMM, median of 15 rounds (one launch "
+      "/ 20 back-to-back launches); TB/s and TFLOP/s of the back-to-back time\n",
       prop.name, prop.multiProcessorCount);
-  std::printf("%-17s %5s %8s %8s %3s %8s %8s %8s %8s %8s %9s\n", "shape", "M", "cublas", "ours",
-              "spl", "s=1", "s=2", "s=4", "s=8", "TFLOP/s", "diff");
+  std::printf("%-17s %5s %9s %9s %8s %8s\n", "shape", "M", "us 1", "us b2b", "TB/s", "TFLOP/s");
   std::mt19937 gen(1);
   cudaEvent_t e0, e1;
   CK(cudaEventCreate(&e0));
@@ -66,60 +63,41 @@ int main(int argc, char** argv) {
       for (auto& v : hw) v = uint16_t(bits(gen)) ^ uint16_t((gen() & 1) << 15);
       for (auto& v : hx) v = uint16_t(bits(gen));
       uint16_t *w, *x;
-      float *y, *y2;
+      float* y;
       CK(cudaMalloc(&w, wn * 2));
       CK(cudaMalloc(&x, xn * 2));
       CK(cudaMalloc(&y, yn * 4));
-      CK(cudaMalloc(&y2, yn * 4));
       CK(cudaMemcpy(w, hw.data(), wn * 2, cudaMemcpyHostToDevice));
       CK(cudaMemcpy(x, hx.data(), xn * 2, cudaMemcpyHostToDevice));
       const float alpha = 1.0f, beta = 0.0f;
-      auto cublas = [&] {
+      auto run = [&] {
         CK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, sh.N, M, sh.K, &alpha, w, CUDA_R_16BF, sh.K, x,
                         CUDA_R_16BF, sh.K, &beta, y, CUDA_R_32F, sh.N, CUBLAS_COMPUTE_32F,
                         CUBLAS_GEMM_DEFAULT));
       };
-      const int auto_splits = cu::GemmSplits(sh.N, M, sh.K, prop.multiProcessorCount);
-      auto ours = [&](int splits) {
-        return [&, splits] {
-          if (!cu::LaunchGemm(w, sh.N, sh.K, x, M, y2, sh.N, false, splits, s)) std::exit(2);
-        };
-      };
-      auto time = [&](const auto& run) {
-        for (int i = 0; i < 5 * 20; ++i) run();
+      auto time = [&](int launches) {
+        for (int i = 0; i < 5 * launches; ++i) run();
         std::vector<float> t;
         for (int r = 0; r < 15; ++r) {
           CK(cudaEventRecord(e0, s));
-          for (int i = 0; i < 20; ++i) run();
+          for (int i = 0; i < launches; ++i) run();
           CK(cudaEventRecord(e1, s));
           CK(cudaEventSynchronize(e1));
           float ms_ = 0;
           CK(cudaEventElapsedTime(&ms_, e0, e1));
-          t.push_back(ms_ * 1e3f / 20);
+          t.push_back(ms_ * 1e3f / launches);
         }
         std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
         return double(t[t.size() / 2]);
       };
-      const double t_cublas = time(cublas), t_ours = time(ours(auto_splits));
-      std::vector<float> a(yn), b(yn);
-      CK(cudaMemcpy(a.data(), y, yn * 4, cudaMemcpyDeviceToHost));
-      CK(cudaMemcpy(b.data(), y2, yn * 4, cudaMemcpyDeviceToHost));
-      double diff = 0.0;
-      for (size_t i = 0; i < yn; ++i) diff = std::max(diff, double(std::abs(a[i] - b[i])));
-      double per[4];
-      for (int i = 0; i < 4; ++i) {
-        const int sp = 1 << i;
-        per[i] = sh.K % (64 * sp) == 0 ? time(ours(sp)) : 0.0;
-      }
-      const double best = std::min(t_cublas, t_ours);
-      std::printf("%-17s %5d %8.1f %8.1f %3d %8.1f %8.1f %8.1f %8.1f %8.0f %9.2g\n", sh.what, M,
-                  t_cublas, t_ours, auto_splits, per[0], per[1], per[2], per[3],
-                  2.0 * M * sh.N * sh.K / best / 1e6, diff);
+      const double one = time(1), b2b = time(20);
+      const double bytes = wn * 2.0 + xn * 2.0 + yn * 4.0;
+      std::printf("%-17s %5d %9.1f %9.1f %8.2f %8.0f\n", sh.what, M, one, b2b, bytes / b2b / 1e6,
+                  2.0 * M * sh.N * sh.K / b2b / 1e6);
       std::fflush(stdout);
       CK(cudaFree(w));
       CK(cudaFree(x));
       CK(cudaFree(y));
-      CK(cudaFree(y2));
     }
   }
   return 0;
