@@ -1180,7 +1180,8 @@ __global__ void CausalConvKernel(const float* in, int64_t ld_in, int64_t col_bas
 // together, and one rounding to the storage type per forward). NR == 0: any N, updated in memory,
 // with a prompt (several tokens) run on an f32 copy in shared memory.
 // At most 64 registers (eight 128-thread blocks per SM): with 75 the kernel ran at 37 % occupancy
-// and 1.8 TB/s on the H200 (MambaInLlama-3B, 512 rows).
+// and 1.8 TB/s on the H200 (MambaInLlama-3B, 512 rows). Two channels per thread (8-byte state
+// loads) and A staged in shared memory were both slower (calls W and X in docs/perf/cuda.md).
 template <typename StateT, int NR>
 __global__ void __launch_bounds__(128, 8) Mamba1ScanKernel(Mamba1ScanArgs a, const DevSeq* seqs) {
   const int64_t ch = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
@@ -1360,6 +1361,112 @@ __global__ void __launch_bounds__(256, 4) SsdScanKernel(SsdScanArgs a, const Dev
   if (staged) {
     __syncthreads();
     for (int64_t i = threadIdx.x; i < P * N; i += blockDim.x) StoreState(S + i, stage[i]);
+  }
+}
+
+// The SSD update with the head's whole state in registers, 16 bytes per load: a block of T
+// threads (SsdRegThreads) holds float4 chunks i = tid + T j, j < kSsdChunks, of the head's [P][N]
+// state (row p = i / (N / 4), the same four columns n for every j), all loaded before the first
+// token, so up to kSsdChunks independent 16-byte loads per thread are in flight (SsdScanKernel's
+// scalar loads, two rows at a time, kept ~32 KB per SM in flight and reached ~2 TB/s). Each row's
+// dot product with C is reduced over the N / 4 lanes that hold it. Needs N % 4 == 0, N / 4 a power
+// of two <= 32 and P N <= 4 * kSsdMaxThreads * kSsdChunks (SsdRegFits); tokens of a prompt run in
+// turn on the same registers.
+constexpr int kSsdMaxThreads = 256, kSsdChunks = 8;
+bool SsdRegFits(int64_t N, int64_t P) {
+  const int64_t l = N / 4;
+  return N % 4 == 0 && l >= 1 && l <= 32 && (l & (l - 1)) == 0 &&
+         P * N <= int64_t{4} * kSsdMaxThreads * kSsdChunks;
+}
+// Threads per block: as few as hold the state in kSsdChunks chunks each (a multiple of 32), so
+// every thread has all of its loads in flight (call V: 256 threads with 4 chunks each for
+// Llamba-1B's heads reached 2.6 TB/s at 50 % occupancy). TTC_CUDA_SSD_THREADS=256 restores call V.
+int SsdRegThreads(int64_t N, int64_t P) {
+  static const int fixed = [] {
+    const char* e = std::getenv("TTC_CUDA_SSD_THREADS");
+    return e == nullptr ? 0 : std::atoi(e);
+  }();
+  const int64_t total = P * N / 4, per = (total + kSsdChunks - 1) / kSsdChunks;
+  const int t = static_cast<int>((per + 31) / 32 * 32);
+  return fixed >= t && fixed <= kSsdMaxThreads && fixed % 32 == 0 ? fixed : t;
+}
+__device__ __forceinline__ float4 LoadState4(const float* p) {
+  return *reinterpret_cast<const float4*>(p);
+}
+__device__ __forceinline__ float4 LoadState4(const uint16_t* p) {
+  const uint2 v = *reinterpret_cast<const uint2*>(p);
+  return make_float4(__uint_as_float(v.x << 16), __uint_as_float(v.x & 0xffff0000u),
+                     __uint_as_float(v.y << 16), __uint_as_float(v.y & 0xffff0000u));
+}
+__device__ __forceinline__ void StoreState4(float* p, float4 v) {
+  *reinterpret_cast<float4*>(p) = v;
+}
+__device__ __forceinline__ void StoreState4(uint16_t* p, float4 v) {
+  *reinterpret_cast<uint2*>(p) =
+      make_uint2(static_cast<uint32_t>(ToBf(v.x)) | (static_cast<uint32_t>(ToBf(v.y)) << 16),
+                 static_cast<uint32_t>(ToBf(v.z)) | (static_cast<uint32_t>(ToBf(v.w)) << 16));
+}
+template <typename StateT>
+__global__ void __launch_bounds__(kSsdMaxThreads, 4)
+    SsdRegKernel(SsdScanArgs a, const DevSeq* seqs) {
+  const int64_t h = blockIdx.x;
+  const DevSeq sq = seqs[blockIdx.y];
+  const int N = static_cast<int>(a.N), P = static_cast<int>(a.P), L = N / 4;
+  const int total = P * L;  // float4 chunks of the head's state
+  const int64_t C = a.di + 2 * a.G * a.N;
+  const int64_t g = h / (a.H / a.G);
+  StateT* S = static_cast<StateT*>(a.ssm) + (static_cast<int64_t>(sq.slot) * a.H + h) * P * N;
+  const int tid = threadIdx.x, T = blockDim.x, n4 = (tid % L) * 4;
+  float4 st[kSsdChunks];
+#pragma unroll
+  for (int j = 0; j < kSsdChunks; ++j) {
+    const int i = tid + j * T;
+    st[j] = i < total ? LoadState4(S + static_cast<int64_t>(i) * 4)
+                      : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+  }
+  const float Dh = a.D[h];
+  for (int t = 0; t < sq.n; ++t) {
+    const int64_t r = sq.row0 + t;
+    const float* xr = a.xbc + r * C;
+    const float* x = xr + h * P;
+    const float* Bv = xr + a.di + g * a.N + n4;
+    const float* Cv = xr + a.di + a.G * a.N + g * a.N + n4;
+    const float raw = a.proj[r * a.ld_proj + a.dt_off + h];
+    float decay, scale;
+    if (a.llamba) {
+      decay = expf(-Softplus(raw));
+      scale = 1.0f;
+    } else {
+      float dtv = Softplus(raw + a.dt_bias[h]);
+      dtv = fmaxf(dtv, a.dt_min);
+      if (a.dt_max > 0) dtv = fminf(dtv, a.dt_max);
+      decay = expf(dtv * a.A[h]);
+      scale = dtv;
+    }
+    const float b0 = Bv[0], b1 = Bv[1], b2 = Bv[2], b3 = Bv[3];
+    const float c0 = Cv[0], c1 = Cv[1], c2 = Cv[2], c3 = Cv[3];
+    float* y = a.y + r * a.di + h * P;
+#pragma unroll
+    for (int j = 0; j < kSsdChunks; ++j) {
+      if (j * T >= total) break;  // uniform in the block
+      const int i = tid + j * T, p = i / L;
+      const bool ok = i < total;
+      const float xp = ok ? x[p] : 0.0f, xs = scale * xp;
+      float4& v = st[j];
+      v.x = decay * v.x + xs * b0;
+      v.y = decay * v.y + xs * b1;
+      v.z = decay * v.z + xs * b2;
+      v.w = decay * v.w + xs * b3;
+      float acc = v.x * c0 + v.y * c1 + v.z * c2 + v.w * c3;
+      // Every lane shuffles (rows are aligned groups of L lanes); lanes past the state add zeros.
+      for (int o = L / 2; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+      if (ok && tid % L == 0) y[p] = acc + Dh * xp;
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < kSsdChunks; ++j) {
+    const int i = tid + j * T;
+    if (i < total) StoreState4(S + static_cast<int64_t>(i) * 4, st[j]);
   }
 }
 
@@ -1691,6 +1798,21 @@ void LaunchMamba1Scan(const Mamba1ScanArgs& a, const DevSeq* seqs, int nseq, cud
 
 void LaunchSsdScan(const SsdScanArgs& a, const DevSeq* seqs, int nseq, cudaStream_t s) {
   dim3 grid(static_cast<unsigned>(a.H), static_cast<unsigned>(nseq));
+  // TTC_CUDA_SSD_KERNEL=scan keeps SsdScanKernel for every shape (A/B measurements).
+  static const bool scan_only = [] {
+    const char* e = std::getenv("TTC_CUDA_SSD_KERNEL");
+    return e != nullptr && std::strcmp(e, "scan") == 0;
+  }();
+  if (!scan_only && SsdRegFits(a.N, a.P)) {
+    const int threads = SsdRegThreads(a.N, a.P);
+    if (a.bf16_state) {
+      SsdRegKernel<uint16_t><<<grid, threads, 0, s>>>(a, seqs);
+    } else {
+      SsdRegKernel<float><<<grid, threads, 0, s>>>(a, seqs);
+    }
+    Check("ssd scan");
+    return;
+  }
   constexpr size_t kMaxStage = 160 * 1024;
   static bool configured = false;
   if (!configured) {

@@ -15,6 +15,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "engine/cuda/kernels.h"
 #include "engine/rng.h"
@@ -110,6 +111,12 @@ __device__ void PickLastPositive(int64_t V, Positive positive, int32_t argmax, S
   }
 }
 
+// kVec: the argmax pass on float4 loads, four per thread in flight, and the chunk sums' loads
+// unrolled 16 deep (the same ids: ties still go to the lowest id, sums in the same order). Call V's
+// profile had the sampler at ~200 µs per Llama-1B B=256 step for two reads of 131 MB of logits:
+// each block's scalar argmax loop waited on one load per iteration. kVec = false
+// (TTC_CUDA_SAMPLE_SCALAR=1) is the previous kernel, for A/B runs.
+template <bool kVec>
 __global__ void __launch_bounds__(kThreads)
     SampleKernel(const float* logits, int64_t V, int64_t per_row, DevSampling sp,
                  const DevSampleKey* keys, float* probs, int32_t* out) {
@@ -122,9 +129,31 @@ __global__ void __launch_bounds__(kThreads)
 
   // 1. Argmax (greedy, and the fallback of every degenerate case) and the maximum.
   ArgBest best{-INFINITY, 0, false};
-  for (int64_t i = tid; i < V; i += kThreads) {
-    const float v = x[i];
+  auto take = [&best](float v, int64_t i) {
     if (!isnan(v) && (!best.found || v > best.v)) best = {v, static_cast<int32_t>(i), true};
+  };
+  if (kVec && V % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0) {
+    // Each thread's ids in ascending order, as in the scalar loop.
+    const float4* x4 = reinterpret_cast<const float4*>(x);
+    const int64_t n4 = V / 4;
+    for (int64_t base = tid; base < n4; base += 4 * kThreads) {
+      float4 v[4];
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const int64_t j = base + u * kThreads;
+        v[u] = j < n4 ? x4[j] : make_float4(NAN, NAN, NAN, NAN);
+      }
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        const int64_t i = 4 * (base + u * kThreads);
+        take(v[u].x, i);
+        take(v[u].y, i + 1);
+        take(v[u].z, i + 2);
+        take(v[u].w, i + 3);
+      }
+    }
+  } else {
+    for (int64_t i = tid; i < V; i += kThreads) take(x[i], i);
   }
   best = WarpBest(best);
   if (lane == 0) sh.best[warp] = best;
@@ -160,7 +189,7 @@ __global__ void __launch_bounds__(kThreads)
       int64_t i = 0;
       if (vec) {
         const float4* x4 = reinterpret_cast<const float4*>(x + b);
-#pragma unroll 4
+#pragma unroll(kVec ? 8 : 4)
         for (; i + 4 <= n; i += 4) {
           const float4 v = x4[i / 4];
           a0 += prob(v.x);
@@ -409,14 +438,22 @@ void LaunchSample(const float* logits, int64_t draws, int64_t per_row, int64_t v
                   cudaStream_t s) {
   if (draws <= 0) return;
   const size_t shared = static_cast<size_t>((vocab + kChunk - 1) / kChunk) * sizeof(double);
-  static bool configured = false;
-  if (!configured) {
+  static const bool scalar = [] {
+    const char* e = std::getenv("TTC_CUDA_SAMPLE_SCALAR");
     // Vocabularies past 48 KB of chunk sums (12,288 chunks = 3.1 M ids) need the opt-in.
-    cudaFuncSetAttribute(SampleKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 160 * 1024);
-    configured = true;
+    cudaFuncSetAttribute(SampleKernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         160 * 1024);
+    cudaFuncSetAttribute(SampleKernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         160 * 1024);
+    return e != nullptr && std::strcmp(e, "1") == 0;
+  }();
+  if (scalar) {
+    SampleKernel<false><<<static_cast<unsigned>(draws), kThreads, shared, s>>>(
+        logits, vocab, per_row, params, keys, probs, out);
+  } else {
+    SampleKernel<true><<<static_cast<unsigned>(draws), kThreads, shared, s>>>(
+        logits, vocab, per_row, params, keys, probs, out);
   }
-  SampleKernel<<<static_cast<unsigned>(draws), kThreads, shared, s>>>(logits, vocab, per_row,
-                                                                      params, keys, probs, out);
   const cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) {
     std::fprintf(stderr, "cuda backend: launch of the sampler failed: %s\n", cudaGetErrorString(e));
