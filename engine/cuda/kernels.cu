@@ -1181,7 +1181,8 @@ __global__ void CausalConvKernel(const float* in, int64_t ld_in, int64_t col_bas
 // with a prompt (several tokens) run on an f32 copy in shared memory.
 // At most 64 registers (eight 128-thread blocks per SM): with 75 the kernel ran at 37 % occupancy
 // and 1.8 TB/s on the H200 (MambaInLlama-3B, 512 rows). Two channels per thread (8-byte state
-// loads) and A staged in shared memory were both slower (calls W and X in docs/perf/cuda.md).
+// loads) and A staged in shared memory were both slower, and the state copied to shared memory by
+// cp.async before the update no faster (calls W, X and Y in docs/perf/cuda.md).
 template <typename StateT, int NR>
 __global__ void __launch_bounds__(128, 8) Mamba1ScanKernel(Mamba1ScanArgs a, const DevSeq* seqs) {
   const int64_t ch = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
@@ -1467,6 +1468,70 @@ __global__ void __launch_bounds__(kSsdMaxThreads, 4)
   for (int j = 0; j < kSsdChunks; ++j) {
     const int i = tid + j * T;
     if (i < total) StoreState4(S + static_cast<int64_t>(i) * 4, st[j]);
+  }
+}
+
+// The SSD update of a decode step (every sequence one token) with the head's state copied to shared
+// memory by cp.async: the copies hold no registers, so a block has its whole state (16 KB for
+// Llamba-1B) in flight at once, and as many blocks as shared memory allows (~13 per SM) have
+// theirs: ~200 KB per SM, where SsdRegKernel's eight 16-byte register loads per thread kept 128 KB
+// in flight (call W: 2.6-3 TB/s). Each thread then updates its float4 chunks i = tid + T j from
+// shared memory and stores them straight to the state; the same expressions as SsdRegKernel,
+// identical results.
+template <typename StateT>
+__global__ void __launch_bounds__(kSsdMaxThreads) SsdCopyKernel(SsdScanArgs a, const DevSeq* seqs) {
+  extern __shared__ __align__(16) unsigned char ssd_stage[];
+  const int64_t h = blockIdx.x;
+  const DevSeq sq = seqs[blockIdx.y];
+  if (sq.n < 1) return;  // uniform in the block
+  const int N = static_cast<int>(a.N), P = static_cast<int>(a.P), L = N / 4;
+  const int total = P * L;
+  const int64_t C = a.di + 2 * a.G * a.N;
+  const int64_t g = h / (a.H / a.G);
+  StateT* S = static_cast<StateT*>(a.ssm) + (static_cast<int64_t>(sq.slot) * a.H + h) * P * N;
+  const int tid = threadIdx.x, T = blockDim.x, n4 = (tid % L) * 4;
+  const int pieces = P * N * static_cast<int>(sizeof(StateT)) / 16;
+  const unsigned char* src = reinterpret_cast<const unsigned char*>(S);
+  for (int i = tid; i < pieces; i += T) CpAsync16(ssd_stage + 16 * i, src + 16 * i);
+  CpAsyncCommit();
+  const int64_t r = sq.row0;
+  const float* xr = a.xbc + r * C;
+  const float* x = xr + h * P;
+  const float* Bv = xr + a.di + g * a.N + n4;
+  const float* Cv = xr + a.di + a.G * a.N + g * a.N + n4;
+  const float raw = a.proj[r * a.ld_proj + a.dt_off + h];
+  float decay, scale;
+  if (a.llamba) {
+    decay = expf(-Softplus(raw));
+    scale = 1.0f;
+  } else {
+    float dtv = Softplus(raw + a.dt_bias[h]);
+    dtv = fmaxf(dtv, a.dt_min);
+    if (a.dt_max > 0) dtv = fminf(dtv, a.dt_max);
+    decay = expf(dtv * a.A[h]);
+    scale = dtv;
+  }
+  const float b0 = Bv[0], b1 = Bv[1], b2 = Bv[2], b3 = Bv[3];
+  const float c0 = Cv[0], c1 = Cv[1], c2 = Cv[2], c3 = Cv[3];
+  const float Dh = a.D[h];
+  float* y = a.y + r * a.di + h * P;
+  const StateT* st = reinterpret_cast<const StateT*>(ssd_stage);
+  CpAsyncWait<0>();
+  __syncthreads();
+  for (int j = 0; j * T < total; ++j) {  // uniform in the block
+    const int i = tid + j * T, p = i / L;
+    const bool ok = i < total;
+    float4 v =
+        ok ? LoadState4(st + static_cast<int64_t>(i) * 4) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    const float xp = ok ? x[p] : 0.0f, xs = scale * xp;
+    v.x = decay * v.x + xs * b0;
+    v.y = decay * v.y + xs * b1;
+    v.z = decay * v.z + xs * b2;
+    v.w = decay * v.w + xs * b3;
+    float acc = v.x * c0 + v.y * c1 + v.z * c2 + v.w * c3;
+    for (int o = L / 2; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    if (ok && tid % L == 0) y[p] = acc + Dh * xp;
+    if (ok) StoreState4(S + static_cast<int64_t>(i) * 4, v);
   }
 }
 
@@ -1798,12 +1863,34 @@ void LaunchMamba1Scan(const Mamba1ScanArgs& a, const DevSeq* seqs, int nseq, cud
 
 void LaunchSsdScan(const SsdScanArgs& a, const DevSeq* seqs, int nseq, cudaStream_t s) {
   dim3 grid(static_cast<unsigned>(a.H), static_cast<unsigned>(nseq));
-  // TTC_CUDA_SSD_KERNEL=scan keeps SsdScanKernel for every shape (A/B measurements).
-  static const bool scan_only = [] {
+  // TTC_CUDA_SSD_KERNEL=scan keeps SsdScanKernel for every shape, =reg SsdRegKernel also for decode
+  // steps (A/B measurements).
+  static const int choice = [] {
     const char* e = std::getenv("TTC_CUDA_SSD_KERNEL");
-    return e != nullptr && std::strcmp(e, "scan") == 0;
+    if (e != nullptr && std::strcmp(e, "scan") == 0) return 0;
+    return e != nullptr && std::strcmp(e, "reg") == 0 ? 1 : 2;
   }();
-  if (!scan_only && SsdRegFits(a.N, a.P)) {
+  const size_t copy_smem = static_cast<size_t>(a.P * a.N) * (a.bf16_state ? 2 : 4);
+  if (choice == 2 && !a.stage && SsdRegFits(a.N, a.P) && copy_smem % 16 == 0) {
+    static const bool carveout = [] {
+      // As many 16-32 KB blocks per SM as shared memory holds (the copies are what is in flight).
+      cudaFuncSetAttribute(SsdCopyKernel<float>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                           cudaSharedmemCarveoutMaxShared);
+      cudaFuncSetAttribute(SsdCopyKernel<uint16_t>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                           cudaSharedmemCarveoutMaxShared);
+      return true;
+    }();
+    (void)carveout;
+    const int threads = SsdRegThreads(a.N, a.P);
+    if (a.bf16_state) {
+      SsdCopyKernel<uint16_t><<<grid, threads, copy_smem, s>>>(a, seqs);
+    } else {
+      SsdCopyKernel<float><<<grid, threads, copy_smem, s>>>(a, seqs);
+    }
+    Check("ssd scan");
+    return;
+  }
+  if (choice != 0 && SsdRegFits(a.N, a.P)) {
     const int threads = SsdRegThreads(a.N, a.P);
     if (a.bf16_state) {
       SsdRegKernel<uint16_t><<<grid, threads, 0, s>>>(a, seqs);

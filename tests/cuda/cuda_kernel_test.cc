@@ -5,8 +5,8 @@
 //   the real models use (head_dim 32/64/128, GQA groups 1-8), rows of several slots with and
 //   without a shared prompt prefix, contexts that end mid-tile, and split-KV, each also with the
 //   shared prefixes walked per task of up to 64 query heads (cascade, one and three prefix ranges);
-// - the small-batch matmul (LaunchGemv) and the SSD state update (LaunchSsdScan) against double
-//   references;
+// - the small-batch matmul (LaunchGemv) and the SSD and Mamba-1 state updates (LaunchSsdScan,
+//   LaunchMamba1Scan) against double references;
 // - the sampler's fast path against its general path (identical ids).
 // Skips with a visible message when no CUDA device is present (CI).
 #include <cuda_runtime.h>
@@ -273,10 +273,12 @@ TEST(CudaGemv, MatchesReferenceAndRefusesUnalignedShapes) {
 // recurrence h = decay h + scale x B, y = C.h + D x: the real models' head shapes (d_state 64, head
 // dims 64 and 96: the register-resident kernel) and one too large for it (d_state 128 x 128: the
 // scan kernel), f32 and bf16 state, both kinds, three sequences of 1, 5 and 1 tokens (a prompt and
-// two decode rows) in one launch, checking every y and the stored state.
+// two decode rows) in one launch, and decode steps of one token per sequence (the shared-memory
+// copy kernel), checking every y and the stored state.
 struct SsdCase {
   int64_t N, P;
   bool llamba, bf16;
+  bool decode = false;  // one token per sequence (a decode step: SsdCopyKernel)
 };
 void CheckSsd(const SsdCase& c, uint32_t seed) {
   SCOPED_TRACE("N " + std::to_string(c.N) + " P " + std::to_string(c.P) +
@@ -284,8 +286,9 @@ void CheckSsd(const SsdCase& c, uint32_t seed) {
   std::mt19937 gen(seed);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   const int64_t H = 4, G = 2, N = c.N, P = c.P, di = H * P, C = di + 2 * G * N;
-  const std::vector<int> tokens = {1, 5, 1}, slots = {2, 0, 1};
-  const int64_t M = 7, slot_count = 3, ld_proj = H + 3, dt_off = 2;
+  const std::vector<int> tokens = c.decode ? std::vector<int>{1, 1, 1} : std::vector<int>{1, 5, 1},
+                         slots = {2, 0, 1};
+  const int64_t M = c.decode ? 3 : 7, slot_count = 3, ld_proj = H + 3, dt_off = 2;
   std::vector<float> proj(M * ld_proj), xbc(M * C), D(H), dt_bias(H), A(H);
   for (auto& v : proj) v = nd(gen);
   for (auto& v : xbc) v = nd(gen) * 0.5f;
@@ -384,9 +387,9 @@ void CheckSsd(const SsdCase& c, uint32_t seed) {
   // row, head, group or column is off by O(1).
   EXPECT_LT(worst_y, 1e-3);
   EXPECT_LT(worst_s, c.bf16 ? 8e-3 : 1e-5);
-  std::printf("[cuda] ssd N %lld P %lld %s %s: max |y err| %.3g, max state err %.3g\n",
+  std::printf("[cuda] ssd N %lld P %lld %s %s%s: max |y err| %.3g, max state err %.3g\n",
               static_cast<long long>(N), static_cast<long long>(P), c.llamba ? "llamba" : "hf",
-              c.bf16 ? "bf16" : "f32", worst_y, worst_s);
+              c.bf16 ? "bf16" : "f32", c.decode ? " decode" : "", worst_y, worst_s);
   for (void* q : {static_cast<void*>(d_proj), static_cast<void*>(d_xbc), static_cast<void*>(d_D),
                   static_cast<void*>(d_bias), static_cast<void*>(d_A), static_cast<void*>(d_y),
                   static_cast<void*>(d_seqs), d_state})
@@ -399,10 +402,144 @@ TEST(CudaSsd, StateUpdateMatchesReference) {
     GTEST_SKIP() << "no CUDA device here: the SSD state update is checked on a GPU machine";
   }
   uint32_t seed = 21;
-  for (const SsdCase& c : {SsdCase{64, 64, true, false}, SsdCase{64, 96, true, false},
-                           SsdCase{64, 64, false, false}, SsdCase{64, 96, true, true},
-                           SsdCase{16, 32, false, true}, SsdCase{128, 128, true, false}}) {
+  for (const SsdCase& c :
+       {SsdCase{64, 64, true, false}, SsdCase{64, 96, true, false}, SsdCase{64, 64, false, false},
+        SsdCase{64, 96, true, true}, SsdCase{16, 32, false, true}, SsdCase{128, 128, true, false},
+        SsdCase{64, 64, true, false, true}, SsdCase{64, 96, false, true, true},
+        SsdCase{16, 32, true, false, true}}) {
     CheckSsd(c, seed++);
+  }
+}
+
+// The Mamba-1 state update (LaunchMamba1Scan) against a double reference of h = exp(d A) h +
+// d B x, out = (C.h + D x) silu(z), d = softplus(dt + bias): both kinds (MambaInLlama's grouped B/C
+// columns, HF Mamba's shared x_proj ones), f32 and bf16 state, d_inner 160 (one full and one
+// partial block of 128 channels), decode steps (one token per sequence) and a launch with a
+// 4-token prompt.
+struct Mamba1Case {
+  bool mil, bf16, decode;
+};
+void CheckMamba1(const Mamba1Case& c, uint32_t seed) {
+  SCOPED_TRACE(std::string(c.mil ? "mambainllama" : "hf") + (c.bf16 ? " bf16" : " f32") +
+               (c.decode ? " decode" : " prompt"));
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int64_t N = 16, di = 160, dxb = 80, rep = di / dxb, R = 8;
+  const std::vector<int> tokens = c.decode ? std::vector<int>{1, 1, 1} : std::vector<int>{1, 4, 1},
+                         slots = {1, 2, 0};
+  const int64_t M = c.decode ? 3 : 6, ld_proj = 2 * di + 2 * dxb + 3;
+  std::vector<float> proj(M * ld_proj), xc(M * di), dt(M * di), xdbc(M * (R + 2 * N)), dt_b(di),
+      A(di * N), D(di);
+  for (auto* v : {&proj, &xc, &dt, &xdbc, &dt_b, &D})
+    for (auto& e : *v) e = nd(gen) * 0.5f;
+  for (auto& e : A) e = -std::exp(nd(gen) * 0.5f);
+  const int64_t state_n = 3 * N * di;
+  std::vector<float> state(state_n);
+  for (auto& v : state) v = static_cast<float>(FromBf16(ToBf16(nd(gen))));
+  std::vector<uint16_t> state_bf(state_n);
+  for (int64_t i = 0; i < state_n; ++i) state_bf[i] = ToBf16(state[i]);
+  std::vector<cu::DevSeq> seqs;
+  for (int i = 0, row = 0; i < 3; row += tokens[i], ++i)
+    seqs.push_back({slots[i], row, tokens[i], 0});
+  std::vector<double> ref_state(state.begin(), state.end()), ref_out(M * di);
+  for (const cu::DevSeq& sq : seqs) {
+    for (int t = 0; t < sq.n; ++t) {
+      const int64_t r = sq.row0 + t;
+      const float* pr = proj.data() + r * ld_proj;
+      for (int64_t ch = 0; ch < di; ++ch) {
+        const float *B, *C;
+        double z;
+        if (c.mil) {
+          B = pr + di + dxb + (ch / (N * rep)) * N;
+          C = pr + di + 2 * dxb + (ch / N) * N;
+          z = pr[ch];
+        } else {
+          B = xdbc.data() + r * (R + 2 * N) + R;
+          C = B + N;
+          z = pr[di + ch];
+        }
+        const double d = std::log1p(std::exp(static_cast<double>(dt[r * di + ch]) + dt_b[ch]));
+        const double x = xc[r * di + ch];
+        double y = 0.0;
+        for (int64_t n = 0; n < N; ++n) {
+          double& h = ref_state[(sq.slot * N + n) * di + ch];
+          h = std::exp(d * A[ch * N + n]) * h + d * B[n] * x;
+          y += h * C[n];
+        }
+        y += D[ch] * x;
+        ref_out[r * di + ch] = y * (z / (1.0 + std::exp(-z)));
+      }
+    }
+  }
+  float* d_proj = ToDevice(proj);
+  float* d_xc = ToDevice(xc);
+  float* d_dt = ToDevice(dt);
+  float* d_xdbc = ToDevice(xdbc);
+  float* d_dtb = ToDevice(dt_b);
+  float* d_A = ToDevice(A);
+  float* d_D = ToDevice(D);
+  float* d_out = ToDevice(std::vector<float>(M * di, 0.0f));
+  cu::DevSeq* d_seqs = ToDevice(seqs);
+  void* d_state =
+      c.bf16 ? static_cast<void*>(ToDevice(state_bf)) : static_cast<void*>(ToDevice(state));
+  cu::Mamba1ScanArgs a{d_proj,
+                       ld_proj,
+                       d_xc,
+                       d_dt,
+                       d_dtb,
+                       d_A,
+                       d_D,
+                       c.mil ? nullptr : d_xdbc,
+                       R,
+                       di,
+                       N,
+                       dxb,
+                       c.mil,
+                       d_state,
+                       c.bf16,
+                       /*stage=*/!c.decode,
+                       d_out};
+  cu::LaunchMamba1Scan(a, d_seqs, 3, nullptr);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  std::vector<float> out(M * di), got_state(state_n);
+  ASSERT_EQ(cudaMemcpy(out.data(), d_out, out.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+  if (c.bf16) {
+    ASSERT_EQ(cudaMemcpy(state_bf.data(), d_state, state_n * 2, cudaMemcpyDeviceToHost),
+              cudaSuccess);
+    for (int64_t i = 0; i < state_n; ++i) got_state[i] = static_cast<float>(FromBf16(state_bf[i]));
+  } else {
+    ASSERT_EQ(cudaMemcpy(got_state.data(), d_state, state_n * 4, cudaMemcpyDeviceToHost),
+              cudaSuccess);
+  }
+  double worst_o = 0.0, worst_s = 0.0;
+  for (int64_t i = 0; i < M * di; ++i) worst_o = std::max(worst_o, std::abs(ref_out[i] - out[i]));
+  for (int64_t i = 0; i < state_n; ++i)
+    worst_s =
+        std::max(worst_s, std::abs(ref_state[i] - got_state[i]) / (1.0 + std::abs(ref_state[i])));
+  // f32 math over 16 terms of O(1) per token: ~1e-6; bf16 storage rounds the state once per
+  // forward (2^-9 relative). A wrong channel, group or slot is off by O(0.1-1).
+  EXPECT_LT(worst_o, 1e-4);
+  EXPECT_LT(worst_s, c.bf16 ? 8e-3 : 1e-5);
+  std::printf("[cuda] mamba1 %s %s %s: max |out err| %.3g, max state err %.3g\n",
+              c.mil ? "mambainllama" : "hf", c.bf16 ? "bf16" : "f32",
+              c.decode ? "decode" : "prompt", worst_o, worst_s);
+  for (void* q :
+       {static_cast<void*>(d_proj), static_cast<void*>(d_xc), static_cast<void*>(d_dt),
+        static_cast<void*>(d_xdbc), static_cast<void*>(d_dtb), static_cast<void*>(d_A),
+        static_cast<void*>(d_D), static_cast<void*>(d_out), static_cast<void*>(d_seqs), d_state})
+    cudaFree(q);
+}
+
+TEST(CudaMamba1, StateUpdateMatchesReference) {
+  int ndev = 0;
+  if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
+    GTEST_SKIP() << "no CUDA device here: the Mamba-1 state update is checked on a GPU machine";
+  }
+  uint32_t seed = 41;
+  for (const Mamba1Case& c :
+       {Mamba1Case{true, false, true}, Mamba1Case{false, false, true}, Mamba1Case{true, true, true},
+        Mamba1Case{true, false, false}, Mamba1Case{false, true, false}}) {
+    CheckMamba1(c, seed++);
   }
 }
 
