@@ -269,6 +269,32 @@ TEST(CudaGemv, MatchesReferenceAndRefusesUnalignedShapes) {
   }
 }
 
+// A recurrent state on the device as the kernels keep it (bf16 or f32; the values of `state` are
+// bf16-exact when bf16), and read back as floats; the largest error relative to 1 + |reference|.
+void* StateToDevice(const std::vector<float>& state, bool bf16) {
+  if (!bf16) return ToDevice(state);
+  std::vector<uint16_t> v(state.size());
+  for (size_t i = 0; i < v.size(); ++i) v[i] = ToBf16(state[i]);
+  return ToDevice(v);
+}
+std::vector<float> StateFromDevice(const void* d, bool bf16, size_t n) {
+  std::vector<float> out(n);
+  if (bf16) {
+    std::vector<uint16_t> v(n);
+    EXPECT_EQ(cudaMemcpy(v.data(), d, n * 2, cudaMemcpyDeviceToHost), cudaSuccess);
+    for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(FromBf16(v[i]));
+  } else {
+    EXPECT_EQ(cudaMemcpy(out.data(), d, n * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+  }
+  return out;
+}
+double WorstStateError(const std::vector<double>& ref, const std::vector<float>& got) {
+  double worst = 0.0;
+  for (size_t i = 0; i < ref.size(); ++i)
+    worst = std::max(worst, std::abs(ref[i] - got[i]) / (1.0 + std::abs(ref[i])));
+  return worst;
+}
+
 // The SSD (discrete / HF Mamba-2) state update (LaunchSsdScan) against a double reference of the
 // recurrence h = decay h + scale x B, y = C.h + D x: the real models' head shapes (d_state 64, head
 // dims 64 and 96: the register-resident kernel) and one too large for it (d_state 128 x 128: the
@@ -300,8 +326,6 @@ void CheckSsd(const SsdCase& c, uint32_t seed) {
   const int64_t state_n = slot_count * H * P * N;
   std::vector<float> state(state_n);
   for (auto& v : state) v = c.bf16 ? static_cast<float>(FromBf16(ToBf16(nd(gen)))) : nd(gen);
-  std::vector<uint16_t> state_bf(state_n);
-  for (int64_t i = 0; i < state_n; ++i) state_bf[i] = ToBf16(state[i]);
   std::vector<cu::DevSeq> seqs;
   for (int i = 0, row = 0; i < 3; row += tokens[i], ++i)
     seqs.push_back({slots[i], row, tokens[i], 0});
@@ -344,8 +368,7 @@ void CheckSsd(const SsdCase& c, uint32_t seed) {
   float* d_A = ToDevice(A);
   float* d_y = ToDevice(std::vector<float>(M * di, 0.0f));
   cu::DevSeq* d_seqs = ToDevice(seqs);
-  void* d_state =
-      c.bf16 ? static_cast<void*>(ToDevice(state_bf)) : static_cast<void*>(ToDevice(state));
+  void* d_state = StateToDevice(state, c.bf16);
   cu::SsdScanArgs a{d_proj,
                     ld_proj,
                     dt_off,
@@ -363,25 +386,16 @@ void CheckSsd(const SsdCase& c, uint32_t seed) {
                     static_cast<float>(dt_max),
                     d_state,
                     c.bf16,
-                    /*stage=*/true,
+                    /*stage=*/!c.decode,
                     d_y};
   cu::LaunchSsdScan(a, d_seqs, 3, nullptr);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  std::vector<float> y(M * di), got_state(state_n);
+  std::vector<float> y(M * di);
   ASSERT_EQ(cudaMemcpy(y.data(), d_y, y.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
-  if (c.bf16) {
-    ASSERT_EQ(cudaMemcpy(state_bf.data(), d_state, state_n * 2, cudaMemcpyDeviceToHost),
-              cudaSuccess);
-    for (int64_t i = 0; i < state_n; ++i) got_state[i] = static_cast<float>(FromBf16(state_bf[i]));
-  } else {
-    ASSERT_EQ(cudaMemcpy(got_state.data(), d_state, state_n * 4, cudaMemcpyDeviceToHost),
-              cudaSuccess);
-  }
-  double worst_y = 0.0, worst_s = 0.0;
+  const std::vector<float> got_state = StateFromDevice(d_state, c.bf16, state_n);
+  double worst_y = 0.0;
   for (int64_t i = 0; i < M * di; ++i) worst_y = std::max(worst_y, std::abs(ref_y[i] - y[i]));
-  for (int64_t i = 0; i < state_n; ++i)
-    worst_s =
-        std::max(worst_s, std::abs(ref_state[i] - got_state[i]) / (1.0 + std::abs(ref_state[i])));
+  const double worst_s = WorstStateError(ref_state, got_state);
   // f32 math over <= 5 tokens and N terms of O(1): ~1e-5 (y is taken from the f32 state, also with
   // bf16 storage); a bf16 state is rounded once per forward when stored (2^-9 relative). A wrong
   // row, head, group or column is off by O(1).
@@ -436,8 +450,6 @@ void CheckMamba1(const Mamba1Case& c, uint32_t seed) {
   const int64_t state_n = 3 * N * di;
   std::vector<float> state(state_n);
   for (auto& v : state) v = static_cast<float>(FromBf16(ToBf16(nd(gen))));
-  std::vector<uint16_t> state_bf(state_n);
-  for (int64_t i = 0; i < state_n; ++i) state_bf[i] = ToBf16(state[i]);
   std::vector<cu::DevSeq> seqs;
   for (int i = 0, row = 0; i < 3; row += tokens[i], ++i)
     seqs.push_back({slots[i], row, tokens[i], 0});
@@ -480,8 +492,7 @@ void CheckMamba1(const Mamba1Case& c, uint32_t seed) {
   float* d_D = ToDevice(D);
   float* d_out = ToDevice(std::vector<float>(M * di, 0.0f));
   cu::DevSeq* d_seqs = ToDevice(seqs);
-  void* d_state =
-      c.bf16 ? static_cast<void*>(ToDevice(state_bf)) : static_cast<void*>(ToDevice(state));
+  void* d_state = StateToDevice(state, c.bf16);
   cu::Mamba1ScanArgs a{d_proj,
                        ld_proj,
                        d_xc,
@@ -501,21 +512,12 @@ void CheckMamba1(const Mamba1Case& c, uint32_t seed) {
                        d_out};
   cu::LaunchMamba1Scan(a, d_seqs, 3, nullptr);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  std::vector<float> out(M * di), got_state(state_n);
+  std::vector<float> out(M * di);
   ASSERT_EQ(cudaMemcpy(out.data(), d_out, out.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
-  if (c.bf16) {
-    ASSERT_EQ(cudaMemcpy(state_bf.data(), d_state, state_n * 2, cudaMemcpyDeviceToHost),
-              cudaSuccess);
-    for (int64_t i = 0; i < state_n; ++i) got_state[i] = static_cast<float>(FromBf16(state_bf[i]));
-  } else {
-    ASSERT_EQ(cudaMemcpy(got_state.data(), d_state, state_n * 4, cudaMemcpyDeviceToHost),
-              cudaSuccess);
-  }
-  double worst_o = 0.0, worst_s = 0.0;
+  const std::vector<float> got_state = StateFromDevice(d_state, c.bf16, state_n);
+  double worst_o = 0.0;
   for (int64_t i = 0; i < M * di; ++i) worst_o = std::max(worst_o, std::abs(ref_out[i] - out[i]));
-  for (int64_t i = 0; i < state_n; ++i)
-    worst_s =
-        std::max(worst_s, std::abs(ref_state[i] - got_state[i]) / (1.0 + std::abs(ref_state[i])));
+  const double worst_s = WorstStateError(ref_state, got_state);
   // f32 math over 16 terms of O(1) per token: ~1e-6; bf16 storage rounds the state once per
   // forward (2^-9 relative). A wrong channel, group or slot is off by O(0.1-1).
   EXPECT_LT(worst_o, 1e-4);
