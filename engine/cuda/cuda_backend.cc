@@ -1026,8 +1026,9 @@ class CudaBackend final : public Backend {
     const int G = H / Hkv;
     const bool pow2 = hd == 32 || hd == 64 || hd == 128;
     int tasks = 0;
-    // (prefix_groups_ is this forward's, made by BeginForward; empty without the cascade.)
-    if (cascade_on_ && pow2 && G <= cuda::kPrefixTaskRows && DecodeOnly(batch) &&
+    // prefix_groups_ is this forward's, made by BeginForward: one group per row when the cascade is
+    // on and the forward decodes only, empty otherwise.
+    if (pow2 && G <= cuda::kPrefixTaskRows && !prefix_groups_.empty() &&
         prefix_groups_.size() == batch.seqs.size()) {
       // The same for every attention layer of a forward: planned by its first one.
       if (task_plan_.forward != forwards_ ||

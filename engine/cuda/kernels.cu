@@ -1253,6 +1253,17 @@ __global__ void __launch_bounds__(128, 8) Mamba1ScanKernel(Mamba1ScanArgs a, con
   }
 }
 
+// A head's decay exp(dt A) and input scale for one token from its raw dt (Llamba: dt = softplus,
+// A = -1 folded in, no scale; HF Mamba-2: dt clamped to [dt_min, dt_max], scale dt). Shared by the
+// SSD kernels.
+__device__ __forceinline__ float2 SsdDecayScale(const SsdScanArgs& a, int64_t h, float raw) {
+  if (a.llamba) return make_float2(expf(-Softplus(raw)), 1.0f);
+  float dtv = Softplus(raw + a.dt_bias[h]);
+  dtv = fmaxf(dtv, a.dt_min);
+  if (a.dt_max > 0) dtv = fminf(dtv, a.dt_max);
+  return make_float2(expf(dtv * a.A[h]), dtv);
+}
+
 // One block per (sequence, head); warps own rows p of the head's [P, N] state, lanes split N.
 // EPL: state elements per lane per row (N <= 32 * EPL for the register path); 2 for d_state 64
 // keeps the kernel under 64 registers, four 256-thread blocks per SM (72 registers and three blocks
@@ -1279,17 +1290,8 @@ __global__ void __launch_bounds__(256, 4) SsdScanKernel(SsdScanArgs a, const Dev
     const float* Bv = xr + a.di + g * N;
     const float* Cv = xr + a.di + a.G * N + g * N;
     const float raw = a.proj[r * a.ld_proj + a.dt_off + h];
-    float decay, scale;
-    if (a.llamba) {
-      decay = expf(-Softplus(raw));
-      scale = 1.0f;
-    } else {
-      float dtv = Softplus(raw + a.dt_bias[h]);
-      dtv = fmaxf(dtv, a.dt_min);
-      if (a.dt_max > 0) dtv = fminf(dtv, a.dt_max);
-      decay = expf(dtv * a.A[h]);
-      scale = dtv;
-    }
+    const float2 ds = SsdDecayScale(a, h, raw);
+    const float decay = ds.x, scale = ds.y;
     if (N <= 32 * EPL) {
       // Four rows per warp at a time, their state loaded before any is used (independent loads in
       // flight together); B and C loaded once per token. Lane e-th element: n = lane + 32 e.
@@ -1396,8 +1398,8 @@ __device__ __forceinline__ float4 LoadState4(const float* p) {
 }
 __device__ __forceinline__ float4 LoadState4(const uint16_t* p) {
   const uint2 v = *reinterpret_cast<const uint2*>(p);
-  return make_float4(__uint_as_float(v.x << 16), __uint_as_float(v.x & 0xffff0000u),
-                     __uint_as_float(v.y << 16), __uint_as_float(v.y & 0xffff0000u));
+  return make_float4(Bf(static_cast<uint16_t>(v.x)), Bf(static_cast<uint16_t>(v.x >> 16)),
+                     Bf(static_cast<uint16_t>(v.y)), Bf(static_cast<uint16_t>(v.y >> 16)));
 }
 __device__ __forceinline__ void StoreState4(float* p, float4 v) {
   *reinterpret_cast<float4*>(p) = v;
@@ -1433,17 +1435,8 @@ __global__ void __launch_bounds__(kSsdMaxThreads, 4)
     const float* Bv = xr + a.di + g * a.N + n4;
     const float* Cv = xr + a.di + a.G * a.N + g * a.N + n4;
     const float raw = a.proj[r * a.ld_proj + a.dt_off + h];
-    float decay, scale;
-    if (a.llamba) {
-      decay = expf(-Softplus(raw));
-      scale = 1.0f;
-    } else {
-      float dtv = Softplus(raw + a.dt_bias[h]);
-      dtv = fmaxf(dtv, a.dt_min);
-      if (a.dt_max > 0) dtv = fminf(dtv, a.dt_max);
-      decay = expf(dtv * a.A[h]);
-      scale = dtv;
-    }
+    const float2 ds = SsdDecayScale(a, h, raw);
+    const float decay = ds.x, scale = ds.y;
     const float b0 = Bv[0], b1 = Bv[1], b2 = Bv[2], b3 = Bv[3];
     const float c0 = Cv[0], c1 = Cv[1], c2 = Cv[2], c3 = Cv[3];
     float* y = a.y + r * a.di + h * P;
@@ -1478,8 +1471,8 @@ __global__ void __launch_bounds__(kSsdMaxThreads, 4)
 // in flight (call W: 2.6-3 TB/s). Each thread then updates its float4 chunks i = tid + T j from
 // shared memory and stores them straight to the state. The same expressions as SsdRegKernel; the
 // results agree to f32 rounding, not bit for bit (call Y: the golden llamba decode error went from
-// 2.25e-4 to 2.22e-4), as the compiler contracts the two kernels' multiply-adds differently. The two
-// kernels' per-token code is written out in both: factoring it into shared device functions
+// 2.25e-4 to 2.22e-4), as the compiler contracts the two kernels' multiply-adds differently. The
+// two kernels' per-token code is written out in both: factoring it into shared device functions
 // changed SsdRegKernel's machine code (1362 -> 1618 instructions), which no device run has tested.
 template <typename StateT>
 __global__ void __launch_bounds__(kSsdMaxThreads) SsdCopyKernel(SsdScanArgs a, const DevSeq* seqs) {
@@ -1503,17 +1496,8 @@ __global__ void __launch_bounds__(kSsdMaxThreads) SsdCopyKernel(SsdScanArgs a, c
   const float* Bv = xr + a.di + g * a.N + n4;
   const float* Cv = xr + a.di + a.G * a.N + g * a.N + n4;
   const float raw = a.proj[r * a.ld_proj + a.dt_off + h];
-  float decay, scale;
-  if (a.llamba) {
-    decay = expf(-Softplus(raw));
-    scale = 1.0f;
-  } else {
-    float dtv = Softplus(raw + a.dt_bias[h]);
-    dtv = fmaxf(dtv, a.dt_min);
-    if (a.dt_max > 0) dtv = fminf(dtv, a.dt_max);
-    decay = expf(dtv * a.A[h]);
-    scale = dtv;
-  }
+  const float2 ds = SsdDecayScale(a, h, raw);
+  const float decay = ds.x, scale = ds.y;
   const float b0 = Bv[0], b1 = Bv[1], b2 = Bv[2], b3 = Bv[3];
   const float c0 = Cv[0], c1 = Cv[1], c2 = Cv[2], c3 = Cv[3];
   const float Dh = a.D[h];

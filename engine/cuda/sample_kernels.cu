@@ -112,7 +112,7 @@ __device__ void PickLastPositive(int64_t V, Positive positive, int32_t argmax, S
 }
 
 // kVec: the argmax pass on float4 loads, four per thread in flight, and the chunk sums' loads
-// unrolled 16 deep (the same ids: ties still go to the lowest id, sums in the same order). Call V's
+// unrolled 8 deep (the same ids: ties still go to the lowest id, sums in the same order). Call V's
 // profile had the sampler at ~200 µs per Llama-1B B=256 step for two reads of 131 MB of logits:
 // each block's scalar argmax loop waited on one load per iteration. kVec = false
 // (TTC_CUDA_SAMPLE_SCALAR=1) is the previous kernel, for A/B runs.

@@ -1,13 +1,23 @@
 # Shared by the one-call device scripts (attn_session.sh, final_session.sh): the log folder, the
-# carried libraries, step timing (el), the table rows of a bench log (rows), one benchmark run
-# (bench label "ENV=..." config batches [gen]), one compute-sanitizer run (san) and the full table
-# with the Hugging Face baseline (full_table). Source it; the scripts then run their `main` under
-# `timeout ... bash -c main`, so everything here is exported.
+# carried libraries, step timing (el), the table rows of a bench log (rows), the ms/step of one
+# batch in a bench log (ms_at), the build and CUDA tests with their summary (setup_test), one
+# benchmark run (bench label "ENV=..." config batches [gen]), one compute-sanitizer run (san), the
+# Nsight Compute binary (ncu_bin) and the full table with the Hugging Face baseline (full_table).
+# Source it; the scripts then run their `main` under `timeout ... bash -c main`, so everything here
+# is exported.
 set -u
 L=/tmp/logs; mkdir -p $L
 export LD_LIBRARY_PATH=/tmp/ttc-deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
+export PATH=/usr/local/cuda/bin:$PATH
 T0=$(date +%s); el() { echo "[$(( $(date +%s) - T0 ))s] $*" | tee -a $L/steps.log; }
 rows() { grep -E "^\s*[0-9]+ " "$1" | head -8; }
+ms_at() { awk -v b="$2" '$1 == b {print $4}' "$1" | head -1; }  # bench-log batch -> ms/step
+ncu_bin() { command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2> /dev/null | head -1; }
+setup_test() {  # [seconds]: build + CUDA tests (cuda_session.sh), then failures and golden bounds
+  OUT=$L timeout ${1:-240} tools/device/cuda_session.sh setup test > $L/session.log 2>&1; el "setup+test"
+  grep -E "FAILED|PASSED|Failure|error|abort" $L/session.log | cut -c1-160 | head -30
+  grep -E "^\[cuda\] (llama|mambainllama|llamba|mamba|mamba2): max" $L/session.log | cut -c1-150
+}
 B=build-dev/bench/engine_bench
 bench() {  # label env-assignments config batches [gen]
   env $2 timeout ${BENCH_TIMEOUT:-100} $B bench --config $3 --backend cuda --batch $4 --prompt-len 512 \
@@ -26,4 +36,4 @@ full_table() {  # the six configurations at B=1..512 (512 steps) and the Hugging
   timeout 100 python3 tools/bench/hf_baseline.py --model llama-3.2-1b --batch 256 --json $L/hf.json > $L/hf.log 2>&1
   el "hf"; tail -1 $L/hf.log
 }
-export -f el rows bench san full_table; export L T0 B
+export -f el rows ms_at ncu_bin setup_test bench san full_table; export L T0 B

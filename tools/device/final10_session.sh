@@ -7,13 +7,8 @@
 # each A/B's winner. Logs under /tmp/logs -> $OUT/logs.tgz. (Mamba1CopyKernel and TTC_CUDA_MAMBA1_COPY were
 # removed after this call: it was no faster.)
 source "$(dirname "$0")/call_lib.sh"
-ms_at() { awk -v b="$2" '$1 == b {print $4}' "$1" | head -1; }  # ms/step of batch b in a bench log
-export -f ms_at
 main() {
-  export PATH=/usr/local/cuda/bin:$PATH
-  OUT=$L timeout 200 tools/device/cuda_session.sh setup test > $L/session.log 2>&1; el "setup+test"
-  grep -E "FAILED|PASSED|Failure|error|abort" $L/session.log | cut -c1-160 | head -20
-  grep -E "^\[cuda\] (llama|mambainllama|llamba|mamba|mamba2): max" $L/session.log | cut -c1-150
+  setup_test 200
   grep -E "^\[cuda\] (ssd|mamba1)" $L/cuda_kernel_test.log
   for tool in memcheck racecheck; do san kernels $tool 40 cuda_kernel_test 'CudaSsd.*:CudaMamba1.*'; done
   san family memcheck 40 cuda_test '*BatchedDecodeEqualsSingle*'

@@ -7,10 +7,8 @@
 # /tmp/logs -> $OUT/logs.tgz.
 source "$(dirname "$0")/call_lib.sh"
 main() {
-  export PATH=/usr/local/cuda/bin:$PATH
-  OUT=$L timeout 240 tools/device/cuda_session.sh setup test > $L/session.log 2>&1; el "setup+test"
-  grep -E "FAILED|PASSED|Failure|error|abort" $L/session.log | cut -c1-160 | head -30
-  grep -E "^\[cuda\] (llama|mambainllama|llamba|mamba|mamba2): max|chi" $L/session.log | cut -c1-150
+  setup_test 240
+  grep -E "^\[cuda\] sampler" $L/session.log | cut -c1-150
   grep -E "^\[cuda\] ssd" $L/cuda_kernel_test.log
   for tool in memcheck racecheck; do san kernels $tool 60 cuda_kernel_test 'CudaSsd.*:CudaSamplerKernel.*'; done
   san family memcheck 90 cuda_test '*BatchedDecodeEqualsSingle*:CudaSampler.ManyRowsOneDrawEach'

@@ -6,14 +6,9 @@
 # W's MambaInLlama rows ran the two-channel kernel, removed since). Logs under /tmp/logs ->
 # $OUT/logs.tgz.
 source "$(dirname "$0")/call_lib.sh"
-ms_at() { awk -v b="$2" '$1 == b {print $4}' "$1" | head -1; }  # ms/step of batch b in a bench log
-export -f ms_at
 main() {
-  export PATH=/usr/local/cuda/bin:$PATH
-  local NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2> /dev/null | head -1)
-  OUT=$L timeout 240 tools/device/cuda_session.sh setup test > $L/session.log 2>&1; el "setup+test"
-  grep -E "FAILED|PASSED|Failure|error|abort" $L/session.log | cut -c1-160 | head -30
-  grep -E "^\[cuda\] (llama|mambainllama|llamba|mamba|mamba2): max" $L/session.log | cut -c1-150
+  local NCU=$(ncu_bin)
+  setup_test 240
   for tool in memcheck racecheck; do san family $tool 120 cuda_test '*BatchedDecodeEqualsSingle*'; done
   for cb in mambainllama-3b:64,256,512 mambainllama-1b:256,512; do
     bench globala TTC_CUDA_MAMBA1_SHARED_A=0 ${cb%:*} ${cb#*:} 128

@@ -8,10 +8,7 @@
 # "own" equals "cublas" and cuda_gemm_bench times cuBLAS only.)
 source "$(dirname "$0")/call_lib.sh"
 main() {
-  export PATH=/usr/local/cuda/bin:$PATH
-  OUT=$L timeout 240 tools/device/cuda_session.sh setup test > $L/session.log 2>&1; el "setup+test"
-  grep -E "FAILED|PASSED|Failure|error|abort" $L/session.log | cut -c1-160 | head -30
-  grep -E "^\[cuda\] (llama|mambainllama|llamba|mamba|mamba2): max" $L/session.log | cut -c1-150
+  setup_test 240
   grep -E "^\[cuda\] gemm" $L/cuda_kernel_test.log | awk '{print $NF}' | sort -g | tail -1 | sed 's/^/worst gemm error /'
   grep -cE "^\[cuda\] gemm" $L/cuda_kernel_test.log | sed 's/^/gemm cases /'
   grep -E "^\[cuda\] gemv" $L/cuda_kernel_test.log | head -8

@@ -6,11 +6,8 @@
 # Nsight Compute on the SSD and Mamba-1 decode kernels. Logs under /tmp/logs -> $OUT/logs.tgz.
 source "$(dirname "$0")/call_lib.sh"
 main() {
-  export PATH=/usr/local/cuda/bin:$PATH
-  local NCU=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2> /dev/null | head -1)
-  OUT=$L timeout 240 tools/device/cuda_session.sh setup test > $L/session.log 2>&1; el "setup+test"
-  grep -E "FAILED|PASSED|Failure|error|abort" $L/session.log | cut -c1-160 | head -30
-  grep -E "^\[cuda\] (llama|mambainllama|llamba|mamba|mamba2): max" $L/session.log | cut -c1-150
+  local NCU=$(ncu_bin)
+  setup_test 240
   grep -E "^\[cuda\] ssd" $L/cuda_kernel_test.log
   for tool in memcheck racecheck; do san ssd $tool 60 cuda_kernel_test 'CudaSsd.*'; done
   san family memcheck 90 cuda_test '*BatchedDecodeEqualsSingle*'
