@@ -1472,8 +1472,9 @@ __global__ void __launch_bounds__(kSsdMaxThreads, 4)
 // shared memory and stores them straight to the state. The same expressions as SsdRegKernel; the
 // results agree to f32 rounding, not bit for bit (call Y: the golden llamba decode error went from
 // 2.25e-4 to 2.22e-4), as the compiler contracts the two kernels' multiply-adds differently. The
-// two kernels' per-token code is written out in both: factoring it into shared device functions
-// changed SsdRegKernel's machine code (1362 -> 1618 instructions), which no device run has tested.
+// chunk update is written out in both kernels: factoring it (with the B / C loads) into shared
+// device functions changed SsdRegKernel's machine code (1362 -> 1618 instructions), which no device
+// run has tested; the decay and scale (SsdDecayScale) factor out with identical code.
 template <typename StateT>
 __global__ void __launch_bounds__(kSsdMaxThreads) SsdCopyKernel(SsdScanArgs a, const DevSeq* seqs) {
   extern __shared__ __align__(16) unsigned char ssd_stage[];
