@@ -62,9 +62,32 @@ void Backend::EmbedDraws(const Weight& table, std::span<const int64_t> draw_rows
   Embed(table, ids, out);
 }
 
+std::string_view StateDTypeName(StateDType t) {
+  switch (t) {
+    case StateDType::kF32:
+      return "f32";
+    case StateDType::kBf16:
+      return "bf16";
+  }
+  return "?";
+}
+
+Result<StateDType> ParseStateDType(std::string_view name) {
+  for (StateDType t : {StateDType::kF32, StateDType::kBf16}) {
+    if (name == StateDTypeName(t)) return t;
+  }
+  return InvalidArgument("unknown state dtype '{}' (expected f32 or bf16)", name);
+}
+
 Result<std::unique_ptr<Backend>> CreateBackend(const BackendOptions& options) {
   switch (options.kind) {
     case BackendKind::kCpu:
+      if (options.state_dtype != StateDType::kF32) {
+        return InvalidArgument(
+            "the CPU backend keeps the recurrent state in f32; state dtype {} needs the CUDA "
+            "backend",
+            StateDTypeName(options.state_dtype));
+      }
       return CreateCpuBackend(options.threads);
     case BackendKind::kCuda:
 #ifdef TTC_HAVE_CUDA_BACKEND

@@ -28,6 +28,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -257,10 +258,23 @@ class Backend {
 
 enum class BackendKind { kCpu, kCuda };
 
+// How the SSM layers' recurrent state is stored between steps (the arithmetic is f32 either way).
+// kBf16 halves the state's bytes per decode step, as mamba_ssm's bf16 inference cache does (and
+// as engine-perf.md's roofline assumes), but rounds the state to nearest at every step: on the
+// goldens the decode logits move by up to 0.07 within 16 steps and 0.19 within 256 steps
+// (mambainllama; tests/cuda, docs/perf/cuda.md), past the 0.05 parity bound of the f32 state.
+// Stochastic rounding was measured too and was no closer (session 8). Only the CUDA backend
+// offers kBf16.
+enum class StateDType { kF32, kBf16 };
+// "f32", "bf16"; ParseStateDType accepts those names.
+std::string_view StateDTypeName(StateDType t);
+Result<StateDType> ParseStateDType(std::string_view name);
+
 struct BackendOptions {
   BackendKind kind = BackendKind::kCpu;
   int threads = 0;  // CPU threads; 0 = all hardware threads
   int device = 0;   // CUDA device ordinal
+  StateDType state_dtype = StateDType::kF32;
 };
 
 // Creates a backend. kCuda fails with kUnimplemented when the CUDA backend is not compiled in.

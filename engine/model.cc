@@ -645,7 +645,7 @@ Result<std::unique_ptr<Model>> LoadModel(const std::filesystem::path& dir,
   TTC_ASSIGN_OR_RETURN(Checkpoint ckpt, Checkpoint::Open(dir));
   CheckpointSource src(std::move(ckpt));
   TTC_ASSIGN_OR_RETURN(auto backend,
-                       CreateBackend({options.backend, options.threads, options.device}));
+                       CreateBackend({options.backend, options.threads, options.device, options.state_dtype}));
   std::unique_ptr<Model> model(new Model());
   model->config_ = config;
   model->dir_ = dir;
@@ -663,7 +663,7 @@ Result<std::unique_ptr<Model>> RandomModel(const ModelConfig& config_in, uint64_
   TTC_RETURN_IF_ERROR(ValidateModelConfig(config));
   RandomSource src(seed);
   TTC_ASSIGN_OR_RETURN(auto backend,
-                       CreateBackend({options.backend, options.threads, options.device}));
+                       CreateBackend({options.backend, options.threads, options.device, options.state_dtype}));
   std::unique_ptr<Model> model(new Model());
   model->config_ = config;
   model->backend_ = std::move(backend);

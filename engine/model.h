@@ -27,8 +27,9 @@ class Tokenizer;
 
 struct ModelOptions {
   BackendKind backend = BackendKind::kCpu;
-  int threads = 0;  // CPU threads, 0 = all
-  int device = 0;   // CUDA device
+  int threads = 0;                            // CPU threads, 0 = all
+  int device = 0;                             // CUDA device
+  StateDType state_dtype = StateDType::kF32;  // see BackendOptions
   // RoPE variant of attention layers: unset = the config's (llama3 for Llama 3.x and MambaInLlama's
   // training-path attention). kPlain reproduces MambaInLlama's mamba_ssm generation wrapper
   // (architectures.md §3.4).

@@ -322,6 +322,8 @@ int64_t SsmElems(const ModelConfig& c, MixerKind kind) {
   return c.ssm_heads * c.ssm_head_dim * c.d_state;
 }
 
+int64_t StateElementBytes(StateDType t) { return t == StateDType::kF32 ? 4 : 2; }
+
 // The KV of one prompt's first `len` positions in every attention layer, shared read-only by the
 // slots forked from it (CopySlot), so the prompt is stored once and a decode step reads it once
 // per row mostly from L2 instead of from each row's own copy. Freed (stream-ordered) with its last
@@ -356,10 +358,12 @@ class CudaStateCache final : public StateCache {
     UploadCache<cuda::DevKv> dkv;  // device copy of the per-slot descriptors
     int64_t conv_per_slot = 0, ssm_per_slot = 0;
     float* conv = nullptr;  // [slots][d_conv-1][channels]
-    char* ssm = nullptr;    // [slots][ssm_per_slot] elements of StateBytes() bytes
+    char* ssm = nullptr;    // [slots][ssm_per_slot] elements of state_bytes_ bytes
   };
 
-  CudaStateCache(const ModelConfig& c, int num_slots, cudaStream_t s) : stream_(s) {
+  // state_bytes: per recurrent-state element, 4 (f32) or 2 (bf16; StateDType).
+  CudaStateCache(const ModelConfig& c, int num_slots, int64_t state_bytes, cudaStream_t s)
+      : state_bytes_(state_bytes), stream_(s) {
     layers_.resize(static_cast<size_t>(c.num_layers));
     for (int64_t l = 0; l < c.num_layers; ++l) {
       Layer& L = layers_[static_cast<size_t>(l)];
@@ -376,10 +380,10 @@ class CudaStateCache final : public StateCache {
             cudaMalloc(reinterpret_cast<void**>(&L.conv),
                        static_cast<size_t>(std::max<int64_t>(1, L.conv_per_slot * num_slots)) * 4));
         TTC_CU(cudaMalloc(reinterpret_cast<void**>(&L.ssm),
-                          static_cast<size_t>(L.ssm_per_slot * num_slots) * StateBytes()));
+                          static_cast<size_t>(L.ssm_per_slot * num_slots) * state_bytes_));
         TTC_CU(cudaMemsetAsync(L.conv, 0, static_cast<size_t>(L.conv_per_slot * num_slots) * 4, s));
         TTC_CU(cudaMemsetAsync(L.ssm, 0,
-                               static_cast<size_t>(L.ssm_per_slot * num_slots) * StateBytes(), s));
+                               static_cast<size_t>(L.ssm_per_slot * num_slots) * state_bytes_, s));
       }
     }
     lengths_.assign(static_cast<size_t>(num_slots), 0);
@@ -397,14 +401,7 @@ class CudaStateCache final : public StateCache {
     }
   }
 
-  // Bytes per recurrent-state element: f32 (4) by default; TTC_CUDA_STATE_BF16=1 stores it in
-  // bf16 (2), as mamba_ssm does for a bf16 model, halving the state traffic of a decode step. The
-  // rounding of every step moves the goldens' decode logits by up to ~0.07 (tests/cuda, measured on
-  // the H200), past the 0.05 parity bound, so it is opt-in.
-  static int64_t StateBytes() {
-    static const int64_t bytes = std::getenv("TTC_CUDA_STATE_BF16") ? 2 : 4;
-    return bytes;
-  }
+  int64_t state_bytes() const { return state_bytes_; }
 
   int num_slots() const override { return static_cast<int>(lengths_.size()); }
   int64_t length(int slot) const override { return lengths_[static_cast<size_t>(slot)]; }
@@ -413,8 +410,8 @@ class CudaStateCache final : public StateCache {
       if (L.kind == MixerKind::kAttention) continue;
       TTC_CU(cudaMemsetAsync(L.conv + slot * L.conv_per_slot, 0,
                              static_cast<size_t>(L.conv_per_slot) * 4, stream_));
-      TTC_CU(cudaMemsetAsync(L.ssm + slot * L.ssm_per_slot * StateBytes(), 0,
-                             static_cast<size_t>(L.ssm_per_slot) * StateBytes(), stream_));
+      TTC_CU(cudaMemsetAsync(L.ssm + slot * L.ssm_per_slot * state_bytes_, 0,
+                             static_cast<size_t>(L.ssm_per_slot) * state_bytes_, stream_));
     }
     prefix_[static_cast<size_t>(slot)].reset();
     lengths_[static_cast<size_t>(slot)] = 0;
@@ -437,8 +434,8 @@ class CudaStateCache final : public StateCache {
                              static_cast<size_t>(L.conv_per_slot) * 4, cudaMemcpyDeviceToDevice,
                              stream_));
       TTC_CU(cudaMemcpyAsync(
-          L.ssm + dst * L.ssm_per_slot * StateBytes(), L.ssm + src * L.ssm_per_slot * StateBytes(),
-          static_cast<size_t>(L.ssm_per_slot) * StateBytes(), cudaMemcpyDeviceToDevice, stream_));
+          L.ssm + dst * L.ssm_per_slot * state_bytes_, L.ssm + src * L.ssm_per_slot * state_bytes_,
+          static_cast<size_t>(L.ssm_per_slot) * state_bytes_, cudaMemcpyDeviceToDevice, stream_));
     }
     lengths_[d] = len;
   }
@@ -447,7 +444,7 @@ class CudaStateCache final : public StateCache {
     int64_t bytes = 0;
     for (const auto& L : layers_) {
       bytes += 2 * caps_[static_cast<size_t>(slot)] * L.kvw * 2 + L.conv_per_slot * 4 +
-               L.ssm_per_slot * StateBytes();
+               L.ssm_per_slot * state_bytes_;
     }
     return bytes;
   }
@@ -563,6 +560,7 @@ class CudaStateCache final : public StateCache {
 
   static inline std::atomic<uint64_t> next_id_{1};
   const uint64_t id_ = next_id_.fetch_add(1);
+  const int64_t state_bytes_;
   cudaStream_t stream_;
   std::vector<Layer> layers_;
   std::vector<int64_t> lengths_, caps_;  // caps_: own-buffer capacity in positions
@@ -659,8 +657,8 @@ class OpScope {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(int device, std::string name, int sm_count)
-      : device_(device), name_(std::move(name)), sm_count_(sm_count) {
+  CudaBackend(int device, std::string name, int sm_count, StateDType state_dtype)
+      : device_(device), name_(std::move(name)), sm_count_(sm_count), state_dtype_(state_dtype) {
     TTC_CU(cudaSetDevice(device));
     TTC_CU(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     TTC_CUBLAS(cublasCreate(&blas_));
@@ -780,7 +778,7 @@ class CudaBackend final : public Backend {
     int64_t fixed = 0;
     for (MixerKind k : config.layer_mixers)
       fixed += ConvChannels(config, k) * (config.d_conv - 1) * 4 +
-               SsmElems(config, k) * CudaStateCache::StateBytes();
+               SsmElems(config, k) * StateElementBytes(state_dtype_);
     size_t free_b = 0, total_b = 0;
     TTC_CU(cudaMemGetInfo(&free_b, &total_b));
     if (fixed * num_slots > static_cast<int64_t>(free_b)) {
@@ -791,8 +789,8 @@ class CudaBackend final : public Backend {
           num_slots, fixed * num_slots / 1e9, free_b / 1e9,
           fixed > 0 ? static_cast<int64_t>(free_b) / fixed : 0);
     }
-    return std::unique_ptr<StateCache>(
-        std::make_unique<CudaStateCache>(config, num_slots, stream_));
+    return std::unique_ptr<StateCache>(std::make_unique<CudaStateCache>(
+        config, num_slots, StateElementBytes(state_dtype_), stream_));
   }
 
   void Embed(const Weight& table, std::span<const int32_t> ids, Activation* out) override {
@@ -1129,7 +1127,8 @@ class CudaBackend final : public Backend {
     if (cudaStreamSynchronize(stream_) != cudaSuccess) return 0;
     cudaMemPool_t pool = nullptr;
     if (cudaDeviceGetDefaultMemPool(&pool, device_) == cudaSuccess) cudaMemPoolTrimTo(pool, 0);
-    auto plan = PlanCudaBatch(config, prompt_len + max_new_tokens, device_, prompt_len, prompts);
+    auto plan = PlanCudaBatch(config, prompt_len + max_new_tokens, device_, prompt_len, prompts,
+                              state_dtype_);
     return plan.ok() ? plan->max_batch : 0;
   }
 
@@ -1172,7 +1171,7 @@ class CudaBackend final : public Backend {
                            dxb,
                            mil,
                            L.ssm,
-                           CudaStateCache::StateBytes() == 2,
+                           st->state_bytes() == 2,
                            M > nseq,
                            A(out).data};
     cuda::LaunchMamba1Scan(a, seqs, nseq, stream_);
@@ -1215,7 +1214,7 @@ class CudaBackend final : public Backend {
                         spec.dt_min,
                         spec.dt_max,
                         L.ssm,
-                        CudaStateCache::StateBytes() == 2,
+                        st->state_bytes() == 2,
                         M > nseq,
                         y.as<float>()};
     cuda::LaunchSsdScan(a, seqs, nseq, stream_);
@@ -1603,6 +1602,7 @@ class CudaBackend final : public Backend {
   int device_;
   std::string name_;
   int64_t sm_count_ = 132;
+  StateDType state_dtype_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
   uint16_t* bf16_scratch_ = nullptr;
@@ -1725,14 +1725,15 @@ int64_t KvBytesPerPosition(const ModelConfig& c) {
 }
 }  // namespace
 
-int64_t CudaBytesPerSequence(const ModelConfig& c, int64_t context_len, int64_t shared_prefix) {
+int64_t CudaBytesPerSequence(const ModelConfig& c, int64_t context_len, int64_t shared_prefix,
+                             StateDType state_dtype) {
   int64_t bytes =
       DecodeKvCapacity(std::max<int64_t>(1, context_len - shared_prefix)) * KvBytesPerPosition(c);
   int64_t widest = c.hidden_size;
   for (MixerKind k : c.layer_mixers) {
     if (k != MixerKind::kAttention) {
       bytes +=
-          ConvChannels(c, k) * (c.d_conv - 1) * 4 + SsmElems(c, k) * CudaStateCache::StateBytes();
+          ConvChannels(c, k) * (c.d_conv - 1) * 4 + SsmElems(c, k) * StateElementBytes(state_dtype);
     }
     widest = std::max({widest, 2 * c.intermediate_size, 2 * c.d_inner + 2 * c.d_xb + c.dt_rank,
                        2 * c.d_inner + 2 * c.ssm_groups * c.d_state + c.ssm_heads,
@@ -1749,12 +1750,13 @@ int64_t CudaPrefixBytes(const ModelConfig& c, int64_t prompt_len) {
 }
 
 Result<CudaBatchPlan> PlanCudaBatch(const ModelConfig& config, int64_t context_len, int device,
-                                    int64_t shared_prefix, int64_t prompts) {
+                                    int64_t shared_prefix, int64_t prompts,
+                                    StateDType state_dtype) {
   TTC_ASSIGN_OR_RETURN(CudaDeviceInfo info, QueryCudaDevice(device));
   CudaBatchPlan plan;
   plan.free_bytes = info.free_bytes;
   plan.reserve_bytes = std::max<int64_t>(int64_t{1} << 30, info.total_bytes / 50);
-  plan.per_sequence_bytes = CudaBytesPerSequence(config, context_len, shared_prefix);
+  plan.per_sequence_bytes = CudaBytesPerSequence(config, context_len, shared_prefix, state_dtype);
   plan.prefix_bytes = std::max<int64_t>(0, prompts) * CudaPrefixBytes(config, shared_prefix);
   plan.max_batch = std::max<int64_t>(
       0, (plan.free_bytes - plan.reserve_bytes - plan.prefix_bytes) / plan.per_sequence_bytes);
@@ -1776,8 +1778,11 @@ Result<std::unique_ptr<Backend>> CreateCudaBackend(const BackendOptions& options
   }
   return std::unique_ptr<Backend>(std::make_unique<CudaBackend>(
       options.device,
-      fmt::format("cuda (device {}: {}, {} SMs)", options.device, info.name, info.sm_count),
-      info.sm_count));
+      fmt::format("cuda (device {}: {}, {} SMs{})", options.device, info.name, info.sm_count,
+                  options.state_dtype == StateDType::kF32
+                      ? ""
+                      : fmt::format(", {} state", StateDTypeName(options.state_dtype))),
+      info.sm_count, options.state_dtype));
 }
 
 }  // namespace ttc::engine

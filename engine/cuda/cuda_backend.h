@@ -28,11 +28,12 @@ Result<CudaDeviceInfo> QueryCudaDevice(int device);
 
 // Device bytes one sequence of `context_len` positions costs on the CUDA backend: bf16 KV cache of
 // the attention layers for its own positions (the first `shared_prefix` of them live in its
-// prompt's shared prefix block, see CudaPrefixBytes), f32 conv and SSM state of the SSM layers, and
+// prompt's shared prefix block, see CudaPrefixBytes), f32 conv state and the SSM state (f32 or
+// bf16 per `state_dtype`) of the SSM layers, and
 // the f32 activations and logits row of a decode step. KV buffers grow by doubling from 256
 // positions, so the rounded-up capacity is what is planned.
 int64_t CudaBytesPerSequence(const ModelConfig& config, int64_t context_len,
-                             int64_t shared_prefix = 0);
+                             int64_t shared_prefix = 0, StateDType state_dtype = StateDType::kF32);
 // Device bytes of one prompt's shared KV prefix (prompt_len positions, rounded up like the buffer
 // the prefill filled).
 int64_t CudaPrefixBytes(const ModelConfig& config, int64_t prompt_len);
@@ -48,7 +49,8 @@ struct CudaBatchPlan {
 // positions whose first shared_prefix positions are shared by the sequences of each of `prompts`
 // prompts. Errors: no device.
 Result<CudaBatchPlan> PlanCudaBatch(const ModelConfig& config, int64_t context_len, int device,
-                                    int64_t shared_prefix = 0, int64_t prompts = 0);
+                                    int64_t shared_prefix = 0, int64_t prompts = 0,
+                                    StateDType state_dtype = StateDType::kF32);
 
 // Decode steps this backend recorded as CUDA graphs, and replays of those recordings (zeros for a
 // backend that is not the CUDA one). Recording is on unless TTC_CUDA_GRAPHS=0 or TTC_CUDA_PROFILE

@@ -47,6 +47,7 @@ TEST(BenchCli, CpuRunWritesTableJsonAndStoreRows) {
     EXPECT_EQ(row["model"], "llama");
     EXPECT_EQ(row["prompt_len"].get<int>(), 8);
     EXPECT_EQ(row["gen_len"].get<int>(), 4);
+    EXPECT_EQ(row["state_dtype"], "f32");
     const double seconds = row["seconds"].get<double>();
     EXPECT_GT(seconds, 0.0);
     EXPECT_NEAR(row["step_s"].get<double>(), seconds / 4, 1e-12);
@@ -98,6 +99,8 @@ TEST(BenchCli, BadInputIsRefusedAndTheOldJsonKept) {
       {"bench" + model + " --gen-len 0", "--gen-len", 2},
       {"bench" + model + " --pipeline sometimes", "--pipeline", 2},
       {"bench" + model + " --backend tpu", "--backend", 2},
+      {"bench" + model + " --state-dtype fp8", "unknown state dtype 'fp8'", 2},
+      {"bench" + model + " --state-dtype bf16", "keeps the recurrent state in f32", 1},
       {"bench" + model + " --config llama-3.2-1b", "exactly one of --model and --config", 2},
       {"bench --config llama-9b --backend cpu", "unknown --config 'llama-9b'", 2},
       {"bench --model " + (dir / "missing").string() + " --backend cpu --json " + json.string(),

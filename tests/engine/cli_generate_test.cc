@@ -19,7 +19,10 @@ std::string PromptIdsOf(const std::filesystem::path& dir, std::vector<int64_t>* 
   auto ids = testing::ReadI64(*(*golden)->Find("prompt_ids"));
   *chain = testing::ReadI64(*(*golden)->Find("decode_ids"));
   std::string s;
-  for (auto v : ids) s += (s.empty() ? "" : ",") + std::to_string(v);
+  for (auto v : ids) {
+    if (!s.empty()) s += ',';
+    s += std::to_string(v);
+  }
   return s;
 }
 
@@ -87,6 +90,12 @@ TEST(CliGenerateErrors, UsageAndFailures) {
   r = RunTtc("generate --model /nonexistent/model --prompt-ids 1");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("/nonexistent/model"), std::string::npos) << r.output;
+  r = RunTtc("generate --model " + dir + " --prompt-ids 1 --state-dtype f16");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("unknown state dtype 'f16'"), std::string::npos) << r.output;
+  r = RunTtc("generate --model " + dir + " --prompt-ids 1 --state-dtype bf16");  // CPU backend
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("needs the CUDA backend"), std::string::npos) << r.output;
 }
 
 // A model folder with a tokenizer: text in, text out (the Llama 3 tokenizer with a random

@@ -163,7 +163,8 @@ TEST_F(BadFolder, HeaderOffsetsOutOfRange) {
   auto pos = header.find("\"data_offsets\":[");
   ASSERT_NE(pos, std::string::npos);
   pos = header.find(',', pos);
-  header.replace(pos + 1, 1, "9");  // end offset gets a leading 9: far beyond the buffer
+  ASSERT_LT(pos + 1, header.size());
+  header[pos + 1] = '9';  // end offset gets a leading 9: far beyond the buffer
   f.seekp(8);
   f.write(header.data(), static_cast<std::streamsize>(n));
   f.close();

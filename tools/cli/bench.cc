@@ -151,7 +151,7 @@ std::vector<int> ParseBatches(const std::string& s) {
 
 struct BenchArgs {
   std::string model, config, batches = "1,16,64,256,512", json, db, backend, label,
-                             pipeline = "auto";
+                             pipeline = "auto", state_dtype = "f32";
   bool random_weights = false;
   int prompt_len = 512, gen_len = 512, threads = 0, warmup_steps = 2;
   uint64_t seed = 1;
@@ -242,6 +242,10 @@ int RunBench(const BenchArgs& a) {
   } else if (backend != "cpu") {
     return UsageError("bench: --backend must be cpu or cuda");
   }
+  auto state_dtype = engine::ParseStateDType(a.state_dtype);
+  if (!state_dtype.ok())
+    return UsageError("bench: --state-dtype: " + state_dtype.status().message());
+  opts.state_dtype = *state_dtype;
 
   // The outputs are checked before the measurement, so that a bad path fails now and not after
   // minutes of benchmarking (appending nothing leaves an existing file as it is).
@@ -305,8 +309,8 @@ int RunBench(const BenchArgs& a) {
 #ifdef TTC_HAVE_CUDA_BACKEND
     if (opts.backend == engine::BackendKind::kCuda) {
       // Every sequence of the batch forks from the one prompt: its positions are shared.
-      auto plan =
-          engine::PlanCudaBatch(cfg, a.prompt_len + a.gen_len, opts.device, a.prompt_len, 1);
+      auto plan = engine::PlanCudaBatch(cfg, a.prompt_len + a.gen_len, opts.device, a.prompt_len, 1,
+                                        opts.state_dtype);
       if (!plan.ok()) return BenchFail(plan.status());
       if (plan->max_batch < 1) {
         return BenchFail(InvalidArgument(
@@ -364,6 +368,7 @@ int RunBench(const BenchArgs& a) {
                     {"roofline_shared_s", shared_s},
                     {"fraction_of_shared_roofline", shared_s / seconds},
                     {"prefill_s", prefill},
+                    {"state_dtype", std::string(engine::StateDTypeName(opts.state_dtype))},
                     {"note", note}});
     const std::string extra = rows.back().dump();
     db_rows.push_back({.table = "paper",
@@ -433,6 +438,10 @@ void RegisterBench(CLI::App& app, CommandTable& table) {
   sub->add_option("--json", a->json, "Write the table as JSON to this file");
   sub->add_option("--db", a->db, "Store the paper and step tables in this ttc database");
   sub->add_option("--backend", a->backend, "cpu | cuda (default: cuda when a GPU is present)");
+  sub->add_option("--state-dtype", a->state_dtype,
+                  "SSM recurrent state between steps: f32 | bf16 (faster, less exact; the "
+                  "roofline assumes bf16; needs the cuda backend)")
+      ->capture_default_str();
   sub->add_option("--threads", a->threads, "CPU threads (0 = all)")->capture_default_str();
   sub->add_option("--seed", a->seed, "Seed of the random weights and prompt")
       ->capture_default_str();

@@ -36,6 +36,7 @@ struct GenerateArgs {
   std::string dump_logits;
   int threads = 0;
   std::string backend = "cpu";
+  std::string state_dtype = "f32";
   std::string rope;
   int64_t random_weights = -1;
   std::string stop_ids;
@@ -111,6 +112,10 @@ int RunGenerate(const GenerateArgs& a) {
   } else if (a.backend != "cpu") {
     return UsageError("generate: --backend must be cpu or cuda");
   }
+  auto state_dtype = engine::ParseStateDType(a.state_dtype);
+  if (!state_dtype.ok())
+    return UsageError("generate: --state-dtype: " + state_dtype.status().message());
+  opts.state_dtype = *state_dtype;
   if (a.rope == "plain") {
     opts.rope_override = engine::RopeType::kPlain;
   } else if (a.rope == "llama3") {
@@ -271,6 +276,10 @@ void RegisterGenerate(CLI::App& app, CommandTable& table) {
       "safetensors file");
   sub->add_option("--threads", a->threads, "CPU threads (0 = all)")->capture_default_str();
   sub->add_option("--backend", a->backend, "cpu | cuda")->capture_default_str();
+  sub->add_option("--state-dtype", a->state_dtype,
+                  "SSM recurrent state between steps: f32 | bf16 (faster, less exact; needs "
+                  "--backend cuda)")
+      ->capture_default_str();
   sub->add_option("--rope", a->rope, "Override the attention RoPE variant: llama3 | plain");
   sub->add_option(
       "--random-weights", a->random_weights,

@@ -19,9 +19,9 @@ setup_test() {  # [seconds]: build + CUDA tests (cuda_session.sh), then failures
   grep -E "^\[cuda\] (llama|mambainllama|llamba|mamba|mamba2): max" $L/session.log | cut -c1-150
 }
 B=build-dev/bench/engine_bench
-bench() {  # label env-assignments config batches [gen]
+bench() {  # label env-assignments config batches [gen]; BENCH_ARGS: more bench options
   env $2 timeout ${BENCH_TIMEOUT:-100} $B bench --config $3 --backend cuda --batch $4 --prompt-len 512 \
-    --gen-len ${5:-512} --json $L/bench-$1-$3.json > $L/bench-$1-$3.log 2>&1
+    --gen-len ${5:-512} ${BENCH_ARGS:-} --json $L/bench-$1-$3.json > $L/bench-$1-$3.log 2>&1
   el "bench $1 $3 B=$4 gen ${5:-512}"; rows $L/bench-$1-$3.log
 }
 san() {  # label tool seconds test-binary gtest-filter: one compute-sanitizer run, its summary line
