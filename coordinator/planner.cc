@@ -50,13 +50,10 @@ Result<store::NewExperiment> PlanExperiment(const experiments::GridSpec& grid,
     store::Model model;
     model.name = m.name;
     model.path = m.path;
-    model.options_json = nlohmann::json{
-        {"kind", "generate"},
-        {"dtype", m.dtype},
-        {"rope", m.rope},
-        {"backend", m.backend},
-        {"max_batch",
-         m.max_batch}}.dump();
+    model.options_json = nlohmann::json{{"kind", "generate"},       {"dtype", m.dtype},
+                                        {"rope", m.rope},           {"backend", m.backend},
+                                        {"max_batch", m.max_batch}, {"state_dtype", m.state_dtype}}
+                             .dump();
     plan.models.push_back(std::move(model));
   }
   if (grid.reward_model) {

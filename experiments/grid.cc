@@ -111,6 +111,7 @@ const std::vector<std::string> kChatTemplates = {"sal", "llama3-stock", "tokeniz
 const std::vector<std::string> kDtypes = {"bf16", "f16", "f32"};
 const std::vector<std::string> kRopes = {"auto", "llama3", "plain"};
 const std::vector<std::string> kBackends = {"auto", "cuda", "cpu"};
+const std::vector<std::string> kStateDtypes = {"f32", "bf16"};
 const std::vector<std::string> kAggregations = {"last", "min", "prod", "mean"};
 const std::vector<std::string> kPrmTemplates = {"auto", "tokenizer-config", "llama3-stock"};
 const std::vector<std::string> kGraders = {"sal", "strict"};
@@ -516,7 +517,8 @@ void ParseModels(const json& doc, const GridParseOptions& options, GridSpec* spe
                                            ObjectReader::TypeName(m))});
       continue;
     }
-    ObjectReader r(m, path, {"name", "path", "dtype", "rope", "backend", "max_batch"}, errors);
+    ObjectReader r(
+        m, path, {"name", "path", "dtype", "rope", "backend", "max_batch", "state_dtype"}, errors);
     ModelSpec model;
     if (r.String("name", &model.name, /*required=*/true)) {
       if (!ValidName(model.name)) {
@@ -534,6 +536,7 @@ void ParseModels(const json& doc, const GridParseOptions& options, GridSpec* spe
     r.Enum("rope", &model.rope, kRopes);
     r.Enum("backend", &model.backend, kBackends);
     r.Int("max_batch", &model.max_batch, 0, 65536);
+    r.Enum("state_dtype", &model.state_dtype, kStateDtypes);
     r.Finish();
     spec->models.push_back(std::move(model));
   }
@@ -789,7 +792,8 @@ json GridSpecToJson(const GridSpec& spec) {
                       {"dtype", m.dtype},
                       {"rope", m.rope},
                       {"backend", m.backend},
-                      {"max_batch", m.max_batch}});
+                      {"max_batch", m.max_batch},
+                      {"state_dtype", m.state_dtype}});
   }
   doc["models"] = std::move(models);
   doc["temperatures"] = spec.temperatures;

@@ -42,6 +42,7 @@
 //   models[i].rope                string    "auto"             auto | llama3 | plain
 //   models[i].backend             string    "auto"             auto | cuda | cpu
 //   models[i].max_batch           int       0 (engine)         0..65536
+//   models[i].state_dtype         string    "f32"              f32 | bf16 (SSM state, CUDA only)
 //   temperatures                  [number]  [0.8]              each in [0, 5], no duplicates
 //   n_samples                     int       16                 1..65536 per (model, temp, problem)
 //   k_values                      [int]     1,2,4..,n          in 1..n_samples, increasing
@@ -128,6 +129,8 @@ struct ModelSpec {
   std::string rope = "auto";     // auto | llama3 | plain
   std::string backend = "auto";  // auto | cuda | cpu
   int max_batch = 0;             // 0: the engine decides
+  // The SSM layers' recurrent state between decode steps (engine::StateDType): f32 | bf16.
+  std::string state_dtype = "f32";
 
   bool operator==(const ModelSpec&) const = default;
 };

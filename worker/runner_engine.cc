@@ -79,6 +79,9 @@ class EngineRunner : public UnitRunner {
     std::string rope = unit.model_options.value("rope", "auto");
     if (rope == "llama3") mo.rope_override = engine::RopeType::kLlama3;
     if (rope == "plain") mo.rope_override = engine::RopeType::kPlain;
+    // Absent in units planned before the field existed: f32.
+    TTC_ASSIGN_OR_RETURN(mo.state_dtype,
+                         engine::ParseStateDType(unit.model_options.value("state_dtype", "f32")));
     spdlog::info("loading model {} ({})", unit.model_name, path);
     TTC_ASSIGN_OR_RETURN(model_, engine::LoadModel(path, mo));
     if (model_->tokenizer() == nullptr) {

@@ -272,6 +272,9 @@ TEST(GridErrorsTest, Models) {
                        "models[0].backend: 'gpu' is not one of 'auto', 'cuda' or 'cpu'"));
   EXPECT_TRUE(HasError(ErrorsWith(R"({"models": [{"name": "m", "path": "/p", "max_batch": -2}]})"),
                        "models[0].max_batch: -2 is out of range [0, 65536]"));
+  EXPECT_TRUE(
+      HasError(ErrorsWith(R"({"models": [{"name": "m", "path": "/p", "state_dtype": "f16"}]})"),
+               "models[0].state_dtype: 'f16' is not one of 'f32' or 'bf16'"));
 }
 
 TEST(GridErrorsTest, ModelFilesAreChecked) {
@@ -413,7 +416,8 @@ TEST(GridRoundTripTest, ToJsonAndBack) {
           "fields": {"question": "q", "answer": "a", "id": "i"}, "limit": 3, "ids": ["1", "2"]},
           "data_dir": "data", "prompt": {"template": "custom", "text": "T {question}", "system": "S",
           "chat_template": "none", "date": "02 Feb 2025"},
-          "models": [{"name": "m", "path": "m", "dtype": "f32", "rope": "plain", "backend": "cpu", "max_batch": 4},
+          "models": [{"name": "m", "path": "m", "dtype": "f32", "rope": "plain", "backend": "cpu", "max_batch": 4,
+                      "state_dtype": "bf16"},
                      {"name": "n", "path": "/n"}],
           "temperatures": [0, 0.25, 1.5], "n_samples": 10, "k_values": [1, 3, 10], "top_k": 50, "top_p": 0.95,
           "max_new_tokens": 77, "seed": 18446744073709551615,

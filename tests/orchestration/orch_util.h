@@ -5,6 +5,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -180,7 +181,7 @@ inline nlohmann::json TinyGrid(const std::string& name, const std::filesystem::p
                                int num_models = 1) {
   nlohmann::json models = nlohmann::json::array();
   for (int m = 0; m < num_models; ++m) {
-    models.push_back({{"name", "m" + std::to_string(m)}, {"path", model.string()}});
+    models.push_back({{"name", fmt::format("m{}", m)}, {"path", model.string()}});
   }
   return {{"name", name},
           {"dataset", {{"name", "synthetic"}, {"count", problems}, {"seed", 7}}},

@@ -1,5 +1,6 @@
 // Unit tests of the wire protocol (round trips, validation, hostile input) and of planning (every
 // sample exactly once, unit bounds, order keys covering every model early).
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <map>
@@ -122,7 +123,7 @@ experiments::GridSpec Grid(int n, int per_unit, int problems_models = 2) {
 
 std::vector<experiments::Problem> Problems(int n) {
   std::vector<experiments::Problem> p(n);
-  for (int i = 0; i < n; ++i) p[i].id = "p" + std::to_string(i);
+  for (int i = 0; i < n; ++i) p[i].id = fmt::format("p{}", i);
   return p;
 }
 
@@ -145,6 +146,21 @@ TEST(Planner, EverySampleExactlyOnceWithinBounds) {
     }
     EXPECT_EQ(seen.size(), static_cast<size_t>(2 * 2 * problems * n));
   }
+}
+
+// The models' options reach the workers through the store (Assign.model_options).
+TEST(Planner, ModelOptionsCarryTheSpec) {
+  auto grid = Grid(4, 4);
+  grid.models[1].rope = "plain";
+  grid.models[1].state_dtype = "bf16";
+  auto plan = coordinator::PlanExperiment(grid, "{}", Problems(2), "fp");
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  ASSERT_EQ(plan->models.size(), 2u);
+  const auto m0 = nlohmann::json::parse(plan->models[0].options_json);
+  const auto m1 = nlohmann::json::parse(plan->models[1].options_json);
+  EXPECT_EQ(m0["state_dtype"], "f32");
+  EXPECT_EQ(m1["state_dtype"], "bf16");
+  EXPECT_EQ(m1["rope"], "plain");
 }
 
 TEST(Planner, EarlyUnitsCoverEveryModelAndTheFirstSamples) {
