@@ -615,8 +615,18 @@ __device__ __forceinline__ void LoadWords(const uint16_t* p, uint32_t (&w)[NW]) 
 // One warp iteration's operands of NS 16-position sub-tiles from `base` for the mma kernels, all
 // loads issued before any is used; positions at or past p_end read row `base` (always valid; the
 // callers give them probability 0). kw[u][j][cq]: the 16 bytes of K row base + 16u + 8j + g at
-// dimensions 32 cq + 8 t + [0, 8); vw[u][i]: dimensions g HD/8 + [0, HD/8) of V rows base + 16u +
-// {2t, 2t+1, 2t+8, 2t+9}[i].
+// dimensions 32 cq + 8 t + [0, 8); vw[u][i]: the HD/8 dimensions VDim(g, s), s < HD/8, of V rows
+// base + 16u + {2t, 2t+1, 2t+8, 2t+9}[i].
+// Head_dim 128: lane group g holds dimensions 8g + [0, 8) and 64 + 8g + [0, 8), so each 16-byte
+// load instruction of the warp reads 128 contiguous bytes of a V row (whole sectors). With
+// 16g + [0, 16) each instruction read half of every sector it touched (Nsight Compute, call AC:
+// 32 % of the own-range kernel's sectors excessive, L1 hit 33 %); whole sectors measured -1 to -6 %
+// in the attention micro-benchmark and neutral in the engine (call AD).
+template <int HD>
+__device__ __forceinline__ constexpr int VDim(int g, int s) {
+  if constexpr (HD == 128) return (s >> 3) * 64 + g * 8 + (s & 7);
+  return g * (HD / 8) + s;
+}
 template <int NS, int HD>
 __device__ __forceinline__ void LoadKvTile(const HeadKv& hk, int base, int p_end, int g, int t,
                                            uint32_t (&kw)[NS][2][HD / 32][4],
@@ -641,7 +651,21 @@ __device__ __forceinline__ void LoadKvTile(const HeadKv& hk, int base, int p_end
     for (int i = 0; i < 4; ++i) {
       int p = base + 16 * u + 2 * t + (i & 1) + 8 * (i >> 1);
       p = p < p_end ? p : base;
-      LoadWords<HD / 16>(hk.V(p) + g * (HD / 8), vw[u][i]);
+      if constexpr (HD == 128) {
+        const uint16_t* v = hk.V(p) + g * 8;
+        const uint4 a = *reinterpret_cast<const uint4*>(v);
+        const uint4 b = *reinterpret_cast<const uint4*>(v + 64);
+        vw[u][i][0] = a.x;
+        vw[u][i][1] = a.y;
+        vw[u][i][2] = a.z;
+        vw[u][i][3] = a.w;
+        vw[u][i][4] = b.x;
+        vw[u][i][5] = b.y;
+        vw[u][i][6] = b.z;
+        vw[u][i][7] = b.w;
+      } else {
+        LoadWords<HD / 16>(hk.V(p) + g * (HD / 8), vw[u][i]);
+      }
     }
   }
 }
@@ -786,7 +810,7 @@ __global__ void __launch_bounds__(NW * 32, (MmaMinBlocks<HD, NS, NW>()))
       const uint32_t a2 = PackBf16x2(ph[1][0], ph[1][1]), a3 = PackBf16x2(pl[1][0], pl[1][1]);
 #pragma unroll
       for (int s = 0; s < DPL; ++s) {
-        // B[k][column g] = V[position k][dimension g DPL + s]: the halves s % 2 of the lane's word
+        // B[k][column g] = V[position k][dimension VDim(g, s)]: the halves s % 2 of the lane's word
         // s / 2 at positions (2t, 2t+1) and (2t+8, 2t+9).
         const uint32_t sel = (s & 1) ? 0x7632u : 0x5410u;
         const uint32_t b0 = __byte_perm(vw[u][0][s >> 1], vw[u][1][s >> 1], sel);
@@ -802,11 +826,11 @@ __global__ void __launch_bounds__(NW * 32, (MmaMinBlocks<HD, NS, NW>()))
       sm[warp][g] = m;
       sl[warp][g] = l;
     }
-    // acc[s] = O[row g / g + 8][column 2t + {0, 1}] of n-tile s: dimension (2t + e) DPL + s.
+    // acc[s] = O[row g / g + 8][column 2t + {0, 1}] of n-tile s: dimension VDim(2t + e, s).
 #pragma unroll
     for (int s = 0; s < DPL; ++s) {
-      sacc[warp][g][(2 * t) * DPL + s] = acc[s][0] + acc[s][2];
-      sacc[warp][g][(2 * t + 1) * DPL + s] = acc[s][1] + acc[s][3];
+      sacc[warp][g][VDim<HD>(2 * t, s)] = acc[s][0] + acc[s][2];
+      sacc[warp][g][VDim<HD>(2 * t + 1, s)] = acc[s][1] + acc[s][3];
     }
   }
   __syncthreads();
