@@ -79,6 +79,21 @@ struct PendingScores {
   protocol::ScoresResult scores;
 };
 
+// Whether a model's units may run on a worker: a grid's `backend` "cuda" (or a bf16 recurrent
+// state, which only the CUDA backend keeps) needs a GPU worker, "cpu" a CPU worker ("auto": any).
+bool BackendFits(const std::string& options_json, bool cpu_worker) {
+  const auto opts = nlohmann::json::parse(options_json, nullptr, /*allow_exceptions=*/false);
+  if (!opts.is_object()) return true;
+  const auto text = [&](const char* key, const char* fallback) {
+    const auto it = opts.find(key);
+    return it != opts.end() && it->is_string() ? it->get<std::string>() : std::string(fallback);
+  };
+  const std::string backend = text("backend", "auto");
+  const bool needs_cuda = backend == "cuda" || text("state_dtype", "f32") == "bf16";
+  if (needs_cuda) return !cpu_worker;
+  return backend != "cpu" || cpu_worker;
+}
+
 }  // namespace
 
 class Coordinator::Impl {
@@ -609,11 +624,33 @@ Result<protocol::Assign> Coordinator::Impl::BuildAssign(const store::Unit& unit)
 }
 
 Result<std::optional<protocol::Assign>> Coordinator::Impl::ClaimFor(LiveWorker& w) {
+  // The models this worker may run (BackendFits), by name over the active experiments; a name
+  // that does not fit in any of them is left out everywhere (ClaimUnit filters by name only).
+  const bool cpu_worker = w.hello.device.rfind("cpu", 0) == 0;
+  std::vector<std::string> allowed;
+  bool restricted = false;
+  if (auto exps = store_->ListExperiments(); exps.ok()) {
+    std::set<std::string> fit, unfit;
+    for (const auto& e : *exps) {
+      if (e.state != store::ExperimentState::kActive) continue;
+      auto info = Experiment(e.id);
+      if (!info.ok()) continue;
+      for (const auto& m : (*info)->models) {
+        (BackendFits(m.options_json, cpu_worker) ? fit : unfit).insert(m.name);
+      }
+    }
+    restricted = !unfit.empty();
+    for (const auto& name : fit) {
+      if (!unfit.count(name)) allowed.push_back(name);
+    }
+  }
+  if (restricted && allowed.empty()) return std::optional<protocol::Assign>();
   for (int tries = 0; tries < 64; ++tries) {
     store::ClaimOptions co;
     co.worker_id = w.id;
     co.now = store::UnixSeconds();
     co.lease_seconds = options_.lease_s;
+    if (restricted) co.allowed_models = allowed;
     // Affinity: every experiment's model whose folder is the one the worker holds.
     if (!w.hello.loaded_model.empty()) {
       auto exps = store_->ListExperiments();

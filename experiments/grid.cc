@@ -536,7 +536,10 @@ void ParseModels(const json& doc, const GridParseOptions& options, GridSpec* spe
     r.Enum("rope", &model.rope, kRopes);
     r.Enum("backend", &model.backend, kBackends);
     r.Int("max_batch", &model.max_batch, 0, 65536);
-    r.Enum("state_dtype", &model.state_dtype, kStateDtypes);
+    if (r.Enum("state_dtype", &model.state_dtype, kStateDtypes) && model.state_dtype == "bf16" &&
+        model.backend == "cpu") {
+      r.Error("state_dtype", "bf16 needs the cuda backend (backend is 'cpu')");
+    }
     r.Finish();
     spec->models.push_back(std::move(model));
   }

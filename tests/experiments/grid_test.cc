@@ -275,6 +275,10 @@ TEST(GridErrorsTest, Models) {
   EXPECT_TRUE(
       HasError(ErrorsWith(R"({"models": [{"name": "m", "path": "/p", "state_dtype": "f16"}]})"),
                "models[0].state_dtype: 'f16' is not one of 'f32' or 'bf16'"));
+  EXPECT_TRUE(HasError(
+      ErrorsWith(
+          R"({"models": [{"name": "m", "path": "/p", "backend": "cpu", "state_dtype": "bf16"}]})"),
+      "models[0].state_dtype: bf16 needs the cuda backend"));
 }
 
 TEST(GridErrorsTest, ModelFilesAreChecked) {
@@ -416,8 +420,8 @@ TEST(GridRoundTripTest, ToJsonAndBack) {
           "fields": {"question": "q", "answer": "a", "id": "i"}, "limit": 3, "ids": ["1", "2"]},
           "data_dir": "data", "prompt": {"template": "custom", "text": "T {question}", "system": "S",
           "chat_template": "none", "date": "02 Feb 2025"},
-          "models": [{"name": "m", "path": "m", "dtype": "f32", "rope": "plain", "backend": "cpu", "max_batch": 4,
-                      "state_dtype": "bf16"},
+          "models": [{"name": "m", "path": "m", "dtype": "f32", "rope": "plain", "backend": "cpu", "max_batch": 4},
+                     {"name": "s", "path": "/s", "state_dtype": "bf16"},
                      {"name": "n", "path": "/n"}],
           "temperatures": [0, 0.25, 1.5], "n_samples": 10, "k_values": [1, 3, 10], "top_k": 50, "top_p": 0.95,
           "max_new_tokens": 77, "seed": 18446744073709551615,

@@ -111,6 +111,44 @@ TEST_F(Orchestration, ThreeWorkersFinishASmallGrid) {
   EXPECT_EQ(Submit(TinyGrid("three", dir_ / "model", 6, 4, 24, 4, 2)), exp);
 }
 
+// A grid's `backend` decides which workers claim a model's units: a CPU worker runs the model left
+// on "auto" and leaves the "cuda" one and the one with a bf16 state (CUDA only) pending, without
+// failing them.
+TEST_F(Orchestration, UnitsGoOnlyToWorkersOfTheirBackend) {
+  auto coord = StartCoordinator();
+  auto grid = TinyGrid("backends", dir_ / "model", 3, 2, 16, 2, 3);
+  grid["models"][1]["backend"] = "cuda";
+  grid["models"][2]["state_dtype"] = "bf16";
+  int64_t exp = Submit(grid);
+  ASSERT_GT(exp, 0);
+  auto w = StartWorker("a");
+  auto samples = [](const nlohmann::json& s) {
+    return FirstExperiment(s).value("samples", int64_t{-1});
+  };
+  auto st = WaitStatus(endpoint_, 60, [&](const auto& s) { return samples(s) == 6; });
+  ASSERT_EQ(samples(st), 6) << st.dump() << coord->Log();
+  // The worker keeps asking for work; the other models' units stay pending.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  st = WaitStatus(endpoint_, 10, [](const auto&) { return true; });
+  EXPECT_EQ(samples(st), 6) << st.dump();
+  EXPECT_EQ(FirstExperiment(st)["units"]["failed"], 0) << st.dump();
+  EXPECT_GT(FirstExperiment(st)["units"]["pending"].get<int64_t>(), 0) << st.dump();
+  EXPECT_NE(ExperimentState(st), "done");
+  auto db = store::Store::Open((dir_ / "t.db").string());
+  ASSERT_TRUE(db.ok());
+  auto models = (*db)->ListModels(exp);
+  ASSERT_TRUE(models.ok());
+  auto rows = (*db)->ListSamples({.experiment_id = exp});
+  ASSERT_TRUE(rows.ok());
+  for (const auto& r : *rows) {
+    for (const auto& m : *models) {
+      if (m.id == r.model_id) EXPECT_EQ(m.name, "m0");
+    }
+  }
+  w->Signal(SIGTERM);
+  EXPECT_EQ(w->Wait(10), 0) << w->Log();
+}
+
 TEST_F(Orchestration, PrmScoreUnitsScoreEveryStepOfEverySample) {
   auto coord = StartCoordinator();
   nlohmann::json grid = TinyGrid("prm", dir_ / "model", 2, 2, 48, 4);
@@ -357,6 +395,21 @@ TEST_F(Orchestration, CurveRefusesClientsWithoutAnAuthorizedKey) {
   ASSERT_EQ(st.exit_code, 0) << st.output;
   auto j = nlohmann::json::parse(st.output.substr(st.output.find('{')));
   EXPECT_GE(j["coordinator"]["counters"]["zap_denied"].get<int>(), 1);
+}
+
+// `ttc run` without GPUs refuses a grid whose model needs CUDA workers (it would never finish),
+// before it starts anything.
+TEST_F(Orchestration, RunCommandRefusesCudaOnlyModelsWithoutGpus) {
+  auto grid = dir_ / "cuda-grid.json";
+  auto g = TinyGrid("cuda-only", dir_ / "model", 2, 2, 8, 2, 2);
+  g["models"][1]["state_dtype"] = "bf16";
+  WriteFile(grid, g.dump());
+  const std::string db = (dir_ / "cuda.db").string();
+  auto r = RunTtc("run " + grid.string() + " --db " + db + " --cpu");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("model 'm1'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("needs CUDA workers"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(db));
 }
 
 TEST_F(Orchestration, RunCommandFinishesAndResumes) {

@@ -154,6 +154,24 @@ int RunAll(const RunOptions& o) {
               << grid.status().message() << "\n";
     return kExitUsage;
   }
+  // Which workers the grid's models need (their `backend`; a bf16 state runs on CUDA only).
+  bool any_cpu = false, all_cpu = true;
+  std::string needs_cuda;
+  auto note_model = [&](const std::string& name, const std::string& backend,
+                        const std::string& state_dtype) {
+    any_cpu = any_cpu || backend == "cpu";
+    all_cpu = all_cpu && backend == "cpu";
+    if (needs_cuda.empty() && (backend == "cuda" || state_dtype == "bf16")) needs_cuda = name;
+  };
+  for (const auto& m : grid->models) note_model(m.name, m.backend, m.state_dtype);
+  if (grid->reward_model) note_model(grid->reward_model->name, grid->reward_model->backend, "f32");
+  const int gpus = o.cpu || all_cpu ? 0 : CountGpus();
+  if (gpus == 0 && !needs_cuda.empty()) {
+    std::cerr << "error: model '" << needs_cuda << "' of " << o.grid
+              << " needs CUDA workers (backend cuda or state_dtype bf16), and this run has no GPU"
+              << (o.cpu ? " (--cpu)" : "") << "\n";
+    return kExitUsage;
+  }
   std::string db = o.db.empty() ? grid->name + ".ttc.db" : o.db;
   std::string log_path = db + ".log";
   int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -217,11 +235,12 @@ int RunAll(const RunOptions& o) {
   std::cout << (resumed ? "resuming" : "started") << " experiment " << exp << " '" << grid->name
             << "' in " << db << " (logs: " << log_path << ")\n";
 
-  // Workers: one per GPU, else CPU workers sharing the cores.
-  int gpus = o.cpu ? 0 : CountGpus();
-  int n = o.workers > 0 ? o.workers : (gpus > 0 ? gpus : 1);
+  // Workers: one per GPU (plus one CPU worker when a model asks for the CPU backend), else CPU
+  // workers sharing the cores.
+  int n = o.workers > 0 ? o.workers : (gpus > 0 ? gpus + (any_cpu ? 1 : 0) : 1);
   unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-  int threads = o.threads > 0 ? o.threads : std::max(1, static_cast<int>(hw) / n);
+  const int cpu_workers = std::max(1, n - gpus);
+  int threads = o.threads > 0 ? o.threads : std::max(1, static_cast<int>(hw) / cpu_workers);
   std::vector<pid_t> workers;
   for (int i = 0; i < n; ++i) {
     std::vector<std::string> args = {"ttc",    "worker",         "--coordinator",
