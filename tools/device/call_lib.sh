@@ -2,7 +2,7 @@
 # carried libraries, step timing (el), the table rows of a bench log (rows), the ms/step of one
 # batch in a bench log (ms_at), the build and CUDA tests with their summary (setup_test), one
 # benchmark run (bench label "ENV=..." config batches [gen]), one compute-sanitizer run (san), the
-# Nsight Compute binary (ncu_bin) and the full table with the Hugging Face baseline (full_table).
+# Nsight Compute binary (ncu_bin), one profiled kernel launch (ncu_kernel) and the full table with the Hugging Face baseline (full_table).
 # Source it; the scripts then run their `main` under `timeout ... bash -c main`, so everything here
 # is exported.
 set -u
@@ -29,6 +29,12 @@ san() {  # label tool seconds test-binary gtest-filter: one compute-sanitizer ru
     > $L/san-$2-$1.log 2>&1
   el "sanitizer $2 $1 rc $? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' $L/san-$2-$1.log | tail -1)"
 }
+ncu_kernel() {  # log seconds kernel-regex launch-skip config batch gen [sections...]: one profiled launch
+  local log=$1 secs=$2 k=$3 skip=$4 cfg=$5 b=$6 gen=$7; shift 7
+  TTC_CUDA_GRAPHS=0 timeout $secs $(ncu_bin) --clock-control none -k regex:"$k" --launch-skip $skip \
+    --launch-count 1 "$@" $B bench --config $cfg --backend cuda --batch $b --prompt-len 512 --gen-len $gen \
+    --warmup-steps 0 > $log 2>&1
+}
 full_table() {  # the six configurations at B=1..512 (512 steps) and the Hugging Face baseline
   for cfg in llama-3.2-1b llama-3.2-3b mambainllama-3b mambainllama-1b llamba-1b llamba-3b; do
     bench table TTC_NONE=1 $cfg 1,16,64,256,512
@@ -36,4 +42,4 @@ full_table() {  # the six configurations at B=1..512 (512 steps) and the Hugging
   timeout 100 python3 tools/bench/hf_baseline.py --model llama-3.2-1b --batch 256 --json $L/hf.json > $L/hf.log 2>&1
   el "hf"; tail -1 $L/hf.log
 }
-export -f el rows ms_at ncu_bin setup_test bench san full_table; export L T0 B
+export -f el rows ms_at ncu_bin ncu_kernel setup_test bench san full_table; export L T0 B

@@ -7,16 +7,11 @@
 # $OUT/logs.tgz.
 source "$(dirname "$0")/call_lib.sh"
 main() {
-  local NCU=$(ncu_bin)
   OUT=$L timeout 200 tools/device/cuda_session.sh setup > $L/session.log 2>&1; el "setup"
   local S="--section SpeedOfLight --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis --section SchedulerStats --section SourceCounters"
   # Graphs off: one launch per attention layer and step (28 per step for Llama-3B).
-  TTC_CUDA_GRAPHS=0 timeout 150 $NCU --clock-control none -k regex:"AttentionMmaKernel" --launch-skip $((28 * 256)) \
-    --launch-count 1 $S $B bench --config llama-3.2-3b --backend cuda --batch 512 --prompt-len 512 --gen-len 260 \
-    --warmup-steps 0 > $L/ncu-own.log 2>&1; el "ncu own-range attention"
-  TTC_CUDA_GRAPHS=0 timeout 90 $NCU --clock-control none -k regex:"Mamba1Scan" --launch-skip 44 \
-    --launch-count 1 $S $B bench --config mambainllama-3b --backend cuda --batch 512 --prompt-len 512 --gen-len 6 \
-    --warmup-steps 0 > $L/ncu-mil.log 2>&1; el "ncu mamba1"
+  ncu_kernel $L/ncu-own.log 150 AttentionMmaKernel $((28 * 256)) llama-3.2-3b 512 260 $S; el "ncu own-range attention"
+  ncu_kernel $L/ncu-mil.log 90 Mamba1Scan 44 mambainllama-3b 512 6 $S; el "ncu mamba1"
   for f in own mil; do
     grep -E "^  [A-Za-z].*Kernel|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Registers Per|L1/TEX Hit|L2 Hit|Warp Cycles Per Issued|Issued Warp|No Eligible|Stall|stalled" $L/ncu-$f.log | cut -c1-170 | head -30
   done

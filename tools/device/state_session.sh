@@ -11,7 +11,6 @@
 # --state-dtype, see bf16_session.sh.)
 source "$(dirname "$0")/call_lib.sh"
 main() {
-  local NCU=$(ncu_bin)
   setup_test 200
   grep -E "^\[cuda\] (ssd|mamba1)" $L/session.log | head -40
   local G='*GoldenLogitsAndGreedyChain*'
@@ -34,9 +33,7 @@ main() {
   san kernels racecheck 60 cuda_kernel_test 'CudaSsd.*:CudaMamba1.*'
   TTC_CUDA_STATE_BF16=1 san family-bf16 memcheck 60 cuda_test '*BatchedDecodeEqualsSingle*'
   local S="--section SpeedOfLight --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis"
-  TTC_CUDA_GRAPHS=0 timeout 60 $NCU --clock-control none -k regex:"Mamba1Scan" --launch-skip 44 \
-    --launch-count 1 $S $B bench --config mambainllama-3b --backend cuda --batch 512 --prompt-len 512 --gen-len 6 \
-    --warmup-steps 0 > $L/ncu-mil.log 2>&1; el "ncu mil"
+  ncu_kernel $L/ncu-mil.log 60 Mamba1Scan 44 mambainllama-3b 512 6 $S; el "ncu mil"
   grep -E "^  [A-Za-z].*Kernel|Duration|Memory Throughput|DRAM Throughput|Achieved Occupancy|L1/TEX Hit|L2 Hit|Stall|Warp Cycles Per Issued" $L/ncu-mil.log | cut -c1-150 | head -24
 }
 export -f main

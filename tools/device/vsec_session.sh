@@ -8,7 +8,6 @@
 # $OUT/logs.tgz. (TTC_ATTN_V was removed after this call; the whole-sector map is the only one.)
 source "$(dirname "$0")/call_lib.sh"
 main() {
-  local NCU=$(ncu_bin)
   setup_test 200
   grep -E "^\[cuda\] attention mma(-w1)? head_dim 128" $L/session.log | head -8
   cmake --build build-dev -j 16 --target cuda_attention > $L/build-attn.log 2>&1; el "build cuda_attention rc $?"
@@ -22,9 +21,7 @@ main() {
   done
   san attn memcheck 60 cuda_kernel_test 'CudaAttention.*'
   local S="--section SpeedOfLight --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis --section SourceCounters"
-  TTC_CUDA_GRAPHS=0 timeout 100 $NCU --clock-control none -k regex:"AttentionMmaKernel" --launch-skip $((28 * 256)) \
-    --launch-count 1 $S $B bench --config llama-3.2-3b --backend cuda --batch 512 --prompt-len 512 --gen-len 260 \
-    --warmup-steps 0 > $L/ncu-own.log 2>&1; el "ncu own-range attention"
+  ncu_kernel $L/ncu-own.log 100 AttentionMmaKernel $((28 * 256)) llama-3.2-3b 512 260 $S; el "ncu own-range attention"
   grep -E "^  [A-Za-z].*Kernel|Duration|DRAM Throughput|L1/TEX Hit|Warp Cycles Per Issued|excessive sectors" $L/ncu-own.log | cut -c1-170 | head -12
 }
 export -f main
