@@ -79,21 +79,6 @@ struct PendingScores {
   protocol::ScoresResult scores;
 };
 
-// Whether a model's units may run on a worker: a grid's `backend` "cuda" (or a bf16 recurrent
-// state, which only the CUDA backend keeps) needs a GPU worker, "cpu" a CPU worker ("auto": any).
-bool BackendFits(const std::string& options_json, bool cpu_worker) {
-  const auto opts = nlohmann::json::parse(options_json, nullptr, /*allow_exceptions=*/false);
-  if (!opts.is_object()) return true;
-  const auto text = [&](const char* key, const char* fallback) {
-    const auto it = opts.find(key);
-    return it != opts.end() && it->is_string() ? it->get<std::string>() : std::string(fallback);
-  };
-  const std::string backend = text("backend", "auto");
-  const bool needs_cuda = backend == "cuda" || text("state_dtype", "f32") == "bf16";
-  if (needs_cuda) return !cpu_worker;
-  return backend != "cpu" || cpu_worker;
-}
-
 }  // namespace
 
 class Coordinator::Impl {
@@ -624,26 +609,33 @@ Result<protocol::Assign> Coordinator::Impl::BuildAssign(const store::Unit& unit)
 }
 
 Result<std::optional<protocol::Assign>> Coordinator::Impl::ClaimFor(LiveWorker& w) {
-  // The models this worker may run (BackendFits), by name over the active experiments; a name
-  // that does not fit in any of them is left out everywhere (ClaimUnit filters by name only).
+  // One pass over the active experiments: the models this worker may run (experiments::
+  // ModelWorkers; by name, as ClaimUnit filters by name only, so a name that does not fit in any
+  // experiment is left out everywhere) and, for affinity, the models whose folder it holds.
   const bool cpu_worker = w.hello.device.rfind("cpu", 0) == 0;
-  std::vector<std::string> allowed;
-  bool restricted = false;
+  std::set<std::string> fit, unfit;
+  std::vector<std::string> preferred;
   if (auto exps = store_->ListExperiments(); exps.ok()) {
-    std::set<std::string> fit, unfit;
     for (const auto& e : *exps) {
       if (e.state != store::ExperimentState::kActive) continue;
       auto info = Experiment(e.id);
       if (!info.ok()) continue;
+      for (const auto& [name, kind] : experiments::GridWorkers((*info)->grid)) {
+        const bool ok = kind == experiments::WorkerKind::kAny ||
+                        (kind == experiments::WorkerKind::kCpu) == cpu_worker;
+        (ok ? fit : unfit).insert(name);
+      }
+      if (w.hello.loaded_model.empty()) continue;
       for (const auto& m : (*info)->models) {
-        (BackendFits(m.options_json, cpu_worker) ? fit : unfit).insert(m.name);
+        if (m.path == w.hello.loaded_model) preferred.push_back(m.name);
       }
     }
-    restricted = !unfit.empty();
-    for (const auto& name : fit) {
-      if (!unfit.count(name)) allowed.push_back(name);
-    }
   }
+  std::vector<std::string> allowed;
+  for (const auto& name : fit) {
+    if (!unfit.count(name)) allowed.push_back(name);
+  }
+  const bool restricted = !unfit.empty();
   if (restricted && allowed.empty()) return std::optional<protocol::Assign>();
   for (int tries = 0; tries < 64; ++tries) {
     store::ClaimOptions co;
@@ -651,20 +643,7 @@ Result<std::optional<protocol::Assign>> Coordinator::Impl::ClaimFor(LiveWorker& 
     co.now = store::UnixSeconds();
     co.lease_seconds = options_.lease_s;
     if (restricted) co.allowed_models = allowed;
-    // Affinity: every experiment's model whose folder is the one the worker holds.
-    if (!w.hello.loaded_model.empty()) {
-      auto exps = store_->ListExperiments();
-      if (exps.ok()) {
-        for (const auto& e : *exps) {
-          if (e.state != store::ExperimentState::kActive) continue;
-          auto info = Experiment(e.id);
-          if (!info.ok()) continue;
-          for (const auto& m : (*info)->models) {
-            if (m.path == w.hello.loaded_model) co.preferred_models.push_back(m.name);
-          }
-        }
-      }
-    }
+    co.preferred_models = preferred;
     TTC_ASSIGN_OR_RETURN(std::optional<store::Unit> unit, store_->ClaimUnit(co));
     if (!unit) return std::optional<protocol::Assign>();
     auto assign = BuildAssign(*unit);

@@ -638,14 +638,19 @@ Status AttachTokenizer(Model& model, const std::filesystem::path& dir,
   return Status::Ok();
 }
 
+namespace {
+BackendOptions BackendOptionsOf(const ModelOptions& o) {
+  return {o.backend, o.threads, o.device, o.state_dtype};
+}
+}  // namespace
+
 Result<std::unique_ptr<Model>> LoadModel(const std::filesystem::path& dir,
                                          const ModelOptions& options) {
   TTC_ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(dir));
   if (options.rope_override) config.rope.type = *options.rope_override;
   TTC_ASSIGN_OR_RETURN(Checkpoint ckpt, Checkpoint::Open(dir));
   CheckpointSource src(std::move(ckpt));
-  TTC_ASSIGN_OR_RETURN(auto backend,
-                       CreateBackend({options.backend, options.threads, options.device, options.state_dtype}));
+  TTC_ASSIGN_OR_RETURN(auto backend, CreateBackend(BackendOptionsOf(options)));
   std::unique_ptr<Model> model(new Model());
   model->config_ = config;
   model->dir_ = dir;
@@ -662,8 +667,7 @@ Result<std::unique_ptr<Model>> RandomModel(const ModelConfig& config_in, uint64_
   if (options.rope_override) config.rope.type = *options.rope_override;
   TTC_RETURN_IF_ERROR(ValidateModelConfig(config));
   RandomSource src(seed);
-  TTC_ASSIGN_OR_RETURN(auto backend,
-                       CreateBackend({options.backend, options.threads, options.device, options.state_dtype}));
+  TTC_ASSIGN_OR_RETURN(auto backend, CreateBackend(BackendOptionsOf(options)));
   std::unique_ptr<Model> model(new Model());
   model->config_ = config;
   model->backend_ = std::move(backend);

@@ -760,6 +760,26 @@ Result<GridSpec> LoadGridSpec(const std::filesystem::path& file, GridParseOption
   return ParseGridSpecText(buffer.str(), file.string(), options);
 }
 
+namespace {
+WorkerKind WorkersFor(const std::string& backend, const std::string& state_dtype) {
+  if (backend == "cuda" || state_dtype == "bf16") return WorkerKind::kGpu;
+  return backend == "cpu" ? WorkerKind::kCpu : WorkerKind::kAny;
+}
+}  // namespace
+
+WorkerKind ModelWorkers(const ModelSpec& model) {
+  return WorkersFor(model.backend, model.state_dtype);
+}
+WorkerKind ModelWorkers(const RewardModelSpec& model) { return WorkersFor(model.backend, "f32"); }
+
+std::vector<std::pair<std::string, WorkerKind>> GridWorkers(const GridSpec& spec) {
+  std::vector<std::pair<std::string, WorkerKind>> out;
+  for (const auto& m : spec.models) out.emplace_back(m.name, ModelWorkers(m));
+  if (spec.reward_model)
+    out.emplace_back(spec.reward_model->name, ModelWorkers(*spec.reward_model));
+  return out;
+}
+
 json GridSpecToJson(const GridSpec& spec) {
   json doc = json::object();
   doc["name"] = spec.name;

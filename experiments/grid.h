@@ -73,6 +73,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/result.h"
@@ -212,6 +213,15 @@ Result<GridSpec> LoadGridSpec(const std::filesystem::path& file, GridParseOption
 // The spec as a complete JSON document (every field, defaults included).
 // ParseGridSpec(GridSpecToJson(s)) == s.
 nlohmann::json GridSpecToJson(const GridSpec& spec);
+
+// Which workers may run a model's units: a "cuda" backend or a bf16 recurrent state (only the CUDA
+// backend keeps one) needs GPU workers, a "cpu" backend CPU workers, "auto" any worker. The
+// coordinator claims by it; `ttc run` starts workers by it.
+enum class WorkerKind { kAny, kGpu, kCpu };
+WorkerKind ModelWorkers(const ModelSpec& model);
+WorkerKind ModelWorkers(const RewardModelSpec& model);
+// Every model of the grid (the reward model too): name and WorkerKind.
+std::vector<std::pair<std::string, WorkerKind>> GridWorkers(const GridSpec& spec);
 
 // The default k values: 1, 2, 4, ... up to n_samples, plus n_samples itself when it is not a power
 // of two.

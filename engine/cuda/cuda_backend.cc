@@ -324,6 +324,14 @@ int64_t SsmElems(const ModelConfig& c, MixerKind kind) {
 
 int64_t StateElementBytes(StateDType t) { return t == StateDType::kF32 ? 4 : 2; }
 
+// One sequence's recurrent state over all layers: the f32 conv window and the SSM state.
+int64_t RecurrentBytesPerSequence(const ModelConfig& c, StateDType t) {
+  int64_t bytes = 0;
+  for (MixerKind k : c.layer_mixers)
+    bytes += ConvChannels(c, k) * (c.d_conv - 1) * 4 + SsmElems(c, k) * StateElementBytes(t);
+  return bytes;
+}
+
 // The KV of one prompt's first `len` positions in every attention layer, shared read-only by the
 // slots forked from it (CopySlot), so the prompt is stored once and a decode step reads it once
 // per row mostly from L2 instead of from each row's own copy. Freed (stream-ordered) with its last
@@ -775,10 +783,7 @@ class CudaBackend final : public Backend {
   Result<std::unique_ptr<StateCache>> NewStateCache(const ModelConfig& config,
                                                     int num_slots) override {
     if (num_slots <= 0) return InvalidArgument("cuda backend: state cache needs at least one slot");
-    int64_t fixed = 0;
-    for (MixerKind k : config.layer_mixers)
-      fixed += ConvChannels(config, k) * (config.d_conv - 1) * 4 +
-               SsmElems(config, k) * StateElementBytes(state_dtype_);
+    const int64_t fixed = RecurrentBytesPerSequence(config, state_dtype_);
     size_t free_b = 0, total_b = 0;
     TTC_CU(cudaMemGetInfo(&free_b, &total_b));
     if (fixed * num_slots > static_cast<int64_t>(free_b)) {
@@ -1728,13 +1733,10 @@ int64_t KvBytesPerPosition(const ModelConfig& c) {
 int64_t CudaBytesPerSequence(const ModelConfig& c, int64_t context_len, int64_t shared_prefix,
                              StateDType state_dtype) {
   int64_t bytes =
-      DecodeKvCapacity(std::max<int64_t>(1, context_len - shared_prefix)) * KvBytesPerPosition(c);
+      DecodeKvCapacity(std::max<int64_t>(1, context_len - shared_prefix)) * KvBytesPerPosition(c) +
+      RecurrentBytesPerSequence(c, state_dtype);
   int64_t widest = c.hidden_size;
   for (MixerKind k : c.layer_mixers) {
-    if (k != MixerKind::kAttention) {
-      bytes +=
-          ConvChannels(c, k) * (c.d_conv - 1) * 4 + SsmElems(c, k) * StateElementBytes(state_dtype);
-    }
     widest = std::max({widest, 2 * c.intermediate_size, 2 * c.d_inner + 2 * c.d_xb + c.dt_rank,
                        2 * c.d_inner + 2 * c.ssm_groups * c.d_state + c.ssm_heads,
                        (c.num_heads + 2 * c.num_kv_heads) * c.head_dim});

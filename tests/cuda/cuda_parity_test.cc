@@ -537,12 +537,8 @@ TEST_P(CudaFamily, Bf16StateDriftOverLongDecode) {
     ASSERT_TRUE(models[1]->Forward(states[1].get(), bl, std::span(&tok, 1), row0, &got).ok());
     const float d = testing::MaxAbsDiff(got.data(), ref.data(), static_cast<size_t>(V));
     ASSERT_TRUE(std::isfinite(d)) << GetParam() << " step " << step;
-    worst[step < 16   ? 0
-          : step < 64 ? 1
-                      : 2] = std::max(worst[step < 16   ? 0
-                                            : step < 64 ? 1
-                                                        : 2],
-                                      d);
+    float& window = worst[step < 16 ? 0 : step < 64 ? 1 : 2];
+    window = std::max(window, d);
   }
   for (float w : worst) EXPECT_LE(w, kBf16StateTol) << GetParam();
   std::cout << "[cuda] " << GetParam()

@@ -154,17 +154,14 @@ int RunAll(const RunOptions& o) {
               << grid.status().message() << "\n";
     return kExitUsage;
   }
-  // Which workers the grid's models need (their `backend`; a bf16 state runs on CUDA only).
+  // Which workers the grid's models need (experiments::ModelWorkers).
   bool any_cpu = false, all_cpu = true;
   std::string needs_cuda;
-  auto note_model = [&](const std::string& name, const std::string& backend,
-                        const std::string& state_dtype) {
-    any_cpu = any_cpu || backend == "cpu";
-    all_cpu = all_cpu && backend == "cpu";
-    if (needs_cuda.empty() && (backend == "cuda" || state_dtype == "bf16")) needs_cuda = name;
-  };
-  for (const auto& m : grid->models) note_model(m.name, m.backend, m.state_dtype);
-  if (grid->reward_model) note_model(grid->reward_model->name, grid->reward_model->backend, "f32");
+  for (const auto& [name, kind] : experiments::GridWorkers(*grid)) {
+    any_cpu = any_cpu || kind == experiments::WorkerKind::kCpu;
+    all_cpu = all_cpu && kind == experiments::WorkerKind::kCpu;
+    if (needs_cuda.empty() && kind == experiments::WorkerKind::kGpu) needs_cuda = name;
+  }
   const int gpus = o.cpu || all_cpu ? 0 : CountGpus();
   if (gpus == 0 && !needs_cuda.empty()) {
     std::cerr << "error: model '" << needs_cuda << "' of " << o.grid
