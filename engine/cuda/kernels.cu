@@ -683,14 +683,30 @@ __device__ __forceinline__ void LoadKvTile(const HeadKv& hk, int base, int p_end
 // and for P.V a lane reads DPL contiguous dimensions of four V rows, transposed into (position,
 // position) pairs by byte permutes; output tile s column g is dimension g * DPL + s.
 // NS 16-position sub-tiles per warp iteration (loads in flight vs registers), NW warps per block.
-// The default four-warp variant is held to the register count that gives 3 (head_dim 128), 4 (64)
-// or 8 (32) resident blocks per SM: the own-range parameter pushed head_dim 128 from 168 to 176
-// registers, 2 blocks per SM, and Llama-3B B=512 7 % slower (calls K -> N). The one-warp variant
-// (the cascade's own ranges at large batch) gets the same warps per SM.
+//
+// P.V comes in two forms. With kPvT (every variant but the one-warp kernel at head_dim <= 64) it
+// is O^T += V^T P^T: V is the A operand (the same byte-permuted words) and the probabilities the
+// B columns (value and remainder as two products), so the accumulator holds HD/16 tiles instead of
+// HD/8 and no row carries only a remainder. With head_dim 128 the Q fragments also move to shared
+// memory (kQs, up to four warps). Call AE (Llama-3B B=512, own ranges of 256, µs per layer): 210
+// -> 192.5 for the one-warp kernel (168 -> 120 registers, 12 -> 16 warps per SM), 300 -> 259 for
+// the four-warp one; head_dim 64's one-warp kernel was 6-19 % slower in the new form at 80
+// registers and keeps the old one (with two sub-tiles per iteration in the new form, 128
+// registers: neutral to +2 %, call AG). An L2 prefetch of the positions 1-4 iterations ahead
+// (cp.async.bulk.prefetch) made every cell slower (call AF: Llama-3B B=512 +7 to +16 %).
+template <int HD, int NW>
+constexpr bool PvTransposed() {
+  return HD == 128 || NW != 1;
+}
+// Minimum resident blocks per SM (launch bounds): the register count the variant was measured
+// best at. Old form: 3 (head_dim 128), 4 (64) or 8 (32) four-warp blocks, and as many warps for
+// the one-warp variant (calls K -> N: 176 registers and 2 blocks per SM were 7 % slower).
 template <int HD, int NS, int NW>
 constexpr int MmaMinBlocks() {
-  constexpr int four_warps = HD == 128 ? 3 : HD == 64 ? 4 : 8;
-  return NS != 1 ? 1 : NW == 4 ? four_warps : NW == 1 ? 4 * four_warps : 1;
+  constexpr int old_four = HD == 128 ? 3 : HD == 64 ? 4 : 8;
+  constexpr int four_warps = HD == 128 ? 4 : HD == 64 ? 5 : 8;
+  constexpr int one_warp = PvTransposed<HD, 1>() ? 16 : 4 * old_four;
+  return NS != 1 ? 1 : NW == 4 ? four_warps : NW == 1 ? one_warp : 1;
 }
 template <int HD, int NS, int NW>
 __global__ void __launch_bounds__(NW * 32, (MmaMinBlocks<HD, NS, NW>()))
@@ -717,7 +733,11 @@ __global__ void __launch_bounds__(NW * 32, (MmaMinBlocks<HD, NS, NW>()))
   // A operand of Q.K^T for k-step kc: head g's scaled query at dimensions 32 (kc / 2) + 8 t +
   // 4 (kc % 2) + {0, 1} (k = 2t, 2t+1) and + {2, 3} (k = 2t+8, 2t+9), which is where the lane's
   // 16-byte K piece puts them. Rows g >= G are zero.
-  uint32_t qa[KC][4];
+  constexpr bool kPvT = PvTransposed<HD, NW>();
+  // The fragments in shared memory (up to four warps: eight would pass 48 KiB).
+  constexpr bool kQs = HD == 128 && NW <= 4;
+  uint32_t qa[kQs ? 1 : KC][4];
+  __shared__ uint4 sqa[kQs ? kMmaWarps : 1][kQs ? KC : 1][32];
   {
     const bool has = g < G;
     const float* qrow = q + r * qw + static_cast<int64_t>(kvh * G + (has ? g : 0)) * HD;
@@ -735,10 +755,17 @@ __global__ void __launch_bounds__(NW * 32, (MmaMinBlocks<HD, NS, NW>()))
       }
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        qa[2 * c + h][0] = PackBf16x2(hi[4 * h], hi[4 * h + 1]);
-        qa[2 * c + h][1] = PackBf16x2(lo[4 * h], lo[4 * h + 1]);
-        qa[2 * c + h][2] = PackBf16x2(hi[4 * h + 2], hi[4 * h + 3]);
-        qa[2 * c + h][3] = PackBf16x2(lo[4 * h + 2], lo[4 * h + 3]);
+        const uint4 f = make_uint4(
+            PackBf16x2(hi[4 * h], hi[4 * h + 1]), PackBf16x2(lo[4 * h], lo[4 * h + 1]),
+            PackBf16x2(hi[4 * h + 2], hi[4 * h + 3]), PackBf16x2(lo[4 * h + 2], lo[4 * h + 3]));
+        if constexpr (kQs) {
+          sqa[warp][2 * c + h][lane] = f;
+        } else {
+          qa[2 * c + h][0] = f.x;
+          qa[2 * c + h][1] = f.y;
+          qa[2 * c + h][2] = f.z;
+          qa[2 * c + h][3] = f.w;
+        }
       }
     }
   }
@@ -746,9 +773,12 @@ __global__ void __launch_bounds__(NW * 32, (MmaMinBlocks<HD, NS, NW>()))
   const int p_begin = hk.begin, p_end = hk.end;
 
   float m = -INFINITY, l = 0.0f;  // head g's running max and this lane's share of the sum
-  float acc[DPL][4];
+  // acc[s]: n-tile s of O (rows: heads, value / remainder), or with kPvT m-tile s of O^T (rows:
+  // dimensions, columns: heads).
+  constexpr int AT = kPvT ? HD / 16 : DPL;
+  float acc[AT][4];
 #pragma unroll
-  for (int s = 0; s < DPL; ++s) {
+  for (int s = 0; s < AT; ++s) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) acc[s][i] = 0.0f;
   }
@@ -768,8 +798,14 @@ __global__ void __launch_bounds__(NW * 32, (MmaMinBlocks<HD, NS, NW>()))
         float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
         for (int kc = 0; kc < KC; ++kc) {
-          MmaBf16(d, qa[kc][0], qa[kc][1], qa[kc][2], qa[kc][3], kw[u][j][kc >> 1][2 * (kc & 1)],
-                  kw[u][j][kc >> 1][2 * (kc & 1) + 1]);
+          if constexpr (kQs) {
+            const uint4 f = sqa[warp][kc][lane];
+            MmaBf16(d, f.x, f.y, f.z, f.w, kw[u][j][kc >> 1][2 * (kc & 1)],
+                    kw[u][j][kc >> 1][2 * (kc & 1) + 1]);
+          } else {
+            MmaBf16(d, qa[kc][0], qa[kc][1], qa[kc][2], qa[kc][3], kw[u][j][kc >> 1][2 * (kc & 1)],
+                    kw[u][j][kc >> 1][2 * (kc & 1) + 1]);
+          }
         }
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
@@ -786,10 +822,24 @@ __global__ void __launch_bounds__(NW * 32, (MmaMinBlocks<HD, NS, NW>()))
     const float alpha = expf(m - mn);  // 0 on the first iteration (m = -inf)
     m = mn;
     l *= alpha;
+    if constexpr (!kPvT) {
 #pragma unroll
-    for (int s = 0; s < DPL; ++s) {
+      for (int s = 0; s < AT; ++s) {
 #pragma unroll
-      for (int i = 0; i < 4; ++i) acc[s][i] *= alpha;
+        for (int i = 0; i < 4; ++i) acc[s][i] *= alpha;
+      }
+    } else {
+      // The lane's accumulator columns are heads 2t and 2t + 1, whose maxima rows g = 2t, 2t + 1
+      // hold (lanes 8t and 8t + 4).
+      const float a0 = __shfl_sync(0xffffffffu, alpha, 8 * t);
+      const float a1 = __shfl_sync(0xffffffffu, alpha, 8 * t + 4);
+#pragma unroll
+      for (int c = 0; c < AT; ++c) {
+        acc[c][0] *= a0;
+        acc[c][1] *= a1;
+        acc[c][2] *= a0;
+        acc[c][3] *= a1;
+      }
     }
 #pragma unroll
     for (int u = 0; u < NS; ++u) {
@@ -806,31 +856,62 @@ __global__ void __launch_bounds__(NW * 32, (MmaMinBlocks<HD, NS, NW>()))
           pl[j][e] = pr - ph[j][e];
         }
       }
-      const uint32_t a0 = PackBf16x2(ph[0][0], ph[0][1]), a1 = PackBf16x2(pl[0][0], pl[0][1]);
-      const uint32_t a2 = PackBf16x2(ph[1][0], ph[1][1]), a3 = PackBf16x2(pl[1][0], pl[1][1]);
+      const uint32_t h0 = PackBf16x2(ph[0][0], ph[0][1]), l0 = PackBf16x2(pl[0][0], pl[0][1]);
+      const uint32_t h1 = PackBf16x2(ph[1][0], ph[1][1]), l1 = PackBf16x2(pl[1][0], pl[1][1]);
+      if constexpr (!kPvT) {
 #pragma unroll
-      for (int s = 0; s < DPL; ++s) {
-        // B[k][column g] = V[position k][dimension VDim(g, s)]: the halves s % 2 of the lane's word
-        // s / 2 at positions (2t, 2t+1) and (2t+8, 2t+9).
-        const uint32_t sel = (s & 1) ? 0x7632u : 0x5410u;
-        const uint32_t b0 = __byte_perm(vw[u][0][s >> 1], vw[u][1][s >> 1], sel);
-        const uint32_t b1 = __byte_perm(vw[u][2][s >> 1], vw[u][3][s >> 1], sel);
-        MmaBf16(acc[s], a0, a1, a2, a3, b0, b1);
+        for (int s = 0; s < DPL; ++s) {
+          // B[k][column g] = V[position k][dimension VDim(g, s)]: the halves s % 2 of the lane's
+          // word s / 2 at positions (2t, 2t+1) and (2t+8, 2t+9).
+          const uint32_t sel = (s & 1) ? 0x7632u : 0x5410u;
+          const uint32_t b0 = __byte_perm(vw[u][0][s >> 1], vw[u][1][s >> 1], sel);
+          const uint32_t b1 = __byte_perm(vw[u][2][s >> 1], vw[u][3][s >> 1], sel);
+          MmaBf16(acc[s], h0, l0, h1, l1, b0, b1);
+        }
+      } else {
+        // O^T += V^T P^T: A[row][k] = V[position k][dimension VDim(g, 2c + row / 8)] from the
+        // same byte permutes, B[k][column g] = P[head g][position k], which is where the score
+        // layout already holds it (b0: k = 2t + e, b1: k = 8 + 2t + e); value and remainder as
+        // two products on one accumulator.
+#pragma unroll
+        for (int c = 0; c < AT; ++c) {
+          const uint32_t v0 = __byte_perm(vw[u][0][c], vw[u][1][c], 0x5410u);
+          const uint32_t v1 = __byte_perm(vw[u][0][c], vw[u][1][c], 0x7632u);
+          const uint32_t v2 = __byte_perm(vw[u][2][c], vw[u][3][c], 0x5410u);
+          const uint32_t v3 = __byte_perm(vw[u][2][c], vw[u][3][c], 0x7632u);
+          MmaBf16(acc[c], v0, v1, v2, v3, h0, h1);
+          MmaBf16(acc[c], v0, v1, v2, v3, l0, l1);
+        }
       }
     }
   }
   l += __shfl_xor_sync(0xffffffffu, l, 1);
   l += __shfl_xor_sync(0xffffffffu, l, 2);
-  if (g < G) {
-    if (t == 0) {
-      sm[warp][g] = m;
-      sl[warp][g] = l;
-    }
-    // acc[s] = O[row g / g + 8][column 2t + {0, 1}] of n-tile s: dimension VDim(2t + e, s).
+  if (g < G && t == 0) {
+    sm[warp][g] = m;
+    sl[warp][g] = l;
+  }
+  if constexpr (!kPvT) {
+    if (g < G) {
+      // acc[s] = O[row g / g + 8][column 2t + {0, 1}] of n-tile s: dimension VDim(2t + e, s).
 #pragma unroll
-    for (int s = 0; s < DPL; ++s) {
-      sacc[warp][g][VDim<HD>(2 * t, s)] = acc[s][0] + acc[s][2];
-      sacc[warp][g][VDim<HD>(2 * t + 1, s)] = acc[s][1] + acc[s][3];
+      for (int s = 0; s < DPL; ++s) {
+        sacc[warp][g][VDim<HD>(2 * t, s)] = acc[s][0] + acc[s][2];
+        sacc[warp][g][VDim<HD>(2 * t + 1, s)] = acc[s][1] + acc[s][3];
+      }
+    }
+  } else {
+    // acc[c] = O^T[row g / g + 8][column 2t + {0, 1}]: heads 2t + e at dimensions
+    // VDim(g, 2c) / VDim(g, 2c + 1).
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      if (2 * t + e < G) {
+#pragma unroll
+        for (int c = 0; c < AT; ++c) {
+          sacc[warp][2 * t + e][VDim<HD>(g, 2 * c)] = acc[c][e];
+          sacc[warp][2 * t + e][VDim<HD>(g, 2 * c + 1)] = acc[c][e + 2];
+        }
+      }
     }
   }
   __syncthreads();
