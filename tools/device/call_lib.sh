@@ -2,7 +2,10 @@
 # carried libraries, step timing (el), the table rows of a bench log (rows), the ms/step of one
 # batch in a bench log (ms_at), the build and CUDA tests with their summary (setup_test), one
 # benchmark run (bench label "ENV=..." config batches [gen]), one compute-sanitizer run (san), the
-# Nsight Compute binary (ncu_bin), one profiled kernel launch (ncu_kernel) and the full table with the Hugging Face baseline (full_table).
+# Nsight Compute binary (ncu_bin), one profiled kernel launch (ncu_kernel), the full table with the
+# Hugging Face baseline (full_table), and for same-call A/B runs of environment switches the
+# attention kernel test (kernel_test), the attention micro-benchmark (attn_micro) and benchmark
+# cells (bench_ab) under each setting.
 # Source it; the scripts then run their `main` under `timeout ... bash -c main`, so everything here
 # is exported.
 set -u
@@ -42,4 +45,22 @@ full_table() {  # the six configurations at B=1..512 (512 steps) and the Hugging
   timeout 100 python3 tools/bench/hf_baseline.py --model llama-3.2-1b --batch 256 --json $L/hf.json > $L/hf.log 2>&1
   el "hf"; tail -1 $L/hf.log
 }
-export -f el rows ms_at ncu_bin ncu_kernel setup_test bench san full_table; export L T0 B
+kernel_test() {  # label "ENV=...": the attention kernel test under the setting, verdict and worst error
+  env $2 timeout 60 build-dev/tests/cuda/cuda_kernel_test --gtest_filter='CudaAttention.*' > $L/kt-$1.log 2>&1
+  el "kernel test $1: $(grep -E 'PASSED|FAILED' $L/kt-$1.log | tail -1) $(grep -E '^\[cuda\] attention' $L/kt-$1.log | awk '{print $NF}' | sort -g | tail -1)"
+}
+attn_micro() {  # batches label:ENV...: the micro-benchmark (built on first use) under each setting
+  [ -x build-dev/bench/cuda_attention ] || {
+    cmake --build build-dev -j 16 --target cuda_attention > $L/build-attn.log 2>&1; el "build cuda_attention rc $?"; }
+  local b=$1; shift
+  for v in "$@"; do
+    env ${v#*:} timeout 40 build-dev/bench/cuda_attention $b > $L/attn-${v%%:*}.log 2>&1
+    el "cuda_attention ${v%%:*}"; grep -E "^llama|^model" $L/attn-${v%%:*}.log
+  done
+}
+bench_ab() {  # "config:batches ..." label:ENV...: every cell under each setting
+  local cells=$1; shift
+  for v in "$@"; do for c in $cells; do bench ${v%%:*} ${v#*:} ${c%%:*} ${c#*:}; done; done
+}
+export -f el rows ms_at ncu_bin ncu_kernel setup_test bench san full_table kernel_test attn_micro bench_ab
+export L T0 B

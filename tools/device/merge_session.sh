@@ -12,16 +12,8 @@ main() {
   setup_test 200
   grep -E "^\[cuda\].*cascade vs per-row" $L/session.log | head -2
   grep -E "attention mma" $L/session.log | awk '{print $NF}' | sort -g | tail -1
-  cmake --build build-dev -j 16 --target cuda_attention > $L/build-attn.log 2>&1; el "build cuda_attention rc $?"
-  for v in "old:TTC_MERGE_OLD=1" "new:TTC_NONE=1"; do
-    env ${v#*:} timeout 40 build-dev/bench/cuda_attention 256,512 > $L/attn-${v%%:*}.log 2>&1
-    el "cuda_attention ${v%%:*}"; grep -E "^llama|^model" $L/attn-${v%%:*}.log
-  done
-  for v in "old:TTC_MERGE_OLD=1" "new:TTC_NONE=1"; do
-    bench ${v%%:*} ${v#*:} llama-3.2-3b 256,512
-    bench ${v%%:*} ${v#*:} llama-3.2-1b 256,512
-    bench ${v%%:*} ${v#*:} mambainllama-3b 512
-  done
+  attn_micro 256,512 old:TTC_MERGE_OLD=1 new:TTC_NONE=1
+  bench_ab "llama-3.2-3b:256,512 llama-3.2-1b:256,512 mambainllama-3b:512" old:TTC_MERGE_OLD=1 new:TTC_NONE=1
   local S="--section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats"
   for v in "old:TTC_MERGE_OLD=1" "new:TTC_NONE=1"; do
     env ${v#*:} bash -c "ncu_kernel $L/ncu-own-${v%%:*}.log 60 AttentionMmaKernel $((28 * 3)) llama-3.2-3b 512 8 $S"

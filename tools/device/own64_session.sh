@@ -10,17 +10,9 @@
 source "$(dirname "$0")/call_lib.sh"
 main() {
   setup_test 200
-  TTC_OWN_NS2=1 timeout 60 build-dev/tests/cuda/cuda_kernel_test --gtest_filter='CudaAttention.*' > $L/kt-ns2.log 2>&1
-  el "kernel test NS2: $(grep -E 'PASSED|FAILED' $L/kt-ns2.log | tail -1) $(grep -E 'attention mma-w1' $L/kt-ns2.log | awk '{print $NF}' | sort -g | tail -1)"
-  cmake --build build-dev -j 16 --target cuda_attention > $L/build-attn.log 2>&1; el "build cuda_attention rc $?"
-  for v in "ns1:TTC_NONE=1" "ns2:TTC_OWN_NS2=1"; do
-    env ${v#*:} timeout 40 build-dev/bench/cuda_attention 256,512 > $L/attn-${v%%:*}.log 2>&1
-    el "cuda_attention ${v%%:*}"; grep -E "^llama-1b|^model" $L/attn-${v%%:*}.log
-  done
-  for v in "ns1:TTC_NONE=1" "ns2:TTC_OWN_NS2=1"; do
-    bench ${v%%:*} ${v#*:} llama-3.2-1b 256,512
-    bench ${v%%:*} ${v#*:} mambainllama-1b 256,512
-  done
+  kernel_test ns2 TTC_OWN_NS2=1
+  attn_micro 256,512 ns1:TTC_NONE=1 ns2:TTC_OWN_NS2=1
+  bench_ab "llama-3.2-1b:256,512 mambainllama-1b:256,512" ns1:TTC_NONE=1 ns2:TTC_OWN_NS2=1
   local best=TTC_NONE=1
   awk -v a="$(ms_at $L/bench-ns2-llama-3.2-1b.log 512)" -v b="$(ms_at $L/bench-ns1-llama-3.2-1b.log 512)" \
     'BEGIN {exit !(a < b)}' && best=TTC_OWN_NS2=1

@@ -10,20 +10,10 @@
 source "$(dirname "$0")/call_lib.sh"
 main() {
   setup_test 200
-  for pf in 1 2; do
-    TTC_ATTN_PREFETCH=$pf timeout 60 build-dev/tests/cuda/cuda_kernel_test --gtest_filter='CudaAttention.*' > $L/kt-pf$pf.log 2>&1
-    el "kernel test PF=$pf: $(grep -E 'PASSED|FAILED' $L/kt-pf$pf.log | tail -1)"
-  done
-  cmake --build build-dev -j 16 --target cuda_attention > $L/build-attn.log 2>&1; el "build cuda_attention rc $?"
-  for pf in 0 1 2 4; do
-    TTC_ATTN_PREFETCH=$pf timeout 40 build-dev/bench/cuda_attention 256,512 > $L/attn-pf$pf.log 2>&1
-    el "cuda_attention PF=$pf"; grep -E "^llama|^model" $L/attn-pf$pf.log | grep -E "model| 256 *$| 256 " | head -8
-  done
-  for pf in 0 1 2; do
-    bench pf$pf TTC_ATTN_PREFETCH=$pf llama-3.2-3b 256,512
-    bench pf$pf TTC_ATTN_PREFETCH=$pf llama-3.2-1b 256,512
-    bench pf$pf TTC_ATTN_PREFETCH=$pf mambainllama-3b 512
-  done
+  for pf in 1 2; do kernel_test pf$pf TTC_ATTN_PREFETCH=$pf; done
+  attn_micro 256,512 pf0:TTC_ATTN_PREFETCH=0 pf1:TTC_ATTN_PREFETCH=1 pf2:TTC_ATTN_PREFETCH=2 pf4:TTC_ATTN_PREFETCH=4
+  bench_ab "llama-3.2-3b:256,512 llama-3.2-1b:256,512 mambainllama-3b:512" pf0:TTC_ATTN_PREFETCH=0 \
+    pf1:TTC_ATTN_PREFETCH=1 pf2:TTC_ATTN_PREFETCH=2
   local S="--section SpeedOfLight --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis --section LaunchStats"
   ncu_kernel $L/ncu-own.log 100 AttentionMmaKernel $((28 * 256)) llama-3.2-3b 512 260 $S; el "ncu own-range attention"
   grep -E "^  [A-Za-z].*Kernel|Duration|DRAM Throughput|Registers Per|Achieved Occupancy|Warp Cycles Per Issued|No Eligible" $L/ncu-own.log | cut -c1-150 | head -12

@@ -11,21 +11,12 @@
 source "$(dirname "$0")/call_lib.sh"
 main() {
   setup_test 200
-  TTC_PREFIX_PS2=1 timeout 60 build-dev/tests/cuda/cuda_kernel_test --gtest_filter='CudaAttention.*' > $L/kt-ps2.log 2>&1
-  el "kernel test PS2: $(grep -E 'PASSED|FAILED' $L/kt-ps2.log | tail -1) $(grep -E 'prefix' $L/kt-ps2.log | awk '{print $NF}' | sort -g | tail -1)"
+  kernel_test ps2 TTC_PREFIX_PS2=1
   TTC_PREFIX_PS2=1 timeout 60 build-dev/tests/cuda/cuda_test --gtest_filter='*CascadeAttentionEqualsPerRowWalk*' > $L/fam-ps2.log 2>&1
   el "cascade family test PS2: $(grep -E 'PASSED|FAILED' $L/fam-ps2.log | tail -1)"; grep -E "^\[cuda\]" $L/fam-ps2.log | head -4
   grep -E "^\[cuda\].*(cascade|Cascade)" $L/session.log | head -4
-  cmake --build build-dev -j 16 --target cuda_attention > $L/build-attn.log 2>&1; el "build cuda_attention rc $?"
-  for v in "ps1:TTC_NONE=1" "ps2:TTC_PREFIX_PS2=1"; do
-    env ${v#*:} timeout 40 build-dev/bench/cuda_attention 256,512 > $L/attn-${v%%:*}.log 2>&1
-    el "cuda_attention ${v%%:*}"; grep -E "^llama|^model" $L/attn-${v%%:*}.log
-  done
-  for v in "ps1:TTC_NONE=1" "ps2:TTC_PREFIX_PS2=1"; do
-    bench ${v%%:*} ${v#*:} llama-3.2-3b 256,512
-    bench ${v%%:*} ${v#*:} llama-3.2-1b 256,512
-    bench ${v%%:*} ${v#*:} mambainllama-3b 512
-  done
+  attn_micro 256,512 ps1:TTC_NONE=1 ps2:TTC_PREFIX_PS2=1
+  bench_ab "llama-3.2-3b:256,512 llama-3.2-1b:256,512 mambainllama-3b:512" ps1:TTC_NONE=1 ps2:TTC_PREFIX_PS2=1
   local S="--section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats --section SchedulerStats"
   TTC_PREFIX_PS2=1 ncu_kernel $L/ncu-prefix.log 100 PrefixAttentionKernel $((28 * 256)) llama-3.2-3b 512 260 $S; el "ncu prefix PS2"
   grep -E "^  [A-Za-z].*Kernel|Duration|Registers Per|Achieved Occupancy|Warp Cycles Per Issued|No Eligible|Issue Slots Busy|Local" $L/ncu-prefix.log | cut -c1-150 | head -10

@@ -11,20 +11,10 @@ source "$(dirname "$0")/call_lib.sh"
 main() {
   setup_test 200
   grep -E "^\[cuda\] attention mma(-w1)? head_dim (64|128) heads (32|24)/8 splits 1" $L/session.log | head -6
-  for pv in 0 2 3; do
-    TTC_ATTN_PV=$pv timeout 60 build-dev/tests/cuda/cuda_kernel_test --gtest_filter='CudaAttention.*' > $L/kt-pv$pv.log 2>&1
-    el "kernel test PV=$pv: $(grep -E 'PASSED|FAILED' $L/kt-pv$pv.log | tail -1)"
-  done
-  cmake --build build-dev -j 16 --target cuda_attention > $L/build-attn.log 2>&1; el "build cuda_attention rc $?"
-  for pv in 0 1 2 3; do
-    TTC_ATTN_PV=$pv timeout 40 build-dev/bench/cuda_attention 256,512 > $L/attn-pv$pv.log 2>&1
-    el "cuda_attention PV=$pv"; grep -E "^llama|^model" $L/attn-pv$pv.log | head -14
-  done
-  for pv in 0 1 2 3; do
-    bench pv$pv TTC_ATTN_PV=$pv llama-3.2-3b 512
-    bench pv$pv TTC_ATTN_PV=$pv llama-3.2-1b 256
-    bench pv$pv TTC_ATTN_PV=$pv mambainllama-3b 512
-  done
+  for pv in 0 2 3; do kernel_test pv$pv TTC_ATTN_PV=$pv; done
+  attn_micro 256,512 pv0:TTC_ATTN_PV=0 pv1:TTC_ATTN_PV=1 pv2:TTC_ATTN_PV=2 pv3:TTC_ATTN_PV=3
+  bench_ab "llama-3.2-3b:512 llama-3.2-1b:256 mambainllama-3b:512" pv0:TTC_ATTN_PV=0 pv1:TTC_ATTN_PV=1 \
+    pv2:TTC_ATTN_PV=2 pv3:TTC_ATTN_PV=3
   san attn memcheck 70 cuda_kernel_test 'CudaAttention.*'
 }
 export -f main
