@@ -724,16 +724,16 @@ __device__ __forceinline__ void LoadKvTile(const HeadKv& hk, int base, int p_end
 
 // Decode attention on tensor cores (head_dim HD = 32, 64 or 128; group G <= 8), FlashDecoding
 // style: each warp takes 16 * NS positions per iteration and runs Q.K^T and P.V as m16n8k16 mma ops
-// with the group's query heads as the M rows. Rows g < 8 hold the bf16 rounding of a query head
-// (or of its probabilities) and rows g + 8 the bf16 rounding of the remainder, so the two halves
-// of each product sum to near-f32 accuracy on the bf16 cache (max error 1.5e-5 against a double
-// reference, the CUDA-core kernels 1.4e-6: the remainder is itself rounded to bf16) while the
-// instruction count per position drops ~10x (the CUDA-core kernels are latency/issue-bound at
-// large batch, see docs/perf/cuda.md). Operands come straight from global
+// on the group's query heads. In Q.K^T rows g < 8 hold the bf16 rounding of query head g and rows
+// g + 8 the bf16 rounding of its remainder; the probabilities enter P.V the same way (value and
+// remainder), so each product sums to near-f32 accuracy on the bf16 cache (max error 1.5e-5
+// against a double reference, the CUDA-core kernels 1.4e-6: the remainder is itself rounded to
+// bf16) while the instruction count per position drops ~10x (the CUDA-core kernels are
+// latency/issue-bound at large batch, see docs/perf/cuda.md). Operands come straight from global
 // memory in fragment order: the dot product does not care in which order the head dimensions are
 // paired, so a lane reads 16 contiguous bytes of a K row (the k order of Q is permuted to match),
-// and for P.V a lane reads DPL contiguous dimensions of four V rows, transposed into (position,
-// position) pairs by byte permutes; output tile s column g is dimension g * DPL + s.
+// and for P.V a lane reads HD/8 dimensions (VDim) of four V rows, transposed into (position,
+// position) pairs by byte permutes.
 // NS 16-position sub-tiles per warp iteration (loads in flight vs registers), NW warps per block.
 //
 // P.V comes in two forms. With kPvT (every variant but the one-warp kernel at head_dim <= 64) it
