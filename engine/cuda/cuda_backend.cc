@@ -1735,12 +1735,11 @@ int64_t CudaBytesPerSequence(const ModelConfig& c, int64_t context_len, int64_t 
   int64_t bytes =
       DecodeKvCapacity(std::max<int64_t>(1, context_len - shared_prefix)) * KvBytesPerPosition(c) +
       RecurrentBytesPerSequence(c, state_dtype);
-  int64_t widest = c.hidden_size;
-  for (MixerKind k : c.layer_mixers) {
-    widest = std::max({widest, 2 * c.intermediate_size, 2 * c.d_inner + 2 * c.d_xb + c.dt_rank,
-                       2 * c.d_inner + 2 * c.ssm_groups * c.d_state + c.ssm_heads,
-                       (c.num_heads + 2 * c.num_kv_heads) * c.head_dim});
-  }
+  // The widest projection any layer kind can have (fields a family does not use are 0).
+  const int64_t widest =
+      std::max({c.hidden_size, 2 * c.intermediate_size, 2 * c.d_inner + 2 * c.d_xb + c.dt_rank,
+                2 * c.d_inner + 2 * c.ssm_groups * c.d_state + c.ssm_heads,
+                (c.num_heads + 2 * c.num_kv_heads) * c.head_dim});
   // Decode-step activations (a handful of rows of the widest width) and the f32 logits row.
   bytes += (8 * widest + 2 * c.vocab_size) * 4;
   return bytes;

@@ -142,7 +142,9 @@ TEST_F(Orchestration, UnitsGoOnlyToWorkersOfTheirBackend) {
   ASSERT_TRUE(rows.ok());
   for (const auto& r : *rows) {
     for (const auto& m : *models) {
-      if (m.id == r.model_id) EXPECT_EQ(m.name, "m0");
+      if (m.id == r.model_id) {
+        EXPECT_EQ(m.name, "m0");
+      }
     }
   }
   w->Signal(SIGTERM);
