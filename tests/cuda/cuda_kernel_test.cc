@@ -4,7 +4,8 @@
 //   warp-per-position) against a double-precision reference on the same bf16 cache, over the shapes
 //   the real models use (head_dim 32/64/128, GQA groups 1-8), rows of several slots with and
 //   without a shared prompt prefix, contexts that end mid-tile, and split-KV, each also with the
-//   shared prefixes walked per task of up to 64 query heads (cascade, one and three prefix ranges);
+//   shared prefixes walked per task of up to 64 query heads (cascade, one, three and ten prefix
+//   ranges: up to 8 the own kernel merges them with per-head factors, beyond that per element);
 // - the small-batch matmul (LaunchGemv) and the SSD and Mamba-1 state updates (LaunchSsdScan,
 //   LaunchMamba1Scan) against double references;
 // - the sampler's fast path against its general path (identical ids).
@@ -118,7 +119,9 @@ void CheckShape(const Shape& sh, uint32_t seed) {
   const size_t out_n = q.size();
   float *d_out = nullptr, *d_po = nullptr, *d_pml = nullptr;
   ASSERT_EQ(cudaMalloc(&d_out, out_n * 4), cudaSuccess);
-  constexpr int kMaxChunks = 3;  // prefix ranges of the cascade runs below
+  // Prefix ranges of the cascade runs below: 3, and 10 (two of them past prefix A's 512 positions)
+  // for the own kernel's per-element merge of more than 8 prefix ranges.
+  constexpr int kMaxChunks = 10;
   const int max_parts = sh.splits + kMaxChunks;
   ASSERT_EQ(cudaMalloc(&d_po, out_n * max_parts * 4), cudaSuccess);
   ASSERT_EQ(cudaMalloc(&d_pml, static_cast<size_t>(rows) * H * max_parts * 2 * 4), cudaSuccess);
@@ -184,7 +187,9 @@ void CheckShape(const Shape& sh, uint32_t seed) {
     runs.push_back({kernel, name, 0});
     runs.push_back({kernel, std::string(name) + "+prefix", 1});
   }
-  runs.push_back({cu::AttnKernel::kMma, "mma+prefix/3", kMaxChunks});
+  runs.push_back({cu::AttnKernel::kMma, "mma+prefix/3", 3});
+  runs.push_back({cu::AttnKernel::kMma, "mma+prefix/10", kMaxChunks});
+  runs.push_back({cu::AttnKernel::kMmaW1, "mma-w1+prefix/10", kMaxChunks});
   for (const auto& [kernel, name, chunks] : runs) {
     ASSERT_EQ(cudaMemset(d_out, 0xff, out_n * 4), cudaSuccess);  // NaN until written
     const cu::PrefixPlan plan{d_tasks, tasks, std::max(1, chunks)};
