@@ -63,7 +63,8 @@ struct ExperimentInfo {
   std::vector<experiments::Task> tasks;
   std::vector<store::Model> models;
   std::deque<std::pair<Clock::time_point, int64_t>>
-      recent;  // samples landed per batch, for throughput
+      recent;                                  // samples landed per batch, for throughput
+  std::deque<Clock::time_point> recent_units;  // units finished (done or failed), for the ETA
   std::unordered_map<std::string, std::optional<bool>> verdicts;  // "problem\x1fanswer" -> correct
 };
 
@@ -721,6 +722,11 @@ void Coordinator::Impl::OnRequestWork(LiveWorker& w, const nlohmann::json& body)
 }
 
 void Coordinator::Impl::AfterUnitFinished(store::Id experiment_id) {
+  if (auto it = experiments_.find(experiment_id); it != experiments_.end()) {
+    auto& q = it->second.recent_units;
+    q.push_back(Clock::now());
+    while (q.size() > 1 && SecondsSince(q.front()) > 60) q.pop_front();
+  }
   auto done = store_->FinishExperimentIfComplete(experiment_id);
   if (done.ok() && *done) {
     spdlog::info("experiment {} is done", experiment_id);
@@ -1169,7 +1175,7 @@ Result<nlohmann::json> Coordinator::Impl::StatusJson(store::Id only) {
   for (const auto& e : list) {
     if (only != 0 && e.id != only) continue;
     TTC_ASSIGN_OR_RETURN(store::ExperimentStatus s, store_->GetExperimentStatus(e.id));
-    double rate = 0;
+    double rate = 0, unit_rate = 0;
     auto it = experiments_.find(e.id);
     if (it != experiments_.end() && !it->second.recent.empty()) {
       int64_t n = 0;
@@ -1177,27 +1183,32 @@ Result<nlohmann::json> Coordinator::Impl::StatusJson(store::Id only) {
       double span = std::max(1.0, SecondsSince(it->second.recent.front().first));
       rate = n / span;
     }
+    if (it != experiments_.end() && !it->second.recent_units.empty()) {
+      const auto& q = it->second.recent_units;
+      unit_rate = static_cast<double>(q.size()) / std::max(1.0, SecondsSince(q.front()));
+    }
     int64_t remaining = std::max<int64_t>(0, s.samples_expected - s.samples);
-    nlohmann::json x = {
-        {"id", e.id},
-        {"name", e.name},
-        {"state", store::Name(s.state)},
-        {"created_at", e.created_at},
-        {"units",
-         {{"pending", s.units_pending},
-          {"leased", s.units_leased},
-          {"done", s.units_done},
-          {"failed", s.units_failed},
-          {"cancelled", s.units_cancelled},
-          {"total", s.units_total()}}},
-        {"samples", s.samples},
-        {"samples_expected", s.samples_expected},
-        {"samples_graded", s.samples_graded},
-        {"samples_correct", s.samples_correct},
-        {"tokens", s.tokens},
-        {"in_flight_tokens", s.in_flight_tokens},
-        {"samples_per_s", rate},
-        {"eta_s", rate > 0 ? nlohmann::json(remaining / rate) : nlohmann::json(nullptr)}};
+    const std::optional<double> eta =
+        EstimateEtaSeconds(remaining, rate, s.units_pending + s.units_leased, unit_rate);
+    nlohmann::json x = {{"id", e.id},
+                        {"name", e.name},
+                        {"state", store::Name(s.state)},
+                        {"created_at", e.created_at},
+                        {"units",
+                         {{"pending", s.units_pending},
+                          {"leased", s.units_leased},
+                          {"done", s.units_done},
+                          {"failed", s.units_failed},
+                          {"cancelled", s.units_cancelled},
+                          {"total", s.units_total()}}},
+                        {"samples", s.samples},
+                        {"samples_expected", s.samples_expected},
+                        {"samples_graded", s.samples_graded},
+                        {"samples_correct", s.samples_correct},
+                        {"tokens", s.tokens},
+                        {"in_flight_tokens", s.in_flight_tokens},
+                        {"samples_per_s", rate},
+                        {"eta_s", eta ? nlohmann::json(*eta) : nlohmann::json(nullptr)}};
     if (only != 0 || s.units_failed > 0) {
       nlohmann::json failed = nlohmann::json::array();
       auto units = store_->ListUnits(
@@ -1277,6 +1288,18 @@ Result<nlohmann::json> Coordinator::Impl::Cancel(store::Id id) {
 
 Coordinator::Coordinator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Coordinator::~Coordinator() = default;
+
+std::optional<double> EstimateEtaSeconds(int64_t samples_left, double samples_per_s,
+                                         int64_t units_left, double units_per_s) {
+  if (samples_left <= 0 && units_left <= 0) return 0.0;
+  std::optional<double> eta;
+  if (samples_left > 0 && samples_per_s > 0) eta = samples_left / samples_per_s;
+  if (units_left > 0 && units_per_s > 0)
+    eta = std::max(eta.value_or(0.0), units_left / units_per_s);
+  // Work left that no rate covers (samples without a sample rate yet): unknown.
+  if (samples_left > 0 && samples_per_s <= 0) return std::nullopt;
+  return eta;
+}
 
 Result<std::unique_ptr<Coordinator>> Coordinator::Create(const CoordinatorOptions& options) {
   auto impl = std::make_unique<Impl>(options);

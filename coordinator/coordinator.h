@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,13 @@ struct CoordinatorCounters {
   int64_t workers_stalled = 0;
   int64_t zap_denied = 0;
 };
+
+// Seconds an experiment still needs: the larger of its samples left at the recent sample rate and
+// its units left (pending or leased) at the recent unit rate. The unit term matters once every
+// sample has landed but PRM score units, added as generate units finish, still run: the sample term
+// alone then reads 0. nullopt while work is left and no rate is known yet; 0 when nothing is left.
+std::optional<double> EstimateEtaSeconds(int64_t samples_left, double samples_per_s,
+                                         int64_t units_left, double units_per_s);
 
 class Coordinator {
  public:

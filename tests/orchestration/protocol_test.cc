@@ -1,5 +1,5 @@
-// Unit tests of the wire protocol (round trips, validation, hostile input) and of planning (every
-// sample exactly once, unit bounds, order keys covering every model early).
+// Unit tests of the wire protocol (round trips, validation, hostile input), of planning (every
+// sample exactly once, unit bounds, order keys covering every model early) and of the status ETA.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -7,6 +7,7 @@
 #include <random>
 #include <set>
 
+#include "coordinator/coordinator.h"
 #include "coordinator/planner.h"
 #include "protocol/messages.h"
 #include "protocol/transport.h"
@@ -125,6 +126,20 @@ std::vector<experiments::Problem> Problems(int n) {
   std::vector<experiments::Problem> p(n);
   for (int i = 0; i < n; ++i) p[i].id = fmt::format("p{}", i);
   return p;
+}
+
+// The status line's ETA: samples at the sample rate, then the PRM score units that follow them at
+// the unit rate (the demo's last ~400 score units used to show "ETA 0s" for a minute and more).
+TEST(Eta, CoversTheScoreUnitsAfterTheLastSample) {
+  using coordinator::EstimateEtaSeconds;
+  EXPECT_EQ(EstimateEtaSeconds(0, 0.0, 0, 0.0), 0.0);              // finished
+  EXPECT_EQ(EstimateEtaSeconds(100, 0.0, 10, 2.0), std::nullopt);  // no sample rate yet
+  EXPECT_EQ(EstimateEtaSeconds(100, 10.0, 0, 0.0), 10.0);
+  EXPECT_EQ(EstimateEtaSeconds(100, 10.0, 50, 2.0), 25.0);         // units take longer
+  EXPECT_EQ(EstimateEtaSeconds(100, 10.0, 5, 2.0), 10.0);          // samples take longer
+  EXPECT_EQ(EstimateEtaSeconds(0, 50.0, 400, 8.0), 50.0);          // only score units left
+  EXPECT_EQ(EstimateEtaSeconds(0, 50.0, 400, 0.0), std::nullopt);  // ... at an unknown rate
+  EXPECT_EQ(EstimateEtaSeconds(100, 10.0, 7, 0.0), 10.0);
 }
 
 TEST(Planner, EverySampleExactlyOnceWithinBounds) {
