@@ -139,7 +139,7 @@ bool SymbolicEqual(const std::string& a_in, const std::string& b_in) {
         pos += 3;
         if (pos < t->size() && std::isalpha(static_cast<unsigned char>((*t)[pos])) &&
             (*t)[pos] != 'q') {
-          t->insert(pos, " ");
+          t->insert(pos, 1, ' ');
         }
       }
     }

@@ -1370,7 +1370,8 @@ std::string NormalizeAnswer(std::string_view raw_in) {
     while ((pos = s.find(sp, pos)) != std::string::npos) {
       size_t n = strlen(sp);
       bool digits = pos > 0 && IsDigitC(s[pos - 1]) && pos + n < s.size() && IsDigitC(s[pos + n]);
-      s.replace(pos, n, digits ? "" : " ");
+      // The (count, char) form: the pointer form trips GCC 12's -Wrestrict false positive.
+      s.replace(pos, n, digits ? 0 : 1, ' ');
     }
   }
   struct Rep {
