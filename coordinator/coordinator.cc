@@ -55,6 +55,21 @@ struct LiveWorker {
   double last_seen_unix = 0;
 };
 
+// Counts of events over the last minute (at least the latest batch), for rates.
+struct RateWindow {
+  std::deque<std::pair<Clock::time_point, int64_t>> events;
+  void Add(int64_t n) {
+    events.emplace_back(Clock::now(), n);
+    while (events.size() > 1 && SecondsSince(events.front().first) > 60) events.pop_front();
+  }
+  double PerSecond() const {
+    if (events.empty()) return 0.0;
+    int64_t n = 0;
+    for (const auto& [t, k] : events) n += k;
+    return n / std::max(1.0, SecondsSince(events.front().first));
+  }
+};
+
 // Cached per-experiment data the hot paths need (grid, golds, tasks, model names).
 struct ExperimentInfo {
   store::Experiment experiment;
@@ -62,9 +77,8 @@ struct ExperimentInfo {
   std::vector<store::Problem> problems;
   std::vector<experiments::Task> tasks;
   std::vector<store::Model> models;
-  std::deque<std::pair<Clock::time_point, int64_t>>
-      recent;                                  // samples landed per batch, for throughput
-  std::deque<Clock::time_point> recent_units;  // units finished (done or failed), for the ETA
+  RateWindow samples_landed;  // per ingest batch: throughput and ETA
+  RateWindow units_finished;  // done or failed: the ETA of the units left
   std::unordered_map<std::string, std::optional<bool>> verdicts;  // "problem\x1fanswer" -> correct
 };
 
@@ -723,9 +737,7 @@ void Coordinator::Impl::OnRequestWork(LiveWorker& w, const nlohmann::json& body)
 
 void Coordinator::Impl::AfterUnitFinished(store::Id experiment_id) {
   if (auto it = experiments_.find(experiment_id); it != experiments_.end()) {
-    auto& q = it->second.recent_units;
-    q.push_back(Clock::now());
-    while (q.size() > 1 && SecondsSince(q.front()) > 60) q.pop_front();
+    it->second.units_finished.Add(1);
   }
   auto done = store_->FinishExperimentIfComplete(experiment_id);
   if (done.ok() && *done) {
@@ -1040,10 +1052,7 @@ Status Coordinator::Impl::FlushResults() {
     for (const auto& [exp, n] : landed) {
       auto it = experiments_.find(exp);
       if (it == experiments_.end()) continue;
-      it->second.recent.emplace_back(Clock::now(), n);
-      while (it->second.recent.size() > 1 && SecondsSince(it->second.recent.front().first) > 60) {
-        it->second.recent.pop_front();
-      }
+      it->second.samples_landed.Add(n);
     }
     pending_samples_.clear();
   }
@@ -1175,18 +1184,10 @@ Result<nlohmann::json> Coordinator::Impl::StatusJson(store::Id only) {
   for (const auto& e : list) {
     if (only != 0 && e.id != only) continue;
     TTC_ASSIGN_OR_RETURN(store::ExperimentStatus s, store_->GetExperimentStatus(e.id));
-    double rate = 0, unit_rate = 0;
     auto it = experiments_.find(e.id);
-    if (it != experiments_.end() && !it->second.recent.empty()) {
-      int64_t n = 0;
-      for (const auto& [t, k] : it->second.recent) n += k;
-      double span = std::max(1.0, SecondsSince(it->second.recent.front().first));
-      rate = n / span;
-    }
-    if (it != experiments_.end() && !it->second.recent_units.empty()) {
-      const auto& q = it->second.recent_units;
-      unit_rate = static_cast<double>(q.size()) / std::max(1.0, SecondsSince(q.front()));
-    }
+    const bool cached = it != experiments_.end();
+    const double rate = cached ? it->second.samples_landed.PerSecond() : 0.0;
+    const double unit_rate = cached ? it->second.units_finished.PerSecond() : 0.0;
     int64_t remaining = std::max<int64_t>(0, s.samples_expected - s.samples);
     const std::optional<double> eta =
         EstimateEtaSeconds(remaining, rate, s.units_pending + s.units_leased, unit_rate);
@@ -1291,14 +1292,12 @@ Coordinator::~Coordinator() = default;
 
 std::optional<double> EstimateEtaSeconds(int64_t samples_left, double samples_per_s,
                                          int64_t units_left, double units_per_s) {
-  if (samples_left <= 0 && units_left <= 0) return 0.0;
-  std::optional<double> eta;
-  if (samples_left > 0 && samples_per_s > 0) eta = samples_left / samples_per_s;
-  if (units_left > 0 && units_per_s > 0)
-    eta = std::max(eta.value_or(0.0), units_left / units_per_s);
-  // Work left that no rate covers (samples without a sample rate yet): unknown.
   if (samples_left > 0 && samples_per_s <= 0) return std::nullopt;
-  return eta;
+  const double samples_s = samples_left > 0 ? samples_left / samples_per_s : 0.0;
+  if (units_left <= 0) return samples_s;
+  // No unit rate yet: the samples' time while samples are left, else unknown.
+  if (units_per_s <= 0) return samples_left > 0 ? std::optional<double>(samples_s) : std::nullopt;
+  return std::max(samples_s, units_left / units_per_s);
 }
 
 Result<std::unique_ptr<Coordinator>> Coordinator::Create(const CoordinatorOptions& options) {

@@ -850,14 +850,10 @@ __global__ void __launch_bounds__(NW * 32, (MmaMinBlocks<HD, NS, NW>()))
         float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
         for (int kc = 0; kc < KC; ++kc) {
-          if constexpr (kQs) {
-            const uint4 f = sqa[warp][kc][lane];
-            MmaBf16(d, f.x, f.y, f.z, f.w, kw[u][j][kc >> 1][2 * (kc & 1)],
-                    kw[u][j][kc >> 1][2 * (kc & 1) + 1]);
-          } else {
-            MmaBf16(d, qa[kc][0], qa[kc][1], qa[kc][2], qa[kc][3], kw[u][j][kc >> 1][2 * (kc & 1)],
-                    kw[u][j][kc >> 1][2 * (kc & 1) + 1]);
-          }
+          const uint4 f =
+              kQs ? sqa[warp][kc][lane] : make_uint4(qa[kc][0], qa[kc][1], qa[kc][2], qa[kc][3]);
+          MmaBf16(d, f.x, f.y, f.z, f.w, kw[u][j][kc >> 1][2 * (kc & 1)],
+                  kw[u][j][kc >> 1][2 * (kc & 1) + 1]);
         }
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
