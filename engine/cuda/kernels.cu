@@ -368,15 +368,38 @@ __device__ __forceinline__ void MergeWarpPartials(const float (&sm)[NW][kMaxGrou
       inv[g] = 1.0f / tot;
     }
     __syncthreads();
-#pragma unroll 4
-    for (int i = threadIdx.x; i < G * hd; i += blockDim.x) {
-      const int g = i / hd, d = i % hd;
-      float mx, lsum;
-      float o = MergeWarps(sm, sl, sacc, g, d, &mx, &lsum) * fct[g][0];
-      const int64_t head = kvh * G + g;
-      const int64_t slot0 = (r * H + head) * splits + merge_from;
-      for (int c = 0; c < np; ++c) o += part_o[(slot0 + c) * hd + d] * fct[g][1 + c];
-      out[r * qw + head * hd + d] = o * inv[g];
+    // Chunks of kChunk elements per thread whose prefix outputs are all loaded before any output
+    // is stored. The compiler may not move a load of part_o above a store to out (they could
+    // alias), so an element loop left the loads one global round trip each, in a chain at the end
+    // of every block (call AJ, Llama-1B B=256: 16 % of the own-range kernel's stall samples).
+    constexpr int kChunk = 4;
+    const int n = G * hd;
+    for (int i0 = threadIdx.x; i0 < n; i0 += kChunk * blockDim.x) {
+      float po[kChunk][kMaxPrefixParts];
+#pragma unroll
+      for (int k = 0; k < kChunk; ++k) {
+        const int i = i0 + k * static_cast<int>(blockDim.x);
+        const int g = i < n ? i / hd : 0, d = i % hd;
+        const int64_t slot0 = (r * H + kvh * G + g) * splits + merge_from;
+#pragma unroll
+        for (int c = 0; c < kMaxPrefixParts; ++c) {
+          po[k][c] = i < n && c < np ? part_o[(slot0 + c) * hd + d] : 0.0f;
+        }
+      }
+#pragma unroll
+      for (int k = 0; k < kChunk; ++k) {
+        const int i = i0 + k * static_cast<int>(blockDim.x);
+        if (i < n) {
+          const int g = i / hd, d = i % hd;
+          float mx, lsum;
+          float o = MergeWarps(sm, sl, sacc, g, d, &mx, &lsum) * fct[g][0];
+#pragma unroll
+          for (int c = 0; c < kMaxPrefixParts; ++c) {
+            if (c < np) o += po[k][c] * fct[g][1 + c];
+          }
+          out[r * qw + (kvh * G + g) * hd + d] = o * inv[g];
+        }
+      }
     }
     return;
   }
@@ -1040,23 +1063,37 @@ __global__ void __launch_bounds__(kPrefixWarps * 32)
     mrow[a] = i < rw ? trow[i] : -1;
     mhead[a] = kvh * G + m % G;
   }
+  const DevKv c = kv[info[trow[0]].slot];  // every task has a first row; all share c's prefix
   // A fragments of Q K^T, [hi, lo][k-step][register]: rows g / g + 8, dimensions 16 kc + 2t + {0,
-  // 1} and + {8, 9}.
+  // 1} and + {8, 9}. All 4 * KC loads of the lane are issued before the first is used, padding rows
+  // reading batch row 0 (always there) and zeroed after: with each load under its own branch they
+  // ran one round trip at a time, about a quarter of the kernel's stall samples at Llama-3B B=512
+  // (call AJ).
   uint32_t qa[2][KC][4];
   {
     const float scale = rsqrtf(static_cast<float>(HD));
+    float2 v[KC][2][2];
 #pragma unroll
     for (int kc = 0; kc < KC; ++kc) {
 #pragma unroll
       for (int a = 0; a < 2; ++a) {
+        const int64_t row = mrow[a] >= 0 ? mrow[a] : 0;
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-          float2 v = make_float2(0.0f, 0.0f);
-          if (mrow[a] >= 0) {
-            v = *reinterpret_cast<const float2*>(q + mrow[a] * qw + mhead[a] * HD + 16 * kc +
-                                                 8 * h + 2 * t);
-          }
-          const float x0 = v.x * scale, x1 = v.y * scale;
+          v[kc][a][h] = *reinterpret_cast<const float2*>(q + row * qw + mhead[a] * HD + 16 * kc +
+                                                         8 * h + 2 * t);
+        }
+      }
+    }
+#pragma unroll
+    for (int kc = 0; kc < KC; ++kc) {
+#pragma unroll
+      for (int a = 0; a < 2; ++a) {
+        const bool has = mrow[a] >= 0;
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const float x0 = has ? v[kc][a][h].x * scale : 0.0f;
+          const float x1 = has ? v[kc][a][h].y * scale : 0.0f;
           const float h0 = RoundBf16(x0), h1 = RoundBf16(x1);
           qa[0][kc][2 * h + a] = PackBf16x2(h0, h1);
           qa[1][kc][2 * h + a] = PackBf16x2(x0 - h0, x1 - h1);
@@ -1064,7 +1101,6 @@ __global__ void __launch_bounds__(kPrefixWarps * 32)
       }
     }
   }
-  const DevKv c = kv[info[trow[0]].slot];  // every task has a first row; all share c's prefix
   const int zs = static_cast<int>(gridDim.z);
   const int span = ((c.plen + zs - 1) / zs + kPrefixTile - 1) / kPrefixTile * kPrefixTile;
   const int p_begin = static_cast<int>(blockIdx.z) * span, p_end = min(c.plen, p_begin + span);

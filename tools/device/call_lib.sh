@@ -5,7 +5,8 @@
 # Nsight Compute binary (ncu_bin), one profiled kernel launch (ncu_kernel), the full table with the
 # Hugging Face baseline (full_table), and for same-call A/B runs of environment switches the
 # attention kernel test (kernel_test), the attention micro-benchmark (attn_micro) and benchmark
-# cells (bench_ab) under each setting.
+# cells (bench_ab) under each setting, and a second build with the carried .devbase/ files for a
+# same-call A/B against code without a switch (base_build; bench with B=/tmp/base/build-dev/...).
 # Source it; the scripts then run their `main` under `timeout ... bash -c main`, so everything here
 # is exported.
 set -u
@@ -62,5 +63,17 @@ bench_ab() {  # "config:batches ..." label:ENV...: every cell under each setting
   local cells=$1; shift
   for v in "$@"; do for c in $cells; do bench ${v%%:*} ${v#*:} ${c%%:*} ${c#*:}; done; done
 }
-export -f el rows ms_at ncu_bin ncu_kernel setup_test bench san full_table kernel_test attn_micro bench_ab
+base_build() {  # [targets]: a second build, /tmp/base, with the files under .devbase/ (same
+  # relative paths, carried) in place of the tree's: the same-call "before" of an A/B without an
+  # environment switch in the code. Run after setup_test (it reuses the unpacked packages).
+  rm -rf /tmp/base && mkdir -p /tmp/base
+  tar --exclude=./build-dev --exclude=./.devbase -cf - . | tar -xf - -C /tmp/base
+  (cd .devbase && find . -type f) | while read -r f; do cp ".devbase/$f" "/tmp/base/$f"; done
+  local gen="Unix Makefiles"; command -v ninja > /dev/null && gen=Ninja
+  cmake -S /tmp/base -B /tmp/base/build-dev -G "$gen" -DTTC_CUDA=ON -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_PREFIX_PATH=/tmp/ttc-deps/usr > $L/base-cmake.log 2>&1
+  cmake --build /tmp/base/build-dev -j 16 --target ${1:-engine_bench cuda_attention} > $L/base-build.log 2>&1
+  el "base build rc $? ($(cd .devbase && find . -type f | tr '\n' ' '))"
+}
+export -f el rows ms_at base_build ncu_bin ncu_kernel setup_test bench san full_table kernel_test attn_micro bench_ab
 export L T0 B
