@@ -1363,11 +1363,13 @@ __global__ void CausalConvKernel(const float* in, int64_t ld_in, int64_t col_bas
   for (int k = 0; k < K - 1; ++k) sc[k * channels] = win[k];
 }
 
-// One thread per channel. The state of a slot is [N][di] (element n of channel ch at n * di + ch),
-// so a warp's loads of one state index are coalesced. NR > 0 (N <= NR): the channel's state lives
-// in registers for the whole forward (loaded once, stored once: independent loads in flight
-// together, and one rounding to the storage type per forward). NR == 0: any N, updated in memory,
-// with a prompt (several tokens) run on an f32 copy in shared memory.
+// One thread per channel; the launches with a prompt (several tokens in some sequence) and every
+// launch with d_state != 16 (decode steps go to Mamba1DecodeKernel below). The state of a slot is
+// [di][N] (element n of channel ch at ch * N + n): a channel's state is contiguous, which is what
+// the decode kernel's bulk copies need. NR > 0 (N <= NR): the channel's state lives in registers
+// for the whole forward (loaded once, stored once: independent loads in flight together, and one
+// rounding to the storage type per forward). NR == 0: any N, updated in memory, with a prompt run
+// on an f32 copy in shared memory.
 // At most 64 registers (eight 128-thread blocks per SM): with 75 the kernel ran at 37 % occupancy
 // and 1.8 TB/s on the H200 (MambaInLlama-3B, 512 rows). Two channels per thread (8-byte state
 // loads) and A staged in shared memory were both slower, and the state copied to shared memory by
@@ -1379,7 +1381,7 @@ __global__ void __launch_bounds__(128, 8) Mamba1ScanKernel(Mamba1ScanArgs a, con
   const DevSeq sq = seqs[blockIdx.y];
   const int64_t N = a.N, di = a.di;
   const int64_t rep = a.mil ? a.di / a.dxb : 1;
-  StateT* h = static_cast<StateT*>(a.ssm) + static_cast<int64_t>(sq.slot) * N * di + ch;
+  StateT* h = static_cast<StateT*>(a.ssm) + (static_cast<int64_t>(sq.slot) * di + ch) * N;
   const float* A = a.A + ch * N;
   const float bias = a.dt_b[ch], Dc = a.D[ch];
   extern __shared__ float stage[];
@@ -1388,9 +1390,9 @@ __global__ void __launch_bounds__(128, 8) Mamba1ScanKernel(Mamba1ScanArgs a, con
   float hv[NR > 0 ? NR : 1];
   if constexpr (NR > 0) {
 #pragma unroll
-    for (int n = 0; n < NR; ++n) hv[n] = n < N ? LoadState(h + n * di) : 0.0f;
+    for (int n = 0; n < NR; ++n) hv[n] = n < N ? LoadState(h + n) : 0.0f;
   } else if (staged) {
-    for (int64_t n = 0; n < N; ++n) hs[n] = LoadState(h + n * di);
+    for (int64_t n = 0; n < N; ++n) hs[n] = LoadState(h + n);
   }
   for (int t = 0; t < sq.n; ++t) {
     const int64_t r = sq.row0 + t;
@@ -1420,12 +1422,12 @@ __global__ void __launch_bounds__(128, 8) Mamba1ScanKernel(Mamba1ScanArgs a, con
       }
     } else {
       for (int64_t n = 0; n < N; ++n) {
-        const float cur = staged ? hs[n] : LoadState(h + n * di);
+        const float cur = staged ? hs[n] : LoadState(h + n);
         const float hn = expf(d * A[n]) * cur + (d * Bv[n]) * xv;
         if (staged) {
           hs[n] = hn;
         } else {
-          StoreState(h + n * di, hn);
+          StoreState(h + n, hn);
         }
         y += hn * Cv[n];
       }
@@ -1436,9 +1438,9 @@ __global__ void __launch_bounds__(128, 8) Mamba1ScanKernel(Mamba1ScanArgs a, con
   if constexpr (NR > 0) {
 #pragma unroll
     for (int n = 0; n < NR; ++n)
-      if (n < N) StoreState(h + n * di, hv[n]);
+      if (n < N) StoreState(h + n, hv[n]);
   } else if (staged) {
-    for (int64_t n = 0; n < N; ++n) StoreState(h + n * di, hs[n]);
+    for (int64_t n = 0; n < N; ++n) StoreState(h + n, hs[n]);
   }
 }
 
@@ -1457,6 +1459,142 @@ __device__ __forceinline__ float2 SsdDecayScale(const SsdScanArgs& a, int64_t h,
 // EPL: state elements per lane per row (N <= 32 * EPL for the register path); 2 for d_state 64
 // keeps the kernel under 64 registers, four 256-thread blocks per SM (72 registers and three blocks
 // with room for N = 128 measured 37 % occupancy and 1.5 TB/s on the H200).
+// Mamba-1 decode step (one token per sequence, d_state 16) as a streaming kernel: a block owns one
+// tile of kM1Tile channels and walks sequences blockIdx.y, blockIdx.y + gridDim.y, ... Each
+// sequence's state tile (kM1Tile x 16, contiguous in the [di][N] layout) arrives in shared memory
+// by one bulk copy (cp.async.bulk, completion on an mbarrier), kM1Stages sequences ahead, so the
+// bytes in flight are bounded by shared memory instead of registers; the channel's A row, bias and
+// D are loaded once for all the block's sequences. The updated state goes straight back to global
+// memory (16-byte stores; nothing waits on them). The one-thread-per-channel kernel above held its
+// 16 state loads in registers and reached 2.05 TB/s at 47 % occupancy (call AC: latency-bound,
+// 45 % of cycles without an eligible warp), and every layout of it tried since lost.
+constexpr int kM1Tile = 128;
+constexpr int kM1Stages = 4;
+constexpr int kM1MaxSeqPerBlock = kM1Tile;  // the block's DevSeqs are staged by its threads
+
+__device__ __forceinline__ uint32_t SmemAddr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void MbarWait(uint64_t* bar, uint32_t parity) {
+  uint32_t done = 0;
+  while (!done) {
+    asm volatile(
+        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 "
+        "%0, 1, 0, p;\n}\n"
+        : "=r"(done)
+        : "r"(SmemAddr(bar)), "r"(parity)
+        : "memory");
+  }
+}
+// Thread 0: `bytes` (multiple of 16, 16-byte aligned both sides) from global src to shared dst,
+// completing on `bar`.
+__device__ __forceinline__ void BulkLoad(void* dst, const void* src, uint32_t bytes,
+                                         uint64_t* bar) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(SmemAddr(bar)),
+               "r"(bytes)
+               : "memory");
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::
+          "r"(SmemAddr(dst)),
+      "l"(src), "r"(bytes), "r"(SmemAddr(bar))
+      : "memory");
+}
+
+template <typename StateT>
+__global__ void __launch_bounds__(kM1Tile)
+    Mamba1DecodeKernel(Mamba1ScanArgs a, const DevSeq* seqs, int nseq) {
+  constexpr int N = 16;
+  constexpr int kVec = 16 / sizeof(StateT);  // state elements per 16 bytes
+  __shared__ __align__(128) StateT buf[kM1Stages][kM1Tile * N];
+  __shared__ uint64_t bar[kM1Stages];
+  __shared__ DevSeq sqs[kM1MaxSeqPerBlock];
+  const int64_t di = a.di, ch0 = static_cast<int64_t>(blockIdx.x) * kM1Tile;
+  const int nch = static_cast<int>(di - ch0 < kM1Tile ? di - ch0 : kM1Tile);
+  const int tid = threadIdx.x;
+  const int64_t ch = ch0 + tid;
+  const bool active = tid < nch;
+  const int count = (nseq - static_cast<int>(blockIdx.y) + gridDim.y - 1) / gridDim.y;
+  const uint32_t bytes = static_cast<uint32_t>(nch * N * sizeof(StateT));
+  StateT* state = static_cast<StateT*>(a.ssm);
+  if (tid < count) sqs[tid] = seqs[blockIdx.y + tid * gridDim.y];
+  if (tid == 0) {
+    for (int s = 0; s < kM1Stages; ++s) {
+      asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(SmemAddr(&bar[s])) : "memory");
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+  if (tid == 0) {
+    for (int k = 0; k < kM1Stages && k < count; ++k) {
+      BulkLoad(buf[k], state + (static_cast<int64_t>(sqs[k].slot) * di + ch0) * N, bytes, &bar[k]);
+    }
+  }
+  const int64_t rep = a.mil ? a.di / a.dxb : 1;
+  const int64_t chs = active ? ch : ch0;  // idle threads of a partial tile read channel ch0
+  float Av[N];
+#pragma unroll
+  for (int q = 0; q < N / 4; ++q) {
+    const float4 v = reinterpret_cast<const float4*>(a.A + chs * N)[q];
+    Av[4 * q] = v.x;
+    Av[4 * q + 1] = v.y;
+    Av[4 * q + 2] = v.z;
+    Av[4 * q + 3] = v.w;
+  }
+  const float bias = a.dt_b[chs], Dc = a.D[chs];
+  for (int k = 0; k < count; ++k) {
+    const DevSeq sq = sqs[k];
+    const int64_t r = sq.row0;
+    const float* pr = a.proj + r * a.ld_proj;
+    const float *Bv, *Cv;
+    float z;
+    if (a.mil) {
+      Bv = pr + a.di + a.dxb + (chs / (N * rep)) * N;
+      Cv = pr + a.di + 2 * a.dxb + (chs / N) * N;
+      z = pr[chs];
+    } else {
+      Bv = a.xdbc + r * (a.R + 2 * N) + a.R;
+      Cv = Bv + N;
+      z = pr[a.di + chs];
+    }
+    // This sequence's inputs are in registers before the wait (the wait is a compiler barrier to
+    // loads, and they are round trips to L2 of their own).
+    // Scalar loads: B and C start at any float of the projection row.
+    float Bq[N], Cq[N];
+#pragma unroll
+    for (int n = 0; n < N; ++n) {
+      Bq[n] = Bv[n];
+      Cq[n] = Cv[n];
+    }
+    const float d = Softplus(a.dt_raw[r * a.di + chs] + bias);
+    const float xv = a.xc[r * a.di + chs];
+    const int s = k % kM1Stages;
+    MbarWait(&bar[s], static_cast<uint32_t>(k / kM1Stages) & 1u);
+    const StateT* hs = buf[s] + tid * N;
+    StateT* hg = state + (static_cast<int64_t>(sq.slot) * di + chs) * N;
+    float y = 0.0f;
+#pragma unroll
+    for (int q = 0; q < N / kVec; ++q) {
+      alignas(16) StateT hv[kVec];
+      *reinterpret_cast<uint4*>(hv) = reinterpret_cast<const uint4*>(hs)[q];
+#pragma unroll
+      for (int i = 0; i < kVec; ++i) {
+        const int n = q * kVec + i;
+        const float hn = expf(d * Av[n]) * LoadState(&hv[i]) + (d * Bq[n]) * xv;
+        y += hn * Cq[n];
+        StoreState(&hv[i], hn);
+      }
+      if (active) reinterpret_cast<uint4*>(hg)[q] = *reinterpret_cast<const uint4*>(hv);
+    }
+    y += Dc * xv;
+    if (active) a.out[r * a.di + ch] = y * Silu(z);
+    __syncthreads();  // every thread has read buf[s] before it is refilled
+    if (tid == 0 && k + kM1Stages < count) {
+      BulkLoad(buf[s], state + (static_cast<int64_t>(sqs[k + kM1Stages].slot) * di + ch0) * N,
+               bytes, &bar[s]);
+    }
+  }
+}
+
 template <typename StateT, int EPL>
 __global__ void __launch_bounds__(256, 4) SsdScanKernel(SsdScanArgs a, const DevSeq* seqs) {
   const int64_t h = blockIdx.x;
@@ -2020,6 +2158,27 @@ void LaunchCausalConv(const float* in, int64_t ld_in, int64_t col_base, int64_t 
 }
 
 void LaunchMamba1Scan(const Mamba1ScanArgs& a, const DevSeq* seqs, int nseq, cudaStream_t s) {
+  if (!a.stage && a.N == 16 && !std::getenv("TTC_M1_OLD")) {
+    // About four blocks per SM, each walking at most kM1MaxSeqPerBlock sequences.
+    static const int sms = [] {
+      int d = 0, n = 0;
+      cudaGetDevice(&d);
+      cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, d);
+      return n > 0 ? n : 132;
+    }();
+    const int tiles = static_cast<int>((a.di + kM1Tile - 1) / kM1Tile);
+    int ys = std::max(1, (4 * sms + tiles - 1) / tiles);
+    ys = std::max(ys, (nseq + kM1MaxSeqPerBlock - 1) / kM1MaxSeqPerBlock);
+    ys = std::min(ys, nseq);
+    const dim3 g(static_cast<unsigned>(tiles), static_cast<unsigned>(ys));
+    if (a.bf16_state) {
+      Mamba1DecodeKernel<uint16_t><<<g, kM1Tile, 0, s>>>(a, seqs, nseq);
+    } else {
+      Mamba1DecodeKernel<float><<<g, kM1Tile, 0, s>>>(a, seqs, nseq);
+    }
+    Check("mamba1 decode");
+    return;
+  }
   dim3 grid(Blocks(a.di, 128), static_cast<unsigned>(nseq));
   if (a.N <= 16) {  // state in registers (MambaInLlama and HF Mamba use d_state 16)
     if (a.bf16_state) {

@@ -156,7 +156,7 @@ struct Mamba1ScanArgs {
   const float* xdbc;    // HF only: [M, R + 2N]
   int64_t R, di, N, dxb;
   bool mil;
-  void* ssm;  // [slots][N][di] (element n of channel c at n * di + c), f32 or (bf16_state) bf16
+  void* ssm;  // [slots][di][N] (element n of channel c at c * N + n), f32 or (bf16_state) bf16
   bool bf16_state;
   bool stage;  // some sequence has several tokens: run those on an f32 copy in shared memory
   float* out;  // [M, di]

@@ -433,30 +433,38 @@ TEST(CudaSsd, StateUpdateMatchesReference) {
 // The Mamba-1 state update (LaunchMamba1Scan) against a double reference of h = exp(d A) h +
 // d B x, out = (C.h + D x) silu(z), d = softplus(dt + bias): both kinds (MambaInLlama's grouped B/C
 // columns, HF Mamba's shared x_proj ones), f32 and bf16 state, d_inner 160 (one full and one
-// partial block of 128 channels), decode steps (one token per sequence) and a launch with a
-// 4-token prompt.
+// partial block of 128 channels), decode steps (one token per sequence: the streaming decode
+// kernel) and a launch with a 4-token prompt (the per-channel kernel). The cases with 100
+// sequences and 33 channel tiles give each decode block several sequences, more than its
+// kM1Stages copies in flight, so the refills and the mbarrier phases are exercised too.
 struct Mamba1Case {
   bool mil, bf16, decode;
+  int nseq = 3;
+  int64_t di = 160;
 };
 void CheckMamba1(const Mamba1Case& c, uint32_t seed) {
   SCOPED_TRACE(std::string(c.mil ? "mambainllama" : "hf") + (c.bf16 ? " bf16" : " f32") +
-               (c.decode ? " decode" : " prompt"));
+               (c.decode ? " decode" : " prompt") + " sequences " + std::to_string(c.nseq));
   std::mt19937 gen(seed);
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  const int64_t N = 16, di = 160, dxb = 80, rep = di / dxb, R = 8;
-  const std::vector<int> tokens = c.decode ? std::vector<int>{1, 1, 1} : std::vector<int>{1, 4, 1},
-                         slots = {1, 2, 0};
-  const int64_t M = c.decode ? 3 : 6, ld_proj = 2 * di + 2 * dxb + 3;
+  const int64_t N = 16, di = c.di, dxb = di / 2, rep = di / dxb, R = 8;
+  const int nseq = c.nseq;
+  std::vector<int> tokens(nseq, 1), slots(nseq);
+  if (!c.decode) tokens[1] = 4;
+  for (int i = 0; i < nseq; ++i) slots[i] = (7 * i + 1) % nseq;  // a permutation (7 is coprime)
+  int64_t M = 0;
+  for (int t : tokens) M += t;
+  const int64_t ld_proj = 2 * di + 2 * dxb + 3;
   std::vector<float> proj(M * ld_proj), xc(M * di), dt(M * di), xdbc(M * (R + 2 * N)), dt_b(di),
       A(di * N), D(di);
   for (auto* v : {&proj, &xc, &dt, &xdbc, &dt_b, &D})
     for (auto& e : *v) e = nd(gen) * 0.5f;
   for (auto& e : A) e = -std::exp(nd(gen) * 0.5f);
-  const int64_t state_n = 3 * N * di;
+  const int64_t state_n = nseq * N * di;
   std::vector<float> state(state_n);
   for (auto& v : state) v = static_cast<float>(FromBf16(ToBf16(nd(gen))));
   std::vector<cu::DevSeq> seqs;
-  for (int i = 0, row = 0; i < 3; row += tokens[i], ++i)
+  for (int i = 0, row = 0; i < nseq; row += tokens[i], ++i)
     seqs.push_back({slots[i], row, tokens[i], 0});
   std::vector<double> ref_state(state.begin(), state.end()), ref_out(M * di);
   for (const cu::DevSeq& sq : seqs) {
@@ -479,7 +487,7 @@ void CheckMamba1(const Mamba1Case& c, uint32_t seed) {
         const double x = xc[r * di + ch];
         double y = 0.0;
         for (int64_t n = 0; n < N; ++n) {
-          double& h = ref_state[(sq.slot * N + n) * di + ch];
+          double& h = ref_state[(sq.slot * di + ch) * N + n];  // [slot][di][N]
           h = std::exp(d * A[ch * N + n]) * h + d * B[n] * x;
           y += h * C[n];
         }
@@ -515,7 +523,7 @@ void CheckMamba1(const Mamba1Case& c, uint32_t seed) {
                        c.bf16,
                        /*stage=*/!c.decode,
                        d_out};
-  cu::LaunchMamba1Scan(a, d_seqs, 3, nullptr);
+  cu::LaunchMamba1Scan(a, d_seqs, nseq, nullptr);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   std::vector<float> out(M * di);
   ASSERT_EQ(cudaMemcpy(out.data(), d_out, out.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
@@ -527,9 +535,9 @@ void CheckMamba1(const Mamba1Case& c, uint32_t seed) {
   // forward (2^-9 relative). A wrong channel, group or slot is off by O(0.1-1).
   EXPECT_LT(worst_o, 1e-4);
   EXPECT_LT(worst_s, c.bf16 ? 8e-3 : 1e-5);
-  std::printf("[cuda] mamba1 %s %s %s: max |out err| %.3g, max state err %.3g\n",
+  std::printf("[cuda] mamba1 %s %s %s, %d sequences: max |out err| %.3g, max state err %.3g\n",
               c.mil ? "mambainllama" : "hf", c.bf16 ? "bf16" : "f32",
-              c.decode ? "decode" : "prompt", worst_o, worst_s);
+              c.decode ? "decode" : "prompt", nseq, worst_o, worst_s);
   for (void* q :
        {static_cast<void*>(d_proj), static_cast<void*>(d_xc), static_cast<void*>(d_dt),
         static_cast<void*>(d_xdbc), static_cast<void*>(d_dtb), static_cast<void*>(d_A),
@@ -545,7 +553,9 @@ TEST(CudaMamba1, StateUpdateMatchesReference) {
   uint32_t seed = 41;
   for (const Mamba1Case& c :
        {Mamba1Case{true, false, true}, Mamba1Case{false, false, true}, Mamba1Case{true, true, true},
-        Mamba1Case{true, false, false}, Mamba1Case{false, true, false}}) {
+        Mamba1Case{true, false, false}, Mamba1Case{false, true, false},
+        Mamba1Case{true, false, true, 100, 33 * 128},
+        Mamba1Case{false, true, true, 100, 33 * 128}}) {
     CheckMamba1(c, seed++);
   }
 }
