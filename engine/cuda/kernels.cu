@@ -1455,19 +1455,15 @@ __device__ __forceinline__ float2 SsdDecayScale(const SsdScanArgs& a, int64_t h,
   return make_float2(expf(dtv * a.A[h]), dtv);
 }
 
-// One block per (sequence, head); warps own rows p of the head's [P, N] state, lanes split N.
-// EPL: state elements per lane per row (N <= 32 * EPL for the register path); 2 for d_state 64
-// keeps the kernel under 64 registers, four 256-thread blocks per SM (72 registers and three blocks
-// with room for N = 128 measured 37 % occupancy and 1.5 TB/s on the H200).
 // Mamba-1 decode step (one token per sequence, d_state 16) as a streaming kernel: a block owns one
 // tile of kM1Tile channels and walks sequences blockIdx.y, blockIdx.y + gridDim.y, ... Each
 // sequence's state tile (kM1Tile x 16, contiguous in the [di][N] layout) arrives in shared memory
 // by one bulk copy (cp.async.bulk, completion on an mbarrier), kM1Stages sequences ahead, so the
 // bytes in flight are bounded by shared memory instead of registers; the channel's A row, bias and
 // D are loaded once for all the block's sequences. The updated state goes straight back to global
-// memory (16-byte stores; nothing waits on them). The one-thread-per-channel kernel above held its
-// 16 state loads in registers and reached 2.05 TB/s at 47 % occupancy (call AC: latency-bound,
-// 45 % of cycles without an eligible warp), and every layout of it tried since lost.
+// memory (coalesced 16-byte stores; nothing waits on them). The one-thread-per-channel kernel above
+// held its 16 state loads in registers and reached 2.05 TB/s at 47 % occupancy (call AC:
+// latency-bound, 45 % of cycles without an eligible warp), and every layout of it tried since lost.
 constexpr int kM1Tile = 128;
 constexpr int kM1Stages = 4;
 constexpr int kM1MaxSeqPerBlock = kM1Tile;  // the block's DevSeqs are staged by its threads
@@ -1511,8 +1507,6 @@ __global__ void __launch_bounds__(kM1Tile)
   const int64_t di = a.di, ch0 = static_cast<int64_t>(blockIdx.x) * kM1Tile;
   const int nch = static_cast<int>(di - ch0 < kM1Tile ? di - ch0 : kM1Tile);
   const int tid = threadIdx.x;
-  const int64_t ch = ch0 + tid;
-  const bool active = tid < nch;
   const int count = (nseq - static_cast<int>(blockIdx.y) + gridDim.y - 1) / gridDim.y;
   const uint32_t bytes = static_cast<uint32_t>(nch * N * sizeof(StateT));
   StateT* state = static_cast<StateT*>(a.ssm);
@@ -1529,64 +1523,87 @@ __global__ void __launch_bounds__(kM1Tile)
       BulkLoad(buf[k], state + (static_cast<int64_t>(sqs[k].slot) * di + ch0) * N, bytes, &bar[k]);
     }
   }
+  // The tile is kM1Tile * kPer 16-byte chunks of kVec state elements (kPer per channel). Thread
+  // tid takes chunks q * kM1Tile + tid, q < kPer: channel q * (kM1Tile / kPer) + tid / kPer,
+  // elements n0 + [0, kVec) with n0 = (tid % kPer) * kVec. Consecutive threads read consecutive
+  // 16 bytes of shared memory and store consecutive 16 bytes to global memory (one thread per
+  // channel read and stored 64-byte strides: 4-way bank conflicts and half-sector stores, with the
+  // L2 at 78 % of its throughput and DRAM at 49 %, call AL); the channel's sum over n is finished
+  // by shuffles among its kPer threads.
+  constexpr int kPer = N / kVec;
+  const int n0 = (tid % kPer) * kVec;
   const int64_t rep = a.mil ? a.di / a.dxb : 1;
-  const int64_t chs = active ? ch : ch0;  // idle threads of a partial tile read channel ch0
-  float Av[N];
+  int64_t chq[kPer];
+  bool act[kPer];
+  float Av[kPer][kVec], bias[kPer], Dc[kPer];
 #pragma unroll
-  for (int q = 0; q < N / 4; ++q) {
-    const float4 v = reinterpret_cast<const float4*>(a.A + chs * N)[q];
-    Av[4 * q] = v.x;
-    Av[4 * q + 1] = v.y;
-    Av[4 * q + 2] = v.z;
-    Av[4 * q + 3] = v.w;
+  for (int q = 0; q < kPer; ++q) {
+    const int cl = q * (kM1Tile / kPer) + tid / kPer;
+    act[q] = cl < nch;
+    chq[q] = ch0 + (act[q] ? cl : 0);  // idle threads of a partial tile read channel ch0
+    const float* Ar = a.A + chq[q] * N + n0;
+#pragma unroll
+    for (int i = 0; i < kVec; i += 4) {
+      const float4 v = *reinterpret_cast<const float4*>(Ar + i);
+      Av[q][i] = v.x;
+      Av[q][i + 1] = v.y;
+      Av[q][i + 2] = v.z;
+      Av[q][i + 3] = v.w;
+    }
+    bias[q] = a.dt_b[chq[q]];
+    Dc[q] = a.D[chq[q]];
   }
-  const float bias = a.dt_b[chs], Dc = a.D[chs];
   for (int k = 0; k < count; ++k) {
     const DevSeq sq = sqs[k];
     const int64_t r = sq.row0;
     const float* pr = a.proj + r * a.ld_proj;
-    const float *Bv, *Cv;
-    float z;
-    if (a.mil) {
-      Bv = pr + a.di + a.dxb + (chs / (N * rep)) * N;
-      Cv = pr + a.di + 2 * a.dxb + (chs / N) * N;
-      z = pr[chs];
-    } else {
-      Bv = a.xdbc + r * (a.R + 2 * N) + a.R;
-      Cv = Bv + N;
-      z = pr[a.di + chs];
-    }
-    // This sequence's inputs are in registers before the wait (the wait is a compiler barrier to
-    // loads, and they are round trips to L2 of their own).
-    // Scalar loads: B and C start at any float of the projection row.
-    float Bq[N], Cq[N];
+    // This sequence's inputs go to registers before the wait (the wait is a compiler barrier to
+    // loads, and they are round trips to L2 of their own). Scalar loads: B and C start at any
+    // float of the projection row.
+    float Bq[kPer][kVec], Cq[kPer][kVec], z[kPer], d[kPer], xv[kPer];
 #pragma unroll
-    for (int n = 0; n < N; ++n) {
-      Bq[n] = Bv[n];
-      Cq[n] = Cv[n];
-    }
-    const float d = Softplus(a.dt_raw[r * a.di + chs] + bias);
-    const float xv = a.xc[r * a.di + chs];
-    const int s = k % kM1Stages;
-    MbarWait(&bar[s], static_cast<uint32_t>(k / kM1Stages) & 1u);
-    const StateT* hs = buf[s] + tid * N;
-    StateT* hg = state + (static_cast<int64_t>(sq.slot) * di + chs) * N;
-    float y = 0.0f;
-#pragma unroll
-    for (int q = 0; q < N / kVec; ++q) {
-      alignas(16) StateT hv[kVec];
-      *reinterpret_cast<uint4*>(hv) = reinterpret_cast<const uint4*>(hs)[q];
+    for (int q = 0; q < kPer; ++q) {
+      const int64_t c = chq[q];
+      const float *Bv, *Cv;
+      if (a.mil) {
+        Bv = pr + a.di + a.dxb + (c / (N * rep)) * N + n0;
+        Cv = pr + a.di + 2 * a.dxb + (c / N) * N + n0;
+        z[q] = pr[c];
+      } else {
+        Bv = a.xdbc + r * (a.R + 2 * N) + a.R + n0;
+        Cv = Bv + N;
+        z[q] = pr[a.di + c];
+      }
 #pragma unroll
       for (int i = 0; i < kVec; ++i) {
-        const int n = q * kVec + i;
-        const float hn = expf(d * Av[n]) * LoadState(&hv[i]) + (d * Bq[n]) * xv;
-        y += hn * Cq[n];
+        Bq[q][i] = Bv[i];
+        Cq[q][i] = Cv[i];
+      }
+      d[q] = a.dt_raw[r * a.di + c];
+      xv[q] = a.xc[r * a.di + c];
+    }
+    const int s = k % kM1Stages;
+    MbarWait(&bar[s], static_cast<uint32_t>(k / kM1Stages) & 1u);
+    StateT* hg = state + (static_cast<int64_t>(sq.slot) * di + ch0) * N;
+#pragma unroll
+    for (int q = 0; q < kPer; ++q) {
+      const int e = q * kM1Tile + tid;  // 16-byte chunk of the tile
+      alignas(16) StateT hv[kVec];
+      *reinterpret_cast<uint4*>(hv) = reinterpret_cast<const uint4*>(buf[s])[e];
+      const float dq = Softplus(d[q] + bias[q]);
+      float y = 0.0f;
+#pragma unroll
+      for (int i = 0; i < kVec; ++i) {
+        const float hn = expf(dq * Av[q][i]) * LoadState(&hv[i]) + (dq * Bq[q][i]) * xv[q];
+        y += hn * Cq[q][i];
         StoreState(&hv[i], hn);
       }
-      if (active) reinterpret_cast<uint4*>(hg)[q] = *reinterpret_cast<const uint4*>(hv);
+      if (act[q]) reinterpret_cast<uint4*>(hg)[e] = *reinterpret_cast<const uint4*>(hv);
+#pragma unroll
+      for (int o = 1; o < kPer; o <<= 1) y += __shfl_xor_sync(0xffffffffu, y, o);
+      y += Dc[q] * xv[q];
+      if (act[q] && tid % kPer == 0) a.out[r * a.di + chq[q]] = y * Silu(z[q]);
     }
-    y += Dc * xv;
-    if (active) a.out[r * a.di + ch] = y * Silu(z);
     __syncthreads();  // every thread has read buf[s] before it is refilled
     if (tid == 0 && k + kM1Stages < count) {
       BulkLoad(buf[s], state + (static_cast<int64_t>(sqs[k + kM1Stages].slot) * di + ch0) * N,
@@ -1595,6 +1612,10 @@ __global__ void __launch_bounds__(kM1Tile)
   }
 }
 
+// One block per (sequence, head); warps own rows p of the head's [P, N] state, lanes split N.
+// EPL: state elements per lane per row (N <= 32 * EPL for the register path); 2 for d_state 64
+// keeps the kernel under 64 registers, four 256-thread blocks per SM (72 registers and three blocks
+// with room for N = 128 measured 37 % occupancy and 1.5 TB/s on the H200).
 template <typename StateT, int EPL>
 __global__ void __launch_bounds__(256, 4) SsdScanKernel(SsdScanArgs a, const DevSeq* seqs) {
   const int64_t h = blockIdx.x;
