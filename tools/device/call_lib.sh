@@ -6,7 +6,8 @@
 # Hugging Face baseline (full_table), and for same-call A/B runs of environment switches the
 # attention kernel test (kernel_test), the attention micro-benchmark (attn_micro) and benchmark
 # cells (bench_ab) under each setting, and a second build with the carried .devbase/ files for a
-# same-call A/B against code without a switch (base_build; bench with B=/tmp/base/build-dev/...).
+# same-call A/B against code without a switch (base_build; bench with B=/tmp/base/build-dev/...),
+# and the pages of saved Nsight Compute reports (ncu_pages).
 # Source it; the scripts then run their `main` under `timeout ... bash -c main`, so everything here
 # is exported.
 set -u
@@ -63,6 +64,16 @@ bench_ab() {  # "config:batches ..." label:ENV...: every cell under each setting
   local cells=$1; shift
   for v in "$@"; do for c in $cells; do bench ${v%%:*} ${v#*:} ${c%%:*} ${c#*:}; done; done
 }
+ncu_pages() {  # report names (L/NAME.ncu-rep): each one's details page and per-SASS-line source page
+  # (CSV with the warp-stall samples; summarise it with tools/device/sass_stalls.py), key lines
+  for f in "$@"; do
+    $(ncu_bin) -i $L/$f.ncu-rep --page details > $L/ncu-$f-details.log 2>&1
+    $(ncu_bin) -i $L/$f.ncu-rep --page source --csv --print-source sass > $L/ncu-$f-sass.csv 2> $L/ncu-$f-sass.err
+    el "$f source page rc $? $(wc -l < $L/ncu-$f-sass.csv) lines"
+    grep -E "Duration|DRAM Throughput|Achieved Occupancy|Registers Per|Warp Cycles Per Issued" \
+      $L/ncu-$f-details.log | cut -c1-150 | head -8
+  done
+}
 base_build() {  # [targets]: a second build, /tmp/base, with the files under .devbase/ (same
   # relative paths, carried) in place of the tree's: the same-call "before" of an A/B without an
   # environment switch in the code. Run after setup_test (it reuses the unpacked packages).
@@ -75,5 +86,5 @@ base_build() {  # [targets]: a second build, /tmp/base, with the files under .de
   cmake --build /tmp/base/build-dev -j 16 --target ${1:-engine_bench cuda_attention} > $L/base-build.log 2>&1
   el "base build rc $? ($(cd .devbase && find . -type f | tr '\n' ' '))"
 }
-export -f el rows ms_at base_build ncu_bin ncu_kernel setup_test bench san full_table kernel_test attn_micro bench_ab
+export -f el rows ms_at ncu_pages base_build ncu_bin ncu_kernel setup_test bench san full_table kernel_test attn_micro bench_ab
 export L T0 B

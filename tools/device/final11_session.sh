@@ -13,8 +13,7 @@ main() {
   for tool in memcheck racecheck; do san fam $tool 150 cuda_test '*BatchedDecodeEqualsSingle*'; done
   local S="--section SpeedOfLight --section Occupancy --section WarpStateStats --section SourceCounters --section MemoryWorkloadAnalysis"
   ncu_kernel $L/ncu-m1.log 60 Mamba1DecodeKernel 44 mambainllama-3b 512 6 $S -o $L/m1; el "ncu m1"
-  $(ncu_bin) -i $L/m1.ncu-rep --page source --csv --print-source sass > $L/ncu-m1-sass.csv 2> /dev/null
-  grep -E "Duration|DRAM Throughput|L2 Cache Throughput|Registers Per|Achieved Occupancy" $L/ncu-m1.log | cut -c1-120
+  ncu_pages m1
 }
 export -f main
 timeout ${BUDGET:-480} bash -c main

@@ -24,11 +24,7 @@ main() {
   local S="--section SpeedOfLight --section Occupancy --section WarpStateStats --section SourceCounters --section LaunchStats"
   ncu_kernel $L/ncu-prefix.log 90 PrefixAttentionKernel $((28 * 4)) llama-3.2-3b 512 6 $S -o $L/prefix; el "ncu prefix"
   ncu_kernel $L/ncu-own64.log 120 AttentionMmaKernel $((16 * 256)) llama-3.2-1b 256 260 $S -o $L/own64; el "ncu own64"
-  for f in prefix own64; do
-    $(ncu_bin) -i $L/$f.ncu-rep --page details > $L/ncu-$f-details.log 2>&1
-    $(ncu_bin) -i $L/$f.ncu-rep --page source --csv --print-source sass > $L/ncu-$f-sass.csv 2> $L/ncu-$f-sass.err
-    grep -E "Duration|DRAM Throughput|Registers Per|Warp Cycles Per Issued" $L/ncu-$f-details.log | cut -c1-150 | head -6
-  done
+  ncu_pages prefix own64
   for tool in memcheck racecheck; do san attn $tool 80 cuda_kernel_test 'CudaAttention.*'; done
 }
 export -f main

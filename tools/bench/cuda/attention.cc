@@ -22,13 +22,7 @@
 namespace {
 
 namespace cu = ttc::engine::cuda;
-
-template <typename T>
-T* Dev(size_t n) {
-  T* p = nullptr;
-  CK(cudaMalloc(reinterpret_cast<void**>(&p), std::max<size_t>(n, 1) * sizeof(T)));
-  return p;
-}
+using ttc::bench::Dev;
 
 void FillRandom(uint16_t* d, size_t n, std::mt19937& gen) {
   std::normal_distribution<float> nd(0.0f, 1.0f);

@@ -27,13 +27,7 @@
 namespace {
 
 namespace cu = ttc::engine::cuda;
-
-template <typename T>
-T* Dev(size_t n) {
-  T* p = nullptr;
-  CK(cudaMalloc(reinterpret_cast<void**>(&p), std::max<size_t>(n, 1) * sizeof(T)));
-  return p;
-}
+using ttc::bench::Dev;
 
 uint16_t* RandomBf16(size_t n, std::mt19937& gen) {
   std::vector<uint16_t> h(n);
@@ -84,8 +78,8 @@ int main(int argc, char** argv) {
   cudaEvent_t e0, e1;
   CK(cudaEventCreate(&e0));
   CK(cudaEventCreate(&e1));
-  for (const Model& m : {Model{"llama-1b", 2048, 8192, 64, 32, 8},
-                         Model{"llama-3b", 3072, 8192, 128, 24, 8}}) {
+  for (const Model& m :
+       {Model{"llama-1b", 2048, 8192, 64, 32, 8}, Model{"llama-3b", 3072, 8192, 128, 24, 8}}) {
     const int64_t kvw = int64_t{m.Hkv} * m.hd, qw = int64_t{m.H} * m.hd;
     const int nqkv = static_cast<int>(qw + 2 * kvw);
     const int G = m.H / m.Hkv;
