@@ -198,7 +198,9 @@ int64_t Numel(const HostMatrix& m) { return m.rows * m.cols; }
 // Builds a Model from a config and a tensor source (the one place that knows every family's names).
 class ModelBuilder {
  public:
-  ModelBuilder(Model* model, TensorSource* src) : m_(model), src_(src), c_(model->config_) {}
+  // round_to: kBf16 / kF16 round the weight matrices to that type at upload (see WeightDType).
+  ModelBuilder(Model* model, TensorSource* src, std::optional<WeightDType> round_to)
+      : m_(model), src_(src), c_(model->config_), round_to_(round_to) {}
 
   Status Build() {
     const int64_t d = c_.hidden_size, V = c_.vocab_size;
@@ -258,6 +260,7 @@ class ModelBuilder {
     for (size_t i = 0; i < names.size(); ++i) {
       const auto& shape = shapes.size() == 1 ? shapes[0] : shapes[i];
       TTC_ASSIGN_OR_RETURN(HostTensor t, src_->Get(names[i], shape, init));
+      if (init == Init::kLinear || init == Init::kEmbedding) RoundMatrix(&t);
       parts.push_back(std::move(t));
     }
     for (auto& p : parts) {
@@ -265,6 +268,32 @@ class ModelBuilder {
       params_ += Numel(p.m);
     }
     return m_->backend_->Upload(blocks);
+  }
+  // The matrix in round_to_'s 16-bit type (values rounded to nearest even), unless it is already.
+  void RoundMatrix(HostTensor* t) const {
+    if (!round_to_ || *round_to_ == WeightDType::kF32) return;
+    const HostDType want = *round_to_ == WeightDType::kBf16 ? HostDType::kBF16 : HostDType::kF16;
+    if (t->m.dtype == want) return;
+    const int64_t n = Numel(t->m);
+    std::vector<uint16_t> out(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+      float v;
+      switch (t->m.dtype) {
+        case HostDType::kF32:
+          std::memcpy(&v, static_cast<const char*>(t->m.data) + i * 4, 4);
+          break;
+        default: {
+          uint16_t h;
+          std::memcpy(&h, static_cast<const char*>(t->m.data) + i * 2, 2);
+          v = t->m.dtype == HostDType::kBF16 ? BF16ToFloat32(h) : F16ToFloat32(h);
+        }
+      }
+      out[static_cast<size_t>(i)] = want == HostDType::kBF16 ? Float32ToBF16(v) : Float32ToF16(v);
+    }
+    t->u16 = std::move(out);
+    t->f32.clear();
+    t->m.data = t->u16.data();
+    t->m.dtype = want;
   }
   Result<std::unique_ptr<Weight>> UploadF32(std::vector<float> values, int64_t rows, int64_t cols) {
     HostMatrix m{values.data(), HostDType::kF32, rows, cols};
@@ -399,6 +428,7 @@ class ModelBuilder {
   Model* m_;
   TensorSource* src_;
   const ModelConfig& c_;
+  std::optional<WeightDType> round_to_;
   int64_t params_ = 0;
 };
 
@@ -642,12 +672,41 @@ namespace {
 BackendOptions BackendOptionsOf(const ModelOptions& o) {
   return {o.backend, o.threads, o.device, o.state_dtype};
 }
+// The CUDA backend's GEMMs take bf16 matrices (engine/cuda/cuda_backend.cc).
+Status CheckWeightDType(const ModelOptions& o) {
+  if (o.backend == BackendKind::kCuda && o.weight_dtype && *o.weight_dtype != WeightDType::kBf16) {
+    return InvalidArgument(
+        "weight dtype {} needs the CPU backend: the CUDA backend multiplies bf16 weight matrices",
+        WeightDTypeName(*o.weight_dtype));
+  }
+  return Status::Ok();
+}
 }  // namespace
+
+std::string_view WeightDTypeName(WeightDType t) {
+  switch (t) {
+    case WeightDType::kF32:
+      return "f32";
+    case WeightDType::kBf16:
+      return "bf16";
+    case WeightDType::kF16:
+      return "f16";
+  }
+  return "?";
+}
+
+Result<WeightDType> ParseWeightDType(std::string_view name) {
+  for (WeightDType t : {WeightDType::kF32, WeightDType::kBf16, WeightDType::kF16}) {
+    if (name == WeightDTypeName(t)) return t;
+  }
+  return InvalidArgument("unknown weight dtype '{}' (expected bf16, f16 or f32)", name);
+}
 
 Result<std::unique_ptr<Model>> LoadModel(const std::filesystem::path& dir,
                                          const ModelOptions& options) {
   TTC_ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(dir));
   if (options.rope_override) config.rope.type = *options.rope_override;
+  TTC_RETURN_IF_ERROR(CheckWeightDType(options));
   TTC_ASSIGN_OR_RETURN(Checkpoint ckpt, Checkpoint::Open(dir));
   CheckpointSource src(std::move(ckpt));
   TTC_ASSIGN_OR_RETURN(auto backend, CreateBackend(BackendOptionsOf(options)));
@@ -655,7 +714,7 @@ Result<std::unique_ptr<Model>> LoadModel(const std::filesystem::path& dir,
   model->config_ = config;
   model->dir_ = dir;
   model->backend_ = std::move(backend);
-  ModelBuilder builder(model.get(), &src);
+  ModelBuilder builder(model.get(), &src, options.weight_dtype);
   TTC_RETURN_IF_ERROR(builder.Build());
   TTC_RETURN_IF_ERROR(AttachTokenizer(*model, dir, options));
   return model;
@@ -666,12 +725,13 @@ Result<std::unique_ptr<Model>> RandomModel(const ModelConfig& config_in, uint64_
   ModelConfig config = config_in;
   if (options.rope_override) config.rope.type = *options.rope_override;
   TTC_RETURN_IF_ERROR(ValidateModelConfig(config));
+  TTC_RETURN_IF_ERROR(CheckWeightDType(options));
   RandomSource src(seed);
   TTC_ASSIGN_OR_RETURN(auto backend, CreateBackend(BackendOptionsOf(options)));
   std::unique_ptr<Model> model(new Model());
   model->config_ = config;
   model->backend_ = std::move(backend);
-  ModelBuilder builder(model.get(), &src);
+  ModelBuilder builder(model.get(), &src, options.weight_dtype);
   TTC_RETURN_IF_ERROR(builder.Build());
   return model;
 }

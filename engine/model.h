@@ -25,11 +25,22 @@ namespace ttc::engine {
 
 class Tokenizer;
 
+// Precision of the weight matrices: every GEMM matrix and the embedding table (norm weights,
+// biases, convolutions and the SSM vectors stay f32). kBf16 and kF16 round the matrices at load (to
+// nearest even), so the CPU backend, which multiplies in f32, computes with the weights a bf16 (or
+// f16) deployment of the checkpoint has; kF32 keeps the checkpoint's values. The CUDA backend
+// multiplies bf16 matrices only: kF16 and kF32 are refused there. Unset in ModelOptions: each
+// backend's own (CPU: the checkpoint's values; CUDA: bf16).
+enum class WeightDType { kF32, kBf16, kF16 };
+std::string_view WeightDTypeName(WeightDType t);  // "f32", "bf16", "f16"
+Result<WeightDType> ParseWeightDType(std::string_view name);
+
 struct ModelOptions {
   BackendKind backend = BackendKind::kCpu;
   int threads = 0;                            // CPU threads, 0 = all
   int device = 0;                             // CUDA device
   StateDType state_dtype = StateDType::kF32;  // see BackendOptions
+  std::optional<WeightDType> weight_dtype{};  // see WeightDType
   // RoPE variant of attention layers: unset = the config's (llama3 for Llama 3.x and MambaInLlama's
   // training-path attention). kPlain reproduces MambaInLlama's mamba_ssm generation wrapper
   // (architectures.md §3.4).

@@ -492,6 +492,17 @@ void ParsePrompt(const json& doc, GridSpec* spec, std::vector<GridError>* errors
   r.Finish();
 }
 
+// The CUDA backend multiplies bf16 weight matrices only (engine::WeightDType); f16 and f32 run on
+// the CPU backend, so a model pinned to cuda with one of them could never run.
+void CheckCudaDtype(ObjectReader& r, const std::string& dtype, const std::string& backend) {
+  if (backend == "cuda" && dtype != "bf16") {
+    r.Error("dtype",
+            fmt::format("'{}' needs the cpu backend (or auto): the cuda backend multiplies "
+                        "bf16 weights",
+                        dtype));
+  }
+}
+
 void ParseModels(const json& doc, const GridParseOptions& options, GridSpec* spec,
                  std::vector<GridError>* errors) {
   auto it = doc.find("models");
@@ -534,7 +545,7 @@ void ParseModels(const json& doc, const GridParseOptions& options, GridSpec* spe
     }
     r.Enum("dtype", &model.dtype, kDtypes);
     r.Enum("rope", &model.rope, kRopes);
-    r.Enum("backend", &model.backend, kBackends);
+    if (r.Enum("backend", &model.backend, kBackends)) CheckCudaDtype(r, model.dtype, model.backend);
     r.Int("max_batch", &model.max_batch, 0, 65536);
     if (r.Enum("state_dtype", &model.state_dtype, kStateDtypes) && model.state_dtype == "bf16" &&
         model.backend == "cpu") {
@@ -566,7 +577,7 @@ void ParseRewardModel(const json& doc, const GridParseOptions& options, GridSpec
   }
   r.Enum("aggregation", &rm.aggregation, kAggregations);
   r.Enum("dtype", &rm.dtype, kDtypes);
-  r.Enum("backend", &rm.backend, kBackends);
+  if (r.Enum("backend", &rm.backend, kBackends)) CheckCudaDtype(r, rm.dtype, rm.backend);
   r.Enum("chat_template", &rm.chat_template, kPrmTemplates);
   r.Finish();
   spec->reward_model = std::move(rm);

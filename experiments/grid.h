@@ -38,7 +38,9 @@
 //   models                        [object]  (required)         at least one
 //   models[i].name                string    (required)         unique, [A-Za-z0-9._-]{1,64}
 //   models[i].path                string    (required)         folder with config.json
-//   models[i].dtype               string    "bf16"             bf16 | f16 | f32
+//   models[i].dtype               string    "bf16"             bf16 | f16 | f32: weight matrices
+//                                                              (engine::WeightDType; f16 and f32
+//                                                              need the cpu backend)
 //   models[i].rope                string    "auto"             auto | llama3 | plain
 //   models[i].backend             string    "auto"             auto | cuda | cpu
 //   models[i].max_batch           int       0 (engine)         0..65536
@@ -54,7 +56,7 @@
 //   reward_model.name             string    "prm"              [A-Za-z0-9._-]{1,64}
 //   reward_model.path             string    (required)         folder with config.json
 //   reward_model.aggregation      string    "last"             last | min | prod | mean
-//   reward_model.dtype            string    "bf16"             bf16 | f16 | f32
+//   reward_model.dtype            string    "bf16"             as models[i].dtype
 //   reward_model.backend          string    "auto"             auto | cuda | cpu
 //   reward_model.chat_template    string    "auto"             auto (read tokenizer_config.json) |
 //                                                              tokenizer-config | llama3-stock

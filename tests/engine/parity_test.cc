@@ -1,9 +1,13 @@
 // Golden parity: every model folder with a golden.safetensors (../shared/golden/models/* and
 // experiments/models/*) must reproduce the reference prefill logits and every incremental decode
-// step within the tolerance its README states, with identical greedy ids.
+// step within the tolerance its README states, with identical greedy ids. Also what the weight
+// dtype (engine::WeightDType) does to the golden llama's logits on the CPU backend.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <iostream>
+#include <optional>
 #include <regex>
 #include <sstream>
 
@@ -95,6 +99,56 @@ std::string DirName(const ::testing::TestParamInfo<std::filesystem::path>& info)
 
 INSTANTIATE_TEST_SUITE_P(GoldenModels, Parity, ::testing::ValuesIn(testing::GoldenModelDirs()),
                          DirName);
+
+// The weight dtype (a grid's models[i].dtype): on the CPU backend kBf16 and kF16 round an f32
+// checkpoint's matrices at load, so the prefill logits move by about one rounding of the weights:
+// more than f32 noise, far less than the logits' scale (0.07 measured for bf16), and f16 (three
+// more mantissa bits) by about 8x less than bf16 (11x measured), which pins the precision each
+// one rounds to; kF32 is the checkpoint as stored, the same logits as no weight dtype at all. The
+// demo's teacher (trained in f32) is the checkpoint: the golden fixtures' f32 weights are bf16
+// values already. The CUDA backend refuses f16 and f32 before it touches a device.
+TEST(WeightDType, RoundsTheMatricesOnTheCpuAndIsRefusedOnCuda) {
+  const auto dir = testing::SourceDir() / "experiments" / "models" / "teacher-llama";
+  auto golden = engine::SafetensorsFile::Open(dir / "golden.safetensors");
+  ASSERT_TRUE(golden.ok()) << golden.status().ToString();
+  const auto prompt64 = testing::ReadI64(*(*golden)->Find("prompt_ids"));
+  const std::vector<int32_t> prompt(prompt64.begin(), prompt64.end());
+  const int64_t L = static_cast<int64_t>(prompt.size());
+  auto prefill = [&](std::optional<engine::WeightDType> dt) {
+    engine::ModelOptions o = testing::OneThread();
+    o.weight_dtype = dt;
+    auto model = engine::LoadModel(dir, o);
+    EXPECT_TRUE(model.ok()) << model.status().ToString();
+    auto state = (*model)->NewState(1);
+    std::vector<int64_t> rows(static_cast<size_t>(L));
+    for (int64_t i = 0; i < L; ++i) rows[static_cast<size_t>(i)] = i;
+    std::vector<float> logits;
+    EXPECT_TRUE(
+        (*model)->Forward(state->get(), BatchLayout{{{0, 0, L}}}, prompt, rows, &logits).ok());
+    return logits;
+  };
+  const auto as_stored = prefill(std::nullopt), f32 = prefill(engine::WeightDType::kF32),
+             bf16 = prefill(engine::WeightDType::kBf16), f16 = prefill(engine::WeightDType::kF16);
+  ASSERT_EQ(f32.size(), as_stored.size());
+  EXPECT_EQ(testing::MaxAbsDiff(f32.data(), as_stored.data(), f32.size()), 0.0f);
+  const float d_bf16 = testing::MaxAbsDiff(bf16.data(), f32.data(), f32.size());
+  const float d_f16 = testing::MaxAbsDiff(f16.data(), f32.data(), f32.size());
+  EXPECT_GT(d_bf16, 1e-3f);
+  EXPECT_LT(d_bf16, 0.5f);
+  EXPECT_GT(d_f16, 1e-5f);
+  EXPECT_LT(d_f16, d_bf16 / 4);
+  std::cout << "teacher-llama, max |prefill logit - f32 weights|: bf16 " << d_bf16 << ", f16 "
+            << d_f16 << "\n";
+
+  engine::ModelOptions cuda;
+  cuda.backend = engine::BackendKind::kCuda;
+  cuda.weight_dtype = engine::WeightDType::kF32;
+  auto refused = engine::LoadModel(dir, cuda);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_THAT(refused.status().ToString(), ::testing::HasSubstr("needs the CPU backend"));
+  EXPECT_FALSE(engine::ParseWeightDType("fp16").ok());
+  EXPECT_EQ(*engine::ParseWeightDType("bf16"), engine::WeightDType::kBf16);
+}
 
 TEST(ParityCoverage, EveryFamilyHasAGolden) {
   for (const char* name : {"llama", "mambainllama", "llamba", "mamba", "mamba2"}) {

@@ -266,6 +266,14 @@ TEST(GridErrorsTest, Models) {
   EXPECT_TRUE(HasError(
       ErrorsWith(R"({"models": [{"name": "m", "path": "/p", "dtype": "fp16"}]})"),
       "models[0].dtype: 'fp16' is not one of 'bf16', 'f16' or 'f32'; did you mean 'f16'?"));
+  EXPECT_TRUE(HasError(
+      ErrorsWith(R"({"models": [{"name": "m", "path": "/p", "dtype": "f32", "backend": "cuda"}]})"),
+      "models[0].dtype: 'f32' needs the cpu backend (or auto): the cuda backend multiplies bf16 "
+      "weights"));
+  EXPECT_TRUE(HasError(
+      ErrorsWith(
+          R"({"models": [{"name": "m", "path": "/p"}], "reward_model": {"path": "/r", "dtype": "f16", "backend": "cuda"}})"),
+      "reward_model.dtype: 'f16' needs the cpu backend"));
   EXPECT_TRUE(HasError(ErrorsWith(R"({"models": [{"name": "m", "path": "/p", "rope": "yarn"}]})"),
                        "models[0].rope: 'yarn' is not one of 'auto', 'llama3' or 'plain'"));
   EXPECT_TRUE(HasError(ErrorsWith(R"({"models": [{"name": "m", "path": "/p", "backend": "gpu"}]})"),
@@ -425,7 +433,7 @@ TEST(GridRoundTripTest, ToJsonAndBack) {
                      {"name": "n", "path": "/n"}],
           "temperatures": [0, 0.25, 1.5], "n_samples": 10, "k_values": [1, 3, 10], "top_k": 50, "top_p": 0.95,
           "max_new_tokens": 77, "seed": 18446744073709551615,
-          "reward_model": {"name": "r", "path": "/r", "aggregation": "min", "dtype": "f16", "backend": "cuda",
+          "reward_model": {"name": "r", "path": "/r", "aggregation": "min", "dtype": "f16", "backend": "cpu",
                            "chat_template": "tokenizer-config"},
           "grader": "strict", "units": {"max_samples_per_unit": 5, "target_seconds_per_unit": 2.5}})",
       R"({"name": "c", "dataset": {"name": "synthetic", "count": 9, "seed": 3, "min_level": 2, "max_level": 5},

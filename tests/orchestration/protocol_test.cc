@@ -114,7 +114,11 @@ TEST(Steps, SplitLikePython) {
 experiments::GridSpec Grid(int n, int per_unit, int problems_models = 2) {
   experiments::GridSpec g;
   g.name = "g";
-  for (int m = 0; m < problems_models; ++m) g.models.push_back({"m" + std::to_string(m), "/p"});
+  for (int m = 0; m < problems_models; ++m) {
+    std::string name = "m";  // not "m" + to_string: GCC 12's -Wrestrict false positive in Release
+    name += std::to_string(m);
+    g.models.push_back({name, "/p"});
+  }
   g.temperatures = {0.6, 1.0};
   g.n_samples = n;
   g.max_new_tokens = 512;
