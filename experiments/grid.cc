@@ -547,9 +547,14 @@ void ParseModels(const json& doc, const GridParseOptions& options, GridSpec* spe
     r.Enum("rope", &model.rope, kRopes);
     if (r.Enum("backend", &model.backend, kBackends)) CheckCudaDtype(r, model.dtype, model.backend);
     r.Int("max_batch", &model.max_batch, 0, 65536);
-    if (r.Enum("state_dtype", &model.state_dtype, kStateDtypes) && model.state_dtype == "bf16" &&
-        model.backend == "cpu") {
-      r.Error("state_dtype", "bf16 needs the cuda backend (backend is 'cpu')");
+    if (r.Enum("state_dtype", &model.state_dtype, kStateDtypes) && model.state_dtype == "bf16") {
+      if (model.backend == "cpu") {
+        r.Error("state_dtype", "bf16 needs the cuda backend (backend is 'cpu')");
+      } else if (model.dtype != "bf16") {
+        r.Error("state_dtype", fmt::format("bf16 needs the cuda backend, which multiplies bf16 "
+                                           "weights (dtype is '{}')",
+                                           model.dtype));
+      }
     }
     r.Finish();
     spec->models.push_back(std::move(model));
@@ -772,16 +777,19 @@ Result<GridSpec> LoadGridSpec(const std::filesystem::path& file, GridParseOption
 }
 
 namespace {
-WorkerKind WorkersFor(const std::string& backend, const std::string& state_dtype) {
+WorkerKind WorkersFor(const std::string& backend, const std::string& state_dtype,
+                      const std::string& dtype) {
   if (backend == "cuda" || state_dtype == "bf16") return WorkerKind::kGpu;
-  return backend == "cpu" ? WorkerKind::kCpu : WorkerKind::kAny;
+  return backend == "cpu" || dtype != "bf16" ? WorkerKind::kCpu : WorkerKind::kAny;
 }
 }  // namespace
 
 WorkerKind ModelWorkers(const ModelSpec& model) {
-  return WorkersFor(model.backend, model.state_dtype);
+  return WorkersFor(model.backend, model.state_dtype, model.dtype);
 }
-WorkerKind ModelWorkers(const RewardModelSpec& model) { return WorkersFor(model.backend, "f32"); }
+WorkerKind ModelWorkers(const RewardModelSpec& model) {
+  return WorkersFor(model.backend, "f32", model.dtype);
+}
 
 std::vector<std::pair<std::string, WorkerKind>> GridWorkers(const GridSpec& spec) {
   std::vector<std::pair<std::string, WorkerKind>> out;

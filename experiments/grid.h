@@ -217,8 +217,9 @@ Result<GridSpec> LoadGridSpec(const std::filesystem::path& file, GridParseOption
 nlohmann::json GridSpecToJson(const GridSpec& spec);
 
 // Which workers may run a model's units: a "cuda" backend or a bf16 recurrent state (only the CUDA
-// backend keeps one) needs GPU workers, a "cpu" backend CPU workers, "auto" any worker. The
-// coordinator claims by it; `ttc run` starts workers by it.
+// backend keeps one) needs GPU workers, a "cpu" backend or f16 / f32 weights (the CUDA backend
+// multiplies bf16 only) CPU workers, otherwise any worker. The coordinator claims by it; `ttc run`
+// starts workers by it.
 enum class WorkerKind { kAny, kGpu, kCpu };
 WorkerKind ModelWorkers(const ModelSpec& model);
 WorkerKind ModelWorkers(const RewardModelSpec& model);

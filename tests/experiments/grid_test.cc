@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 
 #include "../test_util.h"
 
@@ -287,6 +288,37 @@ TEST(GridErrorsTest, Models) {
       ErrorsWith(
           R"({"models": [{"name": "m", "path": "/p", "backend": "cpu", "state_dtype": "bf16"}]})"),
       "models[0].state_dtype: bf16 needs the cuda backend"));
+  EXPECT_TRUE(HasError(
+      ErrorsWith(
+          R"({"models": [{"name": "m", "path": "/p", "dtype": "f32", "state_dtype": "bf16"}]})"),
+      "models[0].state_dtype: bf16 needs the cuda backend, which multiplies bf16 weights (dtype "
+      "is 'f32')"));
+}
+
+// Which workers claim a model's units: cuda or a bf16 state needs GPU workers; cpu, or weights in
+// f16 / f32 (the CUDA backend multiplies bf16 only), CPU workers; otherwise any.
+TEST(GridWorkersTest, BackendStateAndWeightDtypePickTheWorkers) {
+  GridParseOptions options;
+  options.check_files = false;
+  auto spec = ParseGridSpec(json::parse(R"({"name": "w", "dataset": "math500", "models": [
+      {"name": "any", "path": "/p"},
+      {"name": "gpu", "path": "/p", "backend": "cuda"},
+      {"name": "state", "path": "/p", "state_dtype": "bf16"},
+      {"name": "cpu", "path": "/p", "backend": "cpu", "dtype": "bf16"},
+      {"name": "f32", "path": "/p", "dtype": "f32"},
+      {"name": "f16", "path": "/p", "dtype": "f16", "backend": "auto"}],
+      "reward_model": {"name": "prm", "path": "/r", "dtype": "f32"}})"),
+                            options);
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  std::map<std::string, WorkerKind> kinds;
+  for (const auto& [name, kind] : GridWorkers(*spec)) kinds[name] = kind;
+  EXPECT_EQ(kinds["any"], WorkerKind::kAny);
+  EXPECT_EQ(kinds["gpu"], WorkerKind::kGpu);
+  EXPECT_EQ(kinds["state"], WorkerKind::kGpu);
+  EXPECT_EQ(kinds["cpu"], WorkerKind::kCpu);
+  EXPECT_EQ(kinds["f32"], WorkerKind::kCpu);
+  EXPECT_EQ(kinds["f16"], WorkerKind::kCpu);
+  EXPECT_EQ(kinds["prm"], WorkerKind::kCpu);
 }
 
 TEST(GridErrorsTest, ModelFilesAreChecked) {
