@@ -1464,6 +1464,9 @@ __device__ __forceinline__ float2 SsdDecayScale(const SsdScanArgs& a, int64_t h,
 // memory (coalesced 16-byte stores; nothing waits on them). The one-thread-per-channel kernel above
 // held its 16 state loads in registers and reached 2.05 TB/s at 47 % occupancy (call AC:
 // latency-bound, 45 % of cycles without an eligible warp), and every layout of it tried since lost.
+// This one: 102 -> 85 µs at MambaInLlama-3B B=512 (calls AL, AM), DRAM 51 % of peak; its stall
+// samples now sit mostly on the per-sequence loads of dt, x, z, B and C (call AN), which the next
+// step would load one sequence ahead.
 constexpr int kM1Tile = 128;
 constexpr int kM1Stages = 4;
 constexpr int kM1MaxSeqPerBlock = kM1Tile;  // the block's DevSeqs are staged by its threads
