@@ -96,6 +96,15 @@ TEST(CliGenerateErrors, UsageAndFailures) {
   r = RunTtc("generate --model " + dir + " --prompt-ids 1 --state-dtype bf16");  // CPU backend
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("needs the CUDA backend"), std::string::npos) << r.output;
+  r = RunTtc("generate --model " + dir + " --prompt-ids 1 --dtype fp8");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("--dtype"), std::string::npos) << r.output;
+  r = RunTtc("generate --model " + dir + " --prompt-ids 1 --dtype f32 --backend cuda");
+  EXPECT_EQ(r.exit_code, 1);  // refused before any device is touched
+  EXPECT_NE(r.output.find("weight dtype f32 needs the CPU backend"), std::string::npos) << r.output;
+  EXPECT_EQ(RunTtc("generate --model " + dir + " --prompt-ids 1 --max-new-tokens 2 --dtype f16")
+                .exit_code,
+            0);
 }
 
 // A model folder with a tokenizer: text in, text out (the Llama 3 tokenizer with a random

@@ -37,6 +37,7 @@ struct GenerateArgs {
   int threads = 0;
   std::string backend = "cpu";
   std::string state_dtype = "f32";
+  std::string dtype;  // empty: the backend's own (engine::WeightDType)
   std::string rope;
   int64_t random_weights = -1;
   std::string stop_ids;
@@ -116,6 +117,11 @@ int RunGenerate(const GenerateArgs& a) {
   if (!state_dtype.ok())
     return UsageError("generate: --state-dtype: " + state_dtype.status().message());
   opts.state_dtype = *state_dtype;
+  if (!a.dtype.empty()) {
+    auto dtype = engine::ParseWeightDType(a.dtype);
+    if (!dtype.ok()) return UsageError("generate: --dtype: " + dtype.status().message());
+    opts.weight_dtype = *dtype;
+  }
   if (a.rope == "plain") {
     opts.rope_override = engine::RopeType::kPlain;
   } else if (a.rope == "llama3") {
@@ -280,6 +286,11 @@ void RegisterGenerate(CLI::App& app, CommandTable& table) {
                   "SSM recurrent state between steps: f32 | bf16 (faster, less exact; needs "
                   "--backend cuda)")
       ->capture_default_str();
+  sub->add_option(
+         "--dtype", a->dtype,
+         "Weight matrices: bf16 | f16 (rounded at load) | f32 (as stored; CPU only). "
+         "Default: the backend's own (CPU as stored, CUDA bf16), as a grid's models[i].dtype")
+      ->check(CLI::IsMember({"bf16", "f16", "f32"}));
   sub->add_option("--rope", a->rope, "Override the attention RoPE variant: llama3 | plain");
   sub->add_option(
       "--random-weights", a->random_weights,
