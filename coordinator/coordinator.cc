@@ -57,16 +57,28 @@ struct LiveWorker {
 
 // Counts of events over the last minute (at least the latest batch), for rates.
 struct RateWindow {
+  static constexpr double kSpanSeconds = 60;
   std::deque<std::pair<Clock::time_point, int64_t>> events;
   void Add(int64_t n) {
     events.emplace_back(Clock::now(), n);
-    while (events.size() > 1 && SecondsSince(events.front().first) > 60) events.pop_front();
+    while (events.size() > 1 && SecondsSince(events.front().first) > kSpanSeconds) {
+      events.pop_front();
+    }
   }
+  // Over the events of the last kSpanSeconds only: once nothing lands any more (every sample in,
+  // the score units running) the rate falls to 0 within a span instead of decaying over the whole
+  // time since the last event (the demo's status line went 206 -> 122 samples/s after its last
+  // sample).
   double PerSecond() const {
-    if (events.empty()) return 0.0;
     int64_t n = 0;
-    for (const auto& [t, k] : events) n += k;
-    return n / std::max(1.0, SecondsSince(events.front().first));
+    double oldest = 0.0;
+    for (const auto& [t, k] : events) {
+      const double age = SecondsSince(t);
+      if (age > kSpanSeconds) continue;
+      n += k;
+      oldest = std::max(oldest, age);
+    }
+    return n > 0 ? n / std::max(1.0, oldest) : 0.0;
   }
 };
 
@@ -1209,6 +1221,7 @@ Result<nlohmann::json> Coordinator::Impl::StatusJson(store::Id only) {
                         {"tokens", s.tokens},
                         {"in_flight_tokens", s.in_flight_tokens},
                         {"samples_per_s", rate},
+                        {"units_per_s", unit_rate},
                         {"eta_s", eta ? nlohmann::json(*eta) : nlohmann::json(nullptr)}};
     if (only != 0 || s.units_failed > 0) {
       nlohmann::json failed = nlohmann::json::array();

@@ -7,6 +7,7 @@
 #include <random>
 #include <set>
 
+#include "coordinator/client.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/planner.h"
 #include "protocol/messages.h"
@@ -144,6 +145,29 @@ TEST(Eta, CoversTheScoreUnitsAfterTheLastSample) {
   EXPECT_EQ(EstimateEtaSeconds(0, 50.0, 400, 8.0), 50.0);          // only score units left
   EXPECT_EQ(EstimateEtaSeconds(0, 50.0, 400, 0.0), std::nullopt);  // ... at an unknown rate
   EXPECT_EQ(EstimateEtaSeconds(100, 10.0, 7, 0.0), 10.0);
+}
+
+// The status line's rate: samples per second while samples land, the units' rate once every
+// sample is in and units (PRM scoring) are left.
+TEST(Eta, ProgressLineShowsTheUnitRateOnceEverySampleIsIn) {
+  nlohmann::json e = {{"id", 1},
+                      {"name", "demo"},
+                      {"state", "active"},
+                      {"units", {{"done", 200}, {"total", 800}, {"leased", 1}, {"failed", 0}}},
+                      {"samples", 6400},
+                      {"samples_expected", 19200},
+                      {"samples_per_s", 255.2},
+                      {"units_per_s", 8.4},
+                      {"eta_s", 75.0}};
+  std::string line = coordinator::FormatProgressLine(e);
+  EXPECT_NE(line.find("| 255.2 samples/s | ETA 1m15s"), std::string::npos) << line;
+  e["samples"] = 19200;
+  e["units"]["total"] = 1200;
+  line = coordinator::FormatProgressLine(e);
+  EXPECT_NE(line.find("| 8.4 units/s | ETA 1m15s"), std::string::npos) << line;
+  e["units"]["done"] = 1200;
+  line = coordinator::FormatProgressLine(e);
+  EXPECT_NE(line.find("samples/s"), std::string::npos) << line;  // finished: the last rate
 }
 
 TEST(Planner, EverySampleExactlyOnceWithinBounds) {
