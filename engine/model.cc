@@ -31,6 +31,19 @@ struct HostTensor {
   std::vector<float> f32;
 };
 
+// Element i (row-major) of a host matrix as float32 (exact from bf16 and f16).
+float ElementF32(const HostMatrix& m, int64_t i) {
+  const auto* bytes = static_cast<const std::byte*>(m.data);
+  if (m.dtype == HostDType::kF32) {
+    float v;
+    std::memcpy(&v, bytes + 4 * i, 4);
+    return v;
+  }
+  uint16_t v;
+  std::memcpy(&v, bytes + 2 * i, 2);
+  return m.dtype == HostDType::kBF16 ? BF16ToFloat32(v) : F16ToFloat32(v);
+}
+
 enum class Init {
   kLinear,     // U(-a, a) with std 1/sqrt(cols)
   kEmbedding,  // std 1
@@ -62,12 +75,7 @@ class TensorSource {
       return out;
     }
     std::vector<float> out(static_cast<size_t>(t.m.rows * t.m.cols));
-    const auto* bytes = static_cast<const std::byte*>(t.m.data);
-    for (size_t i = 0; i < out.size(); ++i) {
-      uint16_t v;
-      std::memcpy(&v, bytes + 2 * i, 2);
-      out[i] = t.m.dtype == HostDType::kBF16 ? BF16ToFloat32(v) : F16ToFloat32(v);
-    }
+    for (size_t i = 0; i < out.size(); ++i) out[i] = ElementF32(t.m, static_cast<int64_t>(i));
     return out;
   }
 };
@@ -277,17 +285,7 @@ class ModelBuilder {
     const int64_t n = Numel(t->m);
     std::vector<uint16_t> out(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) {
-      float v;
-      switch (t->m.dtype) {
-        case HostDType::kF32:
-          std::memcpy(&v, static_cast<const char*>(t->m.data) + i * 4, 4);
-          break;
-        default: {
-          uint16_t h;
-          std::memcpy(&h, static_cast<const char*>(t->m.data) + i * 2, 2);
-          v = t->m.dtype == HostDType::kBF16 ? BF16ToFloat32(h) : F16ToFloat32(h);
-        }
-      }
+      const float v = ElementF32(t->m, i);
       out[static_cast<size_t>(i)] = want == HostDType::kBF16 ? Float32ToBF16(v) : Float32ToF16(v);
     }
     t->u16 = std::move(out);

@@ -492,10 +492,13 @@ void ParsePrompt(const json& doc, GridSpec* spec, std::vector<GridError>* errors
   r.Finish();
 }
 
-// The CUDA backend multiplies bf16 weight matrices only (engine::WeightDType); f16 and f32 run on
-// the CPU backend, so a model pinned to cuda with one of them could never run.
+// The CUDA backend multiplies bf16 weight matrices only (engine::WeightDType): f16 and f32 weights
+// run on the CPU backend.
+bool CpuOnlyDtype(const std::string& dtype) { return dtype != "bf16"; }
+
+// A model pinned to cuda with CPU-only weights could never run.
 void CheckCudaDtype(ObjectReader& r, const std::string& dtype, const std::string& backend) {
-  if (backend == "cuda" && dtype != "bf16") {
+  if (backend == "cuda" && CpuOnlyDtype(dtype)) {
     r.Error("dtype",
             fmt::format("'{}' needs the cpu backend (or auto): the cuda backend multiplies "
                         "bf16 weights",
@@ -550,7 +553,7 @@ void ParseModels(const json& doc, const GridParseOptions& options, GridSpec* spe
     if (r.Enum("state_dtype", &model.state_dtype, kStateDtypes) && model.state_dtype == "bf16") {
       if (model.backend == "cpu") {
         r.Error("state_dtype", "bf16 needs the cuda backend (backend is 'cpu')");
-      } else if (model.dtype != "bf16") {
+      } else if (CpuOnlyDtype(model.dtype)) {
         r.Error("state_dtype", fmt::format("bf16 needs the cuda backend, which multiplies bf16 "
                                            "weights (dtype is '{}')",
                                            model.dtype));
@@ -780,7 +783,7 @@ namespace {
 WorkerKind WorkersFor(const std::string& backend, const std::string& state_dtype,
                       const std::string& dtype) {
   if (backend == "cuda" || state_dtype == "bf16") return WorkerKind::kGpu;
-  return backend == "cpu" || dtype != "bf16" ? WorkerKind::kCpu : WorkerKind::kAny;
+  return backend == "cpu" || CpuOnlyDtype(dtype) ? WorkerKind::kCpu : WorkerKind::kAny;
 }
 }  // namespace
 

@@ -83,7 +83,7 @@ class EngineRunner : public UnitRunner {
     TTC_ASSIGN_OR_RETURN(mo.state_dtype,
                          engine::ParseStateDType(unit.model_options.value("state_dtype", "f32")));
     // The grid's dtype: the precision of the weight matrices (engine::WeightDType; the CUDA backend
-    // refuses all but bf16). Absent in units planned before it was applied: the backend's own.
+    // refuses all but bf16). The planner has always stored it; without it, the backend's own.
     if (const std::string dt = unit.model_options.value("dtype", ""); !dt.empty()) {
       TTC_ASSIGN_OR_RETURN(mo.weight_dtype, engine::ParseWeightDType(dt));
     }

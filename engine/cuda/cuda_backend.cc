@@ -1178,7 +1178,8 @@ class CudaBackend final : public Backend {
                            L.ssm,
                            st->state_bytes() == 2,
                            M > nseq,
-                           A(out).data};
+                           A(out).data,
+                           static_cast<int>(sm_count_)};
     cuda::LaunchMamba1Scan(a, seqs, nseq, stream_);
   }
 

@@ -1374,6 +1374,24 @@ __global__ void CausalConvKernel(const float* in, int64_t ld_in, int64_t col_bas
 // and 1.8 TB/s on the H200 (MambaInLlama-3B, 512 rows). Two channels per thread (8-byte state
 // loads) and A staged in shared memory were both slower, and the state copied to shared memory by
 // cp.async before the update no faster (calls W, X and Y in docs/perf/cuda.md).
+// Row r's B and C vectors (N floats each) for channel ch, and its gate input z: MambaInLlama's
+// grouped columns of the projection (rep = di / d_xb channels share a B group, N a C group), or
+// HF Mamba's x_proj output and the projection's z half.
+__device__ __forceinline__ void Mamba1RowInputs(const Mamba1ScanArgs& a, int64_t r, int64_t ch,
+                                                int64_t N, int64_t rep, const float** B,
+                                                const float** C, float* z) {
+  const float* pr = a.proj + r * a.ld_proj;
+  if (a.mil) {
+    *B = pr + a.di + a.dxb + (ch / (N * rep)) * N;
+    *C = pr + a.di + 2 * a.dxb + (ch / N) * N;
+    *z = pr[ch];
+  } else {
+    *B = a.xdbc + r * (a.R + 2 * N) + a.R;
+    *C = *B + N;
+    *z = pr[a.di + ch];
+  }
+}
+
 template <typename StateT, int NR>
 __global__ void __launch_bounds__(128, 8) Mamba1ScanKernel(Mamba1ScanArgs a, const DevSeq* seqs) {
   const int64_t ch = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
@@ -1396,18 +1414,9 @@ __global__ void __launch_bounds__(128, 8) Mamba1ScanKernel(Mamba1ScanArgs a, con
   }
   for (int t = 0; t < sq.n; ++t) {
     const int64_t r = sq.row0 + t;
-    const float* pr = a.proj + r * a.ld_proj;
     const float *Bv, *Cv;
     float z;
-    if (a.mil) {
-      Bv = pr + a.di + a.dxb + (ch / (N * rep)) * N;
-      Cv = pr + a.di + 2 * a.dxb + (ch / N) * N;
-      z = pr[ch];
-    } else {
-      Bv = a.xdbc + r * (a.R + 2 * N) + a.R;
-      Cv = Bv + N;
-      z = pr[a.di + ch];
-    }
+    Mamba1RowInputs(a, r, ch, N, rep, &Bv, &Cv, &z);
     const float d = Softplus(a.dt_raw[r * a.di + ch] + bias);
     const float xv = a.xc[r * a.di + ch];
     float y = 0.0f;
@@ -1559,7 +1568,6 @@ __global__ void __launch_bounds__(kM1Tile)
   for (int k = 0; k < count; ++k) {
     const DevSeq sq = sqs[k];
     const int64_t r = sq.row0;
-    const float* pr = a.proj + r * a.ld_proj;
     // This sequence's inputs go to registers before the wait (the wait is a compiler barrier to
     // loads, and they are round trips to L2 of their own). Scalar loads: B and C start at any
     // float of the projection row.
@@ -1568,15 +1576,9 @@ __global__ void __launch_bounds__(kM1Tile)
     for (int q = 0; q < kPer; ++q) {
       const int64_t c = chq[q];
       const float *Bv, *Cv;
-      if (a.mil) {
-        Bv = pr + a.di + a.dxb + (c / (N * rep)) * N + n0;
-        Cv = pr + a.di + 2 * a.dxb + (c / N) * N + n0;
-        z[q] = pr[c];
-      } else {
-        Bv = a.xdbc + r * (a.R + 2 * N) + a.R + n0;
-        Cv = Bv + N;
-        z[q] = pr[a.di + c];
-      }
+      Mamba1RowInputs(a, r, c, N, rep, &Bv, &Cv, &z[q]);
+      Bv += n0;
+      Cv += n0;
 #pragma unroll
       for (int i = 0; i < kVec; ++i) {
         Bq[q][i] = Bv[i];
@@ -2184,12 +2186,13 @@ void LaunchCausalConv(const float* in, int64_t ld_in, int64_t col_base, int64_t 
 void LaunchMamba1Scan(const Mamba1ScanArgs& a, const DevSeq* seqs, int nseq, cudaStream_t s) {
   if (!a.stage && a.N == 16 && !std::getenv("TTC_M1_OLD")) {
     // About four blocks per SM, each walking at most kM1MaxSeqPerBlock sequences.
-    static const int sms = [] {
-      int d = 0, n = 0;
+    int sms = a.sm_count;
+    if (sms <= 0) {
+      int d = 0;
       cudaGetDevice(&d);
-      cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, d);
-      return n > 0 ? n : 132;
-    }();
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, d);
+      sms = std::max(sms, 1);
+    }
     const int tiles = static_cast<int>((a.di + kM1Tile - 1) / kM1Tile);
     int ys = std::max(1, (4 * sms + tiles - 1) / tiles);
     ys = std::max(ys, (nseq + kM1MaxSeqPerBlock - 1) / kM1MaxSeqPerBlock);

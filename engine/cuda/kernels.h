@@ -158,8 +158,9 @@ struct Mamba1ScanArgs {
   bool mil;
   void* ssm;  // [slots][di][N] (element n of channel c at c * N + n), f32 or (bf16_state) bf16
   bool bf16_state;
-  bool stage;  // some sequence has several tokens: run those on an f32 copy in shared memory
-  float* out;  // [M, di]
+  bool stage;        // some sequence has several tokens: run those on an f32 copy in shared memory
+  float* out;        // [M, di]
+  int sm_count = 0;  // the device's SMs (sizes the decode kernel's grid); 0: asked of the driver
 };
 void LaunchMamba1Scan(const Mamba1ScanArgs& a, const DevSeq* seqs, int nseq, cudaStream_t s);
 

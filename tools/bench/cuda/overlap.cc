@@ -55,6 +55,7 @@ struct Part {
   int32_t* tasks = nullptr;
   int ntasks = 0;
   float *po = nullptr, *pml = nullptr;
+  void* ws = nullptr;  // its cuBLAS handle's workspace
   cudaStream_t s = nullptr;
   cublasHandle_t h = nullptr;
 };
@@ -134,8 +135,8 @@ int main(int argc, char** argv) {
           CK(cudaStreamCreateWithFlags(&p.s, cudaStreamNonBlocking));
           CK(cublasCreate(&p.h));
           CK(cublasSetStream(p.h, p.s));
-          void* ws = Dev<char>(32 << 20);
-          CK(cublasSetWorkspace(p.h, ws, 32 << 20));
+          p.ws = Dev<char>(32 << 20);
+          CK(cublasSetWorkspace(p.h, p.ws, 32 << 20));
         }
         return parts;
       };
@@ -231,6 +232,7 @@ int main(int argc, char** argv) {
           cudaFree(p.tasks);
           cudaFree(p.po);
           cudaFree(p.pml);
+          cudaFree(p.ws);
           cublasDestroy(p.h);
           cudaStreamDestroy(p.s);
         }
