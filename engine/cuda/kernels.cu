@@ -1364,19 +1364,18 @@ __global__ void CausalConvKernel(const float* in, int64_t ld_in, int64_t col_bas
 }
 
 // One thread per channel; the launches with a prompt (several tokens in some sequence) and every
-// launch with d_state != 16 (decode steps go to Mamba1DecodeKernel below). The state of a slot is
-// [di][N] (element n of channel ch at ch * N + n): a channel's state is contiguous, which is what
-// the decode kernel's bulk copies need. NR > 0 (N <= NR): the channel's state lives in registers
-// for the whole forward (loaded once, stored once: independent loads in flight together, and one
-// rounding to the storage type per forward). NR == 0: any N, updated in memory, with a prompt run
-// on an f32 copy in shared memory.
-// At most 64 registers (eight 128-thread blocks per SM): with 75 the kernel ran at 37 % occupancy
-// and 1.8 TB/s on the H200 (MambaInLlama-3B, 512 rows). Two channels per thread (8-byte state
-// loads) and A staged in shared memory were both slower, and the state copied to shared memory by
-// cp.async before the update no faster (calls W, X and Y in docs/perf/cuda.md).
-// Row r's B and C vectors (N floats each) for channel ch, and its gate input z: MambaInLlama's
-// grouped columns of the projection (rep = di / d_xb channels share a B group, N a C group), or
-// HF Mamba's x_proj output and the projection's z half.
+// launch the streaming decode kernel below cannot take (Mamba1DecodeStreams). The state of a slot
+// is [di][N] (element n of channel ch at ch * N + n): a channel's state is contiguous, which is
+// what the decode kernel's bulk copies need. NR > 0 (N <= NR): the channel's state lives in
+// registers for the whole forward (loaded once, stored once: independent loads in flight together,
+// and one rounding to the storage type per forward). NR == 0: any N, updated in memory, with a
+// prompt run on an f32 copy in shared memory. At most 64 registers (eight 128-thread blocks per
+// SM): with 75 the kernel ran at 37 % occupancy and 1.8 TB/s on the H200 (MambaInLlama-3B, 512
+// rows). Two channels per thread (8-byte state loads) and A staged in shared memory were both
+// slower, and the state copied to shared memory by cp.async before the update no faster (calls W, X
+// and Y in docs/perf/cuda.md). Row r's B and C vectors (N floats each) for channel ch, and its gate
+// input z: MambaInLlama's grouped columns of the projection (rep = di / d_xb channels share a B
+// group, N a C group), or HF Mamba's x_proj output and the projection's z half.
 __device__ __forceinline__ void Mamba1RowInputs(const Mamba1ScanArgs& a, int64_t r, int64_t ch,
                                                 int64_t N, int64_t rep, const float** B,
                                                 const float** C, float* z) {
@@ -1473,12 +1472,19 @@ __device__ __forceinline__ float2 SsdDecayScale(const SsdScanArgs& a, int64_t h,
 // memory (coalesced 16-byte stores; nothing waits on them). The one-thread-per-channel kernel above
 // held its 16 state loads in registers and reached 2.05 TB/s at 47 % occupancy (call AC:
 // latency-bound, 45 % of cycles without an eligible warp), and every layout of it tried since lost.
-// This one: 102 -> 85 µs at MambaInLlama-3B B=512 (calls AL, AM), DRAM 51 % of peak; its stall
-// samples now sit mostly on the per-sequence loads of dt, x, z, B and C (call AN), which the next
-// step would load one sequence ahead.
+// This one: 102 -> 85 µs at MambaInLlama-3B B=512 (calls AL, AM), DRAM 51 % of peak. With the
+// sequence's inputs read from global memory, 28 % of its stall samples sat on those loads (dt, x,
+// z, B, C: a round trip to L2 each per sequence, call AN), so they now travel in the same stage as
+// the state tile: a few more bulk copies on the stage's mbarrier, kM1Stages sequences ahead.
+// Launches whose rows are not 16-byte aligned go to the per-channel kernel (Mamba1DecodeStreams).
 constexpr int kM1Tile = 128;
 constexpr int kM1Stages = 4;
 constexpr int kM1MaxSeqPerBlock = kM1Tile;  // the block's DevSeqs are staged by its threads
+// A stage's inputs (floats): the tile's dt, x and z, MambaInLlama's C columns of the tile (one
+// group of N per N channels), then B: MambaInLlama's groups the tile touches (at most
+// kM1Tile / N + 1 of them), or HF Mamba's row vectors B and C (2N floats).
+constexpr int kM1InDt = 0, kM1InX = kM1Tile, kM1InZ = 2 * kM1Tile, kM1InC = 3 * kM1Tile,
+              kM1InB = 4 * kM1Tile, kM1In = 5 * kM1Tile + 16;
 
 __device__ __forceinline__ uint32_t SmemAddr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -1494,13 +1500,16 @@ __device__ __forceinline__ void MbarWait(uint64_t* bar, uint32_t parity) {
         : "memory");
   }
 }
-// Thread 0: `bytes` (multiple of 16, 16-byte aligned both sides) from global src to shared dst,
-// completing on `bar`.
-__device__ __forceinline__ void BulkLoad(void* dst, const void* src, uint32_t bytes,
-                                         uint64_t* bar) {
+// The one arrival of a stage's phase, announcing the bytes its bulk copies will deliver.
+__device__ __forceinline__ void MbarExpectTx(uint64_t* bar, uint32_t bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(SmemAddr(bar)),
                "r"(bytes)
                : "memory");
+}
+// `bytes` (multiple of 16, 16-byte aligned both sides) from global src to shared dst, completing
+// on `bar` (whose phase expects them).
+__device__ __forceinline__ void BulkCopy(void* dst, const void* src, uint32_t bytes,
+                                         uint64_t* bar) {
   asm volatile(
       "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::
           "r"(SmemAddr(dst)),
@@ -1514,13 +1523,20 @@ __global__ void __launch_bounds__(kM1Tile)
   constexpr int N = 16;
   constexpr int kVec = 16 / sizeof(StateT);  // state elements per 16 bytes
   __shared__ __align__(128) StateT buf[kM1Stages][kM1Tile * N];
+  __shared__ __align__(16) float in[kM1Stages][kM1In];
   __shared__ uint64_t bar[kM1Stages];
   __shared__ DevSeq sqs[kM1MaxSeqPerBlock];
   const int64_t di = a.di, ch0 = static_cast<int64_t>(blockIdx.x) * kM1Tile;
   const int nch = static_cast<int>(di - ch0 < kM1Tile ? di - ch0 : kM1Tile);
   const int tid = threadIdx.x;
   const int count = (nseq - static_cast<int>(blockIdx.y) + gridDim.y - 1) / gridDim.y;
+  const int64_t rep = a.mil ? a.di / a.dxb : 1;
+  const int64_t g0 = ch0 / (N * rep);  // MambaInLlama: the tile's first B group
   const uint32_t bytes = static_cast<uint32_t>(nch * N * sizeof(StateT));
+  const uint32_t col_bytes = static_cast<uint32_t>(nch * 4);
+  const uint32_t b_bytes =
+      a.mil ? static_cast<uint32_t>(((ch0 + nch - 1) / (N * rep) - g0 + 1) * N * 4) : 2 * N * 4;
+  const uint32_t stage_bytes = bytes + (a.mil ? 4 : 3) * col_bytes + b_bytes;
   StateT* state = static_cast<StateT*>(a.ssm);
   if (tid < count) sqs[tid] = seqs[blockIdx.y + tid * gridDim.y];
   if (tid == 0) {
@@ -1530,10 +1546,26 @@ __global__ void __launch_bounds__(kM1Tile)
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
-  if (tid == 0) {
-    for (int k = 0; k < kM1Stages && k < count; ++k) {
-      BulkLoad(buf[k], state + (static_cast<int64_t>(sqs[k].slot) * di + ch0) * N, bytes, &bar[k]);
+  // Thread 0: sequence k's state tile and inputs into stage s.
+  auto fill = [&](int k, int s) {
+    const DevSeq& sq = sqs[k];
+    const int64_t r = sq.row0;
+    const float* pr = a.proj + r * a.ld_proj;
+    MbarExpectTx(&bar[s], stage_bytes);
+    BulkCopy(buf[s], state + (static_cast<int64_t>(sq.slot) * di + ch0) * N, bytes, &bar[s]);
+    BulkCopy(&in[s][kM1InDt], a.dt_raw + r * di + ch0, col_bytes, &bar[s]);
+    BulkCopy(&in[s][kM1InX], a.xc + r * di + ch0, col_bytes, &bar[s]);
+    if (a.mil) {
+      BulkCopy(&in[s][kM1InZ], pr + ch0, col_bytes, &bar[s]);
+      BulkCopy(&in[s][kM1InC], pr + di + 2 * a.dxb + ch0, col_bytes, &bar[s]);
+      BulkCopy(&in[s][kM1InB], pr + di + a.dxb + g0 * N, b_bytes, &bar[s]);
+    } else {
+      BulkCopy(&in[s][kM1InZ], pr + di + ch0, col_bytes, &bar[s]);
+      BulkCopy(&in[s][kM1InB], a.xdbc + r * (a.R + 2 * N) + a.R, b_bytes, &bar[s]);
     }
+  };
+  if (tid == 0) {
+    for (int k = 0; k < kM1Stages && k < count; ++k) fill(k, k);
   }
   // The tile is kM1Tile * kPer 16-byte chunks of kVec state elements (kPer per channel). Thread
   // tid takes chunks q * kM1Tile + tid, q < kPer: channel q * (kM1Tile / kPer) + tid / kPer,
@@ -1544,16 +1576,18 @@ __global__ void __launch_bounds__(kM1Tile)
   // by shuffles among its kPer threads.
   constexpr int kPer = N / kVec;
   const int n0 = (tid % kPer) * kVec;
-  const int64_t rep = a.mil ? a.di / a.dxb : 1;
-  int64_t chq[kPer];
+  int cl[kPer], bo[kPer], co[kPer];  // tile channel, its B and C offsets in a stage's inputs
   bool act[kPer];
   float Av[kPer][kVec], bias[kPer], Dc[kPer];
 #pragma unroll
   for (int q = 0; q < kPer; ++q) {
-    const int cl = q * (kM1Tile / kPer) + tid / kPer;
-    act[q] = cl < nch;
-    chq[q] = ch0 + (act[q] ? cl : 0);  // idle threads of a partial tile read channel ch0
-    const float* Ar = a.A + chq[q] * N + n0;
+    const int c = q * (kM1Tile / kPer) + tid / kPer;
+    act[q] = c < nch;
+    cl[q] = act[q] ? c : 0;  // idle threads of a partial tile compute channel ch0
+    const int64_t ch = ch0 + cl[q];
+    bo[q] = kM1InB + n0 + (a.mil ? static_cast<int>(ch / (N * rep) - g0) * N : 0);
+    co[q] = n0 + (a.mil ? kM1InC + (cl[q] / N) * N : kM1InB + N);
+    const float* Ar = a.A + ch * N + n0;
 #pragma unroll
     for (int i = 0; i < kVec; i += 4) {
       const float4 v = *reinterpret_cast<const float4*>(Ar + i);
@@ -1562,58 +1596,47 @@ __global__ void __launch_bounds__(kM1Tile)
       Av[q][i + 2] = v.z;
       Av[q][i + 3] = v.w;
     }
-    bias[q] = a.dt_b[chq[q]];
-    Dc[q] = a.D[chq[q]];
+    bias[q] = a.dt_b[ch];
+    Dc[q] = a.D[ch];
   }
   for (int k = 0; k < count; ++k) {
     const DevSeq sq = sqs[k];
     const int64_t r = sq.row0;
-    // This sequence's inputs go to registers before the wait (the wait is a compiler barrier to
-    // loads, and they are round trips to L2 of their own). Scalar loads: B and C start at any
-    // float of the projection row.
-    float Bq[kPer][kVec], Cq[kPer][kVec], z[kPer], d[kPer], xv[kPer];
-#pragma unroll
-    for (int q = 0; q < kPer; ++q) {
-      const int64_t c = chq[q];
-      const float *Bv, *Cv;
-      Mamba1RowInputs(a, r, c, N, rep, &Bv, &Cv, &z[q]);
-      Bv += n0;
-      Cv += n0;
-#pragma unroll
-      for (int i = 0; i < kVec; ++i) {
-        Bq[q][i] = Bv[i];
-        Cq[q][i] = Cv[i];
-      }
-      d[q] = a.dt_raw[r * a.di + c];
-      xv[q] = a.xc[r * a.di + c];
-    }
     const int s = k % kM1Stages;
     MbarWait(&bar[s], static_cast<uint32_t>(k / kM1Stages) & 1u);
     StateT* hg = state + (static_cast<int64_t>(sq.slot) * di + ch0) * N;
+    const float* is = in[s];
 #pragma unroll
     for (int q = 0; q < kPer; ++q) {
       const int e = q * kM1Tile + tid;  // 16-byte chunk of the tile
       alignas(16) StateT hv[kVec];
       *reinterpret_cast<uint4*>(hv) = reinterpret_cast<const uint4*>(buf[s])[e];
-      const float dq = Softplus(d[q] + bias[q]);
+      const float dq = Softplus(is[kM1InDt + cl[q]] + bias[q]);
+      const float xv = is[kM1InX + cl[q]];
+      const float dx = dq * xv;
       float y = 0.0f;
 #pragma unroll
-      for (int i = 0; i < kVec; ++i) {
-        const float hn = expf(dq * Av[q][i]) * LoadState(&hv[i]) + (dq * Bq[q][i]) * xv[q];
-        y += hn * Cq[q][i];
-        StoreState(&hv[i], hn);
+      for (int i = 0; i < kVec; i += 4) {
+        const float4 Bv = *reinterpret_cast<const float4*>(is + bo[q] + i);
+        const float4 Cv = *reinterpret_cast<const float4*>(is + co[q] + i);
+        const float Bi[4] = {Bv.x, Bv.y, Bv.z, Bv.w}, Ci[4] = {Cv.x, Cv.y, Cv.z, Cv.w};
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+          const float hn = expf(dq * Av[q][i + j]) * LoadState(&hv[i + j]) + Bi[j] * dx;
+          y += hn * Ci[j];
+          StoreState(&hv[i + j], hn);
+        }
       }
       if (act[q]) reinterpret_cast<uint4*>(hg)[e] = *reinterpret_cast<const uint4*>(hv);
 #pragma unroll
       for (int o = 1; o < kPer; o <<= 1) y += __shfl_xor_sync(0xffffffffu, y, o);
-      y += Dc[q] * xv[q];
-      if (act[q] && tid % kPer == 0) a.out[r * a.di + chq[q]] = y * Silu(z[q]);
+      y += Dc[q] * xv;
+      if (act[q] && tid % kPer == 0) {
+        a.out[r * di + ch0 + cl[q]] = y * Silu(is[kM1InZ + cl[q]]);
+      }
     }
-    __syncthreads();  // every thread has read buf[s] before it is refilled
-    if (tid == 0 && k + kM1Stages < count) {
-      BulkLoad(buf[s], state + (static_cast<int64_t>(sqs[k + kM1Stages].slot) * di + ch0) * N,
-               bytes, &bar[s]);
-    }
+    __syncthreads();  // every thread has read stage s before it is refilled
+    if (tid == 0 && k + kM1Stages < count) fill(k + kM1Stages, s);
   }
 }
 
@@ -2183,8 +2206,18 @@ void LaunchCausalConv(const float* in, int64_t ld_in, int64_t col_base, int64_t 
   Check("causal conv");
 }
 
+bool Mamba1DecodeStreams(const Mamba1ScanArgs& a) {
+  // Every bulk copy of a stage (state tile, dt, x, z, B, C) starts and ends on 16 bytes: rows of
+  // 4-float multiples, 16-byte aligned bases, channel tiles of whole 16-channel groups.
+  const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  if (a.stage || a.N != 16 || a.di % 16 != 0 || a.ld_proj % 4 != 0) return false;
+  if (!aligned(a.proj) || !aligned(a.xc) || !aligned(a.dt_raw) || !aligned(a.ssm)) return false;
+  if (a.mil) return a.dxb > 0 && a.di % a.dxb == 0 && a.dxb % 4 == 0;
+  return a.R % 4 == 0 && aligned(a.xdbc);
+}
+
 void LaunchMamba1Scan(const Mamba1ScanArgs& a, const DevSeq* seqs, int nseq, cudaStream_t s) {
-  if (!a.stage && a.N == 16 && !std::getenv("TTC_M1_OLD")) {
+  if (Mamba1DecodeStreams(a)) {
     // About four blocks per SM, each walking at most kM1MaxSeqPerBlock sequences.
     int sms = a.sm_count;
     if (sms <= 0) {

@@ -163,6 +163,9 @@ struct Mamba1ScanArgs {
   int sm_count = 0;  // the device's SMs (sizes the decode kernel's grid); 0: asked of the driver
 };
 void LaunchMamba1Scan(const Mamba1ScanArgs& a, const DevSeq* seqs, int nseq, cudaStream_t s);
+// Whether LaunchMamba1Scan runs `a` on the streaming decode kernel (decode steps, d_state 16, rows
+// and bases that its 16-byte bulk copies can read) rather than the per-channel kernel.
+bool Mamba1DecodeStreams(const Mamba1ScanArgs& a);
 
 struct SsdScanArgs {
   const float* proj;

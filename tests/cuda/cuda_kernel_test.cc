@@ -436,25 +436,30 @@ TEST(CudaSsd, StateUpdateMatchesReference) {
 // partial block of 128 channels), decode steps (one token per sequence: the streaming decode
 // kernel) and a launch with a 4-token prompt (the per-channel kernel). The cases with 100
 // sequences and 33 channel tiles give each decode block several sequences, more than its
-// kM1Stages copies in flight, so the refills and the mbarrier phases are exercised too.
+// kM1Stages copies in flight, so the refills and the mbarrier phases are exercised too. Decode
+// steps whose projection rows are a multiple of 4 floats stream (bulk copies of 16-byte runs);
+// an odd row length (ld_pad 3) sends them to the per-channel kernel, and both are checked.
 struct Mamba1Case {
   bool mil, bf16, decode;
   int nseq = 3;
   int64_t di = 160;
+  int64_t ld_pad = 4;
+  int64_t rep = 2;  // MambaInLlama: channels per B column (d_inner / d_xb); 3 in the 3B model
 };
 void CheckMamba1(const Mamba1Case& c, uint32_t seed) {
   SCOPED_TRACE(std::string(c.mil ? "mambainllama" : "hf") + (c.bf16 ? " bf16" : " f32") +
-               (c.decode ? " decode" : " prompt") + " sequences " + std::to_string(c.nseq));
+               (c.decode ? " decode" : " prompt") + " sequences " + std::to_string(c.nseq) +
+               " row pad " + std::to_string(c.ld_pad) + " rep " + std::to_string(c.rep));
   std::mt19937 gen(seed);
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  const int64_t N = 16, di = c.di, dxb = di / 2, rep = di / dxb, R = 8;
+  const int64_t N = 16, di = c.di, dxb = di / c.rep, rep = c.rep, R = 8;
   const int nseq = c.nseq;
   std::vector<int> tokens(nseq, 1), slots(nseq);
   if (!c.decode) tokens[1] = 4;
   for (int i = 0; i < nseq; ++i) slots[i] = (7 * i + 1) % nseq;  // a permutation (7 is coprime)
   int64_t M = 0;
   for (int t : tokens) M += t;
-  const int64_t ld_proj = 2 * di + 2 * dxb + 3;
+  const int64_t ld_proj = 2 * di + 2 * dxb + c.ld_pad;
   std::vector<float> proj(M * ld_proj), xc(M * di), dt(M * di), xdbc(M * (R + 2 * N)), dt_b(di),
       A(di * N), D(di);
   for (auto* v : {&proj, &xc, &dt, &xdbc, &dt_b, &D})
@@ -523,6 +528,8 @@ void CheckMamba1(const Mamba1Case& c, uint32_t seed) {
                        c.bf16,
                        /*stage=*/!c.decode,
                        d_out};
+  const bool streams = cu::Mamba1DecodeStreams(a);
+  EXPECT_EQ(streams, c.decode && c.ld_pad % 4 == 0);
   cu::LaunchMamba1Scan(a, d_seqs, nseq, nullptr);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   std::vector<float> out(M * di);
@@ -535,9 +542,11 @@ void CheckMamba1(const Mamba1Case& c, uint32_t seed) {
   // forward (2^-9 relative). A wrong channel, group or slot is off by O(0.1-1).
   EXPECT_LT(worst_o, 1e-4);
   EXPECT_LT(worst_s, c.bf16 ? 8e-3 : 1e-5);
-  std::printf("[cuda] mamba1 %s %s %s, %d sequences: max |out err| %.3g, max state err %.3g\n",
-              c.mil ? "mambainllama" : "hf", c.bf16 ? "bf16" : "f32",
-              c.decode ? "decode" : "prompt", nseq, worst_o, worst_s);
+  std::printf(
+      "[cuda] mamba1 %s %s %s (%s kernel), %d sequences: max |out err| %.3g, max state "
+      "err %.3g\n",
+      c.mil ? "mambainllama" : "hf", c.bf16 ? "bf16" : "f32", c.decode ? "decode" : "prompt",
+      streams ? "streaming" : "per-channel", nseq, worst_o, worst_s);
   for (void* q :
        {static_cast<void*>(d_proj), static_cast<void*>(d_xc), static_cast<void*>(d_dt),
         static_cast<void*>(d_xdbc), static_cast<void*>(d_dtb), static_cast<void*>(d_A),
@@ -554,8 +563,9 @@ TEST(CudaMamba1, StateUpdateMatchesReference) {
   for (const Mamba1Case& c :
        {Mamba1Case{true, false, true}, Mamba1Case{false, false, true}, Mamba1Case{true, true, true},
         Mamba1Case{true, false, false}, Mamba1Case{false, true, false},
-        Mamba1Case{true, false, true, 100, 33 * 128},
-        Mamba1Case{false, true, true, 100, 33 * 128}}) {
+        Mamba1Case{true, false, true, 100, 33 * 128}, Mamba1Case{false, true, true, 100, 33 * 128},
+        Mamba1Case{true, true, true, 100, 33 * 128, 4, 3},
+        Mamba1Case{false, false, true, 5, 160, 3}, Mamba1Case{true, true, true, 5, 160, 3}}) {
     CheckMamba1(c, seed++);
   }
 }
