@@ -139,6 +139,11 @@ void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const Dev
 // channel c is in[r * ld_in + col_base + c], or for MambaInLlama's repeated x (mil_n > 0)
 // in[r * ld_in + col_base + (c / (mil_n * mil_rep)) * mil_n + c % mil_n]. state
 // [slots][K-1][channels] (a tap's values of neighbouring channels adjacent: coalesced).
+// Whether LaunchCausalConv takes CausalConvVecKernel (d_conv 4, four channels per thread as
+// float4) for these operands rather than the general kernel.
+bool CausalConvVectorised(const float* in, int64_t ld_in, int64_t col_base, int64_t mil_n,
+                          int64_t channels, int K, const float* w, const float* b,
+                          const float* state, const float* out);
 void LaunchCausalConv(const float* in, int64_t ld_in, int64_t col_base, int64_t mil_n,
                       int64_t mil_rep, int64_t channels, int K, const float* w, const float* b,
                       bool silu, const DevSeq* seqs, int nseq, float* state, float* out,

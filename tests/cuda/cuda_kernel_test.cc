@@ -6,8 +6,9 @@
 //   without a shared prompt prefix, contexts that end mid-tile, and split-KV, each also with the
 //   shared prefixes walked per task of up to 64 query heads (cascade, one, three and ten prefix
 //   ranges: up to 8 the own kernel merges them with per-head factors, beyond that per element);
-// - the small-batch matmul (LaunchGemv) and the SSD and Mamba-1 state updates (LaunchSsdScan,
-//   LaunchMamba1Scan) against double references;
+// - the small-batch matmul (LaunchGemv), the causal conv step (LaunchCausalConv), the SSD and
+//   Mamba-1 state updates (LaunchSsdScan, LaunchMamba1Scan) and Llamba's gate (LaunchLlambaGate)
+//   against double references;
 // - the sampler's fast path against its general path (identical ids).
 // Skips with a visible message when no CUDA device is present (CI).
 #include <cuda_runtime.h>
@@ -427,6 +428,135 @@ TEST(CudaSsd, StateUpdateMatchesReference) {
         SsdCase{64, 64, true, false, true}, SsdCase{64, 96, false, true, true},
         SsdCase{16, 32, true, false, true}}) {
     CheckSsd(c, seed++);
+  }
+}
+
+// The causal conv step (LaunchCausalConv) against a double reference of out = act(b + sum_k
+// w[k] window[k]) with the window shifted by each token: d_conv 4 with channels and columns in
+// multiples of 4 (the float4 kernel), also MambaInLlama's repeated x columns, and the general
+// kernel for d_conv 3 and for an odd channel count; sequences of 1, 3 and 1 tokens in one launch,
+// checking every output and the stored window.
+struct ConvCase {
+  int K;
+  int64_t channels;
+  int64_t mil_n = 0, mil_rep = 1;
+  bool silu = true;
+};
+void CheckConv(const ConvCase& c, uint32_t seed) {
+  SCOPED_TRACE("K " + std::to_string(c.K) + " channels " + std::to_string(c.channels) + " mil_n " +
+               std::to_string(c.mil_n));
+  std::mt19937 gen(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int K = c.K;
+  const int64_t ch = c.channels, col_base = 8, ld = col_base + ch + 4;
+  const std::vector<int> tokens = {1, 3, 1}, slots = {1, 2, 0};
+  const int64_t M = 5;
+  std::vector<float> in(M * ld), w(ch * K), b(ch), state(3 * (K - 1) * ch);
+  for (auto* v : {&in, &w, &b, &state})
+    for (auto& e : *v) e = nd(gen);
+  std::vector<cu::DevSeq> seqs;
+  for (int i = 0, row = 0; i < 3; row += tokens[i], ++i)
+    seqs.push_back({slots[i], row, tokens[i], 0});
+  std::vector<double> ref_state(state.begin(), state.end()), ref_out(M * ch);
+  for (const cu::DevSeq& sq : seqs) {
+    for (int64_t k = 0; k < ch; ++k) {
+      double* win = ref_state.data() + sq.slot * (K - 1) * ch + k;  // tap j at win[j * ch]
+      const int64_t col = c.mil_n > 0
+                              ? col_base + (k / (c.mil_n * c.mil_rep)) * c.mil_n + k % c.mil_n
+                              : col_base + k;
+      for (int t = 0; t < sq.n; ++t) {
+        const int64_t r = sq.row0 + t;
+        const double u = in[r * ld + col];
+        double acc = b[k] + w[k * K + K - 1] * u;
+        for (int j = 0; j < K - 1; ++j) acc += w[k * K + j] * win[j * ch];
+        for (int j = 0; j + 1 < K - 1; ++j) win[j * ch] = win[(j + 1) * ch];
+        if (K > 1) win[(K - 2) * ch] = u;
+        ref_out[r * ch + k] = c.silu ? acc / (1.0 + std::exp(-acc)) : acc;
+      }
+    }
+  }
+  float* d_in = ToDevice(in);
+  float* d_w = ToDevice(w);
+  float* d_b = ToDevice(b);
+  float* d_state = ToDevice(state);
+  float* d_out = ToDevice(std::vector<float>(M * ch, 0.0f));
+  cu::DevSeq* d_seqs = ToDevice(seqs);
+  const bool vec =
+      cu::CausalConvVectorised(d_in, ld, col_base, c.mil_n, ch, K, d_w, d_b, d_state, d_out);
+  EXPECT_EQ(vec, K == 4 && ch % 4 == 0 && ld % 4 == 0);
+  cu::LaunchCausalConv(d_in, ld, col_base, c.mil_n, c.mil_rep, ch, K, d_w, d_b, c.silu, d_seqs, 3,
+                       d_state, d_out, nullptr);
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  std::vector<float> out(M * ch), got_state(state.size());
+  ASSERT_EQ(cudaMemcpy(out.data(), d_out, out.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+  ASSERT_EQ(cudaMemcpy(got_state.data(), d_state, got_state.size() * 4, cudaMemcpyDeviceToHost),
+            cudaSuccess);
+  double worst_o = 0.0, worst_s = 0.0;
+  for (size_t i = 0; i < out.size(); ++i)
+    worst_o = std::max(worst_o, std::abs(ref_out[i] - out[i]));
+  for (size_t i = 0; i < state.size(); ++i) {
+    worst_s = std::max(worst_s, std::abs(ref_state[i] - got_state[i]));
+  }
+  // f32 sums of K terms of O(1): ~1e-6; the window is moved, not computed (exact). A wrong tap,
+  // column or slot is off by O(1).
+  EXPECT_LT(worst_o, 1e-5);
+  EXPECT_EQ(worst_s, 0.0);
+  std::printf("[cuda] conv K %d channels %lld mil_n %lld (%s kernel): max |out err| %.3g\n", K,
+              static_cast<long long>(ch), static_cast<long long>(c.mil_n),
+              vec ? "float4" : "general", worst_o);
+  for (void* q :
+       {static_cast<void*>(d_in), static_cast<void*>(d_w), static_cast<void*>(d_b),
+        static_cast<void*>(d_state), static_cast<void*>(d_out), static_cast<void*>(d_seqs)})
+    cudaFree(q);
+}
+
+TEST(CudaConv, MatchesReference) {
+  int ndev = 0;
+  if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
+    GTEST_SKIP() << "no CUDA device here: the causal conv step is checked on a GPU machine";
+  }
+  uint32_t seed = 61;
+  for (const ConvCase& c : {ConvCase{4, 520}, ConvCase{4, 384, 16, 3},
+                            ConvCase{4, 256, 0, 1, false}, ConvCase{3, 520}, ConvCase{4, 130}}) {
+    CheckConv(c, seed++);
+  }
+}
+
+// Llamba's gate (LaunchLlambaGate: out = y * silu(z + zb)) against a double reference, with
+// aligned rows (the float4 kernel) and an odd z offset (the scalar one).
+TEST(CudaLlambaGate, MatchesReference) {
+  int ndev = 0;
+  if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
+    GTEST_SKIP() << "no CUDA device here: the Llamba gate is checked on a GPU machine";
+  }
+  std::mt19937 gen(71);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (const int64_t z_off : {int64_t{8}, int64_t{7}}) {
+    SCOPED_TRACE("z_off " + std::to_string(z_off));
+    const int64_t rows = 5, di = 96, ld = 112;
+    std::vector<float> y(rows * di), proj(rows * ld), zb(di);
+    for (auto* v : {&y, &proj, &zb})
+      for (auto& e : *v) e = nd(gen);
+    float* d_y = ToDevice(y);
+    float* d_proj = ToDevice(proj);
+    float* d_zb = ToDevice(zb);
+    float* d_out = ToDevice(std::vector<float>(rows * di, 0.0f));
+    cu::LaunchLlambaGate(d_y, d_proj, ld, z_off, d_zb, rows, di, d_out, nullptr);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    std::vector<float> out(rows * di);
+    ASSERT_EQ(cudaMemcpy(out.data(), d_out, out.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+    double worst = 0.0;
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < di; ++c) {
+        const double z = static_cast<double>(proj[r * ld + z_off + c]) + zb[c];
+        const double want = y[r * di + c] * (z / (1.0 + std::exp(-z)));
+        worst = std::max(worst, std::abs(want - out[r * di + c]));
+      }
+    }
+    EXPECT_LT(worst, 1e-5);  // one f32 silu and product of O(1) values; a wrong column is O(1)
+    std::printf("[cuda] llamba gate z_off %lld: max |out err| %.3g\n",
+                static_cast<long long>(z_off), worst);
+    for (float* q : {d_y, d_proj, d_zb, d_out}) cudaFree(q);
   }
 }
 

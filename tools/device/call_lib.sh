@@ -7,7 +7,8 @@
 # attention kernel test (kernel_test), the attention micro-benchmark (attn_micro) and benchmark
 # cells (bench_ab) under each setting, and a second build with the carried .devbase/ files for a
 # same-call A/B against code without a switch (base_build; bench with B=/tmp/base/build-dev/...),
-# and the pages of saved Nsight Compute reports (ncu_pages).
+# the pages of saved Nsight Compute reports (ncu_pages), and one decode step's kernels
+# (step_kernels).
 # Source it; the scripts then run their `main` under `timeout ... bash -c main`, so everything here
 # is exported.
 set -u
@@ -86,5 +87,13 @@ base_build() {  # [targets]: a second build, /tmp/base, with the files under .de
   cmake --build /tmp/base/build-dev -j 16 --target ${1:-engine_bench cuda_attention} > $L/base-build.log 2>&1
   el "base build rc $? ($(cd .devbase && find . -type f | tr '\n' ' '))"
 }
-export -f el rows ms_at ncu_pages base_build ncu_bin ncu_kernel setup_test bench san full_table kernel_test attn_micro bench_ab
+step_kernels() {  # label config batch [gen]: every launch of a short eager run under Nsight Compute
+  # (one metric: the duration), then the last whole decode step per kernel (step_kernels.py)
+  TTC_CUDA_GRAPHS=0 timeout ${STEP_TIMEOUT:-150} $(ncu_bin) --clock-control none --csv \
+    --metrics gpu__time_duration.sum $B bench --config $2 --backend cuda --batch $3 --prompt-len 512 \
+    --gen-len ${4:-3} --warmup-steps 0 > $L/steps-$1.csv 2> $L/steps-$1.err
+  el "step kernels $1 ($2 B=$3) rc $?"
+  python3 tools/device/step_kernels.py $L/steps-$1.csv SampleKernel ${STEP_LINES:-14}
+}
+export -f el rows ms_at ncu_pages base_build step_kernels ncu_bin ncu_kernel setup_test bench san full_table kernel_test attn_micro bench_ab
 export L T0 B
