@@ -6,7 +6,8 @@
 # Hugging Face baseline (full_table), and for same-call A/B runs of environment switches the
 # attention kernel test (kernel_test), the attention micro-benchmark (attn_micro) and benchmark
 # cells (bench_ab) under each setting, and a second build with the carried .devbase/ files for a
-# same-call A/B against code without a switch (base_build; bench with B=/tmp/base/build-dev/...),
+# same-call A/B against code without a switch (base_build; bench with B=/tmp/base/build-dev/...,
+# or base_ab for cells in both builds),
 # the pages of saved Nsight Compute reports (ncu_pages), and one decode step's kernels
 # (step_kernels).
 # Source it; the scripts then run their `main` under `timeout ... bash -c main`, so everything here
@@ -87,6 +88,14 @@ base_build() {  # [targets]: a second build, /tmp/base, with the files under .de
   cmake --build /tmp/base/build-dev -j 16 --target ${1:-engine_bench cuda_attention} > $L/base-build.log 2>&1
   el "base build rc $? ($(cd .devbase && find . -type f | tr '\n' ' '))"
 }
+base_ab() {  # label-suffix config:batches...: each cell in the base build (base_build), then in this
+  # one; labels base<suffix>-<batches> / new<suffix>-<batches> (BENCH_ARGS applies to both)
+  local sfx=$1; shift
+  for c in "$@"; do
+    B=/tmp/base/build-dev/bench/engine_bench bench base$sfx-${c#*:} TTC_NONE=1 ${c%%:*} ${c#*:}
+    bench new$sfx-${c#*:} TTC_NONE=1 ${c%%:*} ${c#*:}
+  done
+}
 step_kernels() {  # label config batch [gen]: every launch of a short eager run under Nsight Compute
   # (one metric: the duration), then the last whole decode step per kernel (step_kernels.py)
   TTC_CUDA_GRAPHS=0 timeout ${STEP_TIMEOUT:-150} $(ncu_bin) --clock-control none --csv \
@@ -95,5 +104,5 @@ step_kernels() {  # label config batch [gen]: every launch of a short eager run 
   el "step kernels $1 ($2 B=$3) rc $?"
   python3 tools/device/step_kernels.py $L/steps-$1.csv SampleKernel ${STEP_LINES:-14}
 }
-export -f el rows ms_at ncu_pages base_build step_kernels ncu_bin ncu_kernel setup_test bench san full_table kernel_test attn_micro bench_ab
+export -f el rows ms_at ncu_pages base_build base_ab step_kernels ncu_bin ncu_kernel setup_test bench san full_table kernel_test attn_micro bench_ab
 export L T0 B

@@ -14,10 +14,7 @@ main() {
     return
   fi
   base_build engine_bench
-  for c in llamba-3b:256,512 llamba-1b:512 mambainllama-3b:512 mambainllama-1b:512; do
-    B=/tmp/base/build-dev/bench/engine_bench bench base-${c#*:} TTC_NONE=1 ${c%%:*} ${c#*:}
-    bench new-${c#*:} TTC_NONE=1 ${c%%:*} ${c#*:}
-  done
+  base_ab "" llamba-3b:256,512 llamba-1b:512 mambainllama-3b:512 mambainllama-1b:512
   STEP_LINES=8 step_kernels llamba3 llamba-3b 512
   STEP_LINES=8 step_kernels mil3 mambainllama-3b 512
   for tool in memcheck racecheck; do san k $tool 120 cuda_kernel_test 'CudaConv.*:CudaSsd.*:CudaMamba1.*'; done

@@ -10,12 +10,8 @@ main() {
   setup_test 200
   grep -E "^\[cuda\] mamba1" $L/cuda_kernel_test.log | head -12
   base_build engine_bench
-  for c in mambainllama-3b:256,512 mambainllama-1b:512; do
-    B=/tmp/base/build-dev/bench/engine_bench bench base TTC_NONE=1 ${c%%:*} ${c#*:}
-    bench new TTC_NONE=1 ${c%%:*} ${c#*:}
-  done
-  BENCH_ARGS="--state-dtype bf16" B=/tmp/base/build-dev/bench/engine_bench bench base16 TTC_NONE=1 mambainllama-3b 512
-  BENCH_ARGS="--state-dtype bf16" bench new16 TTC_NONE=1 mambainllama-3b 512
+  base_ab "" mambainllama-3b:256,512 mambainllama-1b:512
+  BENCH_ARGS="--state-dtype bf16" base_ab 16 mambainllama-3b:512
   local S="--section SpeedOfLight --section Occupancy --section WarpStateStats --section SourceCounters"
   B=/tmp/base/build-dev/bench/engine_bench ncu_kernel $L/ncu-m1-base.log 60 Mamba1DecodeKernel 44 mambainllama-3b 512 6 $S
   ncu_kernel $L/ncu-m1-new.log 60 Mamba1DecodeKernel 44 mambainllama-3b 512 6 $S -o $L/m1new
