@@ -1334,6 +1334,13 @@ __global__ void AttentionCombineKernel(const float* part_o, const float* part_ml
   }
 }
 
+// The input column of conv channel c: col_base + c, or MambaInLlama's repeated x (mil_n > 0): each
+// group of mil_n columns serves mil_rep consecutive groups of channels (as LaunchCausalConv says).
+__device__ __forceinline__ int64_t ConvInputColumn(int64_t c, int64_t col_base, int64_t mil_n,
+                                                   int64_t mil_rep) {
+  return mil_n > 0 ? col_base + (c / (mil_n * mil_rep)) * mil_n + c % mil_n : col_base + c;
+}
+
 __global__ void CausalConvKernel(const float* in, int64_t ld_in, int64_t col_base, int64_t mil_n,
                                  int64_t mil_rep, int64_t channels, int K, const float* w,
                                  const float* b, bool silu, const DevSeq* seqs, float* state,
@@ -1346,8 +1353,7 @@ __global__ void CausalConvKernel(const float* in, int64_t ld_in, int64_t col_bas
   const float* wc = w + c * K;
   float win[8];
   for (int k = 0; k < K - 1; ++k) win[k] = sc[k * channels];
-  const int64_t col =
-      mil_n > 0 ? col_base + (c / (mil_n * mil_rep)) * mil_n + c % mil_n : col_base + c;
+  const int64_t col = ConvInputColumn(c, col_base, mil_n, mil_rep);
   const float bias = b ? b[c] : 0.0f;
   for (int t = 0; t < sq.n; ++t) {
     const int64_t r = sq.row0 + t;
@@ -1381,8 +1387,7 @@ __global__ void CausalConvVecKernel(const float* in, int64_t ld_in, int64_t col_
   float4 win[K - 1 > 0 ? K - 1 : 1];
 #pragma unroll
   for (int k = 0; k < K - 1; ++k) win[k] = *reinterpret_cast<const float4*>(sc + k * channels);
-  const int64_t col =
-      mil_n > 0 ? col_base + (c / (mil_n * mil_rep)) * mil_n + c % mil_n : col_base + c;
+  const int64_t col = ConvInputColumn(c, col_base, mil_n, mil_rep);
   // w is [channels][K]: the four channels' taps are 4K contiguous floats.
   float wv[4][K];
 #pragma unroll

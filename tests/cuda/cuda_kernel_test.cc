@@ -32,6 +32,12 @@ namespace {
 
 namespace cu = engine::cuda;
 
+// Whether this machine has a CUDA device; each test skips with its own message without one (CI).
+bool HasCudaDevice() {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+}
+
 uint16_t ToBf16(float f) {
   uint32_t x;
   std::memcpy(&x, &f, 4);
@@ -214,8 +220,7 @@ void CheckShape(const Shape& sh, uint32_t seed) {
 }
 
 TEST(CudaAttention, KernelsAgreeWithReference) {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
+  if (!HasCudaDevice()) {
     GTEST_SKIP() << "no CUDA device here: the attention kernels are checked on a GPU machine";
   }
   uint32_t seed = 1;
@@ -230,8 +235,7 @@ TEST(CudaAttention, KernelsAgreeWithReference) {
 // with and without accumulation, row counts across its templates, N not a multiple of its column
 // group, and the refusal of shapes it does not handle.
 TEST(CudaGemv, MatchesReferenceAndRefusesUnalignedShapes) {
-  int ndev = 0;
-  if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
+  if (!HasCudaDevice()) {
     GTEST_SKIP() << "no CUDA device here: the small-batch matmul is checked on a GPU machine";
   }
   std::mt19937 gen(5);
@@ -417,8 +421,7 @@ void CheckSsd(const SsdCase& c, uint32_t seed) {
 }
 
 TEST(CudaSsd, StateUpdateMatchesReference) {
-  int ndev = 0;
-  if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
+  if (!HasCudaDevice()) {
     GTEST_SKIP() << "no CUDA device here: the SSD state update is checked on a GPU machine";
   }
   uint32_t seed = 21;
@@ -511,8 +514,7 @@ void CheckConv(const ConvCase& c, uint32_t seed) {
 }
 
 TEST(CudaConv, MatchesReference) {
-  int ndev = 0;
-  if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
+  if (!HasCudaDevice()) {
     GTEST_SKIP() << "no CUDA device here: the causal conv step is checked on a GPU machine";
   }
   uint32_t seed = 61;
@@ -525,8 +527,7 @@ TEST(CudaConv, MatchesReference) {
 // Llamba's gate (LaunchLlambaGate: out = y * silu(z + zb)) against a double reference, with
 // aligned rows (the float4 kernel) and an odd z offset (the scalar one).
 TEST(CudaLlambaGate, MatchesReference) {
-  int ndev = 0;
-  if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
+  if (!HasCudaDevice()) {
     GTEST_SKIP() << "no CUDA device here: the Llamba gate is checked on a GPU machine";
   }
   std::mt19937 gen(71);
@@ -685,8 +686,7 @@ void CheckMamba1(const Mamba1Case& c, uint32_t seed) {
 }
 
 TEST(CudaMamba1, StateUpdateMatchesReference) {
-  int ndev = 0;
-  if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
+  if (!HasCudaDevice()) {
     GTEST_SKIP() << "no CUDA device here: the Mamba-1 state update is checked on a GPU machine";
   }
   uint32_t seed = 41;
@@ -705,8 +705,7 @@ TEST(CudaMamba1, StateUpdateMatchesReference) {
 // and an odd one (scalar loads, a partial last chunk), with NaN and -inf logits, flat and peaked
 // rows (most probabilities underflowing to zero) and two temperatures.
 TEST(CudaSamplerKernel, FastPathEqualsFullPasses) {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
+  if (!HasCudaDevice()) {
     cudaGetLastError();
     GTEST_SKIP() << "no CUDA device";
   }

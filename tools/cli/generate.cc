@@ -287,10 +287,9 @@ void RegisterGenerate(CLI::App& app, CommandTable& table) {
                   "--backend cuda)")
       ->capture_default_str();
   sub->add_option(
-         "--dtype", a->dtype,
-         "Weight matrices: bf16 | f16 (rounded at load) | f32 (as stored; CPU only). "
-         "Default: the backend's own (CPU as stored, CUDA bf16), as a grid's models[i].dtype")
-      ->check(CLI::IsMember({"bf16", "f16", "f32"}));
+      "--dtype", a->dtype,
+      "Weight matrices: bf16 | f16 (rounded at load) | f32 (as stored; CPU only). "
+      "Default: the backend's own (CPU as stored, CUDA bf16), as a grid's models[i].dtype");
   sub->add_option("--rope", a->rope, "Override the attention RoPE variant: llama3 | plain");
   sub->add_option(
       "--random-weights", a->random_weights,
