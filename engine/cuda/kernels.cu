@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "engine/cuda/bulk_copy.cuh"
 #include "engine/cuda/kernels.h"
 
 namespace ttc::engine::cuda {
@@ -1547,37 +1548,6 @@ constexpr int kM1MaxSeqPerBlock = kM1Tile;  // the block's DevSeqs are staged by
 constexpr int kM1InDt = 0, kM1InX = kM1Tile, kM1InZ = 2 * kM1Tile, kM1InC = 3 * kM1Tile,
               kM1InB = 4 * kM1Tile, kM1In = 5 * kM1Tile + 16;
 
-__device__ __forceinline__ uint32_t SmemAddr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void MbarWait(uint64_t* bar, uint32_t parity) {
-  uint32_t done = 0;
-  while (!done) {
-    asm volatile(
-        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 "
-        "%0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(SmemAddr(bar)), "r"(parity)
-        : "memory");
-  }
-}
-// The one arrival of a stage's phase, announcing the bytes its bulk copies will deliver.
-__device__ __forceinline__ void MbarExpectTx(uint64_t* bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(SmemAddr(bar)),
-               "r"(bytes)
-               : "memory");
-}
-// `bytes` (multiple of 16, 16-byte aligned both sides) from global src to shared dst, completing
-// on `bar` (whose phase expects them).
-__device__ __forceinline__ void BulkCopy(void* dst, const void* src, uint32_t bytes,
-                                         uint64_t* bar) {
-  asm volatile(
-      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::
-          "r"(SmemAddr(dst)),
-      "l"(src), "r"(bytes), "r"(SmemAddr(bar))
-      : "memory");
-}
-
 template <typename StateT>
 __global__ void __launch_bounds__(kM1Tile)
     Mamba1DecodeKernel(Mamba1ScanArgs a, const DevSeq* seqs, int nseq) {
@@ -1600,12 +1570,7 @@ __global__ void __launch_bounds__(kM1Tile)
   const uint32_t stage_bytes = bytes + (a.mil ? 4 : 3) * col_bytes + b_bytes;
   StateT* state = static_cast<StateT*>(a.ssm);
   if (tid < count) sqs[tid] = seqs[blockIdx.y + tid * gridDim.y];
-  if (tid == 0) {
-    for (int s = 0; s < kM1Stages; ++s) {
-      asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(SmemAddr(&bar[s])) : "memory");
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-  }
+  if (tid == 0) MbarInit(bar, kM1Stages);
   __syncthreads();
   // Thread 0: sequence k's state tile and inputs into stage s.
   auto fill = [&](int k, int s) {

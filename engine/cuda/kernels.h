@@ -203,15 +203,13 @@ struct DevSampling {
   float top_p;
   bool greedy;
   bool full_passes = false;  // tests: the general path even without top-k and top-p
+  bool one_block = false;    // tests: the one-block kernel where the cluster kernel would run
 };
 struct DevSampleKey {
   uint64_t seed;
   uint64_t sample_index;
   uint64_t step;
 };
-// Draw i (of `draws`) samples from logits row i / per_row ([rows, vocab] f32) with keys[i] and
-// writes the id to out[i]; probs is scratch of draws * vocab floats (unused, and may be 16 bytes,
-// when SampleNeedsProbs is false).
 // Whether a draw takes the general path, which stores each row's probabilities in `probs`.
 #if defined(__CUDACC__)
 __host__ __device__
@@ -221,6 +219,13 @@ __host__ __device__
   return p.full_passes || (!p.greedy && p.temperature > 0.0f &&
                            ((p.top_k > 1 && p.top_k < vocab) || p.top_p < 1.0f));
 }
+// Whether LaunchSample draws with the cluster kernel (the row read once, spread over a cluster's
+// shared memory): temperature-only draws on a vocabulary of a multiple of 4 ids with 16-byte
+// aligned rows, unless TTC_CUDA_SAMPLE_CLUSTER=0 or params.one_block; the same ids either way.
+bool SampleUsesCluster(const DevSampling& params, int64_t vocab, const float* logits);
+// Draw i (of `draws`) samples from logits row i / per_row ([rows, vocab] f32) with keys[i] and
+// writes the id to out[i]; probs is scratch of draws * vocab floats (unused, and may be 16 bytes,
+// when SampleNeedsProbs is false).
 void LaunchSample(const float* logits, int64_t draws, int64_t per_row, int64_t vocab,
                   DevSampling params, const DevSampleKey* keys, float* probs, int32_t* out,
                   cudaStream_t s);

@@ -700,17 +700,19 @@ TEST(CudaMamba1, StateUpdateMatchesReference) {
   }
 }
 
-// The sampler's fast path (no top-k, no top-p: probabilities never stored, the landing chunk
-// recomputed) draws exactly the ids of the general path, over a real vocabulary (vectorised loads)
-// and an odd one (scalar loads, a partial last chunk), with NaN and -inf logits, flat and peaked
-// rows (most probabilities underflowing to zero) and two temperatures.
-TEST(CudaSamplerKernel, FastPathEqualsFullPasses) {
+// The sampler's fast paths (no top-k, no top-p: probabilities never stored, the landing chunk
+// recomputed), the cluster kernel (the row spread over a cluster's shared memory) and the one-block
+// kernel, draw exactly the ids of the general path, over Llama 3's vocabulary (8 blocks per row),
+// HF Mamba's (a partial last chunk), a small one (a cluster of one) and an odd one (the one-block
+// kernel on scalar loads), with NaN and -inf logits, flat and peaked rows (most probabilities
+// underflowing to zero), a row of NaN and a row with +inf (both the argmax), and two temperatures.
+TEST(CudaSamplerKernel, FastPathsEqualFullPasses) {
   if (!HasCudaDevice()) {
     cudaGetLastError();
     GTEST_SKIP() << "no CUDA device";
   }
-  for (int64_t V : {int64_t{128256}, int64_t{1001}}) {
-    constexpr int kRows = 4, kPerRow = 64;
+  for (int64_t V : {int64_t{128256}, int64_t{50280}, int64_t{1024}, int64_t{1001}}) {
+    constexpr int kRows = 6, kPerRow = 64;
     std::mt19937 gen(static_cast<uint32_t>(V));
     std::normal_distribution<float> nd(0.0f, 3.0f);
     std::vector<float> logits(static_cast<size_t>(kRows * V));
@@ -718,11 +720,13 @@ TEST(CudaSamplerKernel, FastPathEqualsFullPasses) {
       for (int64_t i = 0; i < V; ++i) {
         float v = nd(gen);
         if (r == 2) v *= 40.0f;  // peaked: most of the row's probabilities are exactly 0
+        if (r == 3) v = NAN;
         logits[static_cast<size_t>(r * V + i)] = v;
       }
     }
     logits[5] = NAN;
     logits[static_cast<size_t>(V + 7)] = -INFINITY;
+    logits[static_cast<size_t>(4 * V + 777)] = INFINITY;
     std::vector<cu::DevSampleKey> keys(kRows * kPerRow);
     for (size_t i = 0; i < keys.size(); ++i) keys[i] = {11, i, 3};
     float* d_logits = ToDevice(logits);
@@ -732,24 +736,36 @@ TEST(CudaSamplerKernel, FastPathEqualsFullPasses) {
     ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d_probs), keys.size() * V * 4), cudaSuccess);
     ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d_out), keys.size() * 4), cudaSuccess);
     for (float temp : {1.0f, 0.6f}) {
-      std::vector<int32_t> ids[2];
-      for (int full = 0; full < 2; ++full) {
-        const cu::DevSampling sp{temp, -1, 1.0f, false, full == 1};
-        ASSERT_EQ(cu::SampleNeedsProbs(sp, V), full == 1);
+      // 0: the default (the cluster kernel where it applies), 1: the one-block kernel's fast path,
+      // 2: the general path.
+      std::vector<int32_t> ids[3];
+      for (int mode = 0; mode < 3; ++mode) {
+        cu::DevSampling sp{temp, -1, 1.0f, false, mode == 2};
+        sp.one_block = mode == 1;
+        ASSERT_EQ(cu::SampleNeedsProbs(sp, V), mode == 2);
+        if (mode == 0) {
+          ASSERT_EQ(cu::SampleUsesCluster(sp, V, d_logits), V % 4 == 0) << "vocab " << V;
+        }
         cu::LaunchSample(d_logits, static_cast<int64_t>(keys.size()), kPerRow, V, sp, d_keys,
                          d_probs, d_out, nullptr);
-        ids[full].resize(keys.size());
-        ASSERT_EQ(cudaMemcpy(ids[full].data(), d_out, keys.size() * 4, cudaMemcpyDeviceToHost),
+        ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        ids[mode].resize(keys.size());
+        ASSERT_EQ(cudaMemcpy(ids[mode].data(), d_out, keys.size() * 4, cudaMemcpyDeviceToHost),
                   cudaSuccess);
       }
-      EXPECT_EQ(ids[0], ids[1]) << "vocab " << V << ", temperature " << temp;
+      EXPECT_EQ(ids[0], ids[2]) << "vocab " << V << ", temperature " << temp;
+      EXPECT_EQ(ids[1], ids[2]) << "vocab " << V << ", temperature " << temp;
+      for (int k = 0; k < kPerRow; ++k) {
+        EXPECT_EQ(ids[0][3 * kPerRow + k], 0);    // all NaN: nothing found, id 0
+        EXPECT_EQ(ids[0][4 * kPerRow + k], 777);  // +inf: the argmax
+      }
       int distinct = 0;
       for (size_t i = 1; i < ids[0].size(); ++i) distinct += ids[0][i] != ids[0][i - 1];
       EXPECT_GT(distinct, 0);  // the draws are not all the argmax
       std::printf(
-          "[cuda] sampler fast path, vocab %lld, temperature %.1f: %zu draws equal to the "
-          "general path\n",
-          static_cast<long long>(V), temp, ids[0].size());
+          "[cuda] sampler fast paths, vocab %lld, temperature %.1f: %zu draws equal to the "
+          "general path (%s kernel and one-block kernel)\n",
+          static_cast<long long>(V), temp, ids[0].size(), V % 4 == 0 ? "cluster" : "one-block");
     }
     cudaFree(d_logits);
     cudaFree(d_keys);
