@@ -181,6 +181,20 @@ class Backend {
   virtual void MatMul(const Activation& x, const Weight& w, Activation* out, bool accumulate) = 0;
   // out[:, j] = silu(gu[:, j]) * gu[:, ff + j] for gu = [gate | up] of width 2*ff.
   virtual void SwiGlu(const Activation& gate_up, Activation* out) = 0;
+  // An op that feeds a GEMM, with that GEMM: out = RmsNorm(x) * w^T and out = SwiGlu(gate_up) *
+  // w^T (+ out when accumulate). `scratch` ([M, K]) holds the GEMM's input; what it holds after
+  // the call is unspecified: a backend may keep that input only in the form its GEMM reads (the
+  // CUDA backend writes the bf16 copy and skips the f32 one). The defaults run the two ops.
+  virtual void RmsNormMatMul(const Activation& x, const Weight& norm, float eps, const Weight& w,
+                             Activation* scratch, Activation* out, bool accumulate) {
+    RmsNorm(x, norm, eps, scratch);
+    MatMul(*scratch, w, out, accumulate);
+  }
+  virtual void SwiGluMatMul(const Activation& gate_up, const Weight& w, Activation* scratch,
+                            Activation* out, bool accumulate) {
+    SwiGlu(gate_up, scratch);
+    MatMul(*scratch, w, out, accumulate);
+  }
   // Copies the listed rows of x into out (rows.size() rows), e.g. the last token of each sequence.
   virtual void GatherRows(const Activation& x, std::span<const int64_t> rows, Activation* out) = 0;
 

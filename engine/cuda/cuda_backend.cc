@@ -809,12 +809,7 @@ class CudaBackend final : public Backend {
   }
 
   void RmsNorm(const Activation& x, const Weight& w, float eps, Activation* out) override {
-    OpScope op_scope(*prof_, "rmsnorm");
-    if (Replaying()) return;
-    bool split = false;
-    uint16_t* gemm_in = GemmInputFor(A(out).data, x.rows(), x.cols(), &split);
-    cuda::LaunchRmsNorm(A(x).data, F32(w), eps, x.rows(), x.cols(), A(out).data, stream_, gemm_in,
-                        split);
+    RmsNormInto(x, w, eps, out, /*bf16_consumer=*/false);
   }
 
   void MatMul(const Activation& x, const Weight& w, Activation* out, bool accumulate) override {
@@ -824,12 +819,21 @@ class CudaBackend final : public Backend {
   }
 
   void SwiGlu(const Activation& gate_up, Activation* out) override {
-    OpScope op_scope(*prof_, "swiglu");
-    if (Replaying()) return;
-    bool split = false;
-    uint16_t* gemm_in = GemmInputFor(A(out).data, gate_up.rows(), out->cols(), &split);
-    cuda::LaunchSwiGlu(A(gate_up).data, gate_up.rows(), out->cols(), A(out).data, stream_, gemm_in,
-                       split);
+    SwiGluInto(gate_up, out, /*bf16_consumer=*/false);
+  }
+
+  // The scratch between the two ops is read by this GEMM alone: where the GEMM reads the bf16 copy
+  // the producer writes (GemmInputFor), the producer skips the f32 one, a third of RmsNorm's and
+  // SwiGlu's traffic.
+  void RmsNormMatMul(const Activation& x, const Weight& norm, float eps, const Weight& w,
+                     Activation* scratch, Activation* out, bool accumulate) override {
+    RmsNormInto(x, norm, eps, scratch, W(w).bf16 != nullptr);
+    MatMul(*scratch, w, out, accumulate);
+  }
+  void SwiGluMatMul(const Activation& gate_up, const Weight& w, Activation* scratch,
+                    Activation* out, bool accumulate) override {
+    SwiGluInto(gate_up, scratch, W(w).bf16 != nullptr);
+    MatMul(*scratch, w, out, accumulate);
   }
 
   void GatherRows(const Activation& x, std::span<const int64_t> rows, Activation* out) override {
@@ -1262,6 +1266,9 @@ class CudaBackend final : public Backend {
       // The producer of x (RmsNorm, SwiGlu) may have written this input already (GemmInputFor).
       const bool ready = prepared.x == x && prepared.M == M && prepared.K == K && ldx == K &&
                          prepared.split == split;
+      if (prepared.x == x && prepared.only && !ready) {
+        Die("Gemm", "its input has no f32 rows and no bf16 copy of this shape", __FILE__, __LINE__);
+      }
       Bf16Scratch(static_cast<size_t>(rows * K));
       if (!ready) {
         if (split) {
@@ -1507,14 +1514,35 @@ class CudaBackend final : public Backend {
   }
   // A GEMM input written by the op that produces the activation `out` ([M, K], ld K) in the form
   // Gemm will want it (bf16, or hi/lo split up to kSplitRows rows), so the GEMM that reads `out`
-  // next skips its conversion kernel; null when the GEMV will read the f32 rows instead.
-  uint16_t* GemmInputFor(const float* out, int64_t M, int64_t K, bool* split) {
+  // next skips its conversion kernel; null when the GEMV will read the f32 rows instead. With
+  // `only`, the producer writes that copy alone (no f32 rows): the caller guarantees that the next
+  // op is a bf16 GEMM reading `out` (RmsNormMatMul, SwiGluMatMul), and Gemm checks it.
+  uint16_t* GemmInputFor(const float* out, int64_t M, int64_t K, bool* split, bool only) {
     *split = false;
     if (!fused_input_ || M <= gemv_rows_) return nullptr;
     *split = M <= kSplitRows;
     Bf16Scratch(static_cast<size_t>((*split ? 2 : 1) * M * K));
-    prepared_ = {out, M, K, *split};
+    prepared_ = {out, M, K, *split, only};
     return bf16_scratch_;
+  }
+  // RmsNorm and SwiGlu; bf16_consumer: the next op is a GEMM on bf16 weights reading `out`.
+  void RmsNormInto(const Activation& x, const Weight& w, float eps, Activation* out,
+                   bool bf16_consumer) {
+    OpScope op_scope(*prof_, "rmsnorm");
+    if (Replaying()) return;
+    bool split = false;
+    uint16_t* gemm_in = GemmInputFor(A(out).data, x.rows(), x.cols(), &split, bf16_consumer);
+    cuda::LaunchRmsNorm(A(x).data, F32(w), eps, x.rows(), x.cols(),
+                        gemm_in && bf16_consumer ? nullptr : A(out).data, stream_, gemm_in, split);
+  }
+  void SwiGluInto(const Activation& gate_up, Activation* out, bool bf16_consumer) {
+    OpScope op_scope(*prof_, "swiglu");
+    if (Replaying()) return;
+    bool split = false;
+    uint16_t* gemm_in =
+        GemmInputFor(A(out).data, gate_up.rows(), out->cols(), &split, bf16_consumer);
+    cuda::LaunchSwiGlu(A(gate_up).data, gate_up.rows(), out->cols(),
+                       gemm_in && bf16_consumer ? nullptr : A(out).data, stream_, gemm_in, split);
   }
   UploadCtx Up() const {
     const auto mode = mem_->mode();
@@ -1618,6 +1646,7 @@ class CudaBackend final : public Backend {
     const float* x = nullptr;
     int64_t M = 0, K = 0;
     bool split = false;
+    bool only = false;  // x's f32 rows were not written
   };
   Prepared prepared_;
   UploadCache<int32_t> ids_;

@@ -125,7 +125,6 @@ __global__ void RmsNormKernel(const float* x, const float* w, float eps, int64_t
                               uint16_t* bf, bool split) {
   __shared__ float red[32];
   const float* xr = x + blockIdx.x * n;
-  float* orow = out + blockIdx.x * n;
   float ss = 0.0f;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
   ss = BlockSum(ss, red);
@@ -133,7 +132,7 @@ __global__ void RmsNormKernel(const float* x, const float* w, float eps, int64_t
   const int64_t total = int64_t{gridDim.x} * n;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
     const float v = w[i] * (xr[i] * inv);
-    orow[i] = v;
+    if (out != nullptr) out[blockIdx.x * n + i] = v;
     if (bf) StoreGemmInput(bf, split, total, blockIdx.x * n + i, v);
   }
 }
@@ -145,7 +144,7 @@ __global__ void SwiGluKernel(const float* gu, int64_t rows, int64_t ff, float* o
     const float g = gu[r * 2 * ff + c], u = gu[r * 2 * ff + ff + c];
     const float v = Silu(g) * u;
     const int64_t i = r * ff + c;
-    out[i] = v;
+    if (out != nullptr) out[i] = v;
     if (bf) StoreGemmInput(bf, split, total, i, v);
   }
 }
@@ -188,7 +187,7 @@ __global__ void __launch_bounds__(256)
   ss = BlockSum(ss, red);
   const float inv = rsqrtf(ss / static_cast<float>(n) + eps);
   const float4* w4 = reinterpret_cast<const float4*>(w);
-  float4* o4 = reinterpret_cast<float4*>(out + blockIdx.x * n);
+  float4* o4 = out != nullptr ? reinterpret_cast<float4*>(out + blockIdx.x * n) : nullptr;
   const int64_t total = int64_t{gridDim.x} * n;
 #pragma unroll
   for (int j = 0; j < V; ++j) {
@@ -197,7 +196,7 @@ __global__ void __launch_bounds__(256)
       const float4 wv = w4[i];
       const float4 r = make_float4(wv.x * (v[j].x * inv), wv.y * (v[j].y * inv),
                                    wv.z * (v[j].z * inv), wv.w * (v[j].w * inv));
-      o4[i] = r;
+      if (o4 != nullptr) o4[i] = r;
       if (bf) StoreGemmInput4(bf, split, total, blockIdx.x * n + 4 * int64_t{i}, r);
     }
   }
@@ -214,7 +213,7 @@ __global__ void SwiGluVecKernel(const float* gu, int64_t rows, int64_t ff, float
     const float4 g = gu4[r * 2 * ff4 + c], u = gu4[r * 2 * ff4 + ff4 + c];
     const float4 v =
         make_float4(Silu(g.x) * u.x, Silu(g.y) * u.y, Silu(g.z) * u.z, Silu(g.w) * u.w);
-    o4[r * ff4 + c] = v;
+    if (out != nullptr) o4[r * ff4 + c] = v;
     if (bf) StoreGemmInput4(bf, split, total, 4 * (r * ff4 + c), v);
   }
 }

@@ -51,7 +51,8 @@ void LaunchEmbed(const uint16_t* table_bf16, const float* table_f32, const int32
                  int64_t vocab = 0);
 // RMSNorm and SwiGLU also write their output as the next GEMM's bf16 input when gemm_in is set:
 // rounded ([rows, n]) or, with split, bf16 hi rows then lo rows ([2 * rows, n]), exactly what
-// LaunchF32ToBf16 / LaunchSplitBf16 would make of `out`, saving that kernel.
+// LaunchF32ToBf16 / LaunchSplitBf16 would make of `out`, saving that kernel. With gemm_in set,
+// out may be null: only the GEMM input is written.
 void LaunchRmsNorm(const float* x, const float* w, float eps, int64_t rows, int64_t n, float* out,
                    cudaStream_t s, uint16_t* gemm_in = nullptr, bool split = false);
 void LaunchSwiGlu(const float* gu, int64_t rows, int64_t ff, float* out, cudaStream_t s,
