@@ -1501,7 +1501,9 @@ __global__ void __launch_bounds__(128, 8) Mamba1ScanKernel(Mamba1ScanArgs a, con
       }
     }
     y += Dc * xv;
-    a.out[r * a.di + ch] = y * Silu(z);
+    const float v = y * Silu(z);
+    a.out[r * a.di + ch] = v;
+    if (a.gemm_in) StoreGemmInput(a.gemm_in, a.split, a.rows * a.di, r * a.di + ch, v);
   }
   if constexpr (NR > 0) {
 #pragma unroll
@@ -1657,7 +1659,9 @@ __global__ void __launch_bounds__(kM1Tile)
       for (int o = 1; o < kPer; o <<= 1) y += __shfl_xor_sync(0xffffffffu, y, o);
       y += Dc[q] * xv;
       if (act[q] && tid % kPer == 0) {
-        a.out[r * di + ch0 + cl[q]] = y * Silu(is[kM1InZ + cl[q]]);
+        const float v = y * Silu(is[kM1InZ + cl[q]]);
+        a.out[r * di + ch0 + cl[q]] = v;
+        if (a.gemm_in) StoreGemmInput(a.gemm_in, a.split, a.rows * di, r * di + ch0 + cl[q], v);
       }
     }
     // Every thread has read stage s before it is refilled. Releasing the stage per warp on an
@@ -1933,21 +1937,25 @@ __global__ void __launch_bounds__(kSsdMaxThreads) SsdCopyKernel(SsdScanArgs a, c
 // row's z load sat on its thread's path; call AQ).
 template <bool Vec>
 __global__ void LlambaGateKernel(const float* y, const float* proj, int64_t ld, int64_t z_off,
-                                 const float* zb, int64_t rows, int64_t di, float* out) {
+                                 const float* zb, int64_t rows, int64_t di, float* out,
+                                 uint16_t* bf, bool split) {
   if constexpr (Vec) {
     const int64_t di4 = di / 4;
     TTC_FOR_ROWS_COLS(rows, di4) {
       const float4 v = reinterpret_cast<const float4*>(y + r * di)[c];
       const float4 z = reinterpret_cast<const float4*>(proj + r * ld + z_off)[c];
       const float4 b = reinterpret_cast<const float4*>(zb)[c];
-      reinterpret_cast<float4*>(out + r * di)[c] =
-          make_float4(v.x * Silu(z.x + b.x), v.y * Silu(z.y + b.y), v.z * Silu(z.z + b.z),
-                      v.w * Silu(z.w + b.w));
+      const float4 o = make_float4(v.x * Silu(z.x + b.x), v.y * Silu(z.y + b.y),
+                                   v.z * Silu(z.z + b.z), v.w * Silu(z.w + b.w));
+      reinterpret_cast<float4*>(out + r * di)[c] = o;
+      if (bf) StoreGemmInput4(bf, split, rows * di, r * di + 4 * c, o);
     }
   } else {
     TTC_FOR_ROWS_COLS(rows, di) {
       const int64_t i = r * di + c;
-      out[i] = y[i] * Silu(proj[r * ld + z_off + c] + zb[c]);
+      const float o = y[i] * Silu(proj[r * ld + z_off + c] + zb[c]);
+      out[i] = o;
+      if (bf) StoreGemmInput(bf, split, rows * di, i, o);
     }
   }
 }
@@ -2389,14 +2397,16 @@ void LaunchSsdScan(const SsdScanArgs& a, const DevSeq* seqs, int nseq, cudaStrea
 }
 
 void LaunchLlambaGate(const float* y, const float* proj, int64_t ld, int64_t z_off, const float* zb,
-                      int64_t rows, int64_t di, float* out, cudaStream_t s) {
+                      int64_t rows, int64_t di, float* out, cudaStream_t s, uint16_t* gemm_in,
+                      bool split) {
   if (di % 4 == 0 && ld % 4 == 0 && z_off % 4 == 0 && Aligned16(y) && Aligned16(proj) &&
-      Aligned16(zb) && Aligned16(out)) {
-    LlambaGateKernel<true>
-        <<<RowGrid(rows, di / 4), 256, 0, s>>>(y, proj, ld, z_off, zb, rows, di, out);
+      Aligned16(zb) && Aligned16(out) &&
+      (gemm_in == nullptr || reinterpret_cast<uintptr_t>(gemm_in) % 8 == 0)) {
+    LlambaGateKernel<true><<<RowGrid(rows, di / 4), 256, 0, s>>>(y, proj, ld, z_off, zb, rows, di,
+                                                                 out, gemm_in, split);
   } else {
     LlambaGateKernel<false>
-        <<<RowGrid(rows, di), 256, 0, s>>>(y, proj, ld, z_off, zb, rows, di, out);
+        <<<RowGrid(rows, di), 256, 0, s>>>(y, proj, ld, z_off, zb, rows, di, out, gemm_in, split);
   }
   Check("llamba gate");
 }

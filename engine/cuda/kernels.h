@@ -167,6 +167,10 @@ struct Mamba1ScanArgs {
   bool stage;        // some sequence has several tokens: run those on an f32 copy in shared memory
   float* out;        // [M, di]
   int sm_count = 0;  // the device's SMs (sizes the decode kernel's grid); 0: asked of the driver
+  // When set: out also as the next GEMM's bf16 input (as LaunchRmsNorm's gemm_in), rows = M.
+  uint16_t* gemm_in = nullptr;
+  bool split = false;
+  int64_t rows = 0;
 };
 void LaunchMamba1Scan(const Mamba1ScanArgs& a, const DevSeq* seqs, int nseq, cudaStream_t s);
 // Whether LaunchMamba1Scan runs `a` on the streaming decode kernel (decode steps, d_state 16, rows
@@ -189,9 +193,10 @@ struct SsdScanArgs {
   float* y;    // [M, di]
 };
 void LaunchSsdScan(const SsdScanArgs& a, const DevSeq* seqs, int nseq, cudaStream_t s);
-// Llamba: out = y * silu(z + zb); z at proj[r * ld + z_off + c].
+// Llamba: out = y * silu(z + zb); z at proj[r * ld + z_off + c]; gemm_in, split: as LaunchRmsNorm.
 void LaunchLlambaGate(const float* y, const float* proj, int64_t ld, int64_t z_off, const float* zb,
-                      int64_t rows, int64_t di, float* out, cudaStream_t s);
+                      int64_t rows, int64_t di, float* out, cudaStream_t s,
+                      uint16_t* gemm_in = nullptr, bool split = false);
 // HF Mamba-2: out = RMSNorm_group(y * silu(z)) * w.
 void LaunchMamba2GateNorm(const float* y, const float* proj, int64_t ld, int64_t z_off,
                           const float* w, float eps, int64_t rows, int64_t di, int64_t groups,

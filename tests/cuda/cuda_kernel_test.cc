@@ -50,6 +50,22 @@ double FromBf16(uint16_t b) {
   return f;
 }
 
+// A kernel's copy of its output as the next GEMM's bf16 input (d_bf: out rounded, then with
+// split the remainders out - hi rounded) against the f32 output it wrote: equal bit for bit, as
+// LaunchF32ToBf16 / LaunchSplitBf16 would have made it.
+void ExpectGemmInput(const std::vector<float>& out, const uint16_t* d_bf, bool split) {
+  const size_t n = out.size();
+  std::vector<uint16_t> bf(split ? 2 * n : n);
+  ASSERT_EQ(cudaMemcpy(bf.data(), d_bf, bf.size() * 2, cudaMemcpyDeviceToHost), cudaSuccess);
+  size_t wrong = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const uint16_t hi = ToBf16(out[i]);
+    wrong += bf[i] != hi;
+    if (split) wrong += bf[n + i] != ToBf16(out[i] - static_cast<float>(FromBf16(hi)));
+  }
+  EXPECT_EQ(wrong, 0u) << (split ? "split" : "rounded") << " GEMM input of " << n << " values";
+}
+
 template <typename T>
 T* ToDevice(const std::vector<T>& v) {
   T* d = nullptr;
@@ -525,7 +541,8 @@ TEST(CudaConv, MatchesReference) {
 }
 
 // Llamba's gate (LaunchLlambaGate: out = y * silu(z + zb)) against a double reference, with
-// aligned rows (the float4 kernel) and an odd z offset (the scalar one).
+// aligned rows (the float4 kernel) and an odd z offset (the scalar one), and the bf16 GEMM input
+// each kernel writes beside out (split hi/lo in one case, rounded in the other).
 TEST(CudaLlambaGate, MatchesReference) {
   if (!HasCudaDevice()) {
     GTEST_SKIP() << "no CUDA device here: the Llamba gate is checked on a GPU machine";
@@ -542,10 +559,14 @@ TEST(CudaLlambaGate, MatchesReference) {
     float* d_proj = ToDevice(proj);
     float* d_zb = ToDevice(zb);
     float* d_out = ToDevice(std::vector<float>(rows * di, 0.0f));
-    cu::LaunchLlambaGate(d_y, d_proj, ld, z_off, d_zb, rows, di, d_out, nullptr);
+    const bool split = z_off == 8;  // each kernel writes one form of the GEMM input
+    uint16_t* d_bf = ToDevice(std::vector<uint16_t>(2 * rows * di, 0));
+    cu::LaunchLlambaGate(d_y, d_proj, ld, z_off, d_zb, rows, di, d_out, nullptr, d_bf, split);
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
     std::vector<float> out(rows * di);
     ASSERT_EQ(cudaMemcpy(out.data(), d_out, out.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+    ExpectGemmInput(out, d_bf, split);
+    cudaFree(d_bf);
     double worst = 0.0;
     for (int64_t r = 0; r < rows; ++r) {
       for (int64_t c = 0; c < di; ++c) {
@@ -569,7 +590,8 @@ TEST(CudaLlambaGate, MatchesReference) {
 // sequences and 33 channel tiles give each decode block several sequences, more than its
 // kM1Stages copies in flight, so the refills and the mbarrier phases are exercised too. Decode
 // steps whose projection rows are a multiple of 4 floats stream (bulk copies of 16-byte runs);
-// an odd row length (ld_pad 3) sends them to the per-channel kernel, and both are checked.
+// an odd row length (ld_pad 3) sends them to the per-channel kernel, and both are checked. Both
+// also write out's bf16 copy for the out_proj GEMM (ExpectGemmInput).
 struct Mamba1Case {
   bool mil, bf16, decode;
   int nseq = 3;
@@ -659,6 +681,11 @@ void CheckMamba1(const Mamba1Case& c, uint32_t seed) {
                        c.bf16,
                        /*stage=*/!c.decode,
                        d_out};
+  // The GEMM input copy of out: split (hi, lo) in the small cases, rounded in the large ones.
+  uint16_t* d_bf = ToDevice(std::vector<uint16_t>(2 * M * di, 0));
+  a.gemm_in = d_bf;
+  a.split = nseq < 50;
+  a.rows = M;
   const bool streams = cu::Mamba1DecodeStreams(a);
   EXPECT_EQ(streams, c.decode && c.ld_pad % 4 == 0);
   cu::LaunchMamba1Scan(a, d_seqs, nseq, nullptr);
@@ -666,6 +693,8 @@ void CheckMamba1(const Mamba1Case& c, uint32_t seed) {
   std::vector<float> out(M * di);
   ASSERT_EQ(cudaMemcpy(out.data(), d_out, out.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
   const std::vector<float> got_state = StateFromDevice(d_state, c.bf16, state_n);
+  ExpectGemmInput(out, d_bf, a.split);
+  cudaFree(d_bf);
   double worst_o = 0.0;
   for (int64_t i = 0; i < M * di; ++i) worst_o = std::max(worst_o, std::abs(ref_out[i] - out[i]));
   const double worst_s = WorstStateError(ref_state, got_state);

@@ -428,6 +428,86 @@ TEST(CudaMatMul, MatchesReferenceWithAndWithoutSplitK) {
   }
 }
 
+// RmsNormMatMul and SwiGluMatMul equal RmsNorm or SwiGlu followed by MatMul, bit for bit, at the
+// row counts of the three GEMM input forms (GEMV on f32 rows, hi/lo split up to 128 rows, rounded
+// above), with and without the residual add: where a bf16 GEMM follows, the fused ops write only
+// the bf16 copy, which is what the GEMM read before. An f32 weight (cols <= 64: kept f32) takes the
+// f32 rows, which the fused op then still writes.
+TEST(CudaFusedOps, EqualTheTwoOps) {
+  auto backend = engine::CreateBackend({.kind = engine::BackendKind::kCuda});
+  if (!backend.ok()) {
+    GTEST_SKIP() << "CUDA backend not usable here (" << backend.status().ToString() << ")";
+  }
+  engine::Backend& be = **backend;
+  std::mt19937 gen(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  auto upload_f32 = [&](int64_t rows, int64_t cols, float scale) {
+    std::vector<float> v(static_cast<size_t>(rows * cols));
+    for (auto& e : v) e = scale * nd(gen);
+    auto w = be.Upload(engine::HostMatrix{v.data(), engine::HostDType::kF32, rows, cols});
+    EXPECT_TRUE(w.ok());
+    return std::move(w).value();
+  };
+  auto upload_bf16 = [&](int64_t rows, int64_t cols) {
+    std::vector<uint16_t> v(static_cast<size_t>(rows * cols));
+    for (auto& e : v) {
+      const float f = 0.05f * nd(gen);
+      uint32_t u;
+      std::memcpy(&u, &f, 4);
+      e = static_cast<uint16_t>(u >> 16);
+    }
+    auto w = be.Upload(engine::HostMatrix{v.data(), engine::HostDType::kBF16, rows, cols});
+    EXPECT_TRUE(w.ok());
+    return std::move(w).value();
+  };
+  for (const int64_t K : {int64_t{256}, int64_t{64}}) {  // bf16 and f32 weights
+    const int64_t N = 384, ff = K;
+    auto norm = upload_f32(1, K, 1.0f);
+    auto w = K > 64 ? upload_bf16(N, K) : upload_f32(N, K, 0.05f);
+    for (const int64_t M : {int64_t{2}, int64_t{100}, int64_t{300}}) {
+      auto x_table = upload_f32(M, K, 1.0f);
+      auto gu_table = upload_f32(M, 2 * ff, 1.0f);
+      auto base_table = upload_f32(M, N, 1.0f);
+      std::vector<int32_t> ids(static_cast<size_t>(M));
+      for (int64_t i = 0; i < M; ++i) ids[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+      auto x = be.NewActivation(M, K);
+      auto gu = be.NewActivation(M, 2 * ff);
+      auto scratch = be.NewActivation(M, K);
+      be.Embed(*x_table, ids, x.get());
+      be.Embed(*gu_table, ids, gu.get());
+      for (const bool accumulate : {false, true}) {
+        std::vector<float> got[2][2];  // [op: norm, swiglu][fused]
+        for (int fused = 0; fused < 2; ++fused) {
+          auto out = be.NewActivation(M, N);
+          auto out2 = be.NewActivation(M, N);
+          be.Embed(*base_table, ids, out.get());
+          be.Embed(*base_table, ids, out2.get());
+          if (fused) {
+            be.RmsNormMatMul(*x, *norm, 1e-5f, *w, scratch.get(), out.get(), accumulate);
+            be.SwiGluMatMul(*gu, *w, scratch.get(), out2.get(), accumulate);
+          } else {
+            be.RmsNorm(*x, *norm, 1e-5f, scratch.get());
+            be.MatMul(*scratch, *w, out.get(), accumulate);
+            be.SwiGlu(*gu, scratch.get());
+            be.MatMul(*scratch, *w, out2.get(), accumulate);
+          }
+          got[0][fused].resize(static_cast<size_t>(M * N));
+          got[1][fused].resize(static_cast<size_t>(M * N));
+          be.CopyToHost(*out, got[0][fused]);
+          be.CopyToHost(*out2, got[1][fused]);
+        }
+        for (int op = 0; op < 2; ++op) {
+          EXPECT_EQ(std::memcmp(got[op][0].data(), got[op][1].data(), got[op][0].size() * 4), 0)
+              << (op == 0 ? "RmsNormMatMul" : "SwiGluMatMul") << " M " << M << " K " << K
+              << " accumulate " << accumulate;
+        }
+      }
+    }
+    std::cout << "[cuda] fused RmsNorm/SwiGlu + MatMul equal the two ops, K " << K << " ("
+              << (K > 64 ? "bf16" : "f32") << " weights), M 2 / 100 / 300\n";
+  }
+}
+
 // Memory planning: the plan shrinks as sequences grow, counts a prompt's positions once per prompt
 // (not per sequence), and says 0 when not even one sequence fits, so callers split or refuse
 // instead of running out of memory mid-generate.
