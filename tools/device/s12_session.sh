@@ -1,31 +1,40 @@
 #!/usr/bin/env bash
-# Device script for the changes prepared in session 12 without a GPU (no device was lent that
-# session; docs/perf/cuda.md, "session 12"): (1) the sampler's cluster kernel, which reads each
-# logits row once from a cluster's shared memory (TTC_CUDA_SAMPLE_CLUSTER=0: the one-block kernel),
-# and (2) RmsNormMatMul / SwiGluMatMul, whose producers skip the f32 copy of a bf16 GEMM's input.
-# Builds this tree and runs the CUDA tests (the kernel test compares the cluster, one-block and
-# general sampler paths id for id; the goldens cover the fused ops), then the sampler A/B by its
-# switch, the f32-skip A/B against a base build whose .devbase/ holds main's engine/model.cc,
-# engine/backend.h and engine/cuda/cuda_backend.cc (so the base has (1) but not (2)), one
-# MambaInLlama-3B decode step per kernel, compute-sanitizer over the sampler kernels, and the
-# table with FULL=1. Logs: $OUT/logs.tgz. Prepare .devbase before the call:
-#   for f in engine/model.cc engine/backend.h engine/cuda/cuda_backend.cc; do
+# Device script for the three changes prepared in session 12 without a GPU (none was lent that
+# session; docs/perf/cuda.md, "session 12"):
+#   (1) the sampler's cluster kernel, which reads each logits row once from a cluster's shared
+#       memory (TTC_CUDA_SAMPLE_CLUSTER=0: the one-block kernel, for the A/B);
+#   (2) RmsNormMatMul / SwiGluMatMul: RMSNorm and SwiGLU skip their f32 output where a bf16 GEMM
+#       reads their bf16 copy;
+#   (3) the Mamba-1 scans and Llamba's gate write out_proj's bf16 input (no F32ToBf16Kernel).
+# PART=1 (default): build, the CUDA tests (the sampler paths id for id, the fused ops bit for bit,
+# the kernels' GEMM-input copies, the goldens), compute-sanitizer over the sampler kernels and the
+# families' batched decode, the A/B of (1) by its switch, and the A/B of (2)+(3) against a base
+# build whose .devbase/ holds main's engine/model.cc, engine/backend.h and
+# engine/cuda/cuda_backend.cc (the base has (1) but not (2) or (3)).
+# PART=2: one decode step per kernel at MambaInLlama-3B and Llamba-3B B=512 (RMSNorm, SwiGLU,
+# F32ToBf16Kernel and the sampler separate the three), then the table with the HF baseline.
+# Logs: $OUT/logs.tgz. Prepare .devbase before PART=1:
+#   rm -rf .devbase; for f in engine/model.cc engine/backend.h engine/cuda/cuda_backend.cc; do
 #     mkdir -p .devbase/$(dirname $f) && git show main:$f > .devbase/$f; done
 source "$(dirname "$0")/call_lib.sh"
-main() {
+part1() {
   setup_test 200
   grep -E "^\[cuda\] sampler fast paths" $L/cuda_kernel_test.log | head -8
+  grep -E "^\[cuda\] fused" $L/cuda_test.log | head -4
   for tool in memcheck racecheck; do
     san sampler $tool 120 cuda_kernel_test 'CudaSamplerKernel.*'
   done
-  bench_ab "llama-3.2-1b:256 mambainllama-3b:512 llama-3.2-1b:64" \
-    block:TTC_CUDA_SAMPLE_CLUSTER=0 cluster:TTC_NONE=1
+  san fam memcheck 150 cuda_test '*BatchedDecodeEqualsSingle*:CudaFusedOps.*'
+  bench_ab "llama-3.2-1b:256 mambainllama-3b:512" block:TTC_CUDA_SAMPLE_CLUSTER=0 cluster:TTC_NONE=1
   base_build engine_bench
-  base_ab skip llama-3.2-1b:256 mambainllama-3b:512 llama-3.2-3b:512
-  STEP_LINES=12 step_kernels mil3 mambainllama-3b 512
-  san fam memcheck 150 cuda_test '*BatchedDecodeEqualsSingle*'
-  [ "${FULL:-0}" = 1 ] && full_table  # ~200 s: a second call (FULL=1) if the first runs long
+  base_ab fused llama-3.2-1b:256 mambainllama-3b:512 llamba-3b:512 llama-3.2-3b:512
 }
-export -f main
-timeout ${BUDGET:-540} bash -c main
+part2() {
+  setup_test 200
+  STEP_LINES=14 step_kernels mil3 mambainllama-3b 512
+  STEP_LINES=10 step_kernels llamba3 llamba-3b 512
+  full_table
+}
+export -f part1 part2
+timeout ${BUDGET:-540} bash -c "part${PART:-1}"
 tar czf $OUT/logs.tgz -C $L .
