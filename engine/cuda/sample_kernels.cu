@@ -115,12 +115,12 @@ __device__ void PickLastPositive(int64_t V, Positive positive, int32_t argmax, S
   }
 }
 
-// The temperature-only draw once the row's chunk sums are in chunk[] (ChunkSum's order, ids
-// prob(i) for the ids in chunk order): the total, the chunk the uniform lands in, that chunk's ids
-// scanned in order (a chunk whose ids do not reach r, its sum having been taken in another order,
-// passes to the next chunk that crosses r, as in the general path's step 6), and the last positive
-// id or the argmax where nothing is picked. Thread 0 writes *out. Every thread of the block calls
-// it; `prob` recomputes an id's probability from the logits (the same expression, the same bits).
+// The temperature-only draw once chunk[] holds the row's chunk sums (each summed in ChunkSum's
+// order): the total, the chunk the uniform lands in, that chunk's ids scanned in order (a chunk
+// whose ids do not reach r, its sum having been taken in another order, passes to the next chunk
+// that crosses r, as in the general path's step 6), and the last positive id or the argmax where
+// nothing is picked. Thread 0 writes *out. Every thread of the block calls it; `prob` recomputes
+// an id's probability from its logit (the same expression, so the same bits).
 template <int kT, typename Sh, typename Prob>
 __device__ void DrawFromChunkSums(const float* x, int64_t V, const double* chunk, Prob prob,
                                   const DevSampleKey* key, int32_t argmax, Sh& sh, int32_t* out) {
@@ -577,10 +577,6 @@ __global__ void __launch_bounds__(kClThreads)
   if (rank != 0) return;
   DrawFromChunkSums<kClThreads>(x, V, csum, prob, keys + draw, argmax, sh, out + draw);
 }
-
-}  // namespace
-
-namespace {
 
 // The cluster kernel's shape for a vocabulary: blocks per row (cs, 0 where it does not apply),
 // chunks per block and shared memory per block.
