@@ -8,7 +8,8 @@
 #   (3) the Mamba-1 scans and Llamba's gate write out_proj's bf16 input (no F32ToBf16Kernel).
 # PART=1 (default): build, the CUDA tests (the sampler paths id for id, the fused ops bit for bit,
 # the kernels' GEMM-input copies, the goldens), compute-sanitizer over the sampler kernels and the
-# families' batched decode, the A/B of (1) by its switch, and the A/B of (2)+(3) against a base
+# families' batched decode, the sampler micro-benchmark (tools/bench/cuda/sampler.cc: the three
+# paths' kernel times), the A/B of (1) by its switch, and the A/B of (2)+(3) against a base
 # build whose .devbase/ holds main's engine/model.cc, engine/backend.h and
 # engine/cuda/cuda_backend.cc (the base has (1) but not (2) or (3)).
 # PART=2: one decode step per kernel at MambaInLlama-3B and Llamba-3B B=512 (RMSNorm, SwiGLU,
@@ -25,6 +26,9 @@ part1() {
     san sampler $tool 120 cuda_kernel_test 'CudaSamplerKernel.*'
   done
   san fam memcheck 150 cuda_test '*BatchedDecodeEqualsSingle*:CudaFusedOps.*'
+  cmake --build build-dev -j 16 --target cuda_sampler > $L/build-sampler.log 2>&1
+  timeout 60 build-dev/bench/cuda_sampler 64,256,512 > $L/sampler-micro.log 2>&1
+  el "cuda_sampler rc $?"; cat $L/sampler-micro.log
   bench_ab "llama-3.2-1b:256 mambainllama-3b:512" block:TTC_CUDA_SAMPLE_CLUSTER=0 cluster:TTC_NONE=1
   base_build engine_bench
   base_ab fused llama-3.2-1b:256 mambainllama-3b:512 llamba-3b:512 llama-3.2-3b:512
