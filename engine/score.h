@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -36,6 +37,31 @@ struct ScoreRequest {
 
 // Errors: empty sequence, ids outside the vocabulary, positions outside the sequence.
 Result<ScoreResult> Score(Model& model, const ScoreRequest& request);
+
+// Several requests in one forward pass, each sequence in a slot of its own: the results of Score
+// on each, in order (on the CPU backend bit for bit; on the CUDA backend the GEMMs see more rows,
+// so their inputs may be rounded where a lone short request's were split, within bf16 precision).
+// One forward fills a GPU where a request of a few hundred tokens cannot; the caller keeps the
+// batch to what the backend wants (Backend::PrefillBatchTokens, ScoreBatchFits). Errors: as
+// Score, naming the request.
+Result<std::vector<ScoreResult>> ScoreBatch(Model& model, std::span<const ScoreRequest> requests);
+
+// Whether a request of `tokens` tokens may join a batch already holding `batch_requests` requests
+// of `batch_tokens` tokens: at most max_tokens tokens and kScoreBatchRequests requests in all, or
+// the request alone (always, with max_tokens 0).
+inline constexpr int64_t kScoreBatchRequests = 64;
+bool ScoreBatchFits(int64_t batch_requests, int64_t batch_tokens, int64_t tokens,
+                    int64_t max_tokens);
+
+// Scores `requests` in order, in batches that ScoreBatchFits allows with max_tokens (0: one per
+// forward), calling on_result(i, result) for each request as its batch finishes; returns the
+// number of forward passes. Every request is checked first (an error names it, and nothing is
+// scored). Stops with Unavailable when `cancelled` (asked before each batch) says so, and at a
+// forward's error, naming the batch's requests; the results before it have been delivered.
+Result<int64_t> ScoreInBatches(Model& model, std::span<const ScoreRequest> requests,
+                               int64_t max_tokens,
+                               const std::function<void(size_t, ScoreResult&&)>& on_result,
+                               const std::function<bool()>& cancelled = {});
 
 // PRM step score from candidate logits: softmax over {plus, minus} taken at plus, in float32
 // (1 / (1 + exp(minus - plus))).

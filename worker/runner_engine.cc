@@ -252,6 +252,13 @@ class EngineRunner : public UnitRunner {
       return FailedPrecondition("the PRM tokenizer cannot encode '+'/'-'");
     const int32_t plus = plus_ids.back();
     const int32_t minus = minus_ids.back();
+    // Every item's request first, then the requests in batches of the backend's size
+    // (engine::ScoreInBatches, Backend::PrefillBatchTokens): one forward over several samples'
+    // conversations fills a GPU where one sample of a few hundred tokens cannot (issue 9: "PRM
+    // scoring still fills the GPU"); the CPU backend takes one sample per forward.
+    std::vector<engine::ScoreRequest> reqs;
+    std::vector<size_t> step_counts;
+    reqs.reserve(unit.score_items.size());
     for (const protocol::ScoreItem& item : unit.score_items) {
       if (hooks.cancel && hooks.cancel->load()) return Unavailable("unit cancelled");
       // evaluation.md §6.2-6.3: steps split on "\n\n"; the first user turn is "question + ' ' +
@@ -284,15 +291,25 @@ class EngineRunner : public UnitRunner {
         }
         req.queries.push_back({static_cast<int64_t>(prefix.size()) - 1, plus});
       }
-      TTC_ASSIGN_OR_RETURN(engine::ScoreResult res, engine::Score(*model_, req));
-      protocol::ScoresResult out;
-      out.sample_id = item.sample_id;
-      for (size_t k = 0; k < steps.size(); ++k) {
-        out.scores.push_back(
-            engine::PlusProbability(res.candidate_logits[2 * k], res.candidate_logits[2 * k + 1]));
-      }
-      if (hooks.tokens) hooks.tokens->fetch_add(static_cast<int64_t>(ids.size()));
-      if (hooks.on_scores) hooks.on_scores(std::move(out));
+      step_counts.push_back(steps.size());
+      reqs.push_back(std::move(req));
+    }
+    auto forwards = engine::ScoreInBatches(
+        *model_, reqs, model_->backend().PrefillBatchTokens(),
+        [&](size_t i, engine::ScoreResult&& res) {
+          protocol::ScoresResult out;
+          out.sample_id = unit.score_items[i].sample_id;
+          for (size_t k = 0; k < step_counts[i]; ++k) {
+            out.scores.push_back(engine::PlusProbability(res.candidate_logits[2 * k],
+                                                         res.candidate_logits[2 * k + 1]));
+          }
+          if (hooks.tokens) hooks.tokens->fetch_add(static_cast<int64_t>(reqs[i].token_ids.size()));
+          if (hooks.on_scores) hooks.on_scores(std::move(out));
+        },
+        [&] { return hooks.cancel && hooks.cancel->load(); });
+    if (!forwards.ok()) {
+      if (hooks.cancel && hooks.cancel->load()) return Unavailable("unit cancelled");
+      return forwards.status().WithContext("PRM scoring");
     }
     return Status::Ok();
   }

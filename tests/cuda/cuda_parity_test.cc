@@ -23,6 +23,7 @@
 #include "engine/model.h"
 #include "engine/safetensors.h"
 #include "engine/sampler.h"
+#include "engine/score.h"
 #include "tests/engine/engine_test_util.h"
 #ifdef TTC_HAVE_CUDA_BACKEND
 #include "engine/cuda/cuda_backend.h"
@@ -207,6 +208,41 @@ TEST_P(CudaFamily, BatchedDecodeEqualsSingle) {
   // H200: llama 0.016, mambainllama 0.002, SSM families <= 2e-4).
   EXPECT_LE(worst, kBf16Tol) << GetParam();
   std::cout << "[cuda] " << GetParam() << ": batched vs single max diff " << worst << "\n";
+}
+
+// PRM scoring in batches (engine::ScoreBatch: several sequences' whole prompts in one forward,
+// each in its own slot) against the same requests one per forward, and against the CPU backend.
+// The lengths put one request alone under the 128-row split threshold (f32-exact GEMM inputs) and
+// the batch over it (rounded inputs), so the bound is kBf16Tol, as for the goldens.
+TEST_P(CudaFamily, ScoreBatchEqualsOneByOne) {
+  const auto dir = testing::GoldenModel(GetParam());
+  LOAD_CUDA_OR_SKIP(model, dir);
+  auto cpu = engine::LoadModel(dir, {.threads = 2});
+  ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
+  const int64_t V = (*model)->config().vocab_size;
+  const std::vector<engine::ScoreRequest> reqs =
+      testing::RandomScoreRequests(V, {9, 1, 40, 130, 17}, 19);
+  auto batch = engine::ScoreBatch(**model, reqs);
+  ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+  float vs_one = 0, vs_cpu = 0;
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    auto one = engine::Score(**model, reqs[i]);
+    auto ref = engine::Score(**cpu, reqs[i]);
+    ASSERT_TRUE(one.ok() && ref.ok());
+    const auto& got = (*batch)[i].candidate_logits;
+    ASSERT_EQ(got.size(), ref->candidate_logits.size());
+    vs_one =
+        std::max(vs_one, testing::MaxAbsDiff(got.data(), one->candidate_logits.data(), got.size()));
+    vs_cpu =
+        std::max(vs_cpu, testing::MaxAbsDiff(got.data(), ref->candidate_logits.data(), got.size()));
+    for (size_t q = 0; q < reqs[i].queries.size(); ++q) {
+      vs_cpu = std::max(vs_cpu, std::abs((*batch)[i].logprobs[q] - ref->logprobs[q]));
+    }
+  }
+  EXPECT_LE(vs_one, kBf16Tol) << GetParam();
+  EXPECT_LE(vs_cpu, kBf16Tol) << GetParam();
+  std::cout << "[cuda] " << GetParam() << ": score batch of 5 vs one by one max diff " << vs_one
+            << ", vs the CPU backend " << vs_cpu << "\n";
 }
 
 // Two prompts forked into 6 and 3 slots and decoded together: the shared prefixes walked once per

@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "engine/model.h"
 #include "engine/safetensors.h"
+#include "engine/score.h"
 #include "tests/test_util.h"
 
 namespace ttc::testing {
@@ -27,6 +29,24 @@ inline std::vector<std::filesystem::path> GoldenModelDirs() {
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+// Score requests of the given lengths over a vocabulary of V ids: random tokens, three scored
+// positions (the last, the first and the middle) with random ids, two random candidate ids.
+inline std::vector<engine::ScoreRequest> RandomScoreRequests(int64_t V,
+                                                             std::initializer_list<int64_t> lengths,
+                                                             uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(V - 1));
+  std::vector<engine::ScoreRequest> reqs;
+  for (const int64_t L : lengths) {
+    engine::ScoreRequest r;
+    for (int64_t i = 0; i < L; ++i) r.token_ids.push_back(id(gen));
+    r.queries = {{L - 1, id(gen)}, {0, id(gen)}, {L / 2, id(gen)}};
+    r.candidate_ids = {id(gen), id(gen)};
+    reqs.push_back(std::move(r));
+  }
+  return reqs;
 }
 
 // Tests run single-threaded: CI has 2 cores shared by the whole suite.

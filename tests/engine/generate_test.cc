@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "engine/sampler.h"
 #include "engine/score.h"
 #include "tests/engine/engine_test_util.h"
@@ -313,6 +315,85 @@ TEST(Score, MatchesPrefillLogSoftmax) {
               1.0 / (1.0 + std::exp(ref->at(5 * 512 + 12) - ref->at(5 * 512 + 10))), 1e-3);
   req.queries = {{24, 1}};
   EXPECT_FALSE(engine::Score(*model, req).ok());
+}
+
+// ScoreBatch: several requests of different lengths in one forward pass equal Score on each, bit
+// for bit on the CPU backend (its per-row arithmetic does not depend on the batch), for every
+// family (attention, the Mamba-1 and Mamba-2 scans and their conv windows, each sequence in a slot
+// of its own). A bad request fails the batch with its index.
+TEST(Score, BatchEqualsOneByOne) {
+  for (const char* family : {"llama", "mambainllama", "llamba", "mamba", "mamba2"}) {
+    SCOPED_TRACE(family);
+    auto model = engine::LoadModel(testing::GoldenModel(family), testing::OneThread());
+    ASSERT_TRUE(model.ok()) << model.status().ToString();
+    std::vector<engine::ScoreRequest> reqs =
+        testing::RandomScoreRequests((*model)->config().vocab_size, {17, 1, 40, 9}, 3);
+    auto batch = engine::ScoreBatch(**model, reqs);
+    ASSERT_TRUE(batch.ok()) << batch.status().ToString();
+    ASSERT_EQ(batch->size(), reqs.size());
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      auto one = engine::Score(**model, reqs[i]);
+      ASSERT_TRUE(one.ok()) << one.status().ToString();
+      EXPECT_EQ((*batch)[i].logprobs, one->logprobs) << "request " << i;
+      EXPECT_EQ((*batch)[i].probs, one->probs) << "request " << i;
+      EXPECT_EQ((*batch)[i].candidate_logits, one->candidate_logits) << "request " << i;
+    }
+    reqs[2].queries.push_back({40, 1});  // past the end of its 40 tokens
+    auto bad = engine::ScoreBatch(**model, reqs);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.status().message().find("score request 2"), std::string::npos)
+        << bad.status().message();
+  }
+  // Batches: up to max_tokens tokens and kScoreBatchRequests requests, or one alone.
+  EXPECT_TRUE(engine::ScoreBatchFits(0, 0, 5000, 4096));
+  EXPECT_TRUE(engine::ScoreBatchFits(3, 1000, 3096, 4096));
+  EXPECT_FALSE(engine::ScoreBatchFits(3, 1000, 3097, 4096));
+  EXPECT_FALSE(engine::ScoreBatchFits(engine::kScoreBatchRequests, 64, 1, 4096));
+  EXPECT_TRUE(engine::ScoreBatchFits(0, 0, 10, 0));
+  EXPECT_FALSE(engine::ScoreBatchFits(1, 10, 10, 0));  // 0: one request per forward
+}
+
+// ScoreInBatches: batches of up to 60 tokens (17 + 1 + 40, then 9, then 70 alone), results in
+// order and equal to Score's; a cancel before the first batch delivers nothing; a bad request is
+// refused, by its index, before any batch runs.
+TEST(Score, InBatchesInOrderCancelledAndRefused) {
+  auto model = LoadLlama();
+  ASSERT_TRUE(model);
+  std::vector<engine::ScoreRequest> reqs;
+  for (const int64_t L : {int64_t{17}, int64_t{1}, int64_t{40}, int64_t{9}, int64_t{70}}) {
+    engine::ScoreRequest r;
+    for (int64_t i = 0; i < L; ++i) r.token_ids.push_back(static_cast<int32_t>((i * 31 + L) % 512));
+    r.queries = {{L - 1, 3}};
+    r.candidate_ids = {5, 7};
+    reqs.push_back(std::move(r));
+  }
+  std::vector<size_t> order;
+  std::vector<engine::ScoreResult> got(reqs.size());
+  auto forwards = engine::ScoreInBatches(*model, reqs, 60, [&](size_t i, engine::ScoreResult&& r) {
+    order.push_back(i);
+    got[i] = std::move(r);
+  });
+  ASSERT_TRUE(forwards.ok()) << forwards.status().ToString();
+  EXPECT_EQ(*forwards, 3);  // {17, 1, 40}, {9}, {70} (alone, over the limit)
+  EXPECT_EQ(order, (std::vector<size_t>{0, 1, 2, 3, 4}));
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    auto one = engine::Score(*model, reqs[i]);
+    ASSERT_TRUE(one.ok());
+    EXPECT_EQ(got[i].candidate_logits, one->candidate_logits) << "request " << i;
+  }
+  order.clear();
+  auto cancelled = engine::ScoreInBatches(
+      *model, reqs, 60, [&](size_t i, engine::ScoreResult&&) { order.push_back(i); },
+      [] { return true; });
+  EXPECT_EQ(cancelled.status().code(), StatusCode::kUnavailable);
+  EXPECT_TRUE(order.empty());
+  reqs[3].queries.push_back({9, 1});  // past the end of its 9 tokens: refused before any batch
+  auto bad = engine::ScoreInBatches(*model, reqs, 60,
+                                    [&](size_t i, engine::ScoreResult&&) { order.push_back(i); });
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("score request 3"), std::string::npos)
+      << bad.status().message();
+  EXPECT_TRUE(order.empty());
 }
 
 TEST(RandomModel, DeterministicForASeed) {

@@ -15,21 +15,13 @@
 #include <string>
 #include <vector>
 
-#include "engine/config.h"
 #include "engine/generate.h"
 #include "engine/model.h"
+#include "tools/bench/bench_model.h"
 
 namespace {
 
 using namespace ttc::engine;
-
-// A small Llama-3-shaped model (about 60 M parameters): fast enough for a 2-core CI box.
-constexpr const char* kSmallLlama = R"({
-  "architectures": ["LlamaForCausalLM"], "hidden_size": 512, "intermediate_size": 1536,
-  "num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 64, "num_hidden_layers": 8,
-  "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "tie_word_embeddings": true, "vocab_size": 32768,
-  "rope_scaling": {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                   "original_max_position_embeddings": 8192}})";
 
 // CPU seconds used by the process so far (user + system): on a shared, oversubscribed machine
 // tokens per CPU-second is steadier than wall-clock tokens/s.
@@ -76,14 +68,9 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  auto config = model_dir.empty() ? ParseModelConfig(kSmallLlama) : LoadModelConfig(model_dir);
-  if (!config.ok()) {
-    std::fprintf(stderr, "%s\n", config.status().ToString().c_str());
-    return 1;
-  }
   ModelOptions options;
   options.threads = threads;
-  auto model = RandomModel(*config, 1, options);
+  auto model = ttc::bench::RandomBenchModel(model_dir, options);
   if (!model.ok()) {
     std::fprintf(stderr, "%s\n", model.status().ToString().c_str());
     return 1;
@@ -97,7 +84,7 @@ int main(int argc, char** argv) {
       "CPU-s |\n|---|---|---|---|---|---|---|\n");
   std::vector<int32_t> prompt;
   for (int i = 0; i < prompt_len; ++i)
-    prompt.push_back((i * 7919 + 13) % static_cast<int>(config->vocab_size));
+    prompt.push_back((i * 7919 + 13) % static_cast<int>((*model)->config().vocab_size));
   double base_tps = 0;
   for (int b : batches) {
     std::vector<double> decode, cpu;
