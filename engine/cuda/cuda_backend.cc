@@ -930,6 +930,9 @@ class CudaBackend final : public Backend {
   }
 
   bool PrefersPipelinedDecode() const override { return true; }
+  // A PRM conversation of a few hundred tokens leaves most SMs idle in its GEMMs and pays the
+  // forward's launches and host round trip alone; 4096 rows fill every GEMM's tiles.
+  int64_t PrefillBatchTokens() const override { return 4096; }
 
   // Decode steps as CUDA graphs. A step's shape (state cache, rows, sampling) is run eagerly the
   // first time, recorded the second time in a row, and replayed from then on; the last kMaxGraphs

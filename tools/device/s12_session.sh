@@ -5,13 +5,16 @@
 #       memory (TTC_CUDA_SAMPLE_CLUSTER=0: the one-block kernel, for the A/B);
 #   (2) RmsNormMatMul / SwiGluMatMul: RMSNorm and SwiGLU skip their f32 output where a bf16 GEMM
 #       reads their bf16 copy;
-#   (3) the Mamba-1 scans and Llamba's gate write out_proj's bf16 input (no F32ToBf16Kernel).
+#   (3) the Mamba-1 scans and Llamba's gate write out_proj's bf16 input (no F32ToBf16Kernel);
+#   (4) PRM scoring in batches of up to 4096 tokens on the CUDA backend (PrefillBatchTokens;
+#       main scores one conversation per forward until this is measured: score_bench).
 # PART=1 (default): build, the CUDA tests (the sampler paths id for id, the fused ops bit for bit,
 # the kernels' GEMM-input copies, the goldens), compute-sanitizer over the sampler kernels and the
 # families' batched decode, the sampler micro-benchmark (tools/bench/cuda/sampler.cc: the three
 # paths' kernel times), the A/B of (1) by its switch, and the A/B of (2)+(3) against a base
 # build whose .devbase/ holds main's engine/model.cc, engine/backend.h and
-# engine/cuda/cuda_backend.cc (the base has (1) but not (2) or (3)).
+# engine/cuda/cuda_backend.cc (the base has (1) but not (2) or (3)), and score_bench for (4)
+# (the CUDA test ScoreBatchEqualsOneByOne checks batched scoring against one by one and the CPU).
 # PART=2: one decode step per kernel at MambaInLlama-3B and Llamba-3B B=512 (RMSNorm, SwiGLU,
 # F32ToBf16Kernel and the sampler separate the three), then the table with the HF baseline.
 # Logs: $OUT/logs.tgz. Prepare .devbase before PART=1:
@@ -32,6 +35,23 @@ part1() {
   bench_ab "llama-3.2-1b:256 mambainllama-3b:512" block:TTC_CUDA_SAMPLE_CLUSTER=0 cluster:TTC_NONE=1
   base_build engine_bench
   base_ab fused llama-3.2-1b:256 mambainllama-3b:512 llamba-3b:512 llama-3.2-3b:512
+  score_ab
+}
+score_ab() {  # (4): PRM scoring one conversation per forward vs batches of up to 4096 tokens, at
+  # Llama-3.2-1B's shape (a 1B PRM) and the small Llama, with random weights
+  mkdir -p /tmp/prm1b
+  cat > /tmp/prm1b/config.json << 'JSON'
+{"architectures": ["LlamaForCausalLM"], "hidden_size": 2048, "intermediate_size": 8192,
+ "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 64, "num_hidden_layers": 16,
+ "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "tie_word_embeddings": true, "vocab_size": 128256,
+ "rope_scaling": {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0,
+  "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}}
+JSON
+  cmake --build build-dev -j 16 --target score_bench > $L/build-score.log 2>&1
+  for args in "--model /tmp/prm1b --requests 128 --tokens 400" "--requests 256 --tokens 300"; do
+    timeout 120 build-dev/bench/score_bench --backend cuda $args --repeats 3 > $L/score.log 2>&1
+    el "score_bench $args rc $?"; tail -5 $L/score.log
+  done
 }
 part2() {
   setup_test 200
@@ -39,6 +59,6 @@ part2() {
   STEP_LINES=10 step_kernels llamba3 llamba-3b 512
   full_table
 }
-export -f part1 part2
+export -f part1 part2 score_ab
 timeout ${BUDGET:-540} bash -c "part${PART:-1}"
 tar czf $OUT/logs.tgz -C $L .
