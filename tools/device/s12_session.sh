@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Device script for the three changes prepared in session 12 without a GPU (none was lent that
+# Device script for the four changes prepared in session 12 without a GPU (none was lent that
 # session; docs/perf/cuda.md, "session 12"):
 #   (1) the sampler's cluster kernel, which reads each logits row once from a cluster's shared
 #       memory (TTC_CUDA_SAMPLE_CLUSTER=0: the one-block kernel, for the A/B);
@@ -13,10 +13,11 @@
 # families' batched decode, the sampler micro-benchmark (tools/bench/cuda/sampler.cc: the three
 # paths' kernel times), the A/B of (1) by its switch, and the A/B of (2)+(3) against a base
 # build whose .devbase/ holds main's engine/model.cc, engine/backend.h and
-# engine/cuda/cuda_backend.cc (the base has (1) but not (2) or (3)), and score_bench for (4)
-# (the CUDA test ScoreBatchEqualsOneByOne checks batched scoring against one by one and the CPU).
+# engine/cuda/cuda_backend.cc (the base has (1) but not (2) or (3)). The CUDA test
+# ScoreBatchEqualsOneByOne checks (4)'s batches against one by one and against the CPU.
 # PART=2: one decode step per kernel at MambaInLlama-3B and Llamba-3B B=512 (RMSNorm, SwiGLU,
-# F32ToBf16Kernel and the sampler separate the three), then the table with the HF baseline.
+# F32ToBf16Kernel and the sampler separate (1) to (3)), and score_bench for (4).
+# PART=3: the table with the HF baseline.
 # Logs: $OUT/logs.tgz. Prepare .devbase before PART=1:
 #   rm -rf .devbase; for f in engine/model.cc engine/backend.h engine/cuda/cuda_backend.cc; do
 #     mkdir -p .devbase/$(dirname $f) && git show main:$f > .devbase/$f; done
@@ -35,7 +36,6 @@ part1() {
   bench_ab "llama-3.2-1b:256 mambainllama-3b:512" block:TTC_CUDA_SAMPLE_CLUSTER=0 cluster:TTC_NONE=1
   base_build engine_bench
   base_ab fused llama-3.2-1b:256 mambainllama-3b:512 llamba-3b:512 llama-3.2-3b:512
-  score_ab
 }
 score_ab() {  # (4): PRM scoring one conversation per forward vs batches of up to 4096 tokens, at
   # Llama-3.2-1B's shape (a 1B PRM) and the small Llama, with random weights
@@ -57,8 +57,12 @@ part2() {
   setup_test 200
   STEP_LINES=14 step_kernels mil3 mambainllama-3b 512
   STEP_LINES=10 step_kernels llamba3 llamba-3b 512
+  score_ab
+}
+part3() {
+  setup_test 200
   full_table
 }
-export -f part1 part2 score_ab
+export -f part1 part2 part3 score_ab
 timeout ${BUDGET:-540} bash -c "part${PART:-1}"
 tar czf $OUT/logs.tgz -C $L .
