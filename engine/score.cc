@@ -38,22 +38,11 @@ Status CheckRequest(const ScoreRequest& req, int64_t V) {
   return Status::Ok();
 }
 
-}  // namespace
-
-Result<ScoreResult> Score(Model& model, const ScoreRequest& req) {
-  TTC_ASSIGN_OR_RETURN(std::vector<ScoreResult> out, ScoreBatch(model, std::span(&req, 1)));
-  return std::move(out[0]);
-}
-
-Result<std::vector<ScoreResult>> ScoreBatch(Model& model, std::span<const ScoreRequest> requests) {
+// ScoreBatch on requests already checked (CheckRequest).
+Result<std::vector<ScoreResult>> ScoreChecked(Model& model,
+                                              std::span<const ScoreRequest> requests) {
   const int64_t V = model.config().vocab_size;
   if (requests.empty()) return std::vector<ScoreResult>{};
-  for (size_t i = 0; i < requests.size(); ++i) {
-    Status st = CheckRequest(requests[i], V);
-    if (!st.ok()) {
-      return requests.size() == 1 ? st : st.WithContext(fmt::format("score request {}", i));
-    }
-  }
   // One sequence per slot, rows in request order; the LM head runs once per distinct scored
   // position of each request.
   BatchLayout batch;
@@ -95,6 +84,29 @@ Result<std::vector<ScoreResult>> ScoreBatch(Model& model, std::span<const ScoreR
   return out;
 }
 
+// Every request checked, an error naming the request when there are several.
+Status CheckRequests(std::span<const ScoreRequest> requests, int64_t V) {
+  for (size_t i = 0; i < requests.size(); ++i) {
+    Status st = CheckRequest(requests[i], V);
+    if (!st.ok()) {
+      return requests.size() == 1 ? st : st.WithContext(fmt::format("score request {}", i));
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<ScoreResult> Score(Model& model, const ScoreRequest& req) {
+  TTC_ASSIGN_OR_RETURN(std::vector<ScoreResult> out, ScoreBatch(model, std::span(&req, 1)));
+  return std::move(out[0]);
+}
+
+Result<std::vector<ScoreResult>> ScoreBatch(Model& model, std::span<const ScoreRequest> requests) {
+  TTC_RETURN_IF_ERROR(CheckRequests(requests, model.config().vocab_size));
+  return ScoreChecked(model, requests);
+}
+
 bool ScoreBatchFits(int64_t batch_requests, int64_t batch_tokens, int64_t tokens,
                     int64_t max_tokens) {
   return batch_requests == 0 ||
@@ -109,11 +121,7 @@ Result<int64_t> ScoreInBatches(Model& model, std::span<const ScoreRequest> reque
                                int64_t max_tokens,
                                const std::function<void(size_t, ScoreResult&&)>& on_result,
                                const std::function<bool()>& cancelled) {
-  const int64_t V = model.config().vocab_size;
-  for (size_t i = 0; i < requests.size(); ++i) {
-    Status st = CheckRequest(requests[i], V);
-    if (!st.ok()) return st.WithContext(fmt::format("score request {}", i));
-  }
+  TTC_RETURN_IF_ERROR(CheckRequests(requests, model.config().vocab_size));
   int64_t forwards = 0;
   for (size_t begin = 0; begin < requests.size(); ++forwards) {
     if (cancelled && cancelled()) return Unavailable("scoring cancelled");
@@ -125,7 +133,7 @@ Result<int64_t> ScoreInBatches(Model& model, std::span<const ScoreRequest> reque
       tokens += static_cast<int64_t>(requests[end].token_ids.size());
       ++end;
     }
-    auto results = ScoreBatch(model, requests.subspan(begin, end - begin));
+    auto results = ScoreChecked(model, requests.subspan(begin, end - begin));
     if (!results.ok()) {
       return results.status().WithContext(fmt::format("score requests {} to {}", begin, end - 1));
     }

@@ -257,7 +257,6 @@ class EngineRunner : public UnitRunner {
     // conversations fills a GPU where one sample of a few hundred tokens cannot (issue 9: "PRM
     // scoring still fills the GPU"); the CPU backend takes one sample per forward.
     std::vector<engine::ScoreRequest> reqs;
-    std::vector<size_t> step_counts;
     reqs.reserve(unit.score_items.size());
     for (const protocol::ScoreItem& item : unit.score_items) {
       if (hooks.cancel && hooks.cancel->load()) return Unavailable("unit cancelled");
@@ -291,7 +290,6 @@ class EngineRunner : public UnitRunner {
         }
         req.queries.push_back({static_cast<int64_t>(prefix.size()) - 1, plus});
       }
-      step_counts.push_back(steps.size());
       reqs.push_back(std::move(req));
     }
     auto forwards = engine::ScoreInBatches(
@@ -299,7 +297,7 @@ class EngineRunner : public UnitRunner {
         [&](size_t i, engine::ScoreResult&& res) {
           protocol::ScoresResult out;
           out.sample_id = unit.score_items[i].sample_id;
-          for (size_t k = 0; k < step_counts[i]; ++k) {
+          for (size_t k = 0; k < reqs[i].queries.size(); ++k) {  // one query per step
             out.scores.push_back(engine::PlusProbability(res.candidate_logits[2 * k],
                                                          res.candidate_logits[2 * k + 1]));
           }
