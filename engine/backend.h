@@ -279,14 +279,19 @@ class Backend {
 enum class BackendKind { kCpu, kCuda };
 
 // How the SSM layers' recurrent state is stored between steps (the arithmetic is f32 either way).
-// kBf16 halves the state's bytes per decode step, as mamba_ssm's bf16 inference cache does (and
-// as engine-perf.md's roofline assumes), but rounds the state to nearest at every step: on the
-// goldens the decode logits move by up to 0.07 within 16 steps and 0.19 within 256 steps
-// (mambainllama; tests/cuda, docs/perf/cuda.md), past the 0.05 parity bound of the f32 state.
-// Stochastic rounding was measured too and was no closer (session 8). Only the CUDA backend
-// offers kBf16.
-enum class StateDType { kF32, kBf16 };
-// "f32", "bf16"; ParseStateDType accepts those names.
+// Both 16-bit kinds halve the state's bytes per decode step (the state engine-perf.md's roofline
+// assumes) and round the state to nearest at every step:
+// - kBf16, as mamba_ssm's bf16 inference cache: 8 significant bits. On the goldens the decode
+//   logits move by up to 0.07 within 16 steps and 0.19 within 256 steps (mambainllama; tests/cuda,
+//   docs/perf/cuda.md), past the 0.05 parity bound of the f32 state. Stochastic rounding was no
+//   closer (session 8).
+// - kF16: 11 significant bits, so an eighth of bf16's rounding per step (0.011 within 16 steps and
+//   0.024 within 256 on the same goldens, emulated on the CPU), but a range of +-65504: stores
+//   saturate there. A state that large would have to be rare for a model trained in bf16 or f32;
+//   use f32 or bf16 for a model whose states reach it.
+// Only the CUDA backend offers the 16-bit kinds.
+enum class StateDType { kF32, kBf16, kF16 };
+// "f32", "bf16", "f16"; ParseStateDType accepts those names.
 std::string_view StateDTypeName(StateDType t);
 Result<StateDType> ParseStateDType(std::string_view name);
 

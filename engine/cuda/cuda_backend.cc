@@ -323,6 +323,17 @@ int64_t SsmElems(const ModelConfig& c, MixerKind kind) {
 }
 
 int64_t StateElementBytes(StateDType t) { return t == StateDType::kF32 ? 4 : 2; }
+cuda::StateStore StoreOf(StateDType t) {
+  switch (t) {
+    case StateDType::kBf16:
+      return cuda::StateStore::kBf16;
+    case StateDType::kF16:
+      return cuda::StateStore::kF16;
+    case StateDType::kF32:
+      break;
+  }
+  return cuda::StateStore::kF32;
+}
 
 // One sequence's recurrent state over all layers: the f32 conv window and the SSM state.
 int64_t RecurrentBytesPerSequence(const ModelConfig& c, StateDType t) {
@@ -369,9 +380,9 @@ class CudaStateCache final : public StateCache {
     char* ssm = nullptr;    // [slots][ssm_per_slot] elements of state_bytes_ bytes
   };
 
-  // state_bytes: per recurrent-state element, 4 (f32) or 2 (bf16; StateDType).
-  CudaStateCache(const ModelConfig& c, int num_slots, int64_t state_bytes, cudaStream_t s)
-      : state_bytes_(state_bytes), stream_(s) {
+  // dtype: how the SSM state's elements are stored (StateElementBytes each).
+  CudaStateCache(const ModelConfig& c, int num_slots, StateDType dtype, cudaStream_t s)
+      : state_bytes_(StateElementBytes(dtype)), store_(StoreOf(dtype)), stream_(s) {
     layers_.resize(static_cast<size_t>(c.num_layers));
     for (int64_t l = 0; l < c.num_layers; ++l) {
       Layer& L = layers_[static_cast<size_t>(l)];
@@ -410,6 +421,7 @@ class CudaStateCache final : public StateCache {
   }
 
   int64_t state_bytes() const { return state_bytes_; }
+  cuda::StateStore store() const { return store_; }
 
   int num_slots() const override { return static_cast<int>(lengths_.size()); }
   int64_t length(int slot) const override { return lengths_[static_cast<size_t>(slot)]; }
@@ -569,6 +581,7 @@ class CudaStateCache final : public StateCache {
   static inline std::atomic<uint64_t> next_id_{1};
   const uint64_t id_ = next_id_.fetch_add(1);
   const int64_t state_bytes_;
+  const cuda::StateStore store_;
   cudaStream_t stream_;
   std::vector<Layer> layers_;
   std::vector<int64_t> lengths_, caps_;  // caps_: own-buffer capacity in positions
@@ -794,8 +807,8 @@ class CudaBackend final : public Backend {
           num_slots, fixed * num_slots / 1e9, free_b / 1e9,
           fixed > 0 ? static_cast<int64_t>(free_b) / fixed : 0);
     }
-    return std::unique_ptr<StateCache>(std::make_unique<CudaStateCache>(
-        config, num_slots, StateElementBytes(state_dtype_), stream_));
+    return std::unique_ptr<StateCache>(
+        std::make_unique<CudaStateCache>(config, num_slots, state_dtype_, stream_));
   }
 
   void Embed(const Weight& table, std::span<const int32_t> ids, Activation* out) override {
@@ -1183,7 +1196,7 @@ class CudaBackend final : public Backend {
                            dxb,
                            mil,
                            L.ssm,
-                           st->state_bytes() == 2,
+                           st->store(),
                            M > nseq,
                            A(out).data,
                            static_cast<int>(sm_count_)};
@@ -1232,7 +1245,7 @@ class CudaBackend final : public Backend {
                         spec.dt_min,
                         spec.dt_max,
                         L.ssm,
-                        st->state_bytes() == 2,
+                        st->store(),
                         M > nseq,
                         y.as<float>()};
     cuda::LaunchSsdScan(a, seqs, nseq, stream_);

@@ -2,6 +2,7 @@
 // matrices); activations and recurrent state are f32; the KV cache is bf16. Every reduction
 // accumulates in f32. See engine/cuda/kernels.h for the contracts.
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -25,11 +26,35 @@ __device__ __forceinline__ uint16_t ToBf(float f) {
 __device__ __forceinline__ float Silu(float v) { return v / (1.0f + expf(-v)); }
 __device__ __forceinline__ float Softplus(float v) { return v > 20.0f ? v : log1pf(expf(v)); }
 
-// Recurrent state in f32 or bf16 storage (arithmetic always in f32).
+// Recurrent state in f32, bf16 (uint16_t) or f16 (__half) storage; the arithmetic is always f32.
+// f16 keeps 11 significant bits to bf16's 8 (an eighth of the rounding error per step) but tops
+// out at 65504: stores saturate there rather than write an infinity that would poison the state.
 __device__ __forceinline__ float LoadState(const float* p) { return *p; }
 __device__ __forceinline__ float LoadState(const uint16_t* p) { return Bf(*p); }
+__device__ __forceinline__ float LoadState(const __half* p) { return __half2float(*p); }
+__device__ __forceinline__ __half ToHalfSat(float v) {
+  return __float2half_rn(fminf(fmaxf(v, -65504.0f), 65504.0f));
+}
 __device__ __forceinline__ void StoreState(float* p, float v) { *p = v; }
 __device__ __forceinline__ void StoreState(uint16_t* p, float v) { *p = ToBf(v); }
+__device__ __forceinline__ void StoreState(__half* p, float v) { *p = ToHalfSat(v); }
+
+// Runs f(StateT{}) with the storage type of `store`: each launch site instantiates its kernel for
+// the three.
+template <typename F>
+void WithStateType(StateStore store, F&& f) {
+  switch (store) {
+    case StateStore::kBf16:
+      f(uint16_t{});
+      break;
+    case StateStore::kF16:
+      f(__half{});
+      break;
+    default:
+      f(float{});
+      break;
+  }
+}
 
 __device__ __forceinline__ float WarpSum(float v) {
 #pragma unroll
@@ -1816,6 +1841,20 @@ __device__ __forceinline__ void StoreState4(uint16_t* p, float4 v) {
       make_uint2(static_cast<uint32_t>(ToBf(v.x)) | (static_cast<uint32_t>(ToBf(v.y)) << 16),
                  static_cast<uint32_t>(ToBf(v.z)) | (static_cast<uint32_t>(ToBf(v.w)) << 16));
 }
+__device__ __forceinline__ float4 LoadState4(const __half* p) {
+  const uint2 v = *reinterpret_cast<const uint2*>(p);
+  const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&v.x));
+  const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&v.y));
+  return make_float4(a.x, a.y, b.x, b.y);
+}
+__device__ __forceinline__ void StoreState4(__half* p, float4 v) {
+  const __half2 a = __halves2half2(ToHalfSat(v.x), ToHalfSat(v.y));
+  const __half2 b = __halves2half2(ToHalfSat(v.z), ToHalfSat(v.w));
+  uint2 u;
+  u.x = *reinterpret_cast<const uint32_t*>(&a);
+  u.y = *reinterpret_cast<const uint32_t*>(&b);
+  *reinterpret_cast<uint2*>(p) = u;
+}
 template <typename StateT>
 __global__ void __launch_bounds__(kSsdMaxThreads, 4)
     SsdRegKernel(SsdScanArgs a, const DevSeq* seqs) {
@@ -2300,28 +2339,22 @@ void LaunchMamba1Scan(const Mamba1ScanArgs& a, const DevSeq* seqs, int nseq, cud
     ys = std::max(ys, (nseq + kM1MaxSeqPerBlock - 1) / kM1MaxSeqPerBlock);
     ys = std::min(ys, nseq);
     const dim3 g(static_cast<unsigned>(tiles), static_cast<unsigned>(ys));
-    if (a.bf16_state) {
-      Mamba1DecodeKernel<uint16_t><<<g, kM1Tile, 0, s>>>(a, seqs, nseq);
-    } else {
-      Mamba1DecodeKernel<float><<<g, kM1Tile, 0, s>>>(a, seqs, nseq);
-    }
+    WithStateType(a.store, [&](auto tag) {
+      Mamba1DecodeKernel<decltype(tag)><<<g, kM1Tile, 0, s>>>(a, seqs, nseq);
+    });
     Check("mamba1 decode");
     return;
   }
   dim3 grid(Blocks(a.di, 128), static_cast<unsigned>(nseq));
   if (a.N <= 16) {  // state in registers (MambaInLlama and HF Mamba use d_state 16)
-    if (a.bf16_state) {
-      Mamba1ScanKernel<uint16_t, 16><<<grid, 128, 0, s>>>(a, seqs);
-    } else {
-      Mamba1ScanKernel<float, 16><<<grid, 128, 0, s>>>(a, seqs);
-    }
+    WithStateType(a.store, [&](auto tag) {
+      Mamba1ScanKernel<decltype(tag), 16><<<grid, 128, 0, s>>>(a, seqs);
+    });
   } else {
     const size_t smem = a.stage ? static_cast<size_t>(128 * a.N) * 4 : 0;
-    if (a.bf16_state) {
-      Mamba1ScanKernel<uint16_t, 0><<<grid, 128, smem, s>>>(a, seqs);
-    } else {
-      Mamba1ScanKernel<float, 0><<<grid, 128, smem, s>>>(a, seqs);
-    }
+    WithStateType(a.store, [&](auto tag) {
+      Mamba1ScanKernel<decltype(tag), 0><<<grid, 128, smem, s>>>(a, seqs);
+    });
   }
   Check("mamba1 scan");
 }
@@ -2335,7 +2368,7 @@ void LaunchSsdScan(const SsdScanArgs& a, const DevSeq* seqs, int nseq, cudaStrea
     if (e != nullptr && std::strcmp(e, "scan") == 0) return 0;
     return e != nullptr && std::strcmp(e, "reg") == 0 ? 1 : 2;
   }();
-  const size_t copy_smem = static_cast<size_t>(a.P * a.N) * (a.bf16_state ? 2 : 4);
+  const size_t copy_smem = static_cast<size_t>(a.P * a.N) * (a.store == StateStore::kF32 ? 4 : 2);
   if (choice == 2 && !a.stage && SsdRegFits(a.N, a.P) && copy_smem % 16 == 0) {
     static const bool carveout = [] {
       // As many 16-32 KB blocks per SM as shared memory holds (the copies are what is in flight).
@@ -2343,56 +2376,51 @@ void LaunchSsdScan(const SsdScanArgs& a, const DevSeq* seqs, int nseq, cudaStrea
                            cudaSharedmemCarveoutMaxShared);
       cudaFuncSetAttribute(SsdCopyKernel<uint16_t>, cudaFuncAttributePreferredSharedMemoryCarveout,
                            cudaSharedmemCarveoutMaxShared);
+      cudaFuncSetAttribute(SsdCopyKernel<__half>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                           cudaSharedmemCarveoutMaxShared);
       return true;
     }();
     (void)carveout;
     const int threads = SsdRegThreads(a.N, a.P);
-    if (a.bf16_state) {
-      SsdCopyKernel<uint16_t><<<grid, threads, copy_smem, s>>>(a, seqs);
-    } else {
-      SsdCopyKernel<float><<<grid, threads, copy_smem, s>>>(a, seqs);
-    }
+    WithStateType(a.store, [&](auto tag) {
+      SsdCopyKernel<decltype(tag)><<<grid, threads, copy_smem, s>>>(a, seqs);
+    });
     Check("ssd scan");
     return;
   }
   if (choice != 0 && SsdRegFits(a.N, a.P)) {
     const int threads = SsdRegThreads(a.N, a.P);
-    if (a.bf16_state) {
-      SsdRegKernel<uint16_t><<<grid, threads, 0, s>>>(a, seqs);
-    } else {
-      SsdRegKernel<float><<<grid, threads, 0, s>>>(a, seqs);
-    }
+    WithStateType(a.store,
+                  [&](auto tag) { SsdRegKernel<decltype(tag)><<<grid, threads, 0, s>>>(a, seqs); });
     Check("ssd scan");
     return;
   }
   constexpr size_t kMaxStage = 160 * 1024;
-  static bool configured = false;
-  if (!configured) {
-    cudaFuncSetAttribute(SsdScanKernel<uint16_t, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         kMaxStage);
-    cudaFuncSetAttribute(SsdScanKernel<float, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         kMaxStage);
-    cudaFuncSetAttribute(SsdScanKernel<uint16_t, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         kMaxStage);
-    cudaFuncSetAttribute(SsdScanKernel<float, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         kMaxStage);
-    configured = true;
-  }
+  static const bool configured = [] {
+    auto allow = [](auto kernel) {
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxStage);
+    };
+    allow(SsdScanKernel<float, 2>);
+    allow(SsdScanKernel<float, 4>);
+    allow(SsdScanKernel<uint16_t, 2>);
+    allow(SsdScanKernel<uint16_t, 4>);
+    allow(SsdScanKernel<__half, 2>);
+    allow(SsdScanKernel<__half, 4>);
+    return true;
+  }();
+  (void)configured;
   SsdScanArgs b = a;
   const size_t need = static_cast<size_t>(a.P * a.N) * 4;
   b.stage = a.stage && need <= kMaxStage;  // larger heads update the state in place
   const size_t smem = b.stage ? need : 0;
-  if (a.N <= 64) {
-    if (a.bf16_state) {
-      SsdScanKernel<uint16_t, 2><<<grid, 256, smem, s>>>(b, seqs);
+  WithStateType(a.store, [&](auto tag) {
+    using StateT = decltype(tag);
+    if (a.N <= 64) {
+      SsdScanKernel<StateT, 2><<<grid, 256, smem, s>>>(b, seqs);
     } else {
-      SsdScanKernel<float, 2><<<grid, 256, smem, s>>>(b, seqs);
+      SsdScanKernel<StateT, 4><<<grid, 256, smem, s>>>(b, seqs);
     }
-  } else if (a.bf16_state) {
-    SsdScanKernel<uint16_t, 4><<<grid, 256, smem, s>>>(b, seqs);
-  } else {
-    SsdScanKernel<float, 4><<<grid, 256, smem, s>>>(b, seqs);
-  }
+  });
   Check("ssd scan");
 }
 

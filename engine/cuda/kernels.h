@@ -151,6 +151,10 @@ void LaunchCausalConv(const float* in, int64_t ld_in, int64_t col_base, int64_t 
                       cudaStream_t s);
 
 // Mamba-1 selective scan (both kinds), output y * silu(z) per channel. dt_raw [M, di] before bias.
+// How the recurrent state is kept between forwards (engine::StateDType); the arithmetic is f32 for
+// all three. f16 is stored saturated to +-65504 (its largest finite value) instead of overflowing.
+enum class StateStore : uint8_t { kF32, kBf16, kF16 };
+
 struct Mamba1ScanArgs {
   const float* proj;
   int64_t ld_proj;
@@ -162,8 +166,8 @@ struct Mamba1ScanArgs {
   const float* xdbc;    // HF only: [M, R + 2N]
   int64_t R, di, N, dxb;
   bool mil;
-  void* ssm;  // [slots][di][N] (element n of channel c at c * N + n), f32 or (bf16_state) bf16
-  bool bf16_state;
+  void* ssm;  // [slots][di][N] (element n of channel c at c * N + n), elements as `store` says
+  StateStore store;
   bool stage;        // some sequence has several tokens: run those on an f32 copy in shared memory
   float* out;        // [M, di]
   int sm_count = 0;  // the device's SMs (sizes the decode kernel's grid); 0: asked of the driver
@@ -187,8 +191,8 @@ struct SsdScanArgs {
   const float* dt_bias;  // [H] (HF)
   const float* A;        // [H] (HF)
   float dt_min, dt_max;
-  void* ssm;  // [slots][H][P][N], f32 or (bf16_state) bf16
-  bool bf16_state;
+  void* ssm;  // [slots][H][P][N], elements as `store` says
+  StateStore store;
   bool stage;  // as Mamba1ScanArgs::stage
   float* y;    // [M, di]
 };

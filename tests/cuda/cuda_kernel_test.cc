@@ -295,22 +295,55 @@ TEST(CudaGemv, MatchesReferenceAndRefusesUnalignedShapes) {
   }
 }
 
-// A recurrent state on the device as the kernels keep it (bf16 or f32; the values of `state` are
-// bf16-exact when bf16), and read back as floats; the largest error relative to 1 + |reference|.
-void* StateToDevice(const std::vector<float>& state, bool bf16) {
-  if (!bf16) return ToDevice(state);
+// The recurrent state's storage kinds, their names, and `v` rounded to one (round to nearest even;
+// f16 through the compiler's _Float16, saturated as the kernels store it).
+const char* StoreName(cu::StateStore st) {
+  return st == cu::StateStore::kF32 ? "f32" : st == cu::StateStore::kBf16 ? "bf16" : "f16";
+}
+float RoundToStore(float v, cu::StateStore st) {
+  if (st == cu::StateStore::kBf16) return static_cast<float>(FromBf16(ToBf16(v)));
+  if (st == cu::StateStore::kF16) {
+    return static_cast<float>(static_cast<_Float16>(std::clamp(v, -65504.0f, 65504.0f)));
+  }
+  return v;
+}
+// Relative error of one rounding to the storage kind (half an ulp: 2^-9 bf16, 2^-12 f16), with
+// room for the f32 math.
+double StoreTolerance(cu::StateStore st) {
+  return st == cu::StateStore::kBf16 ? 8e-3 : st == cu::StateStore::kF16 ? 1e-3 : 1e-5;
+}
+
+// A recurrent state on the device as the kernels keep it (the values of `state` exact in the
+// storage kind), and read back as floats; the largest error relative to 1 + |reference|.
+void* StateToDevice(const std::vector<float>& state, cu::StateStore st) {
+  if (st == cu::StateStore::kF32) return ToDevice(state);
   std::vector<uint16_t> v(state.size());
-  for (size_t i = 0; i < v.size(); ++i) v[i] = ToBf16(state[i]);
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (st == cu::StateStore::kBf16) {
+      v[i] = ToBf16(state[i]);
+    } else {
+      const _Float16 h = static_cast<_Float16>(state[i]);
+      std::memcpy(&v[i], &h, 2);
+    }
+  }
   return ToDevice(v);
 }
-std::vector<float> StateFromDevice(const void* d, bool bf16, size_t n) {
+std::vector<float> StateFromDevice(const void* d, cu::StateStore st, size_t n) {
   std::vector<float> out(n);
-  if (bf16) {
-    std::vector<uint16_t> v(n);
-    EXPECT_EQ(cudaMemcpy(v.data(), d, n * 2, cudaMemcpyDeviceToHost), cudaSuccess);
-    for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(FromBf16(v[i]));
-  } else {
+  if (st == cu::StateStore::kF32) {
     EXPECT_EQ(cudaMemcpy(out.data(), d, n * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+    return out;
+  }
+  std::vector<uint16_t> v(n);
+  EXPECT_EQ(cudaMemcpy(v.data(), d, n * 2, cudaMemcpyDeviceToHost), cudaSuccess);
+  for (size_t i = 0; i < n; ++i) {
+    if (st == cu::StateStore::kBf16) {
+      out[i] = static_cast<float>(FromBf16(v[i]));
+    } else {
+      _Float16 h;
+      std::memcpy(&h, &v[i], 2);
+      out[i] = static_cast<float>(h);
+    }
   }
   return out;
 }
@@ -324,17 +357,18 @@ double WorstStateError(const std::vector<double>& ref, const std::vector<float>&
 // The SSD (discrete / HF Mamba-2) state update (LaunchSsdScan) against a double reference of the
 // recurrence h = decay h + scale x B, y = C.h + D x: the real models' head shapes (d_state 64, head
 // dims 64 and 96: the register-resident kernel) and one too large for it (d_state 128 x 128: the
-// scan kernel), f32 and bf16 state, both kinds, three sequences of 1, 5 and 1 tokens (a prompt and
-// two decode rows) in one launch, and decode steps of one token per sequence (the shared-memory
+// scan kernel), f32, bf16 and f16 state, both kinds, three sequences of 1, 5 and 1 tokens (a prompt
+// and two decode rows) in one launch, and decode steps of one token per sequence (the shared-memory
 // copy kernel), checking every y and the stored state.
 struct SsdCase {
   int64_t N, P;
-  bool llamba, bf16;
+  bool llamba;
+  cu::StateStore store;
   bool decode = false;  // one token per sequence (a decode step: SsdCopyKernel)
 };
 void CheckSsd(const SsdCase& c, uint32_t seed) {
   SCOPED_TRACE("N " + std::to_string(c.N) + " P " + std::to_string(c.P) +
-               (c.llamba ? " llamba" : " hf") + (c.bf16 ? " bf16 state" : " f32 state"));
+               (c.llamba ? " llamba" : " hf") + " " + StoreName(c.store) + " state");
   std::mt19937 gen(seed);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   const int64_t H = 4, G = 2, N = c.N, P = c.P, di = H * P, C = di + 2 * G * N;
@@ -351,7 +385,7 @@ void CheckSsd(const SsdCase& c, uint32_t seed) {
   }
   const int64_t state_n = slot_count * H * P * N;
   std::vector<float> state(state_n);
-  for (auto& v : state) v = c.bf16 ? static_cast<float>(FromBf16(ToBf16(nd(gen)))) : nd(gen);
+  for (auto& v : state) v = RoundToStore(nd(gen), c.store);
   std::vector<cu::DevSeq> seqs;
   for (int i = 0, row = 0; i < 3; row += tokens[i], ++i)
     seqs.push_back({slots[i], row, tokens[i], 0});
@@ -394,7 +428,7 @@ void CheckSsd(const SsdCase& c, uint32_t seed) {
   float* d_A = ToDevice(A);
   float* d_y = ToDevice(std::vector<float>(M * di, 0.0f));
   cu::DevSeq* d_seqs = ToDevice(seqs);
-  void* d_state = StateToDevice(state, c.bf16);
+  void* d_state = StateToDevice(state, c.store);
   cu::SsdScanArgs a{d_proj,
                     ld_proj,
                     dt_off,
@@ -411,25 +445,25 @@ void CheckSsd(const SsdCase& c, uint32_t seed) {
                     static_cast<float>(dt_min),
                     static_cast<float>(dt_max),
                     d_state,
-                    c.bf16,
+                    c.store,
                     /*stage=*/!c.decode,
                     d_y};
   cu::LaunchSsdScan(a, d_seqs, 3, nullptr);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   std::vector<float> y(M * di);
   ASSERT_EQ(cudaMemcpy(y.data(), d_y, y.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
-  const std::vector<float> got_state = StateFromDevice(d_state, c.bf16, state_n);
+  const std::vector<float> got_state = StateFromDevice(d_state, c.store, state_n);
   double worst_y = 0.0;
   for (int64_t i = 0; i < M * di; ++i) worst_y = std::max(worst_y, std::abs(ref_y[i] - y[i]));
   const double worst_s = WorstStateError(ref_state, got_state);
   // f32 math over <= 5 tokens and N terms of O(1): ~1e-5 (y is taken from the f32 state, also with
-  // bf16 storage); a bf16 state is rounded once per forward when stored (2^-9 relative). A wrong
-  // row, head, group or column is off by O(1).
+  // 16-bit storage); a 16-bit state is rounded once per forward when stored (StoreTolerance). A
+  // wrong row, head, group or column, or a wrong conversion, is off by O(1).
   EXPECT_LT(worst_y, 1e-3);
-  EXPECT_LT(worst_s, c.bf16 ? 8e-3 : 1e-5);
+  EXPECT_LT(worst_s, StoreTolerance(c.store));
   std::printf("[cuda] ssd N %lld P %lld %s %s%s: max |y err| %.3g, max state err %.3g\n",
               static_cast<long long>(N), static_cast<long long>(P), c.llamba ? "llamba" : "hf",
-              c.bf16 ? "bf16" : "f32", c.decode ? " decode" : "", worst_y, worst_s);
+              StoreName(c.store), c.decode ? " decode" : "", worst_y, worst_s);
   for (void* q : {static_cast<void*>(d_proj), static_cast<void*>(d_xbc), static_cast<void*>(d_D),
                   static_cast<void*>(d_bias), static_cast<void*>(d_A), static_cast<void*>(d_y),
                   static_cast<void*>(d_seqs), d_state})
@@ -441,11 +475,15 @@ TEST(CudaSsd, StateUpdateMatchesReference) {
     GTEST_SKIP() << "no CUDA device here: the SSD state update is checked on a GPU machine";
   }
   uint32_t seed = 21;
+  constexpr auto kF32 = cu::StateStore::kF32, kBf16 = cu::StateStore::kBf16,
+                 kF16 = cu::StateStore::kF16;
   for (const SsdCase& c :
-       {SsdCase{64, 64, true, false}, SsdCase{64, 96, true, false}, SsdCase{64, 64, false, false},
-        SsdCase{64, 96, true, true}, SsdCase{16, 32, false, true}, SsdCase{128, 128, true, false},
-        SsdCase{64, 64, true, false, true}, SsdCase{64, 96, false, true, true},
-        SsdCase{16, 32, true, false, true}}) {
+       {SsdCase{64, 64, true, kF32}, SsdCase{64, 96, true, kF32}, SsdCase{64, 64, false, kF32},
+        SsdCase{64, 96, true, kBf16}, SsdCase{16, 32, false, kBf16}, SsdCase{128, 128, true, kF32},
+        SsdCase{64, 64, true, kF32, true}, SsdCase{64, 96, false, kBf16, true},
+        SsdCase{16, 32, true, kF32, true}, SsdCase{64, 64, true, kF16},
+        SsdCase{128, 128, false, kF16}, SsdCase{64, 64, true, kF16, true},
+        SsdCase{64, 96, false, kF16, true}}) {
     CheckSsd(c, seed++);
   }
 }
@@ -584,7 +622,7 @@ TEST(CudaLlambaGate, MatchesReference) {
 
 // The Mamba-1 state update (LaunchMamba1Scan) against a double reference of h = exp(d A) h +
 // d B x, out = (C.h + D x) silu(z), d = softplus(dt + bias): both kinds (MambaInLlama's grouped B/C
-// columns, HF Mamba's shared x_proj ones), f32 and bf16 state, d_inner 160 (one full and one
+// columns, HF Mamba's shared x_proj ones), f32, bf16 and f16 state, d_inner 160 (one full and one
 // partial block of 128 channels), decode steps (one token per sequence: the streaming decode
 // kernel) and a launch with a 4-token prompt (the per-channel kernel). The cases with 100
 // sequences and 33 channel tiles give each decode block several sequences, more than its
@@ -593,14 +631,16 @@ TEST(CudaLlambaGate, MatchesReference) {
 // an odd row length (ld_pad 3) sends them to the per-channel kernel, and both are checked. Both
 // also write out's bf16 copy for the out_proj GEMM (ExpectGemmInput).
 struct Mamba1Case {
-  bool mil, bf16, decode;
+  bool mil;
+  cu::StateStore store;
+  bool decode;
   int nseq = 3;
   int64_t di = 160;
   int64_t ld_pad = 4;
   int64_t rep = 2;  // MambaInLlama: channels per B column (d_inner / d_xb); 3 in the 3B model
 };
 void CheckMamba1(const Mamba1Case& c, uint32_t seed) {
-  SCOPED_TRACE(std::string(c.mil ? "mambainllama" : "hf") + (c.bf16 ? " bf16" : " f32") +
+  SCOPED_TRACE(std::string(c.mil ? "mambainllama" : "hf") + " " + StoreName(c.store) +
                (c.decode ? " decode" : " prompt") + " sequences " + std::to_string(c.nseq) +
                " row pad " + std::to_string(c.ld_pad) + " rep " + std::to_string(c.rep));
   std::mt19937 gen(seed);
@@ -620,7 +660,7 @@ void CheckMamba1(const Mamba1Case& c, uint32_t seed) {
   for (auto& e : A) e = -std::exp(nd(gen) * 0.5f);
   const int64_t state_n = nseq * N * di;
   std::vector<float> state(state_n);
-  for (auto& v : state) v = static_cast<float>(FromBf16(ToBf16(nd(gen))));
+  for (auto& v : state) v = RoundToStore(RoundToStore(nd(gen), cu::StateStore::kBf16), c.store);
   std::vector<cu::DevSeq> seqs;
   for (int i = 0, row = 0; i < nseq; row += tokens[i], ++i)
     seqs.push_back({slots[i], row, tokens[i], 0});
@@ -663,7 +703,7 @@ void CheckMamba1(const Mamba1Case& c, uint32_t seed) {
   float* d_D = ToDevice(D);
   float* d_out = ToDevice(std::vector<float>(M * di, 0.0f));
   cu::DevSeq* d_seqs = ToDevice(seqs);
-  void* d_state = StateToDevice(state, c.bf16);
+  void* d_state = StateToDevice(state, c.store);
   cu::Mamba1ScanArgs a{d_proj,
                        ld_proj,
                        d_xc,
@@ -678,7 +718,7 @@ void CheckMamba1(const Mamba1Case& c, uint32_t seed) {
                        dxb,
                        c.mil,
                        d_state,
-                       c.bf16,
+                       c.store,
                        /*stage=*/!c.decode,
                        d_out};
   // The GEMM input copy of out: split (hi, lo) in the small cases, rounded in the large ones.
@@ -692,20 +732,20 @@ void CheckMamba1(const Mamba1Case& c, uint32_t seed) {
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   std::vector<float> out(M * di);
   ASSERT_EQ(cudaMemcpy(out.data(), d_out, out.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
-  const std::vector<float> got_state = StateFromDevice(d_state, c.bf16, state_n);
+  const std::vector<float> got_state = StateFromDevice(d_state, c.store, state_n);
   ExpectGemmInput(out, d_bf, a.split);
   cudaFree(d_bf);
   double worst_o = 0.0;
   for (int64_t i = 0; i < M * di; ++i) worst_o = std::max(worst_o, std::abs(ref_out[i] - out[i]));
   const double worst_s = WorstStateError(ref_state, got_state);
-  // f32 math over 16 terms of O(1) per token: ~1e-6; bf16 storage rounds the state once per
-  // forward (2^-9 relative). A wrong channel, group or slot is off by O(0.1-1).
+  // f32 math over 16 terms of O(1) per token: ~1e-6; 16-bit storage rounds the state once per
+  // forward (StoreTolerance). A wrong channel, group or slot is off by O(0.1-1).
   EXPECT_LT(worst_o, 1e-4);
-  EXPECT_LT(worst_s, c.bf16 ? 8e-3 : 1e-5);
+  EXPECT_LT(worst_s, StoreTolerance(c.store));
   std::printf(
       "[cuda] mamba1 %s %s %s (%s kernel), %d sequences: max |out err| %.3g, max state "
       "err %.3g\n",
-      c.mil ? "mambainllama" : "hf", c.bf16 ? "bf16" : "f32", c.decode ? "decode" : "prompt",
+      c.mil ? "mambainllama" : "hf", StoreName(c.store), c.decode ? "decode" : "prompt",
       streams ? "streaming" : "per-channel", nseq, worst_o, worst_s);
   for (void* q :
        {static_cast<void*>(d_proj), static_cast<void*>(d_xc), static_cast<void*>(d_dt),
@@ -719,12 +759,17 @@ TEST(CudaMamba1, StateUpdateMatchesReference) {
     GTEST_SKIP() << "no CUDA device here: the Mamba-1 state update is checked on a GPU machine";
   }
   uint32_t seed = 41;
+  constexpr auto kF32 = cu::StateStore::kF32, kBf16 = cu::StateStore::kBf16,
+                 kF16 = cu::StateStore::kF16;
   for (const Mamba1Case& c :
-       {Mamba1Case{true, false, true}, Mamba1Case{false, false, true}, Mamba1Case{true, true, true},
-        Mamba1Case{true, false, false}, Mamba1Case{false, true, false},
-        Mamba1Case{true, false, true, 100, 33 * 128}, Mamba1Case{false, true, true, 100, 33 * 128},
-        Mamba1Case{true, true, true, 100, 33 * 128, 4, 3},
-        Mamba1Case{false, false, true, 5, 160, 3}, Mamba1Case{true, true, true, 5, 160, 3}}) {
+       {Mamba1Case{true, kF32, true}, Mamba1Case{false, kF32, true}, Mamba1Case{true, kBf16, true},
+        Mamba1Case{true, kF32, false}, Mamba1Case{false, kBf16, false},
+        Mamba1Case{true, kF32, true, 100, 33 * 128}, Mamba1Case{false, kBf16, true, 100, 33 * 128},
+        Mamba1Case{true, kBf16, true, 100, 33 * 128, 4, 3},
+        Mamba1Case{false, kF32, true, 5, 160, 3}, Mamba1Case{true, kBf16, true, 5, 160, 3},
+        Mamba1Case{true, kF16, true}, Mamba1Case{false, kF16, false},
+        Mamba1Case{true, kF16, true, 100, 33 * 128, 4, 3},
+        Mamba1Case{true, kF16, true, 5, 160, 3}}) {
     CheckMamba1(c, seed++);
   }
 }

@@ -7,7 +7,12 @@
 #       reads their bf16 copy;
 #   (3) the Mamba-1 scans and Llamba's gate write out_proj's bf16 input (no F32ToBf16Kernel);
 #   (4) PRM scoring in batches of up to 4096 tokens on the CUDA backend (PrefillBatchTokens;
-#       main scores one conversation per forward until this is measured: score_bench).
+#       main scores one conversation per forward until this is measured: score_bench);
+# and one from session 13:
+#   (5) the f16 recurrent state (--state-dtype f16): the kernel tests (f16 cases of the SSD and
+#       Mamba-1 updates), the goldens with an f16 state (GoldenLogitsWithF16State: the f32
+#       state's bound) and its drift over 256 steps (F16StateDriftOverLongDecode) run in
+#       setup_test; PART=2 times f16 against bf16 and f32 at the SSM models' B=64/256/512.
 # PART=1 (default): build, the CUDA tests (the sampler paths id for id, the fused ops bit for bit,
 # the kernels' GEMM-input copies, the goldens), compute-sanitizer over the sampler kernels and the
 # families' batched decode, the sampler micro-benchmark (tools/bench/cuda/sampler.cc: the three
@@ -16,20 +21,25 @@
 # engine/cuda/cuda_backend.cc (the base has (1) but not (2) or (3)). The CUDA test
 # ScoreBatchEqualsOneByOne checks (4)'s batches against one by one and against the CPU.
 # PART=2: one decode step per kernel at MambaInLlama-3B and Llamba-3B B=512 (RMSNorm, SwiGLU,
-# F32ToBf16Kernel and the sampler separate (1) to (3)), and score_bench for (4).
+# F32ToBf16Kernel and the sampler separate (1) to (3)), score_bench for (4), and (5)'s timings.
 # PART=3: the table with the HF baseline.
-# Logs: $OUT/logs.tgz. Prepare .devbase before PART=1:
-#   rm -rf .devbase; for f in engine/model.cc engine/backend.h engine/cuda/cuda_backend.cc; do
-#     mkdir -p .devbase/$(dirname $f) && git show main:$f > .devbase/$f; done
+# Logs: $OUT/logs.tgz. Prepare .devbase before PART=1 (main's model.cc and cuda_backend.cc, the
+# latter passing its state kind as (5)'s StateStore; the branch's backend.h serves both):
+#   rm -rf .devbase; mkdir -p .devbase/engine/cuda
+#   git show main:engine/model.cc > .devbase/engine/model.cc
+#   git show main:engine/cuda/cuda_backend.cc | sed 's/st->state_bytes() == 2,/st->state_bytes() \
+#     == 2 ? cuda::StateStore::kBf16 : cuda::StateStore::kF32,/' > .devbase/engine/cuda/cuda_backend.cc
 source "$(dirname "$0")/call_lib.sh"
 part1() {
   setup_test 200
+  grep -hE "^\[cuda\] .*f16" $L/cuda_kernel_test.log $L/cuda_test.log | cut -c1-160 | head -40
   grep -E "^\[cuda\] sampler fast paths" $L/cuda_kernel_test.log | head -8
   grep -E "^\[cuda\] fused" $L/cuda_test.log | head -4
   for tool in memcheck racecheck; do
     san sampler $tool 120 cuda_kernel_test 'CudaSamplerKernel.*'
   done
   san fam memcheck 150 cuda_test '*BatchedDecodeEqualsSingle*:CudaFusedOps.*'
+  san ssm memcheck 120 cuda_kernel_test 'CudaSsd.*:CudaMamba1.*'  # (5)'s f16 cases among them
   cmake --build build-dev -j 16 --target cuda_sampler > $L/build-sampler.log 2>&1
   timeout 60 build-dev/bench/cuda_sampler 64,256,512 > $L/sampler-micro.log 2>&1
   el "cuda_sampler rc $?"; cat $L/sampler-micro.log
@@ -58,6 +68,10 @@ part2() {
   STEP_LINES=14 step_kernels mil3 mambainllama-3b 512
   STEP_LINES=10 step_kernels llamba3 llamba-3b 512
   score_ab
+  for st in f32 bf16 f16; do  # (5)
+    BENCH_ARGS="--state-dtype $st" bench state-$st TTC_NONE=1 llamba-3b 64,256,512
+    BENCH_ARGS="--state-dtype $st" bench state-$st TTC_NONE=1 mambainllama-3b 512
+  done
 }
 part3() {
   setup_test 200
