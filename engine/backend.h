@@ -255,6 +255,12 @@ class Backend {
     (void)state, (void)batch, (void)sample, (void)draws, (void)tokens_from_draws;
   }
 
+  // An error once a recurrent-state store of an earlier forward lost the model's values (the f16
+  // state saturates past +-65504); the model checks it before every forward and after every
+  // forward whose results reach the host, so that no sample is made from such a state. Sticky
+  // until the backend's next NewStateCache. Default: always fine.
+  virtual Status StateHealth() const { return Status::Ok(); }
+
   // Memory planning: the largest number of sequences that fit in the memory free now when `prompts`
   // prompts of up to `prompt_len` tokens fork into sequences of up to `max_new_tokens` new tokens
   // each (a prompt's KV positions are stored once and shared by its sequences). Callers split
@@ -286,9 +292,9 @@ enum class BackendKind { kCpu, kCuda };
 //   docs/perf/cuda.md), past the 0.05 parity bound of the f32 state. Stochastic rounding was no
 //   closer (session 8).
 // - kF16: 11 significant bits, so an eighth of bf16's rounding per step (0.011 within 16 steps and
-//   0.024 within 256 on the same goldens, emulated on the CPU), but a range of +-65504: stores
-//   saturate there. A state that large would have to be rare for a model trained in bf16 or f32;
-//   use f32 or bf16 for a model whose states reach it.
+//   0.024 within 256 on the same goldens, emulated on the CPU), but a range of +-65504. A store
+//   past it saturates and marks the state (Backend::StateHealth), and the model's next forward
+//   fails with an error that says to use bf16 or f32: no sample comes from a clipped state.
 // Only the CUDA backend offers the 16-bit kinds.
 enum class StateDType { kF32, kBf16, kF16 };
 // "f32", "bf16", "f16"; ParseStateDType accepts those names.

@@ -450,7 +450,7 @@ Status Model::Forward(StateCache* state, const BatchLayout& batch, std::span<con
   if (logits == nullptr) return Status::Ok();
   logits->resize(logit_rows.size() * static_cast<size_t>(config_.vocab_size));
   if (logits_) backend_->CopyToHost(*logits_, *logits);
-  return Status::Ok();
+  return backend_->StateHealth();
 }
 
 Status Model::CheckSampleArgs(std::span<const int64_t> logit_rows, const SamplingParams& params,
@@ -481,7 +481,7 @@ Status Model::ForwardSample(StateCache* state, const BatchLayout& batch,
       ForwardLogits(state, batch, tokens, logit_rows, &params, static_cast<int64_t>(keys.size())));
   backend_->SampleRows(*logits_, params, keys, out);
   last_async_draws_ = -1;
-  return Status::Ok();
+  return backend_->StateHealth();
 }
 
 Status Model::ForwardSampleAsync(StateCache* state, const BatchLayout& batch,
@@ -522,7 +522,7 @@ Status Model::CollectSample(std::span<int32_t> out) {
   }
   backend_->CollectDraws(out);
   pending_draws_.pop_front();
-  return Status::Ok();
+  return backend_->StateHealth();
 }
 
 Status Model::ForwardLogits(StateCache* state, const BatchLayout& batch,
@@ -533,6 +533,7 @@ Status Model::ForwardLogits(StateCache* state, const BatchLayout& batch,
   const int64_t M = batch.total_rows();
   const int64_t d = config_.hidden_size, V = config_.vocab_size;
   if (state == nullptr) return InvalidArgument("forward: no state cache");
+  TTC_RETURN_IF_ERROR(backend_->StateHealth());
   if (M <= 0) return InvalidArgument("forward: empty batch");
   const bool from_draws = !prev_draws.empty();
   if (static_cast<int64_t>(from_draws ? prev_draws.size() : tokens.size()) != M) {

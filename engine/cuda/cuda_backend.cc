@@ -789,6 +789,16 @@ class CudaBackend final : public Backend {
     return std::unique_ptr<Weight>(std::move(w));
   }
 
+  Status StateHealth() const override {
+    if (overflow_ == nullptr || *static_cast<volatile unsigned*>(overflow_) == 0) {
+      return Status::Ok();
+    }
+    return FailedPrecondition(
+        "cuda backend: the f16 recurrent state overflowed: an SSM state value went past +-65504 "
+        "and was saturated, so the logits no longer follow the model; use --state-dtype bf16 or "
+        "f32 (a grid's state_dtype) for this model");
+  }
+
   std::unique_ptr<Activation> NewActivation(int64_t rows, int64_t cols) override {
     return std::make_unique<CudaActivation>(rows, cols, mem_.get());
   }
@@ -796,6 +806,17 @@ class CudaBackend final : public Backend {
   Result<std::unique_ptr<StateCache>> NewStateCache(const ModelConfig& config,
                                                     int num_slots) override {
     if (num_slots <= 0) return InvalidArgument("cuda backend: state cache needs at least one slot");
+    if (state_dtype_ == StateDType::kF16) {
+      if (overflow_ == nullptr) overflow_ = cuda::ArmStateOverflowWord();
+      if (overflow_ == nullptr) {
+        return Unavailable(
+            "cuda backend: the f16 state's overflow word cannot be mapped (cudaHostAlloc), so a "
+            "saturated state would go unnoticed; use --state-dtype bf16 or f32");
+      }
+      // The word is the process's; a fresh state starts at zero, so earlier saturations (this
+      // backend's or another's) say nothing about it.
+      *static_cast<volatile unsigned*>(overflow_) = 0;
+    }
     const int64_t fixed = RecurrentBytesPerSequence(config, state_dtype_);
     size_t free_b = 0, total_b = 0;
     TTC_CU(cudaMemGetInfo(&free_b, &total_b));
@@ -1660,6 +1681,7 @@ class CudaBackend final : public Backend {
   std::string name_;
   int64_t sm_count_ = 132;
   StateDType state_dtype_;
+  unsigned* overflow_ = nullptr;  // cuda::ArmStateOverflowWord's, for an f16 state
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
   uint16_t* bf16_scratch_ = nullptr;

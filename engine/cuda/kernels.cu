@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <vector>
 
 #include "engine/cuda/bulk_copy.cuh"
 #include "engine/cuda/kernels.h"
@@ -32,8 +34,15 @@ __device__ __forceinline__ float Softplus(float v) { return v > 20.0f ? v : log1
 __device__ __forceinline__ float LoadState(const float* p) { return *p; }
 __device__ __forceinline__ float LoadState(const uint16_t* p) { return Bf(*p); }
 __device__ __forceinline__ float LoadState(const __half* p) { return __half2float(*p); }
+// Where saturating stores report (ArmStateOverflowWord); null until armed.
+__device__ unsigned* g_state_overflow = nullptr;
 __device__ __forceinline__ __half ToHalfSat(float v) {
-  return __float2half_rn(fminf(fmaxf(v, -65504.0f), 65504.0f));
+  if (fabsf(v) > 65504.0f) {  // false for NaN, which stays NaN as in the other kinds
+    unsigned* w = g_state_overflow;
+    if (w != nullptr) *reinterpret_cast<volatile unsigned*>(w) = 1u;
+    v = copysignf(65504.0f, v);
+  }
+  return __float2half_rn(v);
 }
 __device__ __forceinline__ void StoreState(float* p, float v) { *p = v; }
 __device__ __forceinline__ void StoreState(uint16_t* p, float v) { *p = ToBf(v); }
@@ -2322,6 +2331,33 @@ bool Mamba1DecodeStreams(const Mamba1ScanArgs& a) {
   }
   if (a.mil) return a.dxb > 0 && a.di % a.dxb == 0 && a.dxb % 4 == 0;
   return a.R % 4 == 0 && Aligned16(a.xdbc);
+}
+
+unsigned* ArmStateOverflowWord() {
+  static std::mutex mu;
+  static unsigned* word = nullptr;
+  static std::vector<int> armed;
+  std::lock_guard<std::mutex> lock(mu);
+  if (word == nullptr) {
+    void* p = nullptr;
+    if (cudaHostAlloc(&p, sizeof(unsigned), cudaHostAllocMapped | cudaHostAllocPortable) !=
+        cudaSuccess) {
+      return nullptr;
+    }
+    word = static_cast<unsigned*>(p);
+    *word = 0;
+  }
+  int device = 0;
+  cudaGetDevice(&device);
+  if (std::find(armed.begin(), armed.end(), device) == armed.end()) {
+    unsigned* dev = nullptr;
+    if (cudaHostGetDevicePointer(reinterpret_cast<void**>(&dev), word, 0) != cudaSuccess ||
+        cudaMemcpyToSymbol(g_state_overflow, &dev, sizeof(dev)) != cudaSuccess) {
+      return nullptr;
+    }
+    armed.push_back(device);
+  }
+  return word;
 }
 
 void LaunchMamba1Scan(const Mamba1ScanArgs& a, const DevSeq* seqs, int nseq, cudaStream_t s) {

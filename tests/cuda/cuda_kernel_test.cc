@@ -9,7 +9,9 @@
 // - the small-batch matmul (LaunchGemv), the causal conv step (LaunchCausalConv), the SSD and
 //   Mamba-1 state updates (LaunchSsdScan, LaunchMamba1Scan) and Llamba's gate (LaunchLlambaGate)
 //   against double references;
-// - the sampler's fast path against its general path (identical ids).
+// - the sampler's fast path against its general path (identical ids);
+// - the f16 state's saturation and overflow word, and the model's refusal to go on from such a
+//   state (Backend::StateHealth).
 // Skips with a visible message when no CUDA device is present (CI).
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
@@ -26,6 +28,8 @@
 #include <vector>
 
 #include "engine/cuda/kernels.h"
+#include "engine/model.h"
+#include "tests/engine/engine_test_util.h"
 
 namespace ttc {
 namespace {
@@ -486,6 +490,111 @@ TEST(CudaSsd, StateUpdateMatchesReference) {
         SsdCase{64, 96, false, kF16, true}}) {
     CheckSsd(c, seed++);
   }
+}
+
+// An f16 state store past +-65504 saturates there (not an infinity) and sets the overflow word
+// that the backend's StateHealth reads; stores within range leave the word alone. A Llamba head
+// with decay 1 (dt -30) adds x B = 100 x 100 per token to states of +-60000 (head 0) and nothing
+// to head 1's 1.5, on a decode step (the copy kernel) and a 3-token prompt (the register kernel).
+TEST(CudaSsd, F16StoreSaturatesAndReports) {
+  if (!HasCudaDevice()) {
+    GTEST_SKIP() << "no CUDA device here: the f16 state's saturation is checked on a GPU machine";
+  }
+  unsigned* word = cu::ArmStateOverflowWord();
+  ASSERT_NE(word, nullptr);
+  *static_cast<volatile unsigned*>(word) = 0;
+  const int64_t H = 2, G = 1, N = 64, P = 64, di = H * P, C = di + 2 * G * N, ld_proj = H + 1;
+  for (const bool decode : {true, false}) {
+    for (const float push : {0.0f, 100.0f}) {
+      SCOPED_TRACE(std::string(decode ? "decode" : "prompt") + (push > 0 ? " overflowing" : ""));
+      const int T = decode ? 1 : 3;
+      std::vector<float> proj(T * ld_proj, -30.0f), xbc(T * C, 0.0f), D(H, 0.0f);
+      for (int t = 0; t < T; ++t) {
+        for (int64_t p = 0; p < P; ++p) xbc[t * C + p] = p % 2 ? -push : push;  // head 0's x
+        for (int64_t n = 0; n < N; ++n) xbc[t * C + di + n] = push;             // B
+      }
+      std::vector<float> state(H * P * N);
+      for (int64_t p = 0; p < P; ++p) {
+        for (int64_t n = 0; n < N; ++n) {
+          state[p * N + n] = p % 2 ? -60000.0f : 60000.0f;
+          state[(P + p) * N + n] = 1.5f;
+        }
+      }
+      const std::vector<cu::DevSeq> seqs = {{0, 0, T, 0}};
+      float* d_proj = ToDevice(proj);
+      float* d_xbc = ToDevice(xbc);
+      float* d_D = ToDevice(D);
+      float* d_y = ToDevice(std::vector<float>(T * di, 0.0f));
+      cu::DevSeq* d_seqs = ToDevice(seqs);
+      void* d_state = StateToDevice(state, cu::StateStore::kF16);
+      cu::SsdScanArgs a{d_proj,
+                        ld_proj,
+                        /*dt_off=*/0,
+                        d_xbc,
+                        di,
+                        N,
+                        H,
+                        P,
+                        G,
+                        true,
+                        d_D,
+                        nullptr,
+                        nullptr,
+                        0.0f,
+                        0.0f,
+                        d_state,
+                        cu::StateStore::kF16,
+                        /*stage=*/!decode,
+                        d_y};
+      cu::LaunchSsdScan(a, d_seqs, 1, nullptr);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      const std::vector<float> got = StateFromDevice(d_state, cu::StateStore::kF16, state.size());
+      EXPECT_EQ(*static_cast<volatile unsigned*>(word), push > 0 ? 1u : 0u);
+      int wrong = 0;
+      for (int64_t p = 0; p < P; ++p) {
+        for (int64_t n = 0; n < N; ++n) {
+          const float sign = p % 2 ? -1.0f : 1.0f;
+          wrong += got[p * N + n] != sign * (push > 0 ? 65504.0f : 60000.0f);
+          wrong += got[(P + p) * N + n] != 1.5f;
+        }
+      }
+      EXPECT_EQ(wrong, 0);
+      *static_cast<volatile unsigned*>(word) = 0;
+      for (void* q :
+           {static_cast<void*>(d_proj), static_cast<void*>(d_xbc), static_cast<void*>(d_D),
+            static_cast<void*>(d_y), static_cast<void*>(d_seqs), d_state})
+        cudaFree(q);
+    }
+  }
+}
+
+// The model side of the overflow word: once it is set (as a saturating store sets it, above),
+// the next forward and every one after it fail with kFailedPrecondition naming the f16 state, and
+// a new state cache (which starts at zero) clears it.
+TEST(CudaSsd, F16OverflowFailsTheForwardUntilANewState) {
+  if (!HasCudaDevice()) {
+    GTEST_SKIP() << "no CUDA device here: the f16 state's overflow check runs on a GPU machine";
+  }
+  auto model = engine::LoadModel(
+      testing::GoldenModel("llamba"),
+      {.backend = engine::BackendKind::kCuda, .state_dtype = engine::StateDType::kF16});
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  const std::vector<int32_t> prompt = {1, 5, 9, 30};
+  const engine::BatchLayout whole{{{0, 0, 4}}}, next{{{0, 4, 1}}};
+  const std::vector<int64_t> last = {0};
+  std::vector<float> logits;
+  auto st = (*model)->NewState(1);
+  ASSERT_TRUE(st.ok());
+  ASSERT_TRUE((*model)->Forward(st->get(), whole, prompt, {}, nullptr).ok());
+  *static_cast<volatile unsigned*>(cu::ArmStateOverflowWord()) = 1;
+  for (int i = 0; i < 2; ++i) {
+    const Status s = (*model)->Forward(st->get(), next, std::span(prompt).first(1), last, &logits);
+    EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.ToString();
+    EXPECT_NE(s.message().find("f16 recurrent state overflowed"), std::string::npos) << s.message();
+  }
+  auto fresh = (*model)->NewState(1);
+  ASSERT_TRUE(fresh.ok());
+  EXPECT_TRUE((*model)->Forward(fresh->get(), whole, prompt, last, &logits).ok());
 }
 
 // The causal conv step (LaunchCausalConv) against a double reference of out = act(b + sum_k

@@ -39,7 +39,7 @@ part1() {
     san sampler $tool 120 cuda_kernel_test 'CudaSamplerKernel.*'
   done
   san fam memcheck 150 cuda_test '*BatchedDecodeEqualsSingle*:CudaFusedOps.*'
-  san ssm memcheck 120 cuda_kernel_test 'CudaSsd.*:CudaMamba1.*'  # (5)'s f16 cases among them
+  san ssm memcheck 150 cuda_kernel_test 'CudaSsd.*:CudaMamba1.*'  # (5)'s f16 cases among them
   cmake --build build-dev -j 16 --target cuda_sampler > $L/build-sampler.log 2>&1
   timeout 60 build-dev/bench/cuda_sampler 64,256,512 > $L/sampler-micro.log 2>&1
   el "cuda_sampler rc $?"; cat $L/sampler-micro.log
