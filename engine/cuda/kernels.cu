@@ -292,6 +292,65 @@ __global__ void RopeAppendKernel(const float* qkv, const DevRow* info, const flo
   for (int64_t i = threadIdx.x; i < kvw; i += blockDim.x) vd[i] = ToBf(src[qw + kvw + i]);
 }
 
+// RopeAppendKernel on 16-byte pieces: one row per block, the row's (cos, sin) per frequency
+// computed once into shared memory (the scalar kernel called sincosf for every head), each thread
+// rotating four adjacent dimensions of one head (float4 loads of both halves; q as float4, k and v
+// as four bf16 in 8 bytes). Needs hd % 8 == 0 and 16-byte aligned qkv rows and q_out (the own K/V
+// buffers are cudaMallocAsync'd, so 8-byte stores at multiples of kvw % 4 == 0 are aligned). The
+// arithmetic per element is the scalar kernel's.
+constexpr int kRopeThreads = 256;
+__global__ void __launch_bounds__(kRopeThreads)
+    RopeAppendVecKernel(const float* qkv, const DevRow* info, const float* inv_freq, int H, int Hkv,
+                        int hd, float* q_out, const DevKv* kv) {
+  extern __shared__ float2 rope_cs[];  // [hd / 2]: (cos, sin) of this row's position
+  const int64_t r = blockIdx.x;
+  const int half = hd / 2, quads = half / 4;
+  const int64_t qw = static_cast<int64_t>(H) * hd, kvw = static_cast<int64_t>(Hkv) * hd;
+  const DevRow ri = info[r];
+  for (int j = threadIdx.x; j < half; j += blockDim.x) {
+    float sn, cs;
+    sincosf(static_cast<float>(ri.pos) * inv_freq[j], &sn, &cs);
+    rope_cs[j] = make_float2(cs, sn);
+  }
+  const float* src = qkv + r * (qw + 2 * kvw);
+  const DevKv c = kv[ri.slot];
+  uint16_t* kd = c.k + static_cast<int64_t>(ri.pos - c.plen) * kvw;
+  uint16_t* vd = c.v + static_cast<int64_t>(ri.pos - c.plen) * kvw;
+  // V first: it needs no table, so its loads overlap the sincosf above.
+  for (int64_t i = threadIdx.x; i < kvw / 4; i += blockDim.x) {
+    const float4 v = *reinterpret_cast<const float4*>(src + qw + kvw + 4 * i);
+    *reinterpret_cast<uint2*>(vd + 4 * i) =
+        make_uint2(static_cast<uint32_t>(ToBf(v.x)) | (static_cast<uint32_t>(ToBf(v.y)) << 16),
+                   static_cast<uint32_t>(ToBf(v.z)) | (static_cast<uint32_t>(ToBf(v.w)) << 16));
+  }
+  __syncthreads();
+  const int total = (H + Hkv) * quads;
+  for (int i = threadIdx.x; i < total; i += blockDim.x) {
+    const int h = i / quads, j = (i - h * quads) * 4;
+    const float* a = src + static_cast<int64_t>(h) * hd;  // k heads follow the q heads
+    const float4 x1 = *reinterpret_cast<const float4*>(a + j);
+    const float4 x2 = *reinterpret_cast<const float4*>(a + j + half);
+    const float2 t0 = rope_cs[j], t1 = rope_cs[j + 1], t2 = rope_cs[j + 2], t3 = rope_cs[j + 3];
+    const float4 o1 = make_float4(x1.x * t0.x - x2.x * t0.y, x1.y * t1.x - x2.y * t1.y,
+                                  x1.z * t2.x - x2.z * t2.y, x1.w * t3.x - x2.w * t3.y);
+    const float4 o2 = make_float4(x2.x * t0.x + x1.x * t0.y, x2.y * t1.x + x1.y * t1.y,
+                                  x2.z * t2.x + x1.z * t2.y, x2.w * t3.x + x1.w * t3.y);
+    if (h < H) {
+      float* q = q_out + r * qw + static_cast<int64_t>(h) * hd;
+      *reinterpret_cast<float4*>(q + j) = o1;
+      *reinterpret_cast<float4*>(q + j + half) = o2;
+    } else {
+      uint16_t* k = kd + static_cast<int64_t>(h - H) * hd;
+      *reinterpret_cast<uint2*>(k + j) =
+          make_uint2(static_cast<uint32_t>(ToBf(o1.x)) | (static_cast<uint32_t>(ToBf(o1.y)) << 16),
+                     static_cast<uint32_t>(ToBf(o1.z)) | (static_cast<uint32_t>(ToBf(o1.w)) << 16));
+      *reinterpret_cast<uint2*>(k + j + half) =
+          make_uint2(static_cast<uint32_t>(ToBf(o2.x)) | (static_cast<uint32_t>(ToBf(o2.y)) << 16),
+                     static_cast<uint32_t>(ToBf(o2.z)) | (static_cast<uint32_t>(ToBf(o2.w)) << 16));
+    }
+  }
+}
+
 // One row's K and V for one KV head as the decode-attention kernels read them: position p lives in
 // the prefix shared by the slots forked from one prompt below plen (read by every such row, so
 // mostly from L2) and in the slot's own buffers from plen up; [begin, end) is the contiguous range
@@ -2141,9 +2200,18 @@ bool LaunchGemv(const uint16_t* w, int64_t N, int64_t K, const float* x, int64_t
 }
 
 void LaunchRopeAppend(const float* qkv, int64_t rows, const DevRow* info, const float* inv_freq,
-                      int H, int Hkv, int hd, float* q_out, const DevKv* kv, cudaStream_t s) {
-  RopeAppendKernel<<<static_cast<unsigned>(rows), 128, 0, s>>>(qkv, info, inv_freq, H, Hkv, hd,
-                                                               q_out, kv);
+                      int H, int Hkv, int hd, float* q_out, const DevKv* kv, cudaStream_t s,
+                      bool scalar) {
+  // TTC_CUDA_ROPE_SCALAR=1 keeps the scalar kernel everywhere (A/B measurements).
+  static const bool scalar_env = std::getenv("TTC_CUDA_ROPE_SCALAR") != nullptr;
+  if (!scalar && !scalar_env && hd % 8 == 0 && Aligned16(qkv) && Aligned16(q_out)) {
+    RopeAppendVecKernel<<<static_cast<unsigned>(rows), kRopeThreads,
+                          static_cast<size_t>(hd / 2) * sizeof(float2), s>>>(qkv, info, inv_freq, H,
+                                                                             Hkv, hd, q_out, kv);
+  } else {
+    RopeAppendKernel<<<static_cast<unsigned>(rows), 128, 0, s>>>(qkv, info, inv_freq, H, Hkv, hd,
+                                                                 q_out, kv);
+  }
   Check("rope+append");
 }
 

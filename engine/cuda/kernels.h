@@ -76,9 +76,11 @@ struct DevKv {
 };
 
 // Rotates q (into q_out, [rows, H*hd]) and k, appends rotated k and v (bf16) to each row's slot at
-// its position (>= the slot's plen).
+// its position (>= the slot's plen). `scalar`: the one-element-per-thread kernel even where the
+// 16-byte one applies (tests compare the two).
 void LaunchRopeAppend(const float* qkv, int64_t rows, const DevRow* info, const float* inv_freq,
-                      int H, int Hkv, int hd, float* q_out, const DevKv* kv, cudaStream_t s);
+                      int H, int Hkv, int hd, float* q_out, const DevKv* kv, cudaStream_t s,
+                      bool scalar = false);
 // Causal attention of each row over its slot's cache positions 0..pos (GQA: one block per row and
 // KV head handles the group of query heads sharing it). out [rows, H*hd]. With splits > 1 each
 // (row, KV head) is cut into `splits` position ranges run as separate blocks (split-KV, so that a

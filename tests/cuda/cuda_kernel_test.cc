@@ -10,6 +10,8 @@
 //   Mamba-1 state updates (LaunchSsdScan, LaunchMamba1Scan) and Llamba's gate (LaunchLlambaGate)
 //   against double references;
 // - the sampler's fast path against its general path (identical ids);
+// - RoPE with the KV append (LaunchRopeAppend): the 16-byte kernel equal to the scalar one bit for
+//   bit, both against a double reference;
 // - the f16 state's saturation and overflow word, and the model's refusal to go on from such a
 //   state (Backend::StateHealth).
 // Skips with a visible message when no CUDA device is present (CI).
@@ -489,6 +491,110 @@ TEST(CudaSsd, StateUpdateMatchesReference) {
         SsdCase{128, 128, false, kF16}, SsdCase{64, 64, true, kF16, true},
         SsdCase{64, 96, false, kF16, true}}) {
     CheckSsd(c, seed++);
+  }
+}
+
+// RoPE + KV append (LaunchRopeAppend): rows of three slots (one with a 5-position shared prefix, so
+// its own buffer starts there) at positions up to ~4000, head dims 32 / 64 / 128 with GQA. The
+// 16-byte kernel must equal the scalar kernel bit for bit (same sincosf and the same products per
+// element); both must match a double reference within f32 rounding of the angle (position times
+// frequency: ~4e-4 absolute on O(1) values at 4000) and, for k and v, one bf16 rounding.
+TEST(CudaRope, VectorKernelEqualsScalarAndReference) {
+  if (!HasCudaDevice()) {
+    GTEST_SKIP() << "no CUDA device here: the RoPE kernels are checked on a GPU machine";
+  }
+  std::mt19937 gen(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (const auto& [H, Hkv, hd] : {std::tuple{4, 2, 32}, std::tuple{32, 8, 64},
+                                   std::tuple{24, 8, 128}, std::tuple{8, 8, 64}}) {
+    SCOPED_TRACE("H " + std::to_string(H) + " Hkv " + std::to_string(Hkv) + " hd " +
+                 std::to_string(hd));
+    const int64_t qw = int64_t{H} * hd, kvw = int64_t{Hkv} * hd, ld = qw + 2 * kvw;
+    const std::vector<cu::DevRow> rows = {{0, 5}, {1, 0}, {2, 3999}, {1, 1}, {0, 6}};
+    const std::vector<int32_t> plen = {5, 0, 0};
+    const int64_t cap = 4000, M = static_cast<int64_t>(rows.size());
+    std::vector<float> qkv(M * ld), inv_freq(hd / 2);
+    for (auto& v : qkv) v = nd(gen);
+    for (int j = 0; j < hd / 2; ++j)
+      inv_freq[j] = static_cast<float>(std::pow(500000.0, -2.0 * j / hd));
+    float* d_qkv = ToDevice(qkv);
+    float* d_freq = ToDevice(inv_freq);
+    cu::DevRow* d_rows = ToDevice(rows);
+    std::vector<float> q[2];
+    std::vector<uint16_t> k[2], v[2];
+    for (int variant = 0; variant < 2; ++variant) {
+      std::vector<cu::DevKv> kv(3);
+      std::vector<uint16_t*> own;
+      for (int sl = 0; sl < 3; ++sl) {
+        uint16_t* kb = ToDevice(std::vector<uint16_t>(cap * kvw, 0));
+        uint16_t* vb = ToDevice(std::vector<uint16_t>(cap * kvw, 0));
+        own.push_back(kb);
+        own.push_back(vb);
+        kv[sl] = {nullptr, nullptr, kb, vb, plen[sl], 0};
+      }
+      cu::DevKv* d_kv = ToDevice(kv);
+      float* d_q = ToDevice(std::vector<float>(M * qw, 0.0f));
+      cu::LaunchRopeAppend(d_qkv, M, d_rows, d_freq, H, Hkv, hd, d_q, d_kv, nullptr,
+                           /*scalar=*/variant == 0);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      q[variant].resize(M * qw);
+      ASSERT_EQ(cudaMemcpy(q[variant].data(), d_q, M * qw * 4, cudaMemcpyDeviceToHost),
+                cudaSuccess);
+      // Each row's k and v, read back from its slot at its position.
+      k[variant].resize(M * kvw);
+      v[variant].resize(M * kvw);
+      for (int64_t r = 0; r < M; ++r) {
+        const int sl = rows[r].slot;
+        const int64_t at = (rows[r].pos - plen[sl]) * kvw;
+        ASSERT_EQ(
+            cudaMemcpy(&k[variant][r * kvw], own[2 * sl] + at, kvw * 2, cudaMemcpyDeviceToHost),
+            cudaSuccess);
+        ASSERT_EQ(
+            cudaMemcpy(&v[variant][r * kvw], own[2 * sl + 1] + at, kvw * 2, cudaMemcpyDeviceToHost),
+            cudaSuccess);
+      }
+      for (uint16_t* b : own) cudaFree(b);
+      cudaFree(d_kv);
+      cudaFree(d_q);
+    }
+    EXPECT_EQ(std::memcmp(q[0].data(), q[1].data(), q[0].size() * 4), 0);
+    EXPECT_EQ(k[0], k[1]);
+    EXPECT_EQ(v[0], v[1]);
+    double worst_q = 0.0, worst_k = 0.0, worst_v = 0.0;
+    const int half = hd / 2;
+    for (int64_t r = 0; r < M; ++r) {
+      const float* src = &qkv[r * ld];
+      for (int h = 0; h < H + Hkv; ++h) {
+        for (int j = 0; j < half; ++j) {
+          const double ang = static_cast<double>(rows[r].pos) * inv_freq[j];
+          const double cs = std::cos(ang), sn = std::sin(ang);
+          const double x1 = src[h * hd + j], x2 = src[h * hd + j + half];
+          const double o1 = x1 * cs - x2 * sn, o2 = x2 * cs + x1 * sn;
+          if (h < H) {
+            worst_q = std::max(worst_q, std::abs(o1 - q[1][r * qw + h * hd + j]));
+            worst_q = std::max(worst_q, std::abs(o2 - q[1][r * qw + h * hd + j + half]));
+          } else {
+            const int64_t at = r * kvw + (h - H) * hd;
+            worst_k = std::max(worst_k, std::abs(o1 - FromBf16(k[1][at + j])) / (1 + std::abs(o1)));
+            worst_k = std::max(worst_k,
+                               std::abs(o2 - FromBf16(k[1][at + j + half])) / (1 + std::abs(o2)));
+          }
+        }
+      }
+      for (int64_t i = 0; i < kvw; ++i) {
+        const double x = src[qw + kvw + i];
+        worst_v = std::max(worst_v, std::abs(x - FromBf16(v[1][r * kvw + i])) / (1 + std::abs(x)));
+      }
+    }
+    EXPECT_LT(worst_q, 3e-3);
+    EXPECT_LT(worst_k, 6e-3);
+    EXPECT_LT(worst_v, 4e-3);
+    std::printf(
+        "[cuda] rope H %d Hkv %d hd %d: vector == scalar; max |q err| %.3g, k %.3g, v %.3g\n", H,
+        Hkv, hd, worst_q, worst_k, worst_v);
+    cudaFree(d_qkv);
+    cudaFree(d_freq);
+    cudaFree(d_rows);
   }
 }
 

@@ -8,21 +8,24 @@
 #   (3) the Mamba-1 scans and Llamba's gate write out_proj's bf16 input (no F32ToBf16Kernel);
 #   (4) PRM scoring in batches of up to 4096 tokens on the CUDA backend (PrefillBatchTokens;
 #       main scores one conversation per forward until this is measured: score_bench);
-# and one from session 13:
+# and two from session 13:
 #   (5) the f16 recurrent state (--state-dtype f16): the kernel tests (f16 cases of the SSD and
 #       Mamba-1 updates), the goldens with an f16 state (GoldenLogitsWithF16State: the f32
 #       state's bound) and its drift over 256 steps (F16StateDriftOverLongDecode) run in
-#       setup_test; PART=2 times f16 against bf16 and f32 at the SSM models' B=64/256/512.
+#       setup_test; PART=4 times f16 against bf16 and f32 at the SSM models' B=64/256/512;
+#   (6) RoPE + KV append on 16-byte pieces with the (cos, sin) table once per row
+#       (TTC_CUDA_ROPE_SCALAR=1: the scalar kernel): CudaRope.VectorKernelEqualsScalarAndReference
+#       in setup_test, the A/B in PART=4.
 # PART=1 (default): build, the CUDA tests (the sampler paths id for id, the fused ops bit for bit,
 # the kernels' GEMM-input copies, the goldens), compute-sanitizer over the sampler kernels and the
 # families' batched decode, the sampler micro-benchmark (tools/bench/cuda/sampler.cc: the three
 # paths' kernel times), the A/B of (1) by its switch, and the A/B of (2)+(3) against a base
-# build whose .devbase/ holds main's engine/model.cc, engine/backend.h and
-# engine/cuda/cuda_backend.cc (the base has (1) but not (2) or (3)). The CUDA test
+# build whose .devbase/ holds main's engine/model.cc and engine/cuda/cuda_backend.cc (the base
+# has (1), (5) and (6) but not (2) or (3)). The CUDA test
 # ScoreBatchEqualsOneByOne checks (4)'s batches against one by one and against the CPU.
 # PART=2: one decode step per kernel at MambaInLlama-3B and Llamba-3B B=512 (RMSNorm, SwiGLU,
-# F32ToBf16Kernel and the sampler separate (1) to (3)), score_bench for (4), and (5)'s timings.
-# PART=3: the table with the HF baseline.
+# F32ToBf16Kernel and the sampler separate (1) to (3)), and score_bench for (4).
+# PART=3: the table with the HF baseline. PART=4: the A/B of (6) and the timings of (5).
 # Logs: $OUT/logs.tgz. Prepare .devbase before PART=1 (main's model.cc and cuda_backend.cc, the
 # latter passing its state kind as (5)'s StateStore; the branch's backend.h serves both):
 #   rm -rf .devbase; mkdir -p .devbase/engine/cuda
@@ -32,7 +35,7 @@
 source "$(dirname "$0")/call_lib.sh"
 part1() {
   setup_test 200
-  grep -hE "^\[cuda\] .*f16" $L/cuda_kernel_test.log $L/cuda_test.log | cut -c1-160 | head -40
+  grep -hE "^\[cuda\] (.*f16|rope)" $L/cuda_kernel_test.log $L/cuda_test.log | cut -c1-160 | head -40
   grep -E "^\[cuda\] sampler fast paths" $L/cuda_kernel_test.log | head -8
   grep -E "^\[cuda\] fused" $L/cuda_test.log | head -4
   for tool in memcheck racecheck; do
@@ -68,7 +71,11 @@ part2() {
   STEP_LINES=14 step_kernels mil3 mambainllama-3b 512
   STEP_LINES=10 step_kernels llamba3 llamba-3b 512
   score_ab
-  for st in f32 bf16 f16; do  # (5)
+}
+part4() {  # session 13's two: (6)'s A/B, then (5)'s state kinds
+  setup_test 200
+  bench_ab "llama-3.2-1b:64,256 llama-3.2-3b:512" rope-scalar:TTC_CUDA_ROPE_SCALAR=1 rope-vec:TTC_NONE=1
+  for st in f32 bf16 f16; do
     BENCH_ARGS="--state-dtype $st" bench state-$st TTC_NONE=1 llamba-3b 64,256,512
     BENCH_ARGS="--state-dtype $st" bench state-$st TTC_NONE=1 mambainllama-3b 512
   done
@@ -77,6 +84,6 @@ part3() {
   setup_test 200
   full_table
 }
-export -f part1 part2 part3 score_ab
+export -f part1 part2 part3 part4 score_ab
 timeout ${BUDGET:-540} bash -c "part${PART:-1}"
 tar czf $OUT/logs.tgz -C $L .
