@@ -155,6 +155,32 @@ __device__ __forceinline__ void StoreGemmInput(uint16_t* bf, bool split, int64_t
   if (split) bf[total + i] = ToBf(v - Bf(hi));
 }
 
+// Where a decode-attention kernel puts its normalised output: the f32 rows [rows, H * hd] and,
+// with bf set, the O projection's bf16 input of those `total` elements (StoreGemmInput). Only the
+// kernels that instantiate Put<true> write the copy (AttnWritesCopy); LaunchAttention converts
+// after the others.
+struct AttnOut {
+  float* f;
+  uint16_t* bf;
+  int64_t total;
+  bool split;
+  template <bool kCopy>
+  __device__ __forceinline__ void Put(int64_t i, float v) const {
+    f[i] = v;
+    if constexpr (kCopy) {
+      if (bf != nullptr) StoreGemmInput(bf, split, total, i, v);
+    }
+  }
+};
+// Which decode-attention kernels write the copy themselves: the one-warp mma kernels (the own
+// ranges of a large batch, where the copy saves a conversion of B rows) and the combine kernel.
+// In the head_dim 32/64 four-warp kernels the extra epilogue spilled registers that their position
+// loop then reloaded (ptxas: 12-24 bytes), so they leave it to a conversion kernel.
+template <int NW>
+constexpr bool AttnWritesCopy() {
+  return NW == 1;
+}
+
 __global__ void RmsNormKernel(const float* x, const float* w, float eps, int64_t n, float* out,
                               uint16_t* bf, bool split) {
   __shared__ float red[32];
@@ -414,12 +440,12 @@ __device__ __forceinline__ float MergeWarps(const float (&sm)[NW][R], const floa
 // position has sm = -inf) and writes the normalised output, or with splits > 1 this split's
 // unnormalised partial relative to its own max for AttentionCombineKernel (a split past the context
 // leaves m = -inf, l = 0).
-template <int NW, int HD>
+template <int NW, int HD, bool kCopy = false>
 __device__ __forceinline__ void MergeWarpPartials(const float (&sm)[NW][kMaxGroup],
                                                   const float (&sl)[NW][kMaxGroup],
                                                   const float (&sacc)[NW][kMaxGroup][HD], int G,
                                                   int hd, int kvh, int64_t r, int H, int splits,
-                                                  float* out, float* part_o, float* part_ml,
+                                                  AttnOut out, float* part_o, float* part_ml,
                                                   int merge_from) {
   const int64_t qw = static_cast<int64_t>(H) * hd;
   const int split = blockIdx.z;
@@ -490,7 +516,7 @@ __device__ __forceinline__ void MergeWarpPartials(const float (&sm)[NW][kMaxGrou
           for (int c = 0; c < kMaxPrefixParts; ++c) {
             if (c < np) o += po[k][c] * fct[g][1 + c];
           }
-          out[r * qw + (kvh * G + g) * hd + d] = o * inv[g];
+          out.Put<kCopy>(r * qw + (kvh * G + g) * hd + d, o * inv[g]);
         }
       }
     }
@@ -519,9 +545,9 @@ __device__ __forceinline__ void MergeWarpPartials(const float (&sm)[NW][kMaxGrou
         lsum += part_ml[2 * (slot0 + c) + 1] * fc;
         o += part_o[(slot0 + c) * hd + d] * fc;
       }
-      out[r * qw + head * hd + d] = o / lsum;
+      out.Put<kCopy>(r * qw + head * hd + d, o / lsum);
     } else if (splits == 1) {
-      out[r * qw + head * hd + d] = o / lsum;
+      out.Put<kCopy>(r * qw + head * hd + d, o / lsum);
     } else {
       const int64_t slot = (r * H + head) * splits + split;
       part_o[slot * hd + d] = o;
@@ -539,7 +565,7 @@ __device__ __forceinline__ void MergeWarpPartials(const float (&sm)[NW][kMaxGrou
 template <int EPL>
 __global__ void __launch_bounds__(kAttnWarps * 32)
     AttentionKernel(const float* q, const DevRow* info, const DevKv* kv, int H, int Hkv, int hd,
-                    float* out, int splits, float* part_o, float* part_ml, bool own_only,
+                    AttnOut out, int splits, float* part_o, float* part_ml, bool own_only,
                     int merge_from) {
   __shared__ float sq[kMaxGroup][EPL * 32];
   __shared__ float sm[kAttnWarps][kMaxGroup], sl[kAttnWarps][kMaxGroup];
@@ -619,7 +645,7 @@ constexpr int kLaneWarps = 4;
 template <int EPL>
 __global__ void __launch_bounds__(kLaneWarps * 32)
     AttentionLanesKernel(const float* q, const DevRow* info, const DevKv* kv, int H, int Hkv,
-                         float* out, int splits, float* part_o, float* part_ml, bool own_only,
+                         AttnOut out, int splits, float* part_o, float* part_ml, bool own_only,
                          int merge_from) {
   constexpr int HD = 32 * EPL;
   __shared__ float sq[kMaxGroup][HD];
@@ -879,7 +905,7 @@ constexpr int MmaMinBlocks() {
 template <int HD, int NS, int NW>
 __global__ void __launch_bounds__(NW * 32, (MmaMinBlocks<HD, NS, NW>()))
     AttentionMmaKernel(const float* q, const DevRow* info, const DevKv* kv, int H, int Hkv,
-                       float* out, int splits, float* part_o, float* part_ml, bool own_only,
+                       AttnOut out, int splits, float* part_o, float* part_ml, bool own_only,
                        int merge_from) {
   constexpr int kMmaWarps = NW;
   constexpr int KC = HD / 16;  // k-steps of Q.K^T
@@ -1079,8 +1105,8 @@ __global__ void __launch_bounds__(NW * 32, (MmaMinBlocks<HD, NS, NW>()))
     }
   }
   __syncthreads();
-  MergeWarpPartials<kMmaWarps, HD>(sm, sl, sacc, G, HD, kvh, r, H, splits, out, part_o, part_ml,
-                                   merge_from);
+  MergeWarpPartials<kMmaWarps, HD, AttnWritesCopy<NW>()>(sm, sl, sacc, G, HD, kvh, r, H, splits,
+                                                         out, part_o, part_ml, merge_from);
 }
 
 // cp.async / ldmatrix wrappers for the prefix kernel's shared-memory tiles (sm_80+ PTX).
@@ -1409,7 +1435,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
 // Merges the split-KV partials of one (row, head): out = sum_s o_s e^(m_s - M) / sum_s l_s e^(m_s -
 // M).
 __global__ void AttentionCombineKernel(const float* part_o, const float* part_ml, int H, int hd,
-                                       int splits, float* out) {
+                                       int splits, AttnOut out) {
   const int64_t rh = blockIdx.x;  // row * H + head
   float mx = -INFINITY;
   for (int sp = 0; sp < splits; ++sp) mx = fmaxf(mx, part_ml[2 * (rh * splits + sp)]);
@@ -1423,7 +1449,7 @@ __global__ void AttentionCombineKernel(const float* part_o, const float* part_ml
       l += part_ml[2 * slot + 1] * f;
       o += part_o[slot * hd + d] * f;
     }
-    out[rh * hd + d] = o / l;
+    out.Put<true>(rh * hd + d, o / l);
   }
 }
 
@@ -2221,7 +2247,7 @@ namespace {
 // registers and fewer resident warps, were 9 % slower at Llama-1B B=256, eight warps 23 % slower).
 template <int HD>
 void LaunchMma(AttnKernel kernel, dim3 grid, cudaStream_t s, const float* q, const DevRow* info,
-               const DevKv* kv, int H, int Hkv, float* out, int splits, float* part_o,
+               const DevKv* kv, int H, int Hkv, AttnOut out, int splits, float* part_o,
                float* part_ml, bool own_only, int merge_from) {
   if (kernel == AttnKernel::kMmaW1) {
     AttentionMmaKernel<HD, 1, 1><<<grid, 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o,
@@ -2256,8 +2282,10 @@ void LaunchPrefix(const PrefixPlan& plan, cudaStream_t s, const float* q, const 
 }  // namespace
 
 void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const DevKv* kv, int H,
-                     int Hkv, int hd, float* out, int splits, float* part_o, float* part_ml,
-                     cudaStream_t s, AttnKernel kernel, const PrefixPlan* prefix) {
+                     int Hkv, int hd, float* out_f32, int splits, float* part_o, float* part_ml,
+                     cudaStream_t s, AttnKernel kernel, const PrefixPlan* prefix, uint16_t* gemm_in,
+                     bool split) {
+  const AttnOut out{out_f32, gemm_in, rows * H * hd, split};
   if (H % Hkv != 0 || H / Hkv > kMaxGroup || hd > 128 || hd % 2 != 0) {
     std::fprintf(
         stderr,
@@ -2354,10 +2382,21 @@ void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const Dev
                                                         part_ml, own_only, merge_from);
   }
   Check("attention");
-  if (total > 1 && merge_from == 0) {
+  const bool combine = total > 1 && merge_from == 0;
+  if (combine) {
     AttentionCombineKernel<<<static_cast<unsigned>(rows * H), 128, 0, s>>>(part_o, part_ml, H, hd,
                                                                            total, out);
     Check("attention combine");
+  }
+  // The copy where the kernel that normalised the output did not write it (AttnWritesCopy).
+  const bool copied = combine || (mma && pow2 && kernel == AttnKernel::kMmaW1);
+  if (gemm_in != nullptr && !copied) {
+    const int64_t cols = static_cast<int64_t>(H) * hd;
+    if (split) {
+      LaunchSplitBf16(out_f32, cols, rows, cols, gemm_in, s);
+    } else {
+      LaunchF32ToBf16(out_f32, cols, rows, cols, gemm_in, s);
+    }
   }
 }
 

@@ -103,6 +103,8 @@ void LaunchRopeAppend(const float* qkv, int64_t rows, const DevRow* info, const 
 // part_o / part_ml then hold rows*H*(splits + chunks) partials. With at least kOneWarpBlocks
 // own-range blocks, kMma runs the own ranges as kMmaW1 (one warp per block: a short own range
 // leaves three of four warps idle, and one-warp blocks put four times as many rows in flight).
+// gemm_in, split: as LaunchRmsNorm's; whichever kernel writes the normalised output also writes
+// its bf16 copy for the O projection.
 enum class AttnKernel { kAuto, kMma, kMmaNs2, kMmaW8, kMmaW1, kLanes, kWarp };
 constexpr int64_t kOneWarpBlocks = 1024;
 // A task is up to PrefixRowsPerTask(H / Hkv) rows whose slots have the same prefix (DevKv kp, vp,
@@ -136,7 +138,8 @@ inline int PrefixRanges(int64_t blocks, int64_t len, int sm_count) {
 void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const DevKv* kv, int H,
                      int Hkv, int hd, float* out, int splits, float* part_o, float* part_ml,
                      cudaStream_t s, AttnKernel kernel = AttnKernel::kAuto,
-                     const PrefixPlan* prefix = nullptr);
+                     const PrefixPlan* prefix = nullptr, uint16_t* gemm_in = nullptr,
+                     bool split = false);
 
 // Causal depthwise conv over `channels`, sequential in time per (sequence, channel); the input of
 // channel c is in[r * ld_in + col_base + c], or for MambaInLlama's repeated x (mil_n > 0)

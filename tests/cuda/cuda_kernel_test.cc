@@ -5,7 +5,8 @@
 //   the real models use (head_dim 32/64/128, GQA groups 1-8), rows of several slots with and
 //   without a shared prompt prefix, contexts that end mid-tile, and split-KV, each also with the
 //   shared prefixes walked per task of up to 64 query heads (cascade, one, three and ten prefix
-//   ranges: up to 8 the own kernel merges them with per-head factors, beyond that per element);
+//   ranges: up to 8 the own kernel merges them with per-head factors, beyond that per element),
+//   and the O projection's bf16 input written with the output;
 // - the small-batch matmul (LaunchGemv), the causal conv step (LaunchCausalConv), the SSD and
 //   Mamba-1 state updates (LaunchSsdScan, LaunchMamba1Scan) and Llamba's gate (LaunchLlambaGate)
 //   against double references;
@@ -219,14 +220,25 @@ void CheckShape(const Shape& sh, uint32_t seed) {
   runs.push_back({cu::AttnKernel::kMma, "mma+prefix/3", 3});
   runs.push_back({cu::AttnKernel::kMma, "mma+prefix/10", kMaxChunks});
   runs.push_back({cu::AttnKernel::kMmaW1, "mma-w1+prefix/10", kMaxChunks});
+  // Every run also asks for the O projection's bf16 input (rounded and split forms in turn),
+  // written by the kernel that normalises the output or converted after it.
+  uint16_t* d_bf = ToDevice(std::vector<uint16_t>(2 * out_n, 0));
+  to_free.push_back(d_bf);
+  bool split = false;
   for (const auto& [kernel, name, chunks] : runs) {
     ASSERT_EQ(cudaMemset(d_out, 0xff, out_n * 4), cudaSuccess);  // NaN until written
+    ASSERT_EQ(cudaMemset(d_bf, 0xff, 2 * out_n * 2), cudaSuccess);
     const cu::PrefixPlan plan{d_tasks, tasks, std::max(1, chunks)};
+    split = !split;
     cu::LaunchAttention(d_q, rows, d_info, d_kv, H, Hkv, hd, d_out, sh.splits, d_po, d_pml, nullptr,
-                        kernel, chunks > 0 ? &plan : nullptr);
+                        kernel, chunks > 0 ? &plan : nullptr, d_bf, split);
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << name;
     std::vector<float> got(out_n);
     ASSERT_EQ(cudaMemcpy(got.data(), d_out, out_n * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+    {
+      SCOPED_TRACE(name);
+      ExpectGemmInput(got, d_bf, split);
+    }
     double worst = 0.0;
     for (size_t i = 0; i < out_n; ++i) {
       const double e = std::abs(got[i] - ref[i]);

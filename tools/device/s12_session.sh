@@ -8,20 +8,23 @@
 #   (3) the Mamba-1 scans and Llamba's gate write out_proj's bf16 input (no F32ToBf16Kernel);
 #   (4) PRM scoring in batches of up to 4096 tokens on the CUDA backend (PrefillBatchTokens;
 #       main scores one conversation per forward until this is measured: score_bench);
-# and two from session 13:
+# and three from session 13:
 #   (5) the f16 recurrent state (--state-dtype f16): the kernel tests (f16 cases of the SSD and
 #       Mamba-1 updates), the goldens with an f16 state (GoldenLogitsWithF16State: the f32
 #       state's bound) and its drift over 256 steps (F16StateDriftOverLongDecode) run in
 #       setup_test; PART=4 times f16 against bf16 and f32 at the SSM models' B=64/256/512;
 #   (6) RoPE + KV append on 16-byte pieces with the (cos, sin) table once per row
 #       (TTC_CUDA_ROPE_SCALAR=1: the scalar kernel): CudaRope.VectorKernelEqualsScalarAndReference
-#       in setup_test, the A/B in PART=4.
+#       in setup_test, the A/B in PART=4;
+#   (7) the one-warp attention kernels and the combine kernel write the O projection's bf16 input
+#       (CudaAttention.KernelsAgreeWithReference checks the copy); PART=1's base A/B covers it
+#       with (2) and (3).
 # PART=1 (default): build, the CUDA tests (the sampler paths id for id, the fused ops bit for bit,
 # the kernels' GEMM-input copies, the goldens), compute-sanitizer over the sampler kernels and the
 # families' batched decode, the sampler micro-benchmark (tools/bench/cuda/sampler.cc: the three
 # paths' kernel times), the A/B of (1) by its switch, and the A/B of (2)+(3) against a base
 # build whose .devbase/ holds main's engine/model.cc and engine/cuda/cuda_backend.cc (the base
-# has (1), (5) and (6) but not (2) or (3)). The CUDA test
+# has (1), (5) and (6) but not (2), (3) or (7)). The CUDA test
 # ScoreBatchEqualsOneByOne checks (4)'s batches against one by one and against the CPU.
 # PART=2: one decode step per kernel at MambaInLlama-3B and Llamba-3B B=512 (RMSNorm, SwiGLU,
 # F32ToBf16Kernel and the sampler separate (1) to (3)), and score_bench for (4).
