@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Device script for the four changes prepared in session 12 without a GPU (none was lent that
-# session; docs/perf/cuda.md, "session 12"):
+# Device script for the changes prepared without a GPU in sessions 12 and 13 (none was lent
+# either session; docs/perf/cuda.md, "session 12" and "session 13"):
 #   (1) the sampler's cluster kernel, which reads each logits row once from a cluster's shared
 #       memory (TTC_CUDA_SAMPLE_CLUSTER=0: the one-block kernel, for the A/B);
 #   (2) RmsNormMatMul / SwiGluMatMul: RMSNorm and SwiGLU skip their f32 output where a bf16 GEMM
@@ -12,10 +12,10 @@
 #   (5) the f16 recurrent state (--state-dtype f16): the kernel tests (f16 cases of the SSD and
 #       Mamba-1 updates), the goldens with an f16 state (GoldenLogitsWithF16State: the f32
 #       state's bound) and its drift over 256 steps (F16StateDriftOverLongDecode) run in
-#       setup_test; PART=4 times f16 against bf16 and f32 at the SSM models' B=64/256/512;
+#       setup_test; PART=2 times f16 against bf16 and f32 at the SSM models' B=64/256/512;
 #   (6) RoPE + KV append on 16-byte pieces with the (cos, sin) table once per row
 #       (TTC_CUDA_ROPE_SCALAR=1: the scalar kernel): CudaRope.VectorKernelEqualsScalarAndReference
-#       in setup_test, the A/B in PART=4;
+#       in setup_test, the A/B in PART=2;
 #   (7) the one-warp attention kernels and the combine kernel write the O projection's bf16 input
 #       (CudaAttention.KernelsAgreeWithReference checks the copy); PART=1's base A/B covers it
 #       with (2) and (3).
@@ -26,9 +26,11 @@
 # build whose .devbase/ holds main's engine/model.cc and engine/cuda/cuda_backend.cc (the base
 # has (1), (5) and (6) but not (2), (3) or (7)). The CUDA test
 # ScoreBatchEqualsOneByOne checks (4)'s batches against one by one and against the CPU.
-# PART=2: one decode step per kernel at MambaInLlama-3B and Llamba-3B B=512 (RMSNorm, SwiGLU,
-# F32ToBf16Kernel and the sampler separate (1) to (3)), and score_bench for (4).
-# PART=3: the table with the HF baseline. PART=4: the A/B of (6) and the timings of (5).
+# PART=2: the A/B of (6), the f32 / bf16 / f16 state timings of (5), and score_bench for (4).
+# PART=3: the table with the HF baseline. PART=4 (if device time is left): one decode step per
+# kernel at MambaInLlama-3B and Llamba-3B B=512 and Llama-1B B=256 (RMSNorm, SwiGLU,
+# F32ToBf16Kernel, RoPE and the sampler separate (1) to (3), (6) and (7)).
+# Order for a 30-minute session: 1, 2, 3, then 4. Each call <= 540 s (BUDGET).
 # Logs: $OUT/logs.tgz. Prepare .devbase before PART=1 (main's model.cc and cuda_backend.cc, the
 # latter passing its state kind as (5)'s StateStore; the branch's backend.h serves both):
 #   rm -rf .devbase; mkdir -p .devbase/engine/cuda
@@ -69,24 +71,29 @@ JSON
     el "score_bench $args rc $?"; tail -5 $L/score.log
   done
 }
-part2() {
-  setup_test 200
-  STEP_LINES=14 step_kernels mil3 mambainllama-3b 512
-  STEP_LINES=10 step_kernels llamba3 llamba-3b 512
-  score_ab
+setup_only() {  # the build (incremental on a warm machine) without the tests
+  OUT=$L timeout 200 tools/device/cuda_session.sh setup > $L/session.log 2>&1; el "setup"
+  grep -E "error|FAILED" $L/session.log | head -5
 }
-part4() {  # session 13's two: (6)'s A/B, then (5)'s state kinds
-  setup_test 200
+part2() {  # (6)'s A/B, (5)'s state kinds, (4)'s scoring
+  setup_only
   bench_ab "llama-3.2-1b:64,256 llama-3.2-3b:512" rope-scalar:TTC_CUDA_ROPE_SCALAR=1 rope-vec:TTC_NONE=1
   for st in f32 bf16 f16; do
     BENCH_ARGS="--state-dtype $st" bench state-$st TTC_NONE=1 llamba-3b 64,256,512
     BENCH_ARGS="--state-dtype $st" bench state-$st TTC_NONE=1 mambainllama-3b 512
   done
+  score_ab
 }
 part3() {
-  setup_test 200
+  setup_only
   full_table
 }
-export -f part1 part2 part3 part4 score_ab
+part4() {  # one decode step per kernel, if device time is left
+  setup_only
+  STEP_LINES=14 step_kernels mil3 mambainllama-3b 512
+  STEP_LINES=10 step_kernels llamba3 llamba-3b 512
+  STEP_LINES=10 step_kernels llama1 llama-3.2-1b 256
+}
+export -f part1 part2 part3 part4 score_ab setup_only
 timeout ${BUDGET:-540} bash -c "part${PART:-1}"
 tar czf $OUT/logs.tgz -C $L .
