@@ -162,6 +162,15 @@ Result<std::vector<ScoreResult>> ScoreChecked(Model& model, std::span<const Scor
   return out;
 }
 
+bool SameRequest(const ScoreRequest& a, const ScoreRequest& b) {
+  auto same_query = [](const ScoreQuery& x, const ScoreQuery& y) {
+    return x.position == y.position && x.token_id == y.token_id;
+  };
+  return a.token_ids == b.token_ids && a.candidate_ids == b.candidate_ids &&
+         std::equal(a.queries.begin(), a.queries.end(), b.queries.begin(), b.queries.end(),
+                    same_query);
+}
+
 // Every request checked, an error naming the request when there are several.
 Status CheckRequests(std::span<const ScoreRequest> requests, int64_t V) {
   for (size_t i = 0; i < requests.size(); ++i) {
@@ -200,31 +209,64 @@ Result<int64_t> ScoreInBatches(Model& model, std::span<const ScoreRequest> reque
                                const std::function<void(size_t, ScoreResult&&)>& on_result,
                                const std::function<bool()>& cancelled) {
   TTC_RETURN_IF_ERROR(CheckRequests(requests, model.config().vocab_size));
+  // Identical requests are scored once (a unit's samples often repeat: the default experiment's
+  // tiny models wrote 6,656 distinct completions of 19,200). `unique` holds the first of each kind,
+  // in order; copies[u] the later requests equal to unique[u].
+  std::vector<size_t> unique;
+  std::vector<std::vector<size_t>> copies;
+  {
+    std::map<std::vector<int32_t>, std::vector<size_t>> by_tokens;  // token ids -> unique indices
+    for (size_t i = 0; i < requests.size(); ++i) {
+      std::vector<size_t>& seen = by_tokens[requests[i].token_ids];
+      const auto same = std::find_if(seen.begin(), seen.end(), [&](size_t u) {
+        return SameRequest(requests[unique[u]], requests[i]);
+      });
+      if (same != seen.end()) {
+        copies[*same].push_back(i);
+        continue;
+      }
+      seen.push_back(unique.size());
+      unique.push_back(i);
+      copies.emplace_back();
+    }
+  }
+  std::vector<ScoreRequest> distinct;
+  if (unique.size() < requests.size()) {
+    distinct.reserve(unique.size());
+    for (size_t u : unique) distinct.push_back(requests[u]);
+  }
+  const std::span<const ScoreRequest> todo =
+      unique.size() < requests.size() ? std::span<const ScoreRequest>(distinct) : requests;
   // What a request adds to a batch: its tokens, less the prefix it shares with the request before
   // it in the same batch (ScoreBatch runs that prefix once).
-  std::vector<int64_t> shared_with_previous(requests.size(), 0);
-  for (const PrefixRun& run : PrefixRuns(requests)) {
+  std::vector<int64_t> shared_with_previous(todo.size(), 0);
+  for (const PrefixRun& run : PrefixRuns(todo)) {
     for (size_t i = run.first + 1; i <= run.last; ++i) shared_with_previous[i] = run.shared;
   }
   int64_t forwards = 0;
-  for (size_t begin = 0; begin < requests.size();) {
+  for (size_t begin = 0; begin < todo.size();) {
     if (cancelled && cancelled()) return Unavailable("scoring cancelled");
     size_t end = begin;
     int64_t tokens = 0;
     auto cost = [&](size_t i) {
-      const auto L = static_cast<int64_t>(requests[i].token_ids.size());
+      const auto L = static_cast<int64_t>(todo[i].token_ids.size());
       return i > begin ? L - shared_with_previous[i] : L;
     };
-    while (end < requests.size() &&
+    while (end < todo.size() &&
            ScoreBatchFits(static_cast<int64_t>(end - begin), tokens, cost(end), max_tokens)) {
       tokens += cost(end);
       ++end;
     }
-    auto results = ScoreChecked(model, requests.subspan(begin, end - begin), &forwards);
+    auto results = ScoreChecked(model, todo.subspan(begin, end - begin), &forwards);
     if (!results.ok()) {
-      return results.status().WithContext(fmt::format("score requests {} to {}", begin, end - 1));
+      return results.status().WithContext(
+          fmt::format("score requests {} to {}", unique[begin], unique[end - 1]));
     }
-    for (size_t i = begin; i < end; ++i) on_result(i, std::move((*results)[i - begin]));
+    for (size_t u = begin; u < end; ++u) {
+      ScoreResult& r = (*results)[u - begin];
+      for (size_t c : copies[u]) on_result(c, ScoreResult(r));
+      on_result(unique[u], std::move(r));
+    }
     begin = end;
   }
   return forwards;

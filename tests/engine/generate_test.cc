@@ -391,7 +391,7 @@ TEST(Score, BatchEqualsOneByOne) {
 // ScoreInBatches: batches of up to 60 tokens (17 + 1 + 40, then 9, then 70 alone), results in
 // order and equal to Score's; a cancel before the first batch delivers nothing; a bad request is
 // refused, by its index, before any batch runs. Requests that begin alike take two passes per
-// batch (the shared prefix, then the rest).
+// batch (the shared prefix, then the rest); repeated requests are scored once.
 TEST(Score, InBatchesInOrderCancelledAndRefused) {
   auto model = LoadLlama();
   ASSERT_TRUE(model);
@@ -431,6 +431,27 @@ TEST(Score, InBatchesInOrderCancelledAndRefused) {
     auto one = engine::Score(*model, alike[i]);
     ASSERT_TRUE(one.ok());
     EXPECT_EQ(alike_got[i].candidate_logits, one->candidate_logits) << "alike request " << i;
+  }
+  // Repeated requests are scored once: {17, 1, 17, 40, 1, 17'} (the last 17 with another query)
+  // takes one batch of four distinct requests; every index gets its result, equal to Score's.
+  std::vector<engine::ScoreRequest> repeated = {reqs[0], reqs[1], reqs[0],
+                                                reqs[2], reqs[1], reqs[0]};
+  repeated[5].queries[0].token_id = 4;
+  std::vector<int> delivered(repeated.size(), 0);
+  std::vector<engine::ScoreResult> rep_got(repeated.size());
+  auto once =
+      engine::ScoreInBatches(*model, repeated, 1000, [&](size_t i, engine::ScoreResult&& r) {
+        ++delivered[i];
+        rep_got[i] = std::move(r);
+      });
+  ASSERT_TRUE(once.ok()) << once.status().ToString();
+  EXPECT_EQ(*once, 1);
+  EXPECT_EQ(delivered, std::vector<int>(repeated.size(), 1));
+  for (size_t i = 0; i < repeated.size(); ++i) {
+    auto one = engine::Score(*model, repeated[i]);
+    ASSERT_TRUE(one.ok());
+    EXPECT_EQ(rep_got[i].logprobs, one->logprobs) << "repeated request " << i;
+    EXPECT_EQ(rep_got[i].candidate_logits, one->candidate_logits) << "repeated request " << i;
   }
   order.clear();
   auto cancelled = engine::ScoreInBatches(
