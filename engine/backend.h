@@ -236,10 +236,10 @@ class Backend {
   // pipelined step is computed for the samples that stopped one step earlier for nothing.
   virtual bool PrefersPipelinedDecode() const { return false; }
   // How many tokens a forward over several sequences' whole prompts (ScoreInBatches: PRM scoring)
-  // should hold at most; 0: one sequence per forward. The default is 0, which the CPU keeps: its
-  // GEMMs are already as efficient at a few hundred rows (score_bench: batches of up to 4,096
-  // tokens 0.98-1.04x the speed of one conversation per forward). A backend whose forward of a few
-  // hundred rows leaves hardware idle overrides it.
+  // should hold at most; 0: one sequence per forward. A batch shares the prefix its conversations
+  // have in common (engine::ScoreBatch), which pays on any backend; beyond that, more rows per
+  // forward pay only where a forward of a few hundred rows leaves hardware idle (a GPU; the CPU's
+  // GEMMs are as efficient at a few hundred rows: score_bench 0.98-1.04x without a shared prefix).
   virtual int64_t PrefillBatchTokens() const { return 0; }
 
   // Called by the model before the ops of every forward, after validation. `sample` is the

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <span>
@@ -38,42 +39,119 @@ Status CheckRequest(const ScoreRequest& req, int64_t V) {
   return Status::Ok();
 }
 
-// ScoreBatch on requests already checked (CheckRequest).
-Result<std::vector<ScoreResult>> ScoreChecked(Model& model,
-                                              std::span<const ScoreRequest> requests) {
+// Runs of consecutive requests whose token sequences begin alike (ScoreBatch's prefix sharing):
+// requests [first, last] share their first `shared` tokens (0: the run is one request, or too
+// little is shared to be worth a pass of its own).
+struct PrefixRun {
+  size_t first = 0, last = 0;
+  int64_t shared = 0;
+};
+
+int64_t CommonPrefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
+  const auto [ia, ib] = std::mismatch(a.begin(), a.end(), b.begin(), b.end());
+  return ia - a.begin();
+}
+
+// Greedy: a request joins the current run while the run keeps at least kMinSharedPrefix tokens in
+// common, every member keeping one token of its own (its slot forks from the prefix and then runs
+// at least one row).
+std::vector<PrefixRun> PrefixRuns(std::span<const ScoreRequest> requests) {
+  std::vector<PrefixRun> runs;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const auto L = static_cast<int64_t>(requests[i].token_ids.size());
+    if (!runs.empty()) {
+      PrefixRun& r = runs.back();
+      const ScoreRequest& lead = requests[r.first];
+      int64_t shared = std::min(CommonPrefix(lead.token_ids, requests[i].token_ids), L - 1);
+      if (r.first == r.last) shared = std::min<int64_t>(shared, lead.token_ids.size() - 1);
+      shared = r.first == r.last ? shared : std::min(shared, r.shared);
+      if (shared >= kMinSharedPrefix) {
+        r.last = i;
+        r.shared = shared;
+        continue;
+      }
+    }
+    runs.push_back({i, i, 0});
+  }
+  return runs;
+}
+
+// ScoreBatch on requests already checked (CheckRequest); *forwards counts the passes.
+Result<std::vector<ScoreResult>> ScoreChecked(Model& model, std::span<const ScoreRequest> requests,
+                                              int64_t* forwards = nullptr) {
   const int64_t V = model.config().vocab_size;
   if (requests.empty()) return std::vector<ScoreResult>{};
-  // One sequence per slot, rows in request order; the LM head runs once per distinct scored
-  // position of each request.
-  BatchLayout batch;
-  std::vector<int32_t> tokens;
-  std::vector<int64_t> rows;
-  std::vector<std::map<int64_t, size_t>> row_of(requests.size());
+  // Each request in its own slot (slot i). A run of requests that begin alike first runs their
+  // common prefix once, in its first request's slot, then forks it into the others' slots
+  // (StateCache::CopySlot, as Generate forks a prompt into its samples); the second pass runs every
+  // request's remaining tokens. The rows are the same rows a single pass would run, in two parts,
+  // so the logits are too (bit for bit on the CPU backend). The LM head runs once per distinct
+  // scored position of each request (once per run for a position inside the shared prefix).
+  const std::vector<PrefixRun> runs = PrefixRuns(requests);
+  std::vector<int64_t> start(requests.size(), 0);  // first token of request i in the second pass
+  BatchLayout prefix_batch, batch;
+  std::vector<int32_t> prefix_tokens, tokens;
+  std::vector<int64_t> prefix_rows, rows;
+  // (pass, row) of each request's scored positions.
+  std::vector<std::map<int64_t, std::pair<int, size_t>>> row_of(requests.size());
+  int64_t prefix_offset = 0;
+  for (const PrefixRun& run : runs) {
+    if (run.shared == 0) continue;
+    const ScoreRequest& lead = requests[run.first];
+    prefix_batch.seqs.push_back({static_cast<int>(run.first), 0, run.shared});
+    prefix_tokens.insert(prefix_tokens.end(), lead.token_ids.begin(),
+                         lead.token_ids.begin() + run.shared);
+    std::map<int64_t, size_t> run_rows;
+    for (size_t i = run.first; i <= run.last; ++i) {
+      start[i] = run.shared;
+      for (const auto& q : requests[i].queries) {
+        if (q.position >= run.shared) continue;
+        auto [it, added] = run_rows.emplace(q.position, prefix_rows.size());
+        if (added) prefix_rows.push_back(prefix_offset + q.position);
+        row_of[i].emplace(q.position, std::pair{0, it->second});
+      }
+    }
+    prefix_offset += run.shared;
+  }
   int64_t offset = 0;
   for (size_t i = 0; i < requests.size(); ++i) {
     const ScoreRequest& req = requests[i];
     const auto L = static_cast<int64_t>(req.token_ids.size());
-    batch.seqs.push_back({static_cast<int>(i), 0, L});
-    tokens.insert(tokens.end(), req.token_ids.begin(), req.token_ids.end());
+    batch.seqs.push_back({static_cast<int>(i), start[i], L - start[i]});
+    tokens.insert(tokens.end(), req.token_ids.begin() + start[i], req.token_ids.end());
     for (const auto& q : req.queries) {
-      if (row_of[i].emplace(q.position, rows.size()).second) rows.push_back(offset + q.position);
+      if (q.position < start[i] || row_of[i].count(q.position) > 0) continue;
+      row_of[i].emplace(q.position, std::pair{1, rows.size()});
+      rows.push_back(offset + q.position - start[i]);
     }
-    offset += L;
+    offset += L - start[i];
   }
   TTC_ASSIGN_OR_RETURN(auto state, model.NewState(static_cast<int>(requests.size())));
-  std::vector<float> logits;
-  TTC_RETURN_IF_ERROR(model.Forward(state.get(), batch, tokens, rows, &logits));
-  std::vector<std::vector<float>> logp_rows(rows.size());
+  std::vector<float> logits[2];
+  if (!prefix_batch.seqs.empty()) {
+    TTC_RETURN_IF_ERROR(model.Forward(state.get(), prefix_batch, prefix_tokens, prefix_rows,
+                                      prefix_rows.empty() ? nullptr : &logits[0]));
+    for (const PrefixRun& run : runs) {
+      for (size_t i = run.first + 1; run.shared > 0 && i <= run.last; ++i) {
+        state->CopySlot(static_cast<int>(run.first), static_cast<int>(i));
+      }
+    }
+    if (forwards != nullptr) ++*forwards;
+  }
+  TTC_RETURN_IF_ERROR(model.Forward(state.get(), batch, tokens, rows, &logits[1]));
+  if (forwards != nullptr) ++*forwards;
+  std::map<std::pair<int, size_t>, std::vector<float>> logp_rows;
   std::vector<ScoreResult> out(requests.size());
   for (size_t i = 0; i < requests.size(); ++i) {
     for (const auto& q : requests[i].queries) {
-      const size_t r = row_of[i].at(q.position);
-      std::span<const float> row(logits.data() + r * V, static_cast<size_t>(V));
-      if (logp_rows[r].empty()) {
-        logp_rows[r].resize(static_cast<size_t>(V));
-        LogSoftmax(row, logp_rows[r]);
+      const auto at = row_of[i].at(q.position);
+      std::span<const float> row(logits[at.first].data() + at.second * V, static_cast<size_t>(V));
+      std::vector<float>& logp = logp_rows[at];
+      if (logp.empty()) {
+        logp.resize(static_cast<size_t>(V));
+        LogSoftmax(row, logp);
       }
-      const float lp = logp_rows[r][static_cast<size_t>(q.token_id)];
+      const float lp = logp[static_cast<size_t>(q.token_id)];
       out[i].logprobs.push_back(lp);
       out[i].probs.push_back(std::exp(lp));
       for (int32_t c : requests[i].candidate_ids) {
@@ -82,6 +160,15 @@ Result<std::vector<ScoreResult>> ScoreChecked(Model& model,
     }
   }
   return out;
+}
+
+bool SameRequest(const ScoreRequest& a, const ScoreRequest& b) {
+  auto same_query = [](const ScoreQuery& x, const ScoreQuery& y) {
+    return x.position == y.position && x.token_id == y.token_id;
+  };
+  return a.token_ids == b.token_ids && a.candidate_ids == b.candidate_ids &&
+         std::equal(a.queries.begin(), a.queries.end(), b.queries.begin(), b.queries.end(),
+                    same_query);
 }
 
 // Every request checked, an error naming the request when there are several.
@@ -122,22 +209,64 @@ Result<int64_t> ScoreInBatches(Model& model, std::span<const ScoreRequest> reque
                                const std::function<void(size_t, ScoreResult&&)>& on_result,
                                const std::function<bool()>& cancelled) {
   TTC_RETURN_IF_ERROR(CheckRequests(requests, model.config().vocab_size));
+  // Identical requests are scored once (a unit's samples often repeat: the default experiment's
+  // tiny models wrote 6,656 distinct completions of 19,200). `unique` holds the first of each kind,
+  // in order; copies[u] the later requests equal to unique[u].
+  std::vector<size_t> unique;
+  std::vector<std::vector<size_t>> copies;
+  {
+    std::map<std::vector<int32_t>, std::vector<size_t>> by_tokens;  // token ids -> unique indices
+    for (size_t i = 0; i < requests.size(); ++i) {
+      std::vector<size_t>& seen = by_tokens[requests[i].token_ids];
+      const auto same = std::find_if(seen.begin(), seen.end(), [&](size_t u) {
+        return SameRequest(requests[unique[u]], requests[i]);
+      });
+      if (same != seen.end()) {
+        copies[*same].push_back(i);
+        continue;
+      }
+      seen.push_back(unique.size());
+      unique.push_back(i);
+      copies.emplace_back();
+    }
+  }
+  std::vector<ScoreRequest> distinct;
+  if (unique.size() < requests.size()) {
+    distinct.reserve(unique.size());
+    for (size_t u : unique) distinct.push_back(requests[u]);
+  }
+  const std::span<const ScoreRequest> todo =
+      unique.size() < requests.size() ? std::span<const ScoreRequest>(distinct) : requests;
+  // What a request adds to a batch: its tokens, less the prefix it shares with the request before
+  // it in the same batch (ScoreBatch runs that prefix once).
+  std::vector<int64_t> shared_with_previous(todo.size(), 0);
+  for (const PrefixRun& run : PrefixRuns(todo)) {
+    for (size_t i = run.first + 1; i <= run.last; ++i) shared_with_previous[i] = run.shared;
+  }
   int64_t forwards = 0;
-  for (size_t begin = 0; begin < requests.size(); ++forwards) {
+  for (size_t begin = 0; begin < todo.size();) {
     if (cancelled && cancelled()) return Unavailable("scoring cancelled");
     size_t end = begin;
     int64_t tokens = 0;
-    while (end < requests.size() &&
-           ScoreBatchFits(static_cast<int64_t>(end - begin), tokens,
-                          static_cast<int64_t>(requests[end].token_ids.size()), max_tokens)) {
-      tokens += static_cast<int64_t>(requests[end].token_ids.size());
+    auto cost = [&](size_t i) {
+      const auto L = static_cast<int64_t>(todo[i].token_ids.size());
+      return i > begin ? L - shared_with_previous[i] : L;
+    };
+    while (end < todo.size() &&
+           ScoreBatchFits(static_cast<int64_t>(end - begin), tokens, cost(end), max_tokens)) {
+      tokens += cost(end);
       ++end;
     }
-    auto results = ScoreChecked(model, requests.subspan(begin, end - begin));
+    auto results = ScoreChecked(model, todo.subspan(begin, end - begin), &forwards);
     if (!results.ok()) {
-      return results.status().WithContext(fmt::format("score requests {} to {}", begin, end - 1));
+      return results.status().WithContext(
+          fmt::format("score requests {} to {}", unique[begin], unique[end - 1]));
     }
-    for (size_t i = begin; i < end; ++i) on_result(i, std::move((*results)[i - begin]));
+    for (size_t u = begin; u < end; ++u) {
+      ScoreResult& r = (*results)[u - begin];
+      for (size_t c : copies[u]) on_result(c, ScoreResult(r));
+      on_result(unique[u], std::move(r));
+    }
     begin = end;
   }
   return forwards;

@@ -42,8 +42,12 @@ Result<ScoreResult> Score(Model& model, const ScoreRequest& request);
 // on each, in order (on the CPU backend bit for bit; on the CUDA backend the GEMMs see more rows,
 // so their inputs may be rounded where a lone short request's were split, within bf16 precision).
 // One forward fills a GPU where a request of a few hundred tokens cannot; the caller keeps the
-// batch to what the backend wants (Backend::PrefillBatchTokens, ScoreBatchFits). Errors: as
-// Score, naming the request.
+// batch to what the backend wants (Backend::PrefillBatchTokens, ScoreBatchFits). Consecutive
+// requests that begin with the same kMinSharedPrefix or more tokens (a PRM's conversations of one
+// question: the header and the question) share them: a first pass runs the common prefix once and
+// forks it into each request's slot, the second pass runs the rest, so those tokens go through the
+// model once instead of once per request. Errors: as Score, naming the request.
+inline constexpr int64_t kMinSharedPrefix = 16;
 Result<std::vector<ScoreResult>> ScoreBatch(Model& model, std::span<const ScoreRequest> requests);
 
 // Whether a request of `tokens` tokens may join a batch already holding `batch_requests` requests
@@ -54,10 +58,15 @@ bool ScoreBatchFits(int64_t batch_requests, int64_t batch_tokens, int64_t tokens
                     int64_t max_tokens);
 
 // Scores `requests` in order, in batches that ScoreBatchFits allows with max_tokens (0: one per
-// forward), calling on_result(i, result) for each request as its batch finishes; returns the
-// number of forward passes. Every request is checked first (an error names it, and nothing is
-// scored). Stops with Unavailable when `cancelled` (asked before each batch) says so, and at a
-// forward's error, naming the batch's requests; the results before it have been delivered.
+// forward; a request that shares a prefix with the one before it counts only its own tokens),
+// calling on_result(i, result) for each request as its batch finishes; a request equal to an
+// earlier one (tokens, queries and candidates) is not scored again but gets that one's result,
+// delivered just before it. Returns the
+// number of forward passes (two for a batch with a shared prefix, see ScoreBatch). Order the
+// requests so that those with a common beginning are adjacent. Every request is checked first (an
+// error names it, and nothing is scored). Stops with Unavailable when `cancelled` (asked before
+// each batch) says so, and at a forward's error, naming the batch's requests; the results before it
+// have been delivered.
 Result<int64_t> ScoreInBatches(Model& model, std::span<const ScoreRequest> requests,
                                int64_t max_tokens,
                                const std::function<void(size_t, ScoreResult&&)>& on_result,

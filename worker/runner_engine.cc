@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <numeric>
 #include <thread>
 
 #include "engine/chat.h"
@@ -255,10 +256,17 @@ class EngineRunner : public UnitRunner {
     // Every item's request first, then the requests in batches of the backend's size
     // (engine::ScoreInBatches, Backend::PrefillBatchTokens): one forward over several samples'
     // conversations fills a GPU where one sample of a few hundred tokens cannot (issue 9: "PRM
-    // scoring still fills the GPU"); the CPU backend takes one sample per forward.
+    // scoring still fills the GPU"), and the conversations of one question, made adjacent here,
+    // run their common beginning (the header and the question) once per batch.
+    std::vector<size_t> order(unit.score_items.size());
+    std::iota(order.begin(), order.end(), size_t{0});
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return unit.score_items[a].problem_index < unit.score_items[b].problem_index;
+    });
     std::vector<engine::ScoreRequest> reqs;
     reqs.reserve(unit.score_items.size());
-    for (const protocol::ScoreItem& item : unit.score_items) {
+    for (const size_t n : order) {
+      const protocol::ScoreItem& item = unit.score_items[n];
       if (hooks.cancel && hooks.cancel->load()) return Unavailable("unit cancelled");
       // evaluation.md §6.2-6.3: steps split on "\n\n"; the first user turn is "question + ' ' +
       // step 1"; every assistant turn is "+"; no system prompt.
@@ -296,7 +304,7 @@ class EngineRunner : public UnitRunner {
         *model_, reqs, model_->backend().PrefillBatchTokens(),
         [&](size_t i, engine::ScoreResult&& res) {
           protocol::ScoresResult out;
-          out.sample_id = unit.score_items[i].sample_id;
+          out.sample_id = unit.score_items[order[i]].sample_id;
           for (size_t k = 0; k < reqs[i].queries.size(); ++k) {  // one query per step
             out.scores.push_back(engine::PlusProbability(res.candidate_logits[2 * k],
                                                          res.candidate_logits[2 * k + 1]));

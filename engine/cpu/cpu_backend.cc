@@ -378,6 +378,9 @@ class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(int threads) : threads_(threads) {}
   std::string name() const override { return fmt::format("cpu ({} threads)", threads_); }
+  // Batches for the prefix their conversations share (score_bench: 1.36x with a third of each
+  // request shared in groups of 32; without one, batches are as fast as one per forward).
+  int64_t PrefillBatchTokens() const override { return 4096; }
 
   Result<std::unique_ptr<Weight>> Upload(std::span<const HostMatrix> blocks) override {
     if (blocks.empty()) return InvalidArgument("cpu backend: upload of no blocks");

@@ -230,7 +230,8 @@ TEST_P(CudaFamily, BatchedDecodeEqualsSingle) {
 }
 
 // PRM scoring in batches (engine::ScoreBatch: several sequences' whole prompts in one forward,
-// each in its own slot) against the same requests one per forward, and against the CPU backend.
+// each in its own slot, a run with a common beginning forked from one pass over it) against the
+// same requests one per forward, and against the CPU backend.
 // The lengths put one request alone under the 128-row split threshold (f32-exact GEMM inputs) and
 // the batch over it (rounded inputs), so the bound is kBf16Tol, as for the goldens.
 TEST_P(CudaFamily, ScoreBatchEqualsOneByOne) {
@@ -239,8 +240,15 @@ TEST_P(CudaFamily, ScoreBatchEqualsOneByOne) {
   auto cpu = engine::LoadModel(dir, {.threads = 2});
   ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
   const int64_t V = (*model)->config().vocab_size;
-  const std::vector<engine::ScoreRequest> reqs =
-      testing::RandomScoreRequests(V, {9, 1, 40, 130, 17}, 19);
+  std::vector<engine::ScoreRequest> reqs =
+      testing::RandomScoreRequests(V, {9, 1, 40, 130, 17, 27, 34, 61, 25}, 19);
+  // The last four begin with the same 24 tokens (a run that ScoreBatch runs once and forks: the
+  // forked slots then take several tokens each, on the shared prefix block), one of them also
+  // scored inside the prefix.
+  for (size_t i = 6; i < reqs.size(); ++i) {
+    std::copy(reqs[5].token_ids.begin(), reqs[5].token_ids.begin() + 24, reqs[i].token_ids.begin());
+  }
+  reqs[7].queries.push_back({10, 3});
   auto batch = engine::ScoreBatch(**model, reqs);
   ASSERT_TRUE(batch.ok()) << batch.status().ToString();
   float vs_one = 0, vs_cpu = 0;
@@ -260,8 +268,8 @@ TEST_P(CudaFamily, ScoreBatchEqualsOneByOne) {
   }
   EXPECT_LE(vs_one, kBf16Tol) << GetParam();
   EXPECT_LE(vs_cpu, kBf16Tol) << GetParam();
-  std::cout << "[cuda] " << GetParam() << ": score batch of 5 vs one by one max diff " << vs_one
-            << ", vs the CPU backend " << vs_cpu << "\n";
+  std::cout << "[cuda] " << GetParam() << ": score batch of 9 (4 sharing a prefix) vs one by one "
+            << "max diff " << vs_one << ", vs the CPU backend " << vs_cpu << "\n";
 }
 
 // Two prompts forked into 6 and 3 slots and decoded together: the shared prefixes walked once per

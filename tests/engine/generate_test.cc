@@ -338,6 +338,41 @@ TEST(Score, BatchEqualsOneByOne) {
       EXPECT_EQ((*batch)[i].probs, one->probs) << "request " << i;
       EXPECT_EQ((*batch)[i].candidate_logits, one->candidate_logits) << "request " << i;
     }
+    // Runs of requests that begin alike: {0, 1, 2} share 30 tokens (2 only 30 of its 31, and
+    // 0 and 1 are scored inside the prefix, at its last token and past it), 3 shares nothing
+    // and ends the run, {4, 5} share 20 (5 is 4's first 21 tokens). Each part equal to Score.
+    std::mt19937 gen(11);
+    const auto V = static_cast<int32_t>((*model)->config().vocab_size);
+    std::uniform_int_distribution<int32_t> id(0, V - 1);
+    auto ids = [&](int64_t n) {
+      std::vector<int32_t> v(static_cast<size_t>(n));
+      for (auto& x : v) x = id(gen);
+      return v;
+    };
+    const std::vector<int32_t> p30 = ids(30), p20 = ids(20);
+    std::vector<engine::ScoreRequest> shared(6);
+    for (size_t i = 0; i < shared.size(); ++i) {
+      const std::vector<int32_t>& head = i < 3 ? p30 : i == 3 ? std::vector<int32_t>{} : p20;
+      const int64_t own = std::vector<int64_t>{12, 5, 1, 25, 9, 1}[i];
+      shared[i].token_ids = head;
+      for (int32_t t : ids(own)) shared[i].token_ids.push_back(t);
+      const auto L = static_cast<int64_t>(shared[i].token_ids.size());
+      shared[i].queries = {{L - 1, id(gen)}, {L / 2, id(gen)}};
+      shared[i].candidate_ids = {id(gen), id(gen)};
+    }
+    shared[5].token_ids.assign(shared[4].token_ids.begin(), shared[4].token_ids.begin() + 21);
+    shared[5].queries = {{20, 1}, {3, 2}};
+    shared[0].queries.push_back({3, 4});
+    shared[0].queries.push_back({29, 5});
+    shared[1].queries.push_back({3, 6});
+    auto sb = engine::ScoreBatch(**model, shared);
+    ASSERT_TRUE(sb.ok()) << sb.status().ToString();
+    for (size_t i = 0; i < shared.size(); ++i) {
+      auto one = engine::Score(**model, shared[i]);
+      ASSERT_TRUE(one.ok()) << one.status().ToString();
+      EXPECT_EQ((*sb)[i].logprobs, one->logprobs) << "shared-prefix request " << i;
+      EXPECT_EQ((*sb)[i].candidate_logits, one->candidate_logits) << "shared-prefix request " << i;
+    }
     reqs[2].queries.push_back({40, 1});  // past the end of its 40 tokens
     auto bad = engine::ScoreBatch(**model, reqs);
     ASSERT_FALSE(bad.ok());
@@ -355,7 +390,8 @@ TEST(Score, BatchEqualsOneByOne) {
 
 // ScoreInBatches: batches of up to 60 tokens (17 + 1 + 40, then 9, then 70 alone), results in
 // order and equal to Score's; a cancel before the first batch delivers nothing; a bad request is
-// refused, by its index, before any batch runs.
+// refused, by its index, before any batch runs. Requests that begin alike take two passes per
+// batch (the shared prefix, then the rest); repeated requests are scored once.
 TEST(Score, InBatchesInOrderCancelledAndRefused) {
   auto model = LoadLlama();
   ASSERT_TRUE(model);
@@ -380,6 +416,42 @@ TEST(Score, InBatchesInOrderCancelledAndRefused) {
     auto one = engine::Score(*model, reqs[i]);
     ASSERT_TRUE(one.ok());
     EXPECT_EQ(got[i].candidate_logits, one->candidate_logits) << "request " << i;
+  }
+  // Four requests of 40 tokens whose first 24 are the same: one batch, two passes.
+  std::vector<engine::ScoreRequest> alike(4, reqs[2]);
+  for (size_t i = 0; i < alike.size(); ++i) {
+    for (size_t t = 24; t < 40; ++t) alike[i].token_ids[t] = static_cast<int32_t>(100 * i + t);
+  }
+  std::vector<engine::ScoreResult> alike_got(alike.size());
+  auto two = engine::ScoreInBatches(
+      *model, alike, 200, [&](size_t i, engine::ScoreResult&& r) { alike_got[i] = std::move(r); });
+  ASSERT_TRUE(two.ok()) << two.status().ToString();
+  EXPECT_EQ(*two, 2);
+  for (size_t i = 0; i < alike.size(); ++i) {
+    auto one = engine::Score(*model, alike[i]);
+    ASSERT_TRUE(one.ok());
+    EXPECT_EQ(alike_got[i].candidate_logits, one->candidate_logits) << "alike request " << i;
+  }
+  // Repeated requests are scored once: {17, 1, 17, 40, 1, 17'} (the last 17 with another query)
+  // takes one batch of four distinct requests; every index gets its result, equal to Score's.
+  std::vector<engine::ScoreRequest> repeated = {reqs[0], reqs[1], reqs[0],
+                                                reqs[2], reqs[1], reqs[0]};
+  repeated[5].queries[0].token_id = 4;
+  std::vector<int> delivered(repeated.size(), 0);
+  std::vector<engine::ScoreResult> rep_got(repeated.size());
+  auto once =
+      engine::ScoreInBatches(*model, repeated, 1000, [&](size_t i, engine::ScoreResult&& r) {
+        ++delivered[i];
+        rep_got[i] = std::move(r);
+      });
+  ASSERT_TRUE(once.ok()) << once.status().ToString();
+  EXPECT_EQ(*once, 1);
+  EXPECT_EQ(delivered, std::vector<int>(repeated.size(), 1));
+  for (size_t i = 0; i < repeated.size(); ++i) {
+    auto one = engine::Score(*model, repeated[i]);
+    ASSERT_TRUE(one.ok());
+    EXPECT_EQ(rep_got[i].logprobs, one->logprobs) << "repeated request " << i;
+    EXPECT_EQ(rep_got[i].candidate_logits, one->candidate_logits) << "repeated request " << i;
   }
   order.clear();
   auto cancelled = engine::ScoreInBatches(

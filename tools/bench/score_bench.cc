@@ -6,10 +6,13 @@
 // (default 4096); the worker takes the backend's Backend::PrefillBatchTokens, printed beside the
 // table (0: one request per forward). Random bf16 weights from a config: the
 // built-in small Llama of generate_bench, or any folder's config.json (--model DIR, e.g. a
-// Llama-3.2-1B config for a real PRM's shape). Prints the median of --repeats runs of each way, and
-// the largest difference between the two ways' candidate logits (0 on the CPU backend).
+// Llama-3.2-1B config for a real PRM's shape). With --shared N, consecutive groups of --group
+// requests begin with the same N tokens (a PRM unit's conversations of one question), which the
+// batches share (engine::ScoreBatch); the requests keep about --tokens tokens each. Prints the
+// median of --repeats runs of each way, and the largest difference between the two ways'
+// candidate logits (0 on the CPU backend).
 // Usage: score_bench [--model DIR] [--backend cpu|cuda] [--requests 64] [--tokens 300]
-//   [--queries 8] [--batch-tokens 4096] [--repeats 3] [--threads 0]
+//   [--queries 8] [--batch-tokens 4096] [--shared 0] [--group 32] [--repeats 3] [--threads 0]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -42,7 +45,8 @@ double Seconds(std::chrono::steady_clock::time_point t0) {
 
 int main(int argc, char** argv) {
   std::string model_dir, backend = "cpu";
-  int requests = 64, tokens = 300, queries = 8, repeats = 3, threads = 0, batch_tokens = 4096;
+  int requests = 64, tokens = 300, queries = 8, repeats = 3, threads = 0, batch_tokens = 4096,
+      shared = 0, group = 32;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--model") {
@@ -59,6 +63,10 @@ int main(int argc, char** argv) {
       repeats = std::atoi(argv[i + 1]);
     } else if (flag == "--batch-tokens") {
       batch_tokens = std::atoi(argv[i + 1]);
+    } else if (flag == "--shared") {
+      shared = std::atoi(argv[i + 1]);
+    } else if (flag == "--group") {
+      group = std::atoi(argv[i + 1]);
     } else if (flag == "--threads") {
       threads = std::atoi(argv[i + 1]);
     } else {
@@ -74,10 +82,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "score_bench: --backend %s (expected cpu or cuda)\n", backend.c_str());
     return 2;
   }
-  if (requests < 1 || tokens < 8 || queries < 1 || repeats < 1 || batch_tokens < 0) {
+  if (requests < 1 || tokens < 8 || queries < 1 || repeats < 1 || batch_tokens < 0 || shared < 0 ||
+      shared >= tokens * 3 / 4 || group < 1) {
     std::fprintf(stderr,
-                 "score_bench: --requests, --queries and --repeats must be >= 1, --tokens >= 8 "
-                 "and --batch-tokens >= 0\n");
+                 "score_bench: --requests, --queries, --repeats and --group must be >= 1, --tokens "
+                 ">= 8, --batch-tokens >= 0 and --shared from 0 to below 3/4 of --tokens\n");
     return 2;
   }
   ModelOptions options;
@@ -94,17 +103,27 @@ int main(int argc, char** argv) {
   std::uniform_int_distribution<int> len(tokens * 3 / 4, tokens * 5 / 4);
   std::vector<ScoreRequest> reqs(static_cast<size_t>(requests));
   int64_t total_tokens = 0;
-  for (ScoreRequest& r : reqs) {
+  std::vector<int32_t> head;
+  for (size_t n = 0; n < reqs.size(); ++n) {
+    ScoreRequest& r = reqs[n];
     const int L = len(gen);
-    for (int i = 0; i < L; ++i) r.token_ids.push_back(id(gen));
+    if (n % static_cast<size_t>(group) == 0) {
+      head.clear();
+      for (int i = 0; i < shared; ++i) head.push_back(id(gen));
+    }
+    r.token_ids = head;
+    for (int i = shared; i < L; ++i) r.token_ids.push_back(id(gen));
+    // The steps' positions spread over the request's own tokens (a PRM scores after each step).
     for (int q = 1; q <= queries; ++q)
-      r.queries.push_back({int64_t{L} * q / (queries + 1), id(gen)});
+      r.queries.push_back({shared + int64_t{L - shared} * q / (queries + 1), id(gen)});
     r.candidate_ids = {id(gen), id(gen)};
     total_tokens += L;
   }
   std::printf("model: %s\n", (*model)->Describe().c_str());
-  std::printf("%d requests, %lld tokens in all, %d scored positions each; median of %d runs\n",
-              requests, static_cast<long long>(total_tokens), queries, repeats);
+  std::printf(
+      "%d requests, %lld tokens in all, %d scored positions each, groups of %d sharing their first "
+      "%d tokens; median of %d runs\n",
+      requests, static_cast<long long>(total_tokens), queries, group, shared, repeats);
   std::vector<ScoreResult> one(reqs.size()), batched(reqs.size());
   std::vector<double> t_one, t_batch;
   int64_t batches = 0;
