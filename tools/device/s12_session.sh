@@ -56,7 +56,8 @@ part1() {
   base_ab fused llama-3.2-1b:256 mambainllama-3b:512 llamba-3b:512 llama-3.2-3b:512
 }
 score_ab() {  # (4): PRM scoring one conversation per forward vs batches of up to 4096 tokens, at
-  # Llama-3.2-1B's shape (a 1B PRM) and the small Llama, with random weights
+  # Llama-3.2-1B's shape (a 1B PRM) and the small Llama, with random weights; also with groups of
+  # 32 conversations sharing their first 150 tokens (main's prefix sharing, session 13)
   mkdir -p /tmp/prm1b
   cat > /tmp/prm1b/config.json << 'JSON'
 {"architectures": ["LlamaForCausalLM"], "hidden_size": 2048, "intermediate_size": 8192,
@@ -66,7 +67,9 @@ score_ab() {  # (4): PRM scoring one conversation per forward vs batches of up t
   "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}}
 JSON
   cmake --build build-dev -j 16 --target score_bench > $L/build-score.log 2>&1
-  for args in "--model /tmp/prm1b --requests 128 --tokens 400" "--requests 256 --tokens 300"; do
+  for args in "--model /tmp/prm1b --requests 128 --tokens 400" \
+    "--model /tmp/prm1b --requests 128 --tokens 400 --shared 150 --group 32" \
+    "--requests 256 --tokens 300"; do
     timeout 120 build-dev/bench/score_bench --backend cuda $args --repeats 3 > $L/score.log 2>&1
     el "score_bench $args rc $?"; tail -5 $L/score.log
   done
