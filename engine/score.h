@@ -59,14 +59,13 @@ bool ScoreBatchFits(int64_t batch_requests, int64_t batch_tokens, int64_t tokens
 
 // Scores `requests` in order, in batches that ScoreBatchFits allows with max_tokens (0: one per
 // forward; a request that shares a prefix with the one before it counts only its own tokens),
-// calling on_result(i, result) for each request as its batch finishes; a request equal to an
-// earlier one (tokens, queries and candidates) is not scored again but gets that one's result,
-// delivered just before it. Returns the
-// number of forward passes (two for a batch with a shared prefix, see ScoreBatch). Order the
-// requests so that those with a common beginning are adjacent. Every request is checked first (an
-// error names it, and nothing is scored). Stops with Unavailable when `cancelled` (asked before
-// each batch) says so, and at a forward's error, naming the batch's requests; the results before it
-// have been delivered.
+// calling on_result(i, result) for each request as its batch finishes. A request equal to an
+// earlier one (tokens, queries and candidates) is not scored again: it gets that one's result,
+// delivered just before it. Returns the number of forward passes (two for a batch with a shared
+// prefix, see ScoreBatch). Order the requests so that those with a common beginning are adjacent.
+// Every request is checked first (an error names it, and nothing is scored). Stops with
+// Unavailable when `cancelled` (asked before each batch) says so, and at a forward's error, naming
+// the batch's requests; the results before it have been delivered.
 Result<int64_t> ScoreInBatches(Model& model, std::span<const ScoreRequest> requests,
                                int64_t max_tokens,
                                const std::function<void(size_t, ScoreResult&&)>& on_result,
