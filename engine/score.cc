@@ -39,6 +39,9 @@ Status CheckRequest(const ScoreRequest& req, int64_t V) {
   return Status::Ok();
 }
 
+// The requests a batch scores, by reference (ScoreInBatches scores a subset, without copies).
+using RequestRefs = std::span<const ScoreRequest* const>;
+
 // Runs of consecutive requests whose token sequences begin alike (ScoreBatch's prefix sharing):
 // requests [first, last] share their first `shared` tokens (0: the run is one request, or too
 // little is shared to be worth a pass of its own).
@@ -55,16 +58,16 @@ int64_t CommonPrefix(const std::vector<int32_t>& a, const std::vector<int32_t>& 
 // Greedy: a request joins the current run while the run keeps at least kMinSharedPrefix tokens in
 // common, every member keeping one token of its own (its slot forks from the prefix and then runs
 // at least one row).
-std::vector<PrefixRun> PrefixRuns(std::span<const ScoreRequest> requests) {
+std::vector<PrefixRun> PrefixRuns(RequestRefs requests) {
   std::vector<PrefixRun> runs;
   for (size_t i = 0; i < requests.size(); ++i) {
-    const auto L = static_cast<int64_t>(requests[i].token_ids.size());
+    const auto L = static_cast<int64_t>(requests[i]->token_ids.size());
     if (!runs.empty()) {
       PrefixRun& r = runs.back();
-      const ScoreRequest& lead = requests[r.first];
-      int64_t shared = std::min(CommonPrefix(lead.token_ids, requests[i].token_ids), L - 1);
-      if (r.first == r.last) shared = std::min<int64_t>(shared, lead.token_ids.size() - 1);
-      shared = r.first == r.last ? shared : std::min(shared, r.shared);
+      const std::vector<int32_t>& lead = requests[r.first]->token_ids;
+      // A lone lead keeps one token of its own too; a longer run keeps what all share.
+      const int64_t cap = r.first == r.last ? static_cast<int64_t>(lead.size()) - 1 : r.shared;
+      const int64_t shared = std::min({CommonPrefix(lead, requests[i]->token_ids), L - 1, cap});
       if (shared >= kMinSharedPrefix) {
         r.last = i;
         r.shared = shared;
@@ -76,8 +79,22 @@ std::vector<PrefixRun> PrefixRuns(std::span<const ScoreRequest> requests) {
   return runs;
 }
 
-// ScoreBatch on requests already checked (CheckRequest); *forwards counts the passes.
-Result<std::vector<ScoreResult>> ScoreChecked(Model& model, std::span<const ScoreRequest> requests,
+// The runs of requests [begin, end) of a list whose runs are `runs`, indexed from begin: a run cut
+// by the range keeps its prefix (every member shares it), and one member alone shares nothing.
+std::vector<PrefixRun> ClipRuns(std::span<const PrefixRun> runs, size_t begin, size_t end) {
+  std::vector<PrefixRun> out;
+  for (const PrefixRun& r : runs) {
+    if (r.last < begin || r.first >= end) continue;
+    const size_t first = std::max(r.first, begin) - begin, last = std::min(r.last, end - 1) - begin;
+    out.push_back({first, last, last > first ? r.shared : 0});
+  }
+  return out;
+}
+
+// ScoreBatch on requests already checked (CheckRequest) whose runs are `runs` (PrefixRuns);
+// *forwards counts the passes.
+Result<std::vector<ScoreResult>> ScoreChecked(Model& model, RequestRefs requests,
+                                              std::span<const PrefixRun> runs,
                                               int64_t* forwards = nullptr) {
   const int64_t V = model.config().vocab_size;
   if (requests.empty()) return std::vector<ScoreResult>{};
@@ -87,7 +104,6 @@ Result<std::vector<ScoreResult>> ScoreChecked(Model& model, std::span<const Scor
   // request's remaining tokens. The rows are the same rows a single pass would run, in two parts,
   // so the logits are too (bit for bit on the CPU backend). The LM head runs once per distinct
   // scored position of each request (once per run for a position inside the shared prefix).
-  const std::vector<PrefixRun> runs = PrefixRuns(requests);
   std::vector<int64_t> start(requests.size(), 0);  // first token of request i in the second pass
   BatchLayout prefix_batch, batch;
   std::vector<int32_t> prefix_tokens, tokens;
@@ -97,14 +113,14 @@ Result<std::vector<ScoreResult>> ScoreChecked(Model& model, std::span<const Scor
   int64_t prefix_offset = 0;
   for (const PrefixRun& run : runs) {
     if (run.shared == 0) continue;
-    const ScoreRequest& lead = requests[run.first];
+    const ScoreRequest& lead = *requests[run.first];
     prefix_batch.seqs.push_back({static_cast<int>(run.first), 0, run.shared});
     prefix_tokens.insert(prefix_tokens.end(), lead.token_ids.begin(),
                          lead.token_ids.begin() + run.shared);
     std::map<int64_t, size_t> run_rows;
     for (size_t i = run.first; i <= run.last; ++i) {
       start[i] = run.shared;
-      for (const auto& q : requests[i].queries) {
+      for (const auto& q : requests[i]->queries) {
         if (q.position >= run.shared) continue;
         auto [it, added] = run_rows.emplace(q.position, prefix_rows.size());
         if (added) prefix_rows.push_back(prefix_offset + q.position);
@@ -115,7 +131,7 @@ Result<std::vector<ScoreResult>> ScoreChecked(Model& model, std::span<const Scor
   }
   int64_t offset = 0;
   for (size_t i = 0; i < requests.size(); ++i) {
-    const ScoreRequest& req = requests[i];
+    const ScoreRequest& req = *requests[i];
     const auto L = static_cast<int64_t>(req.token_ids.size());
     batch.seqs.push_back({static_cast<int>(i), start[i], L - start[i]});
     tokens.insert(tokens.end(), req.token_ids.begin() + start[i], req.token_ids.end());
@@ -143,7 +159,7 @@ Result<std::vector<ScoreResult>> ScoreChecked(Model& model, std::span<const Scor
   std::map<std::pair<int, size_t>, std::vector<float>> logp_rows;
   std::vector<ScoreResult> out(requests.size());
   for (size_t i = 0; i < requests.size(); ++i) {
-    for (const auto& q : requests[i].queries) {
+    for (const auto& q : requests[i]->queries) {
       const auto at = row_of[i].at(q.position);
       std::span<const float> row(logits[at.first].data() + at.second * V, static_cast<size_t>(V));
       std::vector<float>& logp = logp_rows[at];
@@ -154,21 +170,12 @@ Result<std::vector<ScoreResult>> ScoreChecked(Model& model, std::span<const Scor
       const float lp = logp[static_cast<size_t>(q.token_id)];
       out[i].logprobs.push_back(lp);
       out[i].probs.push_back(std::exp(lp));
-      for (int32_t c : requests[i].candidate_ids) {
+      for (int32_t c : requests[i]->candidate_ids) {
         out[i].candidate_logits.push_back(row[static_cast<size_t>(c)]);
       }
     }
   }
   return out;
-}
-
-bool SameRequest(const ScoreRequest& a, const ScoreRequest& b) {
-  auto same_query = [](const ScoreQuery& x, const ScoreQuery& y) {
-    return x.position == y.position && x.token_id == y.token_id;
-  };
-  return a.token_ids == b.token_ids && a.candidate_ids == b.candidate_ids &&
-         std::equal(a.queries.begin(), a.queries.end(), b.queries.begin(), b.queries.end(),
-                    same_query);
 }
 
 // Every request checked, an error naming the request when there are several.
@@ -191,7 +198,9 @@ Result<ScoreResult> Score(Model& model, const ScoreRequest& req) {
 
 Result<std::vector<ScoreResult>> ScoreBatch(Model& model, std::span<const ScoreRequest> requests) {
   TTC_RETURN_IF_ERROR(CheckRequests(requests, model.config().vocab_size));
-  return ScoreChecked(model, requests);
+  std::vector<const ScoreRequest*> refs;
+  for (const ScoreRequest& r : requests) refs.push_back(&r);
+  return ScoreChecked(model, refs, PrefixRuns(refs));
 }
 
 bool ScoreBatchFits(int64_t batch_requests, int64_t batch_tokens, int64_t tokens,
@@ -213,34 +222,35 @@ Result<int64_t> ScoreInBatches(Model& model, std::span<const ScoreRequest> reque
   // tiny models wrote 6,656 distinct completions of 19,200). `unique` holds the first of each kind,
   // in order; copies[u] the later requests equal to unique[u].
   std::vector<size_t> unique;
+  std::vector<const ScoreRequest*> todo;  // requests[unique[u]]
   std::vector<std::vector<size_t>> copies;
   {
-    std::map<std::vector<int32_t>, std::vector<size_t>> by_tokens;  // token ids -> unique indices
+    auto by_value = [](const std::vector<int32_t>* a, const std::vector<int32_t>* b) {
+      return *a < *b;
+    };
+    // Token ids -> the unique requests with them (compared whole: queries, candidates).
+    std::map<const std::vector<int32_t>*, std::vector<size_t>, decltype(by_value)> by_tokens(
+        by_value);
     for (size_t i = 0; i < requests.size(); ++i) {
-      std::vector<size_t>& seen = by_tokens[requests[i].token_ids];
-      const auto same = std::find_if(seen.begin(), seen.end(), [&](size_t u) {
-        return SameRequest(requests[unique[u]], requests[i]);
-      });
+      std::vector<size_t>& seen = by_tokens[&requests[i].token_ids];
+      const auto same =
+          std::find_if(seen.begin(), seen.end(), [&](size_t u) { return *todo[u] == requests[i]; });
       if (same != seen.end()) {
         copies[*same].push_back(i);
         continue;
       }
-      seen.push_back(unique.size());
+      seen.push_back(todo.size());
       unique.push_back(i);
+      todo.push_back(&requests[i]);
       copies.emplace_back();
     }
   }
-  std::vector<ScoreRequest> distinct;
-  if (unique.size() < requests.size()) {
-    distinct.reserve(unique.size());
-    for (size_t u : unique) distinct.push_back(requests[u]);
-  }
-  const std::span<const ScoreRequest> todo =
-      unique.size() < requests.size() ? std::span<const ScoreRequest>(distinct) : requests;
   // What a request adds to a batch: its tokens, less the prefix it shares with the request before
-  // it in the same batch (ScoreBatch runs that prefix once).
+  // it in the same batch (ScoreBatch runs that prefix once). The runs are found once; each batch
+  // takes its part of them (ClipRuns).
+  const std::vector<PrefixRun> runs = PrefixRuns(todo);
   std::vector<int64_t> shared_with_previous(todo.size(), 0);
-  for (const PrefixRun& run : PrefixRuns(todo)) {
+  for (const PrefixRun& run : runs) {
     for (size_t i = run.first + 1; i <= run.last; ++i) shared_with_previous[i] = run.shared;
   }
   int64_t forwards = 0;
@@ -249,7 +259,7 @@ Result<int64_t> ScoreInBatches(Model& model, std::span<const ScoreRequest> reque
     size_t end = begin;
     int64_t tokens = 0;
     auto cost = [&](size_t i) {
-      const auto L = static_cast<int64_t>(todo[i].token_ids.size());
+      const auto L = static_cast<int64_t>(todo[i]->token_ids.size());
       return i > begin ? L - shared_with_previous[i] : L;
     };
     while (end < todo.size() &&
@@ -257,7 +267,8 @@ Result<int64_t> ScoreInBatches(Model& model, std::span<const ScoreRequest> reque
       tokens += cost(end);
       ++end;
     }
-    auto results = ScoreChecked(model, todo.subspan(begin, end - begin), &forwards);
+    auto results = ScoreChecked(model, std::span(todo).subspan(begin, end - begin),
+                                ClipRuns(runs, begin, end), &forwards);
     if (!results.ok()) {
       return results.status().WithContext(
           fmt::format("score requests {} to {}", unique[begin], unique[end - 1]));

@@ -19,6 +19,7 @@ namespace ttc::engine {
 struct ScoreQuery {
   int64_t position = 0;  // logits after consuming token_ids[0..position]
   int32_t token_id = 0;  // the token whose probability is wanted at that position
+  bool operator==(const ScoreQuery&) const = default;
 };
 
 struct ScoreResult {
@@ -33,6 +34,7 @@ struct ScoreRequest {
   std::vector<int32_t> token_ids;
   std::vector<ScoreQuery> queries;
   std::vector<int32_t> candidate_ids;  // e.g. {plus, minus} for PRM step scores
+  bool operator==(const ScoreRequest&) const = default;
 };
 
 // Errors: empty sequence, ids outside the vocabulary, positions outside the sequence.
