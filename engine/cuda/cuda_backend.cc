@@ -806,7 +806,8 @@ class CudaBackend final : public Backend {
   Result<std::unique_ptr<StateCache>> NewStateCache(const ModelConfig& config,
                                                     int num_slots) override {
     if (num_slots <= 0) return InvalidArgument("cuda backend: state cache needs at least one slot");
-    if (state_dtype_ == StateDType::kF16) {
+    const int64_t fixed = RecurrentBytesPerSequence(config, state_dtype_);
+    if (state_dtype_ == StateDType::kF16 && fixed > 0) {
       if (overflow_ == nullptr) overflow_ = cuda::ArmStateOverflowWord();
       if (overflow_ == nullptr) {
         return Unavailable(
@@ -814,10 +815,13 @@ class CudaBackend final : public Backend {
             "saturated state would go unnoticed; use --state-dtype bf16 or f32");
       }
       // The word is the process's; a fresh state starts at zero, so earlier saturations (this
-      // backend's or another's) say nothing about it.
+      // backend's or another's) say nothing about it. Kernels still queued on an older state
+      // could set it after the reset (a false report) or before it (a lost one): drain them
+      // first. Caches without a recurrent state (attention-only models, a Llama PRM beside the
+      // generator) leave the word alone. Two live f16 SSM caches in one process share it.
+      TTC_CU(cudaStreamSynchronize(stream_));
       *static_cast<volatile unsigned*>(overflow_) = 0;
     }
-    const int64_t fixed = RecurrentBytesPerSequence(config, state_dtype_);
     size_t free_b = 0, total_b = 0;
     TTC_CU(cudaMemGetInfo(&free_b, &total_b));
     if (fixed * num_slots > static_cast<int64_t>(free_b)) {

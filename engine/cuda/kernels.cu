@@ -1757,6 +1757,9 @@ __global__ void __launch_bounds__(kM1Tile)
       const int e = q * kM1Tile + tid;  // 16-byte chunk of the tile
       alignas(16) StateT hv[kVec];
       *reinterpret_cast<uint4*>(hv) = reinterpret_cast<const uint4*>(buf[s])[e];
+      // An idle thread's chunk lies past the copied tile (uninitialised): from zeros, its
+      // discarded f16 store cannot set the overflow word.
+      if (!act[q]) *reinterpret_cast<uint4*>(hv) = make_uint4(0u, 0u, 0u, 0u);
       const float dq = Softplus(is[kM1InDt + cl[q]] + bias[q]);
       const float xv = is[kM1InX + cl[q]];
       const float dx = dq * xv;
