@@ -53,15 +53,19 @@ std::string FormatProgressLine(const nlohmann::json& e) {
       graded > 0 ? fmt::format("{:.1f}%", 100.0 * I(e, "samples_correct") / graded) : "-";
   std::string eta =
       e.contains("eta_s") && e["eta_s"].is_number() ? Duration(e["eta_s"].get<double>()) : "-";
+  const std::string head = fmt::format(
+      "experiment {} '{}' {}: units {}/{} done, {} running, {} failed | samples {}/{} ({:.1f}%) | "
+      "correct {}",
+      I(e, "id"), S(e, "name"), S(e, "state"), I(u, "done"), I(u, "total"), I(u, "leased"),
+      I(u, "failed"), samples, expected, pct, acc);
+  // With no unit pending or running there is no rate to speak of (the last minute's would read
+  // 0.0) and nothing to wait for.
+  if (I(u, "pending") + I(u, "leased") == 0 && I(u, "done") + I(u, "failed") > 0) return head;
   // Once every sample is in, what is left is scoring: its unit rate says more than a sample rate.
   const bool scoring = expected > 0 && samples >= expected && I(u, "done") < I(u, "total");
   const std::string rate = scoring ? fmt::format("{:.1f} units/s", D(e, "units_per_s"))
                                    : fmt::format("{:.1f} samples/s", D(e, "samples_per_s"));
-  return fmt::format(
-      "experiment {} '{}' {}: units {}/{} done, {} running, {} failed | samples {}/{} ({:.1f}%) | "
-      "correct {} | {} | ETA {}",
-      I(e, "id"), S(e, "name"), S(e, "state"), I(u, "done"), I(u, "total"), I(u, "leased"),
-      I(u, "failed"), samples, expected, pct, acc, rate, eta);
+  return fmt::format("{} | {} | ETA {}", head, rate, eta);
 }
 
 std::string FormatStatus(const nlohmann::json& st) {

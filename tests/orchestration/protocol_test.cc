@@ -148,17 +148,18 @@ TEST(Eta, CoversTheScoreUnitsAfterTheLastSample) {
 }
 
 // The status line's rate: samples per second while samples land, the units' rate once every
-// sample is in and units (PRM scoring) are left.
+// sample is in and units (PRM scoring) are left, neither rate nor ETA once no unit is left.
 TEST(Eta, ProgressLineShowsTheUnitRateOnceEverySampleIsIn) {
-  nlohmann::json e = {{"id", 1},
-                      {"name", "demo"},
-                      {"state", "active"},
-                      {"units", {{"done", 200}, {"total", 800}, {"leased", 1}, {"failed", 0}}},
-                      {"samples", 6400},
-                      {"samples_expected", 19200},
-                      {"samples_per_s", 255.2},
-                      {"units_per_s", 8.4},
-                      {"eta_s", 75.0}};
+  nlohmann::json e = {
+      {"id", 1},
+      {"name", "demo"},
+      {"state", "active"},
+      {"units", {{"done", 200}, {"total", 800}, {"pending", 599}, {"leased", 1}, {"failed", 0}}},
+      {"samples", 6400},
+      {"samples_expected", 19200},
+      {"samples_per_s", 255.2},
+      {"units_per_s", 8.4},
+      {"eta_s", 75.0}};
   std::string line = coordinator::FormatProgressLine(e);
   EXPECT_NE(line.find("| 255.2 samples/s | ETA 1m15s"), std::string::npos) << line;
   e["samples"] = 19200;
@@ -166,8 +167,15 @@ TEST(Eta, ProgressLineShowsTheUnitRateOnceEverySampleIsIn) {
   line = coordinator::FormatProgressLine(e);
   EXPECT_NE(line.find("| 8.4 units/s | ETA 1m15s"), std::string::npos) << line;
   e["units"]["done"] = 1200;
+  e["units"]["pending"] = 0;
+  e["units"]["leased"] = 0;
+  e["state"] = "done";
+  e["samples_per_s"] = 0.0;
+  e["eta_s"] = 0.0;
   line = coordinator::FormatProgressLine(e);
-  EXPECT_NE(line.find("samples/s"), std::string::npos) << line;  // finished: the last rate
+  EXPECT_EQ(line,
+            "experiment 1 'demo' done: units 1200/1200 done, 0 running, 0 failed | samples "
+            "19200/19200 (100.0%) | correct -");
 }
 
 TEST(Planner, EverySampleExactlyOnceWithinBounds) {
