@@ -58,9 +58,9 @@ std::string FormatProgressLine(const nlohmann::json& e) {
       "correct {}",
       I(e, "id"), S(e, "name"), S(e, "state"), I(u, "done"), I(u, "total"), I(u, "leased"),
       I(u, "failed"), samples, expected, pct, acc);
-  // With no unit pending or running there is no rate to speak of (the last minute's would read
-  // 0.0) and nothing to wait for.
-  if (I(u, "pending") + I(u, "leased") == 0 && I(u, "done") + I(u, "failed") > 0) return head;
+  // With no unit pending or running (done, failed or cancelled) there is no rate to speak of (the
+  // last minute's would read 0.0) and nothing to wait for.
+  if (I(u, "total") > 0 && I(u, "pending") + I(u, "leased") == 0) return head;
   // Once every sample is in, what is left is scoring: its unit rate says more than a sample rate.
   const bool scoring = expected > 0 && samples >= expected && I(u, "done") < I(u, "total");
   const std::string rate = scoring ? fmt::format("{:.1f} units/s", D(e, "units_per_s"))
