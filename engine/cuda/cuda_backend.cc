@@ -681,6 +681,9 @@ class CudaBackend final : public Backend {
   CudaBackend(int device, std::string name, int sm_count, StateDType state_dtype)
       : device_(device), name_(std::move(name)), sm_count_(sm_count), state_dtype_(state_dtype) {
     TTC_CU(cudaSetDevice(device));
+    // Kernels overlap their launch with the previous kernel's tail unless TTC_CUDA_PDL=0 (A/B).
+    const char* pdl = std::getenv("TTC_CUDA_PDL");
+    cuda::SetProgrammaticLaunch(pdl == nullptr || std::strcmp(pdl, "0") != 0);
     TTC_CU(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     TTC_CUBLAS(cublasCreate(&blas_));
     TTC_CUBLAS(cublasSetStream(blas_, stream_));

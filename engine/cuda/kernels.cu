@@ -5,6 +5,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -13,8 +14,26 @@
 
 #include "engine/cuda/bulk_copy.cuh"
 #include "engine/cuda/kernels.h"
+#include "engine/cuda/launch.cuh"
 
 namespace ttc::engine::cuda {
+
+namespace {
+
+std::atomic<bool> g_programmatic_launch{true};
+thread_local cudaError_t t_launch_error = cudaSuccess;
+
+}  // namespace
+
+bool ProgrammaticLaunch() { return g_programmatic_launch.load(std::memory_order_relaxed); }
+void SetProgrammaticLaunch(bool on) { g_programmatic_launch.store(on, std::memory_order_relaxed); }
+void NoteLaunchError(cudaError_t e) { t_launch_error = e; }
+cudaError_t TakeLaunchError() {
+  const cudaError_t last = cudaGetLastError();
+  const cudaError_t noted = t_launch_error;
+  t_launch_error = cudaSuccess;
+  return noted != cudaSuccess ? noted : last;
+}
 
 namespace {
 
@@ -83,7 +102,7 @@ __device__ float BlockSum(float v, float* shared32) {
 }
 
 void Check(const char* what) {
-  cudaError_t e = cudaGetLastError();
+  const cudaError_t e = TakeLaunchError();
   if (e != cudaSuccess) {
     std::fprintf(stderr, "cuda backend: launch of %s failed: %s\n", what, cudaGetErrorString(e));
     std::abort();
@@ -104,11 +123,13 @@ unsigned Blocks(int64_t n, int threads) {
 
 __global__ void F32ToBf16Kernel(const float* x, int64_t ldx, int64_t rows, int64_t cols,
                                 uint16_t* out) {
+  PdlGate();
   TTC_FOR_ROWS_COLS(rows, cols) { out[r * cols + c] = ToBf(x[r * ldx + c]); }
 }
 
 __global__ void SplitBf16Kernel(const float* x, int64_t ldx, int64_t rows, int64_t cols,
                                 uint16_t* out) {
+  PdlGate();
   const int64_t total = rows * cols;
   TTC_FOR_ROWS_COLS(rows, cols) {
     const float v = x[r * ldx + c];
@@ -122,6 +143,7 @@ __global__ void SplitBf16Kernel(const float* x, int64_t ldx, int64_t rows, int64
 // halves' in part order.
 __global__ void SumPartsKernel(const float* y, int parts, int64_t rows, bool halves, int64_t cols,
                                float* out, int64_t ldo, bool acc) {
+  PdlGate();
   const int64_t r = blockIdx.y;
   const int64_t part_rows = halves ? 2 * rows : rows;
   for (int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; c < cols;
@@ -138,6 +160,7 @@ __global__ void SumPartsKernel(const float* y, int parts, int64_t rows, bool hal
 
 __global__ void EmbedKernel(const uint16_t* tb, const float* tf, const int32_t* ids,
                             const int32_t* map, int64_t vocab, int64_t d, float* out) {
+  PdlGate();
   const int64_t r = blockIdx.x;
   int64_t id = ids[map ? map[r] : r];
   if (map && (id < 0 || id >= vocab)) id = 0;  // a draw is in range; never read past the table
@@ -183,6 +206,7 @@ constexpr bool AttnWritesCopy() {
 
 __global__ void RmsNormKernel(const float* x, const float* w, float eps, int64_t n, float* out,
                               uint16_t* bf, bool split) {
+  PdlGate();
   __shared__ float red[32];
   const float* xr = x + blockIdx.x * n;
   float ss = 0.0f;
@@ -199,6 +223,7 @@ __global__ void RmsNormKernel(const float* x, const float* w, float eps, int64_t
 
 __global__ void SwiGluKernel(const float* gu, int64_t rows, int64_t ff, float* out, uint16_t* bf,
                              bool split) {
+  PdlGate();
   const int64_t total = rows * ff;
   TTC_FOR_ROWS_COLS(rows, ff) {
     const float g = gu[r * 2 * ff + c], u = gu[r * 2 * ff + ff + c];
@@ -233,6 +258,7 @@ template <int V>
 __global__ void __launch_bounds__(256)
     RmsNormVecKernel(const float* x, const float* w, float eps, int64_t n, float* out, uint16_t* bf,
                      bool split) {
+  PdlGate();
   __shared__ float red[32];
   const int n4 = static_cast<int>(n / 4);
   const float4* xr = reinterpret_cast<const float4*>(x + blockIdx.x * n);
@@ -266,6 +292,7 @@ __global__ void __launch_bounds__(256)
 // of the threads (the scalar kernel ran at ~half the bandwidth at Llama-3B B=512, call S).
 __global__ void SwiGluVecKernel(const float* gu, int64_t rows, int64_t ff, float* out, uint16_t* bf,
                                 bool split) {
+  PdlGate();
   const int64_t total = rows * ff, ff4 = ff / 4;
   const float4* gu4 = reinterpret_cast<const float4*>(gu);
   float4* o4 = reinterpret_cast<float4*>(out);
@@ -280,6 +307,7 @@ __global__ void SwiGluVecKernel(const float* gu, int64_t rows, int64_t ff, float
 
 __global__ void Copy2DKernel(const float* src, int64_t ld_src, int64_t cols, float* dst,
                              int64_t ld_dst, const int64_t* rows) {
+  PdlGate();
   const int64_t r = blockIdx.x;
   const int64_t sr = rows ? rows[r] : r;
   for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
@@ -288,6 +316,7 @@ __global__ void Copy2DKernel(const float* src, int64_t ld_src, int64_t cols, flo
 
 __global__ void RopeAppendKernel(const float* qkv, const DevRow* info, const float* inv_freq, int H,
                                  int Hkv, int hd, float* q_out, const DevKv* kv) {
+  PdlGate();
   const int64_t r = blockIdx.x;
   const int half = hd / 2;
   const int64_t qw = static_cast<int64_t>(H) * hd, kvw = static_cast<int64_t>(Hkv) * hd;
@@ -328,6 +357,7 @@ constexpr int kRopeThreads = 256;
 __global__ void __launch_bounds__(kRopeThreads)
     RopeAppendVecKernel(const float* qkv, const DevRow* info, const float* inv_freq, int H, int Hkv,
                         int hd, float* q_out, const DevKv* kv) {
+  PdlGate();
   extern __shared__ float2 rope_cs[];  // [hd / 2]: (cos, sin) of this row's position
   const int64_t r = blockIdx.x;
   const int half = hd / 2, quads = half / 4;
@@ -567,6 +597,7 @@ __global__ void __launch_bounds__(kAttnWarps * 32)
     AttentionKernel(const float* q, const DevRow* info, const DevKv* kv, int H, int Hkv, int hd,
                     AttnOut out, int splits, float* part_o, float* part_ml, bool own_only,
                     int merge_from) {
+  PdlGate();
   __shared__ float sq[kMaxGroup][EPL * 32];
   __shared__ float sm[kAttnWarps][kMaxGroup], sl[kAttnWarps][kMaxGroup];
   __shared__ float sacc[kAttnWarps][kMaxGroup][EPL * 32];
@@ -647,6 +678,7 @@ __global__ void __launch_bounds__(kLaneWarps * 32)
     AttentionLanesKernel(const float* q, const DevRow* info, const DevKv* kv, int H, int Hkv,
                          AttnOut out, int splits, float* part_o, float* part_ml, bool own_only,
                          int merge_from) {
+  PdlGate();
   constexpr int HD = 32 * EPL;
   __shared__ float sq[kMaxGroup][HD];
   __shared__ float sm[kLaneWarps][kMaxGroup], sl[kLaneWarps][kMaxGroup];
@@ -907,6 +939,7 @@ __global__ void __launch_bounds__(NW * 32, (MmaMinBlocks<HD, NS, NW>()))
     AttentionMmaKernel(const float* q, const DevRow* info, const DevKv* kv, int H, int Hkv,
                        AttnOut out, int splits, float* part_o, float* part_ml, bool own_only,
                        int merge_from) {
+  PdlGate();
   constexpr int kMmaWarps = NW;
   constexpr int KC = HD / 16;  // k-steps of Q.K^T
   constexpr int KQ = HD / 32;  // 16-byte pieces of a K row per lane
@@ -1161,6 +1194,7 @@ __global__ void __launch_bounds__(kPrefixWarps * 32)
     PrefixAttentionKernel(const float* q, const int32_t* task_rows, const DevRow* info,
                           const DevKv* kv, int H, int Hkv, int split0, int splits, float* part_o,
                           float* part_ml) {
+  PdlGate();
   constexpr int KC = HD / 16;          // k-steps of Q K^T
   constexpr int DT = HD / 8;           // n-tiles of P V
   constexpr int NT = kPrefixTile / 8;  // n-tiles of S
@@ -1374,6 +1408,7 @@ template <int MR>
 __global__ void __launch_bounds__(kGemvWarps * 32)
     GemvKernel(const uint16_t* w, int64_t N, int64_t K, const float* x, int64_t ldx, int M,
                float* out, int64_t ldo, bool accumulate) {
+  PdlGate();
   __shared__ float red[kGemvWarps][kGemvCols][MR];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t n0 = static_cast<int64_t>(blockIdx.x) * kGemvCols;
@@ -1436,6 +1471,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
 // M).
 __global__ void AttentionCombineKernel(const float* part_o, const float* part_ml, int H, int hd,
                                        int splits, AttnOut out) {
+  PdlGate();
   const int64_t rh = blockIdx.x;  // row * H + head
   float mx = -INFINITY;
   for (int sp = 0; sp < splits; ++sp) mx = fmaxf(mx, part_ml[2 * (rh * splits + sp)]);
@@ -1464,6 +1500,7 @@ __global__ void CausalConvKernel(const float* in, int64_t ld_in, int64_t col_bas
                                  int64_t mil_rep, int64_t channels, int K, const float* w,
                                  const float* b, bool silu, const DevSeq* seqs, float* state,
                                  float* out) {
+  PdlGate();
   const int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
   if (c >= channels) return;
   const DevSeq sq = seqs[blockIdx.y];
@@ -1499,6 +1536,7 @@ __global__ void CausalConvVecKernel(const float* in, int64_t ld_in, int64_t col_
                                     int64_t mil_rep, int64_t channels, const float* w,
                                     const float* b, bool silu, const DevSeq* seqs, float* state,
                                     float* out) {
+  PdlGate();
   const int64_t c = 4 * (blockIdx.x * int64_t{blockDim.x} + threadIdx.x);
   if (c >= channels) return;
   const DevSeq sq = seqs[blockIdx.y];
@@ -1572,6 +1610,7 @@ __device__ __forceinline__ void Mamba1RowInputs(const Mamba1ScanArgs& a, int64_t
 
 template <typename StateT, int NR>
 __global__ void __launch_bounds__(128, 8) Mamba1ScanKernel(Mamba1ScanArgs a, const DevSeq* seqs) {
+  PdlGate();
   const int64_t ch = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
   if (ch >= a.di) return;
   const DevSeq sq = seqs[blockIdx.y];
@@ -1671,6 +1710,7 @@ constexpr int kM1InDt = 0, kM1InX = kM1Tile, kM1InZ = 2 * kM1Tile, kM1InC = 3 * 
 template <typename StateT>
 __global__ void __launch_bounds__(kM1Tile)
     Mamba1DecodeKernel(Mamba1ScanArgs a, const DevSeq* seqs, int nseq) {
+  PdlGate();
   constexpr int N = 16;
   constexpr int kVec = 16 / sizeof(StateT);  // state elements per 16 bytes
   __shared__ __align__(128) StateT buf[kM1Stages][kM1Tile * N];
@@ -1799,6 +1839,7 @@ __global__ void __launch_bounds__(kM1Tile)
 // with room for N = 128 measured 37 % occupancy and 1.5 TB/s on the H200).
 template <typename StateT, int EPL>
 __global__ void __launch_bounds__(256, 4) SsdScanKernel(SsdScanArgs a, const DevSeq* seqs) {
+  PdlGate();
   const int64_t h = blockIdx.x;
   const DevSeq sq = seqs[blockIdx.y];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
@@ -1955,6 +1996,7 @@ __device__ __forceinline__ void StoreState4(__half* p, float4 v) {
 template <typename StateT>
 __global__ void __launch_bounds__(kSsdMaxThreads, 4)
     SsdRegKernel(SsdScanArgs a, const DevSeq* seqs) {
+  PdlGate();
   const int64_t h = blockIdx.x;
   const DevSeq sq = seqs[blockIdx.y];
   const int N = static_cast<int>(a.N), P = static_cast<int>(a.P), L = N / 4;
@@ -2020,6 +2062,7 @@ __global__ void __launch_bounds__(kSsdMaxThreads, 4)
 // run has tested; the decay and scale (SsdDecayScale) factor out with identical code.
 template <typename StateT>
 __global__ void __launch_bounds__(kSsdMaxThreads) SsdCopyKernel(SsdScanArgs a, const DevSeq* seqs) {
+  PdlGate();
   extern __shared__ __align__(16) unsigned char ssd_stage[];
   const int64_t h = blockIdx.x;
   const DevSeq sq = seqs[blockIdx.y];
@@ -2075,6 +2118,7 @@ template <bool Vec>
 __global__ void LlambaGateKernel(const float* y, const float* proj, int64_t ld, int64_t z_off,
                                  const float* zb, int64_t rows, int64_t di, float* out,
                                  uint16_t* bf, bool split) {
+  PdlGate();
   if constexpr (Vec) {
     const int64_t di4 = di / 4;
     TTC_FOR_ROWS_COLS(rows, di4) {
@@ -2099,6 +2143,7 @@ __global__ void LlambaGateKernel(const float* y, const float* proj, int64_t ld, 
 __global__ void Mamba2GateNormKernel(const float* y, const float* proj, int64_t ld, int64_t z_off,
                                      const float* w, float eps, int64_t di, int64_t gs,
                                      float* out) {
+  PdlGate();
   __shared__ float red[32];
   const int64_t r = blockIdx.y, g0 = blockIdx.x * gs;
   float ss = 0.0f;
@@ -2125,13 +2170,13 @@ dim3 RowGrid(int64_t rows, int64_t cols) {
 
 void LaunchF32ToBf16(const float* x, int64_t ldx, int64_t rows, int64_t cols, uint16_t* out,
                      cudaStream_t s) {
-  F32ToBf16Kernel<<<RowGrid(rows, cols), 256, 0, s>>>(x, ldx, rows, cols, out);
+  Launch(F32ToBf16Kernel, RowGrid(rows, cols), 256, 0, s, x, ldx, rows, cols, out);
   Check("f32->bf16");
 }
 
 void LaunchSplitBf16(const float* x, int64_t ldx, int64_t rows, int64_t cols, uint16_t* out,
                      cudaStream_t s) {
-  SplitBf16Kernel<<<RowGrid(rows, cols), 256, 0, s>>>(x, ldx, rows, cols, out);
+  Launch(SplitBf16Kernel, RowGrid(rows, cols), 256, 0, s, x, ldx, rows, cols, out);
   Check("split bf16");
 }
 
@@ -2140,13 +2185,13 @@ void LaunchSumParts(const float* y, int parts, int64_t rows, bool halves, int64_
   if (rows <= 0 || cols <= 0) return;
   const int64_t bx = std::min<int64_t>((cols + 255) / 256, 64);
   dim3 grid(static_cast<unsigned>(bx), static_cast<unsigned>(rows));
-  SumPartsKernel<<<grid, 256, 0, s>>>(y, parts, rows, halves, cols, out, ldo, accumulate);
+  Launch(SumPartsKernel, grid, 256, 0, s, y, parts, rows, halves, cols, out, ldo, accumulate);
   Check("sum of split-K parts");
 }
 
 void LaunchEmbed(const uint16_t* tb, const float* tf, const int32_t* ids, int64_t rows, int64_t d,
                  float* out, cudaStream_t s, const int32_t* map, int64_t vocab) {
-  EmbedKernel<<<static_cast<unsigned>(rows), 256, 0, s>>>(tb, tf, ids, map, vocab, d, out);
+  Launch(EmbedKernel, static_cast<unsigned>(rows), 256, 0, s, tb, tf, ids, map, vocab, d, out);
   Check("embed");
 }
 
@@ -2169,16 +2214,16 @@ void LaunchRmsNorm(const float* x, const float* w, float eps, int64_t rows, int6
   if (!ScalarElementwise() && n % 4 == 0 && v <= 4 && Aligned16(x) && Aligned16(w) &&
       Aligned16(out) && (gemm_in == nullptr || reinterpret_cast<uintptr_t>(gemm_in) % 8 == 0)) {
     if (v <= 1) {
-      RmsNormVecKernel<1><<<grid, 256, 0, s>>>(x, w, eps, n, out, gemm_in, split);
+      Launch(RmsNormVecKernel<1>, grid, 256, 0, s, x, w, eps, n, out, gemm_in, split);
     } else if (v == 2) {
-      RmsNormVecKernel<2><<<grid, 256, 0, s>>>(x, w, eps, n, out, gemm_in, split);
+      Launch(RmsNormVecKernel<2>, grid, 256, 0, s, x, w, eps, n, out, gemm_in, split);
     } else if (v == 3) {
-      RmsNormVecKernel<3><<<grid, 256, 0, s>>>(x, w, eps, n, out, gemm_in, split);
+      Launch(RmsNormVecKernel<3>, grid, 256, 0, s, x, w, eps, n, out, gemm_in, split);
     } else {
-      RmsNormVecKernel<4><<<grid, 256, 0, s>>>(x, w, eps, n, out, gemm_in, split);
+      Launch(RmsNormVecKernel<4>, grid, 256, 0, s, x, w, eps, n, out, gemm_in, split);
     }
   } else {
-    RmsNormKernel<<<grid, 256, 0, s>>>(x, w, eps, n, out, gemm_in, split);
+    Launch(RmsNormKernel, grid, 256, 0, s, x, w, eps, n, out, gemm_in, split);
   }
   Check("rmsnorm");
 }
@@ -2187,22 +2232,23 @@ void LaunchSwiGlu(const float* gu, int64_t rows, int64_t ff, float* out, cudaStr
                   uint16_t* gemm_in, bool split) {
   if (!ScalarElementwise() && ff % 4 == 0 && Aligned16(gu) && Aligned16(out) &&
       (gemm_in == nullptr || reinterpret_cast<uintptr_t>(gemm_in) % 8 == 0)) {
-    SwiGluVecKernel<<<RowGrid(rows, ff / 4), 256, 0, s>>>(gu, rows, ff, out, gemm_in, split);
+    Launch(SwiGluVecKernel, RowGrid(rows, ff / 4), 256, 0, s, gu, rows, ff, out, gemm_in, split);
   } else {
-    SwiGluKernel<<<RowGrid(rows, ff), 256, 0, s>>>(gu, rows, ff, out, gemm_in, split);
+    Launch(SwiGluKernel, RowGrid(rows, ff), 256, 0, s, gu, rows, ff, out, gemm_in, split);
   }
   Check("swiglu");
 }
 
 void LaunchGatherRows(const float* x, const int64_t* rows, int64_t n, int64_t cols, float* out,
                       cudaStream_t s) {
-  Copy2DKernel<<<static_cast<unsigned>(n), 256, 0, s>>>(x, cols, cols, out, cols, rows);
+  Launch(Copy2DKernel, static_cast<unsigned>(n), 256, 0, s, x, cols, cols, out, cols, rows);
   Check("gather rows");
 }
 
 void LaunchCopy2D(const float* src, int64_t ld_src, int64_t rows, int64_t cols, float* dst,
                   int64_t ld_dst, cudaStream_t s) {
-  Copy2DKernel<<<static_cast<unsigned>(rows), 256, 0, s>>>(src, ld_src, cols, dst, ld_dst, nullptr);
+  Launch(Copy2DKernel, static_cast<unsigned>(rows), 256, 0, s, src, ld_src, cols, dst, ld_dst,
+         nullptr);
   Check("copy2d");
 }
 
@@ -2214,15 +2260,15 @@ bool LaunchGemv(const uint16_t* w, int64_t N, int64_t K, const float* x, int64_t
   const unsigned blocks = static_cast<unsigned>((N + kGemvCols - 1) / kGemvCols);
   const int m = static_cast<int>(M);
   if (M <= 1) {
-    GemvKernel<1><<<blocks, kGemvWarps * 32, 0, s>>>(w, N, K, x, ldx, m, out, ldo, accumulate);
+    Launch(GemvKernel<1>, blocks, kGemvWarps * 32, 0, s, w, N, K, x, ldx, m, out, ldo, accumulate);
   } else if (M <= 2) {
-    GemvKernel<2><<<blocks, kGemvWarps * 32, 0, s>>>(w, N, K, x, ldx, m, out, ldo, accumulate);
+    Launch(GemvKernel<2>, blocks, kGemvWarps * 32, 0, s, w, N, K, x, ldx, m, out, ldo, accumulate);
   } else if (M <= 4) {
-    GemvKernel<4><<<blocks, kGemvWarps * 32, 0, s>>>(w, N, K, x, ldx, m, out, ldo, accumulate);
+    Launch(GemvKernel<4>, blocks, kGemvWarps * 32, 0, s, w, N, K, x, ldx, m, out, ldo, accumulate);
   } else if (M <= 8) {
-    GemvKernel<8><<<blocks, kGemvWarps * 32, 0, s>>>(w, N, K, x, ldx, m, out, ldo, accumulate);
+    Launch(GemvKernel<8>, blocks, kGemvWarps * 32, 0, s, w, N, K, x, ldx, m, out, ldo, accumulate);
   } else {
-    GemvKernel<16><<<blocks, kGemvWarps * 32, 0, s>>>(w, N, K, x, ldx, m, out, ldo, accumulate);
+    Launch(GemvKernel<16>, blocks, kGemvWarps * 32, 0, s, w, N, K, x, ldx, m, out, ldo, accumulate);
   }
   Check("gemv");
   return true;
@@ -2234,12 +2280,12 @@ void LaunchRopeAppend(const float* qkv, int64_t rows, const DevRow* info, const 
   // TTC_CUDA_ROPE_SCALAR=1 keeps the scalar kernel everywhere (A/B measurements).
   static const bool scalar_env = std::getenv("TTC_CUDA_ROPE_SCALAR") != nullptr;
   if (!scalar && !scalar_env && hd % 8 == 0 && Aligned16(qkv) && Aligned16(q_out)) {
-    RopeAppendVecKernel<<<static_cast<unsigned>(rows), kRopeThreads,
-                          static_cast<size_t>(hd / 2) * sizeof(float2), s>>>(qkv, info, inv_freq, H,
-                                                                             Hkv, hd, q_out, kv);
+    Launch(RopeAppendVecKernel, static_cast<unsigned>(rows), kRopeThreads,
+           static_cast<size_t>(hd / 2) * sizeof(float2), s, qkv, info, inv_freq, H, Hkv, hd, q_out,
+           kv);
   } else {
-    RopeAppendKernel<<<static_cast<unsigned>(rows), 128, 0, s>>>(qkv, info, inv_freq, H, Hkv, hd,
-                                                                 q_out, kv);
+    Launch(RopeAppendKernel, static_cast<unsigned>(rows), 128, 0, s, qkv, info, inv_freq, H, Hkv,
+           hd, q_out, kv);
   }
   Check("rope+append");
 }
@@ -2253,17 +2299,17 @@ void LaunchMma(AttnKernel kernel, dim3 grid, cudaStream_t s, const float* q, con
                const DevKv* kv, int H, int Hkv, AttnOut out, int splits, float* part_o,
                float* part_ml, bool own_only, int merge_from) {
   if (kernel == AttnKernel::kMmaW1) {
-    AttentionMmaKernel<HD, 1, 1><<<grid, 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o,
-                                                     part_ml, own_only, merge_from);
+    Launch(AttentionMmaKernel<HD, 1, 1>, grid, 32, 0, s, q, info, kv, H, Hkv, out, splits, part_o,
+           part_ml, own_only, merge_from);
   } else if (kernel == AttnKernel::kMmaW8) {
-    AttentionMmaKernel<HD, 1, 8><<<grid, 8 * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o,
-                                                         part_ml, own_only, merge_from);
+    Launch(AttentionMmaKernel<HD, 1, 8>, grid, 8 * 32, 0, s, q, info, kv, H, Hkv, out, splits,
+           part_o, part_ml, own_only, merge_from);
   } else if (kernel == AttnKernel::kMmaNs2 && HD < 128) {
-    AttentionMmaKernel<HD, 2, 4><<<grid, 4 * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o,
-                                                         part_ml, own_only, merge_from);
+    Launch(AttentionMmaKernel<HD, 2, 4>, grid, 4 * 32, 0, s, q, info, kv, H, Hkv, out, splits,
+           part_o, part_ml, own_only, merge_from);
   } else {
-    AttentionMmaKernel<HD, 1, 4><<<grid, 4 * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o,
-                                                         part_ml, own_only, merge_from);
+    Launch(AttentionMmaKernel<HD, 1, 4>, grid, 4 * 32, 0, s, q, info, kv, H, Hkv, out, splits,
+           part_o, part_ml, own_only, merge_from);
   }
 }
 
@@ -2279,8 +2325,8 @@ void LaunchPrefix(const PrefixPlan& plan, cudaStream_t s, const float* q, const 
   (void)attr;
   dim3 grid(static_cast<unsigned>(plan.tasks), static_cast<unsigned>(Hkv),
             static_cast<unsigned>(plan.chunks));
-  PrefixAttentionKernel<HD><<<grid, kPrefixWarps * 32, bytes, s>>>(
-      q, plan.task_rows, info, kv, H, Hkv, split0, splits, part_o, part_ml);
+  Launch(PrefixAttentionKernel<HD>, grid, kPrefixWarps * 32, bytes, s, q, plan.task_rows, info, kv,
+         H, Hkv, split0, splits, part_o, part_ml);
 }
 }  // namespace
 
@@ -2365,30 +2411,30 @@ void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const Dev
     }
   } else if (kernel != AttnKernel::kWarp && pow2) {
     if (hd == 32) {
-      AttentionLanesKernel<1><<<grid, kLaneWarps * 32, 0, s>>>(
-          q, info, kv, H, Hkv, out, total, part_o, part_ml, own_only, merge_from);
+      Launch(AttentionLanesKernel<1>, grid, kLaneWarps * 32, 0, s, q, info, kv, H, Hkv, out, total,
+             part_o, part_ml, own_only, merge_from);
     } else if (hd == 64) {
-      AttentionLanesKernel<2><<<grid, kLaneWarps * 32, 0, s>>>(
-          q, info, kv, H, Hkv, out, total, part_o, part_ml, own_only, merge_from);
+      Launch(AttentionLanesKernel<2>, grid, kLaneWarps * 32, 0, s, q, info, kv, H, Hkv, out, total,
+             part_o, part_ml, own_only, merge_from);
     } else {
-      AttentionLanesKernel<4><<<grid, kLaneWarps * 32, 0, s>>>(
-          q, info, kv, H, Hkv, out, total, part_o, part_ml, own_only, merge_from);
+      Launch(AttentionLanesKernel<4>, grid, kLaneWarps * 32, 0, s, q, info, kv, H, Hkv, out, total,
+             part_o, part_ml, own_only, merge_from);
     }
   } else if (hd <= 32) {
-    AttentionKernel<1><<<grid, kAttnWarps * 32, 0, s>>>(q, info, kv, H, Hkv, hd, out, total, part_o,
-                                                        part_ml, own_only, merge_from);
+    Launch(AttentionKernel<1>, grid, kAttnWarps * 32, 0, s, q, info, kv, H, Hkv, hd, out, total,
+           part_o, part_ml, own_only, merge_from);
   } else if (hd <= 64) {
-    AttentionKernel<2><<<grid, kAttnWarps * 32, 0, s>>>(q, info, kv, H, Hkv, hd, out, total, part_o,
-                                                        part_ml, own_only, merge_from);
+    Launch(AttentionKernel<2>, grid, kAttnWarps * 32, 0, s, q, info, kv, H, Hkv, hd, out, total,
+           part_o, part_ml, own_only, merge_from);
   } else {
-    AttentionKernel<4><<<grid, kAttnWarps * 32, 0, s>>>(q, info, kv, H, Hkv, hd, out, total, part_o,
-                                                        part_ml, own_only, merge_from);
+    Launch(AttentionKernel<4>, grid, kAttnWarps * 32, 0, s, q, info, kv, H, Hkv, hd, out, total,
+           part_o, part_ml, own_only, merge_from);
   }
   Check("attention");
   const bool combine = total > 1 && merge_from == 0;
   if (combine) {
-    AttentionCombineKernel<<<static_cast<unsigned>(rows * H), 128, 0, s>>>(part_o, part_ml, H, hd,
-                                                                           total, out);
+    Launch(AttentionCombineKernel, static_cast<unsigned>(rows * H), 128, 0, s, part_o, part_ml, H,
+           hd, total, out);
     Check("attention combine");
   }
   // The copy where the kernel that normalised the output did not write it (AttnWritesCopy).
@@ -2421,14 +2467,14 @@ void LaunchCausalConv(const float* in, int64_t ld_in, int64_t col_base, int64_t 
   }
   if (CausalConvVectorised(in, ld_in, col_base, mil_n, channels, K, w, b, state, out)) {
     const dim3 grid(Blocks(channels / 4, 128), static_cast<unsigned>(nseq));
-    CausalConvVecKernel<4><<<grid, 128, 0, s>>>(in, ld_in, col_base, mil_n, mil_rep, channels, w, b,
-                                                silu, seqs, state, out);
+    Launch(CausalConvVecKernel<4>, grid, 128, 0, s, in, ld_in, col_base, mil_n, mil_rep, channels,
+           w, b, silu, seqs, state, out);
     Check("causal conv");
     return;
   }
   dim3 grid(Blocks(channels, 128), static_cast<unsigned>(nseq));
-  CausalConvKernel<<<grid, 128, 0, s>>>(in, ld_in, col_base, mil_n, mil_rep, channels, K, w, b,
-                                        silu, seqs, state, out);
+  Launch(CausalConvKernel, grid, 128, 0, s, in, ld_in, col_base, mil_n, mil_rep, channels, K, w, b,
+         silu, seqs, state, out);
   Check("causal conv");
 }
 
@@ -2486,7 +2532,7 @@ void LaunchMamba1Scan(const Mamba1ScanArgs& a, const DevSeq* seqs, int nseq, cud
     ys = std::min(ys, nseq);
     const dim3 g(static_cast<unsigned>(tiles), static_cast<unsigned>(ys));
     WithStateType(a.store, [&](auto tag) {
-      Mamba1DecodeKernel<decltype(tag)><<<g, kM1Tile, 0, s>>>(a, seqs, nseq);
+      Launch(Mamba1DecodeKernel<decltype(tag)>, g, kM1Tile, 0, s, a, seqs, nseq);
     });
     Check("mamba1 decode");
     return;
@@ -2494,12 +2540,12 @@ void LaunchMamba1Scan(const Mamba1ScanArgs& a, const DevSeq* seqs, int nseq, cud
   dim3 grid(Blocks(a.di, 128), static_cast<unsigned>(nseq));
   if (a.N <= 16) {  // state in registers (MambaInLlama and HF Mamba use d_state 16)
     WithStateType(a.store, [&](auto tag) {
-      Mamba1ScanKernel<decltype(tag), 16><<<grid, 128, 0, s>>>(a, seqs);
+      Launch(Mamba1ScanKernel<decltype(tag), 16>, grid, 128, 0, s, a, seqs);
     });
   } else {
     const size_t smem = a.stage ? static_cast<size_t>(128 * a.N) * 4 : 0;
     WithStateType(a.store, [&](auto tag) {
-      Mamba1ScanKernel<decltype(tag), 0><<<grid, 128, smem, s>>>(a, seqs);
+      Launch(Mamba1ScanKernel<decltype(tag), 0>, grid, 128, smem, s, a, seqs);
     });
   }
   Check("mamba1 scan");
@@ -2529,15 +2575,16 @@ void LaunchSsdScan(const SsdScanArgs& a, const DevSeq* seqs, int nseq, cudaStrea
     (void)carveout;
     const int threads = SsdRegThreads(a.N, a.P);
     WithStateType(a.store, [&](auto tag) {
-      SsdCopyKernel<decltype(tag)><<<grid, threads, copy_smem, s>>>(a, seqs);
+      Launch(SsdCopyKernel<decltype(tag)>, grid, threads, copy_smem, s, a, seqs);
     });
     Check("ssd scan");
     return;
   }
   if (choice != 0 && SsdRegFits(a.N, a.P)) {
     const int threads = SsdRegThreads(a.N, a.P);
-    WithStateType(a.store,
-                  [&](auto tag) { SsdRegKernel<decltype(tag)><<<grid, threads, 0, s>>>(a, seqs); });
+    WithStateType(a.store, [&](auto tag) {
+      Launch(SsdRegKernel<decltype(tag)>, grid, threads, 0, s, a, seqs);
+    });
     Check("ssd scan");
     return;
   }
@@ -2562,9 +2609,9 @@ void LaunchSsdScan(const SsdScanArgs& a, const DevSeq* seqs, int nseq, cudaStrea
   WithStateType(a.store, [&](auto tag) {
     using StateT = decltype(tag);
     if (a.N <= 64) {
-      SsdScanKernel<StateT, 2><<<grid, 256, smem, s>>>(b, seqs);
+      Launch(SsdScanKernel<StateT, 2>, grid, 256, smem, s, b, seqs);
     } else {
-      SsdScanKernel<StateT, 4><<<grid, 256, smem, s>>>(b, seqs);
+      Launch(SsdScanKernel<StateT, 4>, grid, 256, smem, s, b, seqs);
     }
   });
   Check("ssd scan");
@@ -2576,11 +2623,11 @@ void LaunchLlambaGate(const float* y, const float* proj, int64_t ld, int64_t z_o
   if (di % 4 == 0 && ld % 4 == 0 && z_off % 4 == 0 && Aligned16(y) && Aligned16(proj) &&
       Aligned16(zb) && Aligned16(out) &&
       (gemm_in == nullptr || reinterpret_cast<uintptr_t>(gemm_in) % 8 == 0)) {
-    LlambaGateKernel<true><<<RowGrid(rows, di / 4), 256, 0, s>>>(y, proj, ld, z_off, zb, rows, di,
-                                                                 out, gemm_in, split);
+    Launch(LlambaGateKernel<true>, RowGrid(rows, di / 4), 256, 0, s, y, proj, ld, z_off, zb, rows,
+           di, out, gemm_in, split);
   } else {
-    LlambaGateKernel<false>
-        <<<RowGrid(rows, di), 256, 0, s>>>(y, proj, ld, z_off, zb, rows, di, out, gemm_in, split);
+    Launch(LlambaGateKernel<false>, RowGrid(rows, di), 256, 0, s, y, proj, ld, z_off, zb, rows, di,
+           out, gemm_in, split);
   }
   Check("llamba gate");
 }
@@ -2589,7 +2636,7 @@ void LaunchMamba2GateNorm(const float* y, const float* proj, int64_t ld, int64_t
                           const float* w, float eps, int64_t rows, int64_t di, int64_t groups,
                           float* out, cudaStream_t s) {
   dim3 grid(static_cast<unsigned>(groups), static_cast<unsigned>(rows));
-  Mamba2GateNormKernel<<<grid, 256, 0, s>>>(y, proj, ld, z_off, w, eps, di, di / groups, out);
+  Launch(Mamba2GateNormKernel, grid, 256, 0, s, y, proj, ld, z_off, w, eps, di, di / groups, out);
   Check("mamba2 gate norm");
 }
 

@@ -11,6 +11,12 @@
 
 namespace ttc::engine::cuda {
 
+// Whether kernels are launched with programmatic dependent launch (engine/cuda/launch.cuh says
+// why and what keeps it exact). Process-wide, default on; each CudaBackend sets it from
+// TTC_CUDA_PDL when it is created ("0": off).
+bool ProgrammaticLaunch();
+void SetProgrammaticLaunch(bool on);
+
 // One sequence of a batch on the device: its slot, its first row and its number of rows.
 struct DevSeq {
   int32_t slot;

@@ -20,6 +20,7 @@
 
 #include "engine/cuda/bulk_copy.cuh"
 #include "engine/cuda/kernels.h"
+#include "engine/cuda/launch.cuh"
 #include "engine/rng.h"
 #include "engine/sampler_sum.h"
 
@@ -191,6 +192,7 @@ template <bool kVec>
 __global__ void __launch_bounds__(kThreads)
     SampleKernel(const float* logits, int64_t V, int64_t per_row, DevSampling sp,
                  const DevSampleKey* keys, float* probs, int32_t* out) {
+  PdlGate();
   extern __shared__ double chunk[];  // ceil(V / kChunk)
   __shared__ Shared sh;
   const int64_t draw = blockIdx.x;
@@ -481,6 +483,7 @@ struct ClusterShared {
 __global__ void __launch_bounds__(kClThreads)
     SampleClusterKernel(const float* logits, int64_t V, int64_t per_row, DevSampling sp,
                         const DevSampleKey* keys, int32_t* out, int cpb) {
+  PdlGate();
   extern __shared__ __align__(128) unsigned char cl_smem[];
   __shared__ ClusterShared sh;
   float* slice = reinterpret_cast<float*>(cl_smem);
@@ -654,9 +657,9 @@ void LaunchSample(const float* logits, int64_t draws, int64_t per_row, int64_t v
   }();
   cudaError_t e = cudaSuccess;
   if (scalar) {
-    SampleKernel<false><<<static_cast<unsigned>(draws), kThreads, shared, s>>>(
-        logits, vocab, per_row, params, keys, probs, out);
-    e = cudaGetLastError();
+    Launch(SampleKernel<false>, static_cast<unsigned>(draws), kThreads, shared, s, logits, vocab,
+           per_row, params, keys, probs, out);
+    e = TakeLaunchError();
   } else if (SampleUsesCluster(params, vocab, logits)) {
     const ClusterShape shape = SampleClusterShape(vocab);
     cudaLaunchConfig_t cfg{};
@@ -674,9 +677,9 @@ void LaunchSample(const float* logits, int64_t draws, int64_t per_row, int64_t v
     e = cudaLaunchKernelEx(&cfg, SampleClusterKernel, logits, vocab, per_row, params, keys, out,
                            shape.cpb);
   } else {
-    SampleKernel<true><<<static_cast<unsigned>(draws), kThreads, shared, s>>>(
-        logits, vocab, per_row, params, keys, probs, out);
-    e = cudaGetLastError();
+    Launch(SampleKernel<true>, static_cast<unsigned>(draws), kThreads, shared, s, logits, vocab,
+           per_row, params, keys, probs, out);
+    e = TakeLaunchError();
   }
   if (e != cudaSuccess) {
     std::fprintf(stderr, "cuda backend: launch of the sampler failed: %s\n", cudaGetErrorString(e));

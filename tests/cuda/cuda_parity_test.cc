@@ -398,6 +398,65 @@ TEST_P(CudaFamily, GraphReplayEqualsEagerGenerate) {
 #endif
 }
 
+// Kernels launched with programmatic dependent launch (the default: each kernel's blocks start
+// while its predecessor drains, and wait for it before touching memory) give exactly the results
+// of plain stream order (TTC_CUDA_PDL=0): a generate with graphs, pipelining and a shrinking
+// batch, and the golden decode's logits bit for bit. A kernel that read or wrote memory before its
+// wait would race its predecessor; the tiny golden models, whose kernels are all launch and tail,
+// are where such a race shows most (tests/cuda/cuda_source_test.cc checks the contract itself).
+TEST_P(CudaFamily, ProgrammaticLaunchEqualsStreamOrder) {
+  const auto dir = testing::GoldenModel(GetParam());
+  auto golden = engine::SafetensorsFile::Open(dir / "golden.safetensors");
+  ASSERT_TRUE(golden.ok());
+  const auto prompt64 = testing::ReadI64(*(*golden)->Find("prompt_ids"));
+  const auto ids64 = testing::ReadI64(*(*golden)->Find("decode_ids"));
+  const std::vector<int32_t> prompt(prompt64.begin(), prompt64.end());
+  // Prefill and decode logits of the golden chain, concatenated.
+  auto logits_of = [&](engine::Model& model) {
+    std::vector<float> all, logits;
+    auto state = model.NewState(1);
+    EXPECT_TRUE(state.ok());
+    if (!state.ok()) return all;
+    const int64_t L = static_cast<int64_t>(prompt.size());
+    std::vector<int64_t> rows(static_cast<size_t>(L));
+    for (int64_t i = 0; i < L; ++i) rows[static_cast<size_t>(i)] = i;
+    EXPECT_TRUE(model.Forward(state->get(), BatchLayout{{{0, 0, L}}}, prompt, rows, &logits).ok());
+    all = logits;
+    for (size_t i = 0; i < ids64.size(); ++i) {
+      int32_t tok = static_cast<int32_t>(ids64[i]);
+      std::vector<int64_t> row0 = {0};
+      EXPECT_TRUE(model
+                      .Forward(state->get(), BatchLayout{{{0, L + static_cast<int64_t>(i), 1}}},
+                               std::span(&tok, 1), row0, &logits)
+                      .ok());
+      all.insert(all.end(), logits.begin(), logits.end());
+    }
+    return all;
+  };
+  LOAD_CUDA_OR_SKIP(pdl, dir);
+  const engine::GenerateRequest req = StopHeavyRequest((*pdl)->config().vocab_size, 64);
+  auto with = engine::Generate(**pdl, req);
+  ASSERT_TRUE(with.ok()) << with.status().ToString();
+  const std::vector<float> logits_with = logits_of(**pdl);
+  ::setenv("TTC_CUDA_PDL", "0", 1);
+  auto ordered = LoadCuda(dir);
+  ::unsetenv("TTC_CUDA_PDL");
+  ASSERT_TRUE(ordered.ok()) << ordered.status().ToString();
+  auto without = engine::Generate(**ordered, req);
+  ASSERT_TRUE(without.ok()) << without.status().ToString();
+  const std::vector<float> logits_without = logits_of(**ordered);
+  const int64_t tokens = ExpectSameSamples(*with, *without, GetParam());
+  ASSERT_EQ(logits_with.size(), logits_without.size());
+  size_t differ = 0;
+  for (size_t i = 0; i < logits_with.size(); ++i) differ += logits_with[i] != logits_without[i];
+  EXPECT_EQ(differ, 0u) << GetParam() << ": logits differing between PDL and stream order";
+  std::cout << "[cuda] " << GetParam() << ": " << tokens << " tokens and " << logits_with.size()
+            << " logits equal with and without programmatic launch\n";
+  // The next backend created (TTC_CUDA_PDL unset) turns it back on for the tests after this one.
+  auto restore = LoadCuda(dir);
+  ASSERT_TRUE(restore.ok());
+}
+
 // Generate's pipelined decode on the GPU (the default there: each step launched with the previous
 // step's draws still on the device, collected one step later) gives the ids of the step-by-step
 // loop, with samples stopping at many different steps; both record and replay CUDA graphs.

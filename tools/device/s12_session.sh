@@ -18,7 +18,12 @@
 #       in setup_test, the A/B in PART=2;
 #   (7) the one-warp attention kernels and the combine kernel write the O projection's bf16 input
 #       (CudaAttention.KernelsAgreeWithReference checks the copy); PART=1's base A/B covers it
-#       with (2) and (3).
+#       with (2) and (3);
+# and one from session 15:
+#   (8) programmatic dependent launch (engine/cuda/launch.cuh): every kernel gated, launched with
+#       the PDL attribute (TTC_CUDA_PDL=0: plain stream order). The CUDA test
+#       ProgrammaticLaunchEqualsStreamOrder (setup_test) compares samples and logits bit for bit;
+#       PART=2 runs the A/B at the launch-bound and the large cells.
 # PART=1 (default): build, the CUDA tests (the sampler paths id for id, the fused ops bit for bit,
 # the kernels' GEMM-input copies, the goldens), compute-sanitizer over the sampler kernels and the
 # families' batched decode, the sampler micro-benchmark (tools/bench/cuda/sampler.cc: the three
@@ -26,7 +31,7 @@
 # build whose .devbase/ holds main's engine/model.cc and engine/cuda/cuda_backend.cc (the base
 # has (1), (5) and (6) but not (2), (3) or (7)). The CUDA test
 # ScoreBatchEqualsOneByOne checks (4)'s batches against one by one and against the CPU.
-# PART=2: the A/B of (6), the f32 / bf16 / f16 state timings of (5), and score_bench for (4).
+# PART=2: the A/B of (8), the A/B of (6), the f32 / bf16 / f16 state timings of (5), and score_bench for (4).
 # PART=3: the table with the HF baseline. PART=4 (if device time is left): one decode step per
 # kernel at MambaInLlama-3B and Llamba-3B B=512 and Llama-1B B=256 (RMSNorm, SwiGLU,
 # F32ToBf16Kernel, RoPE and the sampler separate (1) to (3), (6) and (7)).
@@ -78,8 +83,10 @@ setup_only() {  # the build (incremental on a warm machine) without the tests
   OUT=$L timeout 200 tools/device/cuda_session.sh setup > $L/session.log 2>&1; el "setup"
   grep -E "error|FAILED" $L/session.log | head -5
 }
-part2() {  # (6)'s A/B, (5)'s state kinds, (4)'s scoring
+part2() {  # (8)'s and (6)'s A/Bs, (5)'s state kinds, (4)'s scoring
   setup_only
+  bench_ab "llama-3.2-1b:1,64,256 mambainllama-1b:64 llamba-1b:64 mambainllama-3b:512" \
+    stream:TTC_CUDA_PDL=0 pdl:TTC_NONE=1
   bench_ab "llama-3.2-1b:64,256 llama-3.2-3b:512" rope-scalar:TTC_CUDA_ROPE_SCALAR=1 rope-vec:TTC_NONE=1
   for st in f32 bf16 f16; do
     BENCH_ARGS="--state-dtype $st" bench state-$st TTC_NONE=1 llamba-3b 64,256,512

@@ -1,0 +1,63 @@
+// Kernel launches of the CUDA backend with programmatic dependent launch (PDL, sm_90).
+//
+// Why: a decode step is a chain of a few hundred kernels, each of which waits, in plain stream
+// order, for the previous one to drain and flush before its own grid is even launched. With PDL
+// (the launch attribute cudaLaunchAttributeProgrammaticStreamSerialization) the next grid is
+// launched and its blocks made resident while the previous grid's last blocks still run; each
+// block then waits on `griddepcontrol.wait` until the previous grid has completed and its memory
+// is visible. So the results are those of stream order; only the launch gap is hidden.
+//
+// The contract that keeps this exact: every kernel of this backend starts with PdlGate(), before
+// any global memory access, and every launch goes through Launch() (a source test checks both:
+// tests/cuda/cuda_source_test.cc). A kernel launched with the attribute that did not wait could
+// run ahead of its predecessor; and because a gated kernel lets its own dependents launch at once
+// (`griddepcontrol.launch_dependents`), each kernel's wait is what orders it after everything
+// before it, transitively. Kernels not launched with the attribute (cuBLAS's GEMMs, the sampler's
+// cluster kernel) are fully stream-ordered as before, and the gate is a no-op in them.
+//
+// TTC_CUDA_PDL=0 launches without the attribute (plain stream order) for A/B runs; the setting is
+// process-wide (SetProgrammaticLaunch), read by each backend when it is created.
+//
+// Thread-safety: Launch() may be called from any thread; the setting is an atomic.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <utility>
+
+#include "engine/cuda/kernels.h"
+
+namespace ttc::engine::cuda {
+
+// The first statement of every kernel of this backend (see above).
+__device__ __forceinline__ void PdlGate() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// Launch() keeps a failed launch's error (NoteLaunchError) for the launcher's check, which takes
+// it with TakeLaunchError: that error if one was noted, else the runtime's last error (both are
+// cleared).
+void NoteLaunchError(cudaError_t e);
+cudaError_t TakeLaunchError();
+
+template <typename... KernelArgs, typename... Args>
+void Launch(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+            Args&&... args) {
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = s;
+  cfg.attrs = &attr;
+  cfg.numAttrs = ProgrammaticLaunch() ? 1 : 0;
+  const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
+  if (e != cudaSuccess) NoteLaunchError(e);
+}
+
+}  // namespace ttc::engine::cuda

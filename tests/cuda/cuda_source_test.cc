@@ -1,0 +1,140 @@
+// The CUDA backend's launch contract, checked on its sources (so it runs in every build, with or
+// without nvcc): kernels are launched with programmatic dependent launch, which is exact only if
+// every kernel waits for its predecessor before it touches memory (engine/cuda/launch.cuh). So
+// every __global__ function's body must start with PdlGate(), and no kernel may be launched with
+// <<<>>> (Launch() is the one place that sets the attribute and keeps launch errors). A kernel
+// added without the gate would race its predecessor only now and then, which no GPU test would
+// reliably catch.
+#include <gtest/gtest.h>
+
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace ttc {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The text with comments and string literals blanked (newlines kept), so that "<<<" or
+// "__global__" in a comment or a message is not taken for code.
+std::string StripCommentsAndStrings(const std::string& s) {
+  std::string out = s;
+  size_t i = 0;
+  while (i < s.size()) {
+    if (s.compare(i, 2, "//") == 0) {
+      while (i < s.size() && s[i] != '\n') out[i++] = ' ';
+    } else if (s.compare(i, 2, "/*") == 0) {
+      const size_t end = s.find("*/", i + 2);
+      const size_t stop = end == std::string::npos ? s.size() : end + 2;
+      for (; i < stop; ++i)
+        if (out[i] != '\n') out[i] = ' ';
+    } else if (s[i] == '"' || s[i] == '\'') {
+      const char q = s[i++];
+      while (i < s.size() && s[i] != q) {
+        if (s[i] == '\\' && i + 1 < s.size()) out[i++] = ' ';
+        if (out[i] != '\n') out[i] = ' ';
+        ++i;
+      }
+      ++i;
+    } else {
+      ++i;
+    }
+  }
+  return out;
+}
+
+int LineOf(const std::string& s, size_t pos) {
+  int line = 1;
+  for (size_t i = 0; i < pos && i < s.size(); ++i) line += s[i] == '\n';
+  return line;
+}
+
+struct Kernel {
+  std::string file;
+  int line;
+  std::string first_statement;
+};
+
+// Each __global__ definition (a declaration ending in ';' is skipped) with the first statement of
+// its body, whitespace removed.
+std::vector<Kernel> Kernels(const fs::path& file, const std::string& code) {
+  std::vector<Kernel> out;
+  for (size_t at = code.find("__global__"); at != std::string::npos;
+       at = code.find("__global__", at + 1)) {
+    int depth = 0;
+    size_t j = at;
+    for (; j < code.size(); ++j) {
+      const char c = code[j];
+      if (c == '(') ++depth;
+      if (c == ')') --depth;
+      if (depth == 0 && (c == '{' || c == ';')) break;
+    }
+    if (j >= code.size() || code[j] == ';') continue;
+    const size_t end = code.find(';', j);
+    std::string stmt;
+    for (size_t k = j + 1; k <= end && k < code.size(); ++k)
+      if (!std::isspace(static_cast<unsigned char>(code[k]))) stmt += code[k];
+    out.push_back({file.filename().string(), LineOf(code, at), stmt});
+  }
+  return out;
+}
+
+TEST(CudaSources, EveryKernelStartsWithThePdlGateAndLaunchesThroughLaunch) {
+  const fs::path dir = fs::path(TTC_SOURCE_DIR) / "engine" / "cuda";
+  ASSERT_TRUE(fs::is_directory(dir)) << dir;
+  std::vector<Kernel> kernels;
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string ext = entry.path().extension().string();
+    if (ext != ".cu" && ext != ".cuh") continue;
+    std::ifstream in(entry.path());
+    ASSERT_TRUE(in) << entry.path();
+    std::stringstream buf;
+    buf << in.rdbuf();
+    const std::string code = StripCommentsAndStrings(buf.str());
+    ++files;
+    for (size_t at = code.find("<<<"); at != std::string::npos; at = code.find("<<<", at + 3)) {
+      ADD_FAILURE() << entry.path().filename().string() << ":" << LineOf(code, at)
+                    << ": a <<<>>> launch; use Launch() (engine/cuda/launch.cuh)";
+    }
+    for (Kernel& k : Kernels(entry.path(), code)) kernels.push_back(std::move(k));
+  }
+  EXPECT_GE(files, 2);
+  // The backend has 28 kernels as this test is written; far fewer means the scan broke.
+  EXPECT_GE(kernels.size(), 20u);
+  for (const Kernel& k : kernels) {
+    EXPECT_EQ(k.first_statement, "PdlGate();")
+        << k.file << ":" << k.line << ": the kernel's first statement must be PdlGate()";
+  }
+}
+
+// The scan itself, on text written for it: a kernel without the gate, a declaration, a launch in
+// a comment and a string (not launches), and a real one.
+TEST(CudaSources, TheScanFindsWhatItLooksFor) {
+  const std::string code = StripCommentsAndStrings(
+      "// K<<<1, 1>>>() in a comment\n"
+      "__global__ void Declared(int);\n"
+      "template <int N>\n"
+      "__global__ void __launch_bounds__(128, (N > 1 ? 2 : 1)) Good(int x) {\n"
+      "  PdlGate();\n"
+      "  x += 1;\n"
+      "}\n"
+      "__global__ void Bad(const char* m) { if (m) return; }\n"
+      "void F() { puts(\"<<<\"); Bad<<<1, 1>>>(nullptr); }\n");
+  const auto kernels = Kernels("x.cu", code);
+  ASSERT_EQ(kernels.size(), 2u);
+  EXPECT_EQ(kernels[0].first_statement, "PdlGate();");
+  EXPECT_EQ(kernels[0].line, 4);
+  EXPECT_EQ(kernels[1].first_statement, "if(m)return;");
+  size_t launches = 0;
+  for (size_t at = code.find("<<<"); at != std::string::npos; at = code.find("<<<", at + 3))
+    ++launches;
+  EXPECT_EQ(launches, 1u);
+}
+
+}  // namespace
+}  // namespace ttc
