@@ -34,7 +34,9 @@
 # PART=2: the A/B of (8), the A/B of (6), the f32 / bf16 / f16 state timings of (5), and score_bench for (4).
 # PART=3: the table with the HF baseline. PART=4 (if device time is left): one decode step per
 # kernel at MambaInLlama-3B and Llamba-3B B=512 and Llama-1B B=256 (RMSNorm, SwiGLU,
-# F32ToBf16Kernel, RoPE and the sampler separate (1) to (3), (6) and (7)).
+# F32ToBf16Kernel, RoPE and the sampler separate (1) to (3), (6) and (7)), and
+# tools/bench/cuda/gemm_sweep.cc: every cublasLt configuration of the decode GEMM shapes against
+# cublasGemmEx (is there a faster kernel for the narrow shapes than the heuristic's?).
 # Order for a 30-minute session: 1, 2, 3, then 4. Each call <= 540 s (BUDGET).
 # Logs: $OUT/logs.tgz. Prepare .devbase before PART=1 (main's model.cc and cuda_backend.cc, the
 # latter passing its state kind as (5)'s StateStore; the branch's backend.h serves both):
@@ -98,8 +100,12 @@ part3() {
   setup_only
   full_table
 }
-part4() {  # one decode step per kernel, if device time is left
+part4() {  # one decode step per kernel, and every cublasLt configuration of the decode GEMMs, if
+  # device time is left
   setup_only
+  cmake --build build-dev -j 16 --target cuda_gemm_sweep > $L/build-sweep.log 2>&1
+  timeout 150 build-dev/bench/cuda_gemm_sweep 64,256,512 --budget-ms 2000 > $L/gemm-sweep.log 2>&1
+  el "gemm sweep rc $?"; cat $L/gemm-sweep.log
   STEP_LINES=14 step_kernels mil3 mambainllama-3b 512
   STEP_LINES=10 step_kernels llamba3 llamba-3b 512
   STEP_LINES=10 step_kernels llama1 llama-3.2-1b 256
