@@ -103,7 +103,9 @@ part3() {
 part4() {  # one decode step per kernel, and every cublasLt configuration of the decode GEMMs, if
   # device time is left
   setup_only
-  cmake --build build-dev -j 16 --target cuda_gemm_sweep > $L/build-sweep.log 2>&1
+  cmake --build build-dev -j 16 --target cuda_gemm_sweep cuda_gemm_bench > $L/build-sweep.log 2>&1
+  timeout 60 build-dev/bench/cuda_gemm_bench 16,64,256,512 > $L/gemm.log 2>&1
+  el "gemm bench rc $?"; cat $L/gemm.log
   timeout 150 build-dev/bench/cuda_gemm_sweep 64,256,512 --budget-ms 2000 > $L/gemm-sweep.log 2>&1
   el "gemm sweep rc $?"; cat $L/gemm-sweep.log
   STEP_LINES=14 step_kernels mil3 mambainllama-3b 512

@@ -3,9 +3,12 @@
 // profile of `ttc bench` (TTC_CUDA_PROFILE=1) can be split into "cuBLAS" and "around cuBLAS". CUDA
 // builds only. Usage: cuda_gemm_bench [M,M,...] (default 64,256,512). Two timings per cell, both
 // the median of 15 rounds after 5 warm-up rounds: CUDA events around one launch (what a lone launch
-// costs, launch latency included) and around 20 back-to-back launches, per launch (what a CUDA
-// graph replay of the decode step sees; session 7's call U found the one-launch figure ~5 µs higher
-// on the narrow shapes). Weights and inputs random, fresh per shape.
+// costs, launch latency included) and around 20 back-to-back launches, per launch (session 7's
+// call U found the one-launch figure ~5 µs higher on the narrow shapes); and a third, the median of
+// 9 replays of a CUDA graph of 20 launches, per launch: what the decode step's graph sees, without
+// the host's launch rate (cublasGemmEx's host time can bound back-to-back launches of a kernel of a
+// few microseconds). TB/s and TFLOP/s are of the graph time. Weights and inputs random, fresh per
+// shape.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -48,9 +51,11 @@ int main(int argc, char** argv) {
   CK(cudaGetDeviceProperties(&prop, 0));
   std::printf(
       "# %s, %d SMs; cublasGemmEx bf16 x bf16 -> f32; us per GEMM, median of 15 rounds (one launch "
-      "/ 20 back-to-back launches); TB/s and TFLOP/s of the back-to-back time\n",
+      "/ 20 back-to-back launches / a CUDA graph of 20 launches); TB/s and TFLOP/s of the graph "
+      "time\n",
       prop.name, prop.multiProcessorCount);
-  std::printf("%-17s %5s %9s %9s %8s %8s\n", "shape", "M", "us 1", "us b2b", "TB/s", "TFLOP/s");
+  std::printf("%-17s %5s %9s %9s %9s %8s %8s\n", "shape", "M", "us 1", "us b2b", "us graph", "TB/s",
+              "TFLOP/s");
   std::mt19937 gen(1);
   cudaEvent_t e0, e1;
   CK(cudaEventCreate(&e0));
@@ -91,9 +96,16 @@ int main(int argc, char** argv) {
         return double(t[t.size() / 2]);
       };
       const double one = time(1), b2b = time(20);
+      const double graph = ttc::bench::GraphMicros(
+          s,
+          [&] {
+            run();
+            return true;
+          },
+          9, 20);
       const double bytes = wn * 2.0 + xn * 2.0 + yn * 4.0;
-      std::printf("%-17s %5d %9.1f %9.1f %8.2f %8.0f\n", sh.what, M, one, b2b, bytes / b2b / 1e6,
-                  2.0 * M * sh.N * sh.K / b2b / 1e6);
+      std::printf("%-17s %5d %9.1f %9.1f %9.1f %8.2f %8.0f\n", sh.what, M, one, b2b, graph,
+                  bytes / graph / 1e6, 2.0 * M * sh.N * sh.K / graph / 1e6);
       std::fflush(stdout);
       CK(cudaFree(w));
       CK(cudaFree(x));

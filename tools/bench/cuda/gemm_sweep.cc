@@ -8,10 +8,11 @@
 // (a) the heuristic asked for 64, (b) the heuristic limited to each algorithm id, and (c) each
 // algorithm id's tiles x stages x split-K {1, 2, 4, 8} (each reduction scheme it supports) x
 // swizzle x custom options 0-3, every one that cublasLtMatmulAlgoCheck accepts. All candidates
-// are screened (one round of 10 back-to-back launches, within --budget-ms per cell); the 12
-// fastest are timed as cublasGemmEx is (median of 9 rounds of 20 back-to-back launches, CUDA
-// events; what a CUDA graph replay sees). The best one's output is checked against cublasGemmEx's
-// (a K split changes only the summation order). CUDA builds only.
+// are screened (one replay of a CUDA graph of 10 launches, within --budget-ms per cell); the 12
+// fastest are timed as cublasGemmEx is (median of 9 replays of a graph of 20 launches, CUDA
+// events: what the decode step's graph sees, without the host's launch rate, which bounds
+// back-to-back launches of a few-microsecond kernel). The best one's output is checked against
+// cublasGemmEx's (a K split changes only the summation order). CUDA builds only.
 //
 // Usage: cuda_gemm_sweep [M,M,...] [shape-substring] [--budget-ms MS]
 // (default M 64,256,512; every shape of gemm_bench but the LM heads).
@@ -138,16 +139,13 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
   std::printf(
-      "# %s, %d SMs; bf16 x bf16 -> f32, us per GEMM (median of 9 rounds of 20 back-to-back "
+      "# %s, %d SMs; bf16 x bf16 -> f32, us per GEMM (median of 9 replays of a CUDA graph of 20 "
       "launches); gemmex = cublasGemmEx as the backend calls it, heur1 = the heuristic's first "
       "cublasLt candidate, best = the fastest of every valid configuration\n",
       prop.name, prop.multiProcessorCount);
   std::printf("%-17s %4s %8s %8s %8s %7s %6s %6s  %s\n", "shape", "M", "gemmex", "heur1", "best",
               "gain", "valid", "err", "best configuration");
   std::mt19937 gen(1);
-  cudaEvent_t e0, e1;
-  CK(cudaEventCreate(&e0));
-  CK(cudaEventCreate(&e1));
   const float alpha = 1.0f, beta = 0.0f;
   for (const Shape& sh : all) {
     if (!filter.empty() && std::string(sh.what).find(filter) == std::string::npos) continue;
@@ -170,21 +168,8 @@ int main(int argc, char** argv) {
       };
       // us per launch: the median of `rounds` rounds of `launches` back-to-back launches, or -1 if
       // a launch fails.
-      auto time = [&](auto&& run, int rounds, int launches) -> double {
-        for (int i = 0; i < 3; ++i)
-          if (!run()) return -1;
-        std::vector<float> t;
-        for (int r = 0; r < rounds; ++r) {
-          CK(cudaEventRecord(e0, s));
-          for (int i = 0; i < launches; ++i) run();
-          CK(cudaEventRecord(e1, s));
-          CK(cudaEventSynchronize(e1));
-          float ms_ = 0;
-          CK(cudaEventElapsedTime(&ms_, e0, e1));
-          t.push_back(ms_ * 1e3f / launches);
-        }
-        std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
-        return double(t[t.size() / 2]);
+      auto time = [&](auto&& run, int rounds, int launches) {
+        return ttc::bench::GraphMicros(s, run, rounds, launches);
       };
       const double t_gemmex = time(
           [&] {
