@@ -1,10 +1,10 @@
 #include "reports/svg.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
-
-#include <fmt/format.h>
 
 namespace ttc::reports {
 namespace {
@@ -65,22 +65,44 @@ std::vector<double> LogTicks(double lo, double hi, double base) {
       }
     }
   }
+  // Less than a factor of ~2.5 (generation times of models that differ little): 1-2-5 leaves one
+  // labelled tick or none, so the reader cannot tell a single value. Round linear steps then,
+  // placed on the log axis.
+  if (ticks.size() < 3 && base == 10 && lo > 0) {
+    std::vector<double> linear = LinearTicks(lo, hi);
+    if (linear.size() > ticks.size()) ticks = std::move(linear);
+  }
   return ticks;
 }
 
 }  // namespace
+
+std::vector<double> AxisTicks(double lo, double hi, bool log, double base) {
+  return log ? LogTicks(lo, hi, base) : LinearTicks(lo, hi);
+}
 
 std::string XmlEscape(std::string_view text) {
   std::string out;
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -116,14 +138,15 @@ std::string RenderLinePlot(const PlotSpec& spec) {
     }
   }
   std::string out = fmt::format(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\" "
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} "
+      "{1}\" "
       "font-family=\"Helvetica, Arial, sans-serif\" font-size=\"12\">\n"
       "<rect x=\"0\" y=\"0\" width=\"{0}\" height=\"{1}\" fill=\"#ffffff\"/>\n"
       "<text x=\"{2}\" y=\"22\" font-size=\"15\" font-weight=\"bold\">{3}</text>\n",
       w, h, left, XmlEscape(spec.title));
   if (!std::isfinite(xmin)) {
-    out += fmt::format("<text x=\"{}\" y=\"{}\" fill=\"#666\">no data to plot yet</text>\n</svg>\n", left,
-                       h / 2);
+    out += fmt::format("<text x=\"{}\" y=\"{}\" fill=\"#666\">no data to plot yet</text>\n</svg>\n",
+                       left, h / 2);
     return out;
   }
   Axis ax{xmin, xmax, spec.log_x, spec.log_base};
@@ -150,45 +173,58 @@ std::string RenderLinePlot(const PlotSpec& spec) {
   auto Y = [&](double v) { return ay.Map(v, py0, py1); };
 
   // Grid, ticks and labels.
-  auto xt = spec.log_x ? LogTicks(ax.lo, ax.hi, spec.log_base) : LinearTicks(ax.lo, ax.hi);
-  auto yt = spec.log_y ? LogTicks(ay.lo, ay.hi, 10) : LinearTicks(ay.lo, ay.hi);
+  auto xt = AxisTicks(ax.lo, ax.hi, spec.log_x, spec.log_base);
+  auto yt = AxisTicks(ay.lo, ay.hi, spec.log_y, 10);
   out += "<g stroke=\"#e3e3e3\" stroke-width=\"1\">\n";
-  for (double t : xt) out += fmt::format("<line x1=\"{0:.1f}\" y1=\"{1}\" x2=\"{0:.1f}\" y2=\"{2}\"/>\n", X(t), py0, py1);
-  for (double t : yt) out += fmt::format("<line x1=\"{1}\" y1=\"{0:.1f}\" x2=\"{2}\" y2=\"{0:.1f}\"/>\n", Y(t), px0, px1);
+  for (double t : xt)
+    out += fmt::format("<line x1=\"{0:.1f}\" y1=\"{1}\" x2=\"{0:.1f}\" y2=\"{2}\"/>\n", X(t), py0,
+                       py1);
+  for (double t : yt)
+    out += fmt::format("<line x1=\"{1}\" y1=\"{0:.1f}\" x2=\"{2}\" y2=\"{0:.1f}\"/>\n", Y(t), px0,
+                       px1);
   out += "</g>\n";
-  out += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#333\"/>\n", px0,
-                     py1, px1 - px0, py0 - py1);
+  out += fmt::format(
+      "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#333\"/>\n", px0,
+      py1, px1 - px0, py0 - py1);
   for (double t : xt) {
-    out += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", X(t), py0 + 16,
-                       XmlEscape(FormatTick(t, false)));
+    out += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", X(t),
+                       py0 + 16, XmlEscape(FormatTick(t, false)));
   }
   for (double t : yt) {
-    out += fmt::format("<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{}</text>\n", px0 - 6, Y(t) + 4,
-                       XmlEscape(FormatTick(t, spec.y_unit_interval)));
+    out += fmt::format("<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{}</text>\n", px0 - 6,
+                       Y(t) + 4, XmlEscape(FormatTick(t, spec.y_unit_interval)));
   }
-  out += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", (px0 + px1) / 2, h - 18,
-                     XmlEscape(spec.x_label));
+  out += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", (px0 + px1) / 2,
+                     h - 18, XmlEscape(spec.x_label));
   out += fmt::format(
-      "<text x=\"18\" y=\"{0}\" text-anchor=\"middle\" transform=\"rotate(-90 18 {0})\">{1}</text>\n",
+      "<text x=\"18\" y=\"{0}\" text-anchor=\"middle\" transform=\"rotate(-90 18 "
+      "{0})\">{1}</text>\n",
       (py0 + py1) / 2, XmlEscape(spec.y_label));
 
   // Series: band first, then line and markers.
   for (const auto& s : spec.series) {
     if (s.lo.size() == s.y.size() && s.hi.size() == s.y.size() && !s.y.empty()) {
       std::string pts;
-      for (size_t i = 0; i < s.x.size(); ++i) pts += fmt::format("{:.1f},{:.1f} ", X(s.x[i]), Y(s.hi[i]));
-      for (size_t i = s.x.size(); i-- > 0;) pts += fmt::format("{:.1f},{:.1f} ", X(s.x[i]), Y(s.lo[i]));
-      out += fmt::format("<polygon points=\"{}\" fill=\"{}\" fill-opacity=\"0.15\" stroke=\"none\"/>\n", pts,
-                         s.color);
+      for (size_t i = 0; i < s.x.size(); ++i)
+        pts += fmt::format("{:.1f},{:.1f} ", X(s.x[i]), Y(s.hi[i]));
+      for (size_t i = s.x.size(); i-- > 0;)
+        pts += fmt::format("{:.1f},{:.1f} ", X(s.x[i]), Y(s.lo[i]));
+      out += fmt::format(
+          "<polygon points=\"{}\" fill=\"{}\" fill-opacity=\"0.15\" stroke=\"none\"/>\n", pts,
+          s.color);
     }
     std::string pts;
-    for (size_t i = 0; i < s.x.size(); ++i) pts += fmt::format("{:.1f},{:.1f} ", X(s.x[i]), Y(s.y[i]));
-    out += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{}/>\n", pts,
-                       s.color, s.dash.empty() ? "" : fmt::format(" stroke-dasharray=\"{}\"", s.dash));
+    for (size_t i = 0; i < s.x.size(); ++i)
+      pts += fmt::format("{:.1f},{:.1f} ", X(s.x[i]), Y(s.y[i]));
+    out += fmt::format(
+        "<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{}/>\n", pts,
+        s.color, s.dash.empty() ? "" : fmt::format(" stroke-dasharray=\"{}\"", s.dash));
     for (size_t i = 0; i < s.x.size(); ++i) {
-      out += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"><title>{}: ({}, {})</title></circle>\n",
-                         X(s.x[i]), Y(s.y[i]), s.color, XmlEscape(s.label), FormatTick(s.x[i], false),
-                         FormatTick(s.y[i], spec.y_unit_interval));
+      out += fmt::format(
+          "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"><title>{}: ({}, "
+          "{})</title></circle>\n",
+          X(s.x[i]), Y(s.y[i]), s.color, XmlEscape(s.label), FormatTick(s.x[i], false),
+          FormatTick(s.y[i], spec.y_unit_interval));
     }
   }
   if (!spec.front_x.empty()) {
@@ -197,11 +233,13 @@ std::string RenderLinePlot(const PlotSpec& spec) {
       pts += fmt::format("{:.1f},{:.1f} ", X(spec.front_x[i]), Y(spec.front_y[i]));
     }
     out += fmt::format(
-        "<polyline points=\"{}\" fill=\"none\" stroke=\"#111\" stroke-width=\"1.5\" stroke-dasharray=\"2 3\"/>\n",
+        "<polyline points=\"{}\" fill=\"none\" stroke=\"#111\" stroke-width=\"1.5\" "
+        "stroke-dasharray=\"2 3\"/>\n",
         pts);
     for (size_t i = 0; i < spec.front_x.size(); ++i) {
       out += fmt::format(
-          "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"6\" fill=\"none\" stroke=\"#111\" stroke-width=\"1.5\"/>\n",
+          "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"6\" fill=\"none\" stroke=\"#111\" "
+          "stroke-width=\"1.5\"/>\n",
           X(spec.front_x[i]), Y(spec.front_y[i]));
     }
   }
@@ -210,9 +248,10 @@ std::string RenderLinePlot(const PlotSpec& spec) {
   double ly = top + 8;
   const double lx = px1 + 14;
   for (const auto& s : spec.series) {
-    out += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"2.5\"{}/>\n", lx,
-                       ly, lx + 24, ly, s.color,
-                       s.dash.empty() ? "" : fmt::format(" stroke-dasharray=\"{}\"", s.dash));
+    out += fmt::format(
+        "<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"{}\" stroke-width=\"2.5\"{}/>\n",
+        lx, ly, lx + 24, ly, s.color,
+        s.dash.empty() ? "" : fmt::format(" stroke-dasharray=\"{}\"", s.dash));
     out += fmt::format("<text x=\"{}\" y=\"{}\">{}</text>\n", lx + 30, ly + 4, XmlEscape(s.label));
     ly += 18;
   }

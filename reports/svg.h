@@ -1,6 +1,7 @@
-// A small SVG line-plot builder for reports: labelled axes with units, linear or logarithmic x axis, series with
-// optional error bands and markers, a legend, and highlighted points (the Pareto front). Output is standalone
-// SVG 1.1 text that browsers render and print as is. Pure functions; thread-safe.
+// A small SVG line-plot builder for reports: labelled axes with units, linear or logarithmic x
+// axis, series with optional error bands and markers, a legend, and highlighted points (the Pareto
+// front). Output is standalone SVG 1.1 text that browsers render and print as is. Pure functions;
+// thread-safe.
 #pragma once
 
 #include <string>
@@ -22,7 +23,7 @@ struct PlotSpec {
   std::string x_label;
   std::string y_label;
   bool log_x = false;
-  double log_base = 2;  // tick spacing on a log axis: 2 (k) or 10 (seconds)
+  double log_base = 2;           // tick spacing on a log axis: 2 (k) or 10 (seconds)
   bool y_unit_interval = false;  // y axis fixed to [0, 1], shown as percent
   bool log_y = false;
   std::vector<PlotSeries> series;
@@ -33,6 +34,10 @@ struct PlotSpec {
 };
 
 std::string RenderLinePlot(const PlotSpec& spec);
+
+// The tick values of an axis over [lo, hi]: round linear steps, or on a log axis the powers of
+// `base` (with 2x and 5x, or round linear steps, where the range is too narrow for two or three).
+std::vector<double> AxisTicks(double lo, double hi, bool log, double base);
 
 // Escapes &, <, >, " and ' for XML text and attributes.
 std::string XmlEscape(std::string_view text);
