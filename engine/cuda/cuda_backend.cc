@@ -708,6 +708,10 @@ class CudaBackend final : public Backend {
     const char* r = std::getenv("TTC_CUDA_GEMV_ROWS");
     gemv_rows_ =
         r == nullptr ? kGemvRows : std::clamp<int64_t>(std::atoll(r), 0, cuda::kGemvMaxRows);
+    // How many rows still get the hi/lo split input (TTC_CUDA_SPLIT_ROWS=0..1024): the A/B of
+    // what the split's second half of rows and its summing kernel cost at small batches.
+    const char* sr = std::getenv("TTC_CUDA_SPLIT_ROWS");
+    split_rows_ = sr == nullptr ? kSplitRows : std::clamp<int64_t>(std::atoll(sr), 0, 1024);
     sample_full_ = std::getenv("TTC_CUDA_SAMPLE_FULL") != nullptr;
     fused_input_ = !EnvIs("TTC_CUDA_FUSED_INPUT", "0");
     // On by default since the tile kernel (call Q in docs/perf/cuda.md); TTC_CUDA_CASCADE=0 makes
@@ -1317,7 +1321,7 @@ class CudaBackend final : public Backend {
           cuda::LaunchGemv(w.bf16, N, K, x, ldx, M, out, ldo, accumulate, stream_)) {
         return;
       }
-      const bool split = M <= kSplitRows;
+      const bool split = M <= split_rows_;
       const int64_t rows = split ? 2 * M : M;
       // The producer of x (RmsNorm, SwiGlu) may have written this input already (GemmInputFor).
       const bool ready = prepared.x == x && prepared.M == M && prepared.K == K && ldx == K &&
@@ -1576,7 +1580,7 @@ class CudaBackend final : public Backend {
   uint16_t* GemmInputFor(const float* out, int64_t M, int64_t K, bool* split, bool only) {
     *split = false;
     if (!fused_input_ || M <= gemv_rows_) return nullptr;
-    *split = M <= kSplitRows;
+    *split = M <= split_rows_;
     Bf16Scratch(static_cast<size_t>((*split ? 2 : 1) * M * K));
     prepared_ = {out, M, K, *split, only};
     return bf16_scratch_;
@@ -1728,11 +1732,12 @@ class CudaBackend final : public Backend {
   void* blas_ws_ = nullptr;
   cudaStream_t side_ = nullptr;  // uploads while a step is being recorded
   // Switches for A/B measurements, read from the environment when the backend is created.
-  bool graphs_on_ = true;          // TTC_CUDA_GRAPHS=0 turns the recordings off
-  int split_k_ = 1;                // TTC_CUDA_SPLITK=2|4|8 (SplitKParts)
-  int64_t gemv_rows_ = kGemvRows;  // TTC_CUDA_GEMV_ROWS=0..16 (kGemvRows)
-  bool sample_full_ = false;       // TTC_CUDA_SAMPLE_FULL=1: the sampler's general path always
-  bool fused_input_ = true;        // TTC_CUDA_FUSED_INPUT=0: every GEMM converts its own input
+  bool graphs_on_ = true;            // TTC_CUDA_GRAPHS=0 turns the recordings off
+  int split_k_ = 1;                  // TTC_CUDA_SPLITK=2|4|8 (SplitKParts)
+  int64_t gemv_rows_ = kGemvRows;    // TTC_CUDA_GEMV_ROWS=0..16 (kGemvRows)
+  int64_t split_rows_ = kSplitRows;  // TTC_CUDA_SPLIT_ROWS=0..1024 (kSplitRows)
+  bool sample_full_ = false;         // TTC_CUDA_SAMPLE_FULL=1: the sampler's general path always
+  bool fused_input_ = true;          // TTC_CUDA_FUSED_INPUT=0: every GEMM converts its own input
   bool cascade_on_ = true;  // rows sharing a prefix walk it together (TTC_CUDA_CASCADE=0: off)
   // Decode-step recordings (BeginForward).
   std::vector<std::unique_ptr<StepGraph>> graphs_;

@@ -23,7 +23,11 @@
 #   (8) programmatic dependent launch (engine/cuda/launch.cuh): every kernel gated, launched with
 #       the PDL attribute (TTC_CUDA_PDL=0: plain stream order). The CUDA test
 #       ProgrammaticLaunchEqualsStreamOrder (setup_test) compares samples and logits bit for bit;
-#       PART=2 runs the A/B at the launch-bound and the large cells.
+#       PART=2 runs the A/B at the launch-bound and the large cells;
+#   (9) TTC_CUDA_SPLIT_ROWS (default 128): up to how many rows a GEMM's input is split into bf16
+#       hi + lo halves (f32-exact inputs; twice the rows and a summing kernel per GEMM). PART=2
+#       times 0 against 128 at B=16/64: what a GEMM kernel that sums the halves in its
+#       accumulators would save.
 # PART=1 (default): build, the CUDA tests (the sampler paths id for id, the fused ops bit for bit,
 # the kernels' GEMM-input copies, the goldens), compute-sanitizer over the sampler kernels and the
 # families' batched decode, the sampler micro-benchmark (tools/bench/cuda/sampler.cc: the three
@@ -89,6 +93,9 @@ part2() {  # (8)'s and (6)'s A/Bs, (5)'s state kinds, (4)'s scoring
   setup_only
   bench_ab "llama-3.2-1b:1,64,256 mambainllama-1b:64 llamba-1b:64 mambainllama-3b:512" \
     stream:TTC_CUDA_PDL=0 pdl:TTC_NONE=1
+  # what the hi/lo split input costs at M <= 128 (twice the rows, a summing kernel per GEMM)
+  bench_ab "llama-3.2-1b:16,64 mambainllama-1b:64 llamba-1b:16,64" \
+    round:TTC_CUDA_SPLIT_ROWS=0 split:TTC_NONE=1
   bench_ab "llama-3.2-1b:64,256 llama-3.2-3b:512" rope-scalar:TTC_CUDA_ROPE_SCALAR=1 rope-vec:TTC_NONE=1
   for st in f32 bf16 f16; do
     BENCH_ARGS="--state-dtype $st" bench state-$st TTC_NONE=1 llamba-3b 64,256,512
