@@ -712,6 +712,7 @@ class CudaBackend final : public Backend {
     // what the split's second half of rows and its summing kernel cost at small batches.
     const char* sr = std::getenv("TTC_CUDA_SPLIT_ROWS");
     split_rows_ = sr == nullptr ? kSplitRows : std::clamp<int64_t>(std::atoll(sr), 0, 1024);
+    skinny_on_ = !EnvIs("TTC_CUDA_SKINNY", "0");
     sample_full_ = std::getenv("TTC_CUDA_SAMPLE_FULL") != nullptr;
     fused_input_ = !EnvIs("TTC_CUDA_FUSED_INPUT", "0");
     // On by default since the tile kernel (call Q in docs/perf/cuda.md); TTC_CUDA_CASCADE=0 makes
@@ -1337,6 +1338,13 @@ class CudaBackend final : public Backend {
           cuda::LaunchF32ToBf16(x, ldx, M, K, bf16_scratch_, stream_);
         }
       }
+      // Decode batches of 4-64 rows: one kernel that streams the weights and sums the split halves
+      // in its accumulators (no [2M, N] scratch, no summing kernel).
+      if (skinny_on_ && M <= cuda::kSkinnyMaxRows &&
+          cuda::LaunchSkinnyGemm(w.bf16, N, K, bf16_scratch_, M, split, out, ldo, accumulate,
+                                 sm_count_, stream_)) {
+        return;
+      }
       const int parts = SplitKParts(N, rows, K);
       if (parts > 1) {
         // Split-K: the K slices as a strided batch (parts x the thread blocks of a narrow GEMM),
@@ -1736,9 +1744,10 @@ class CudaBackend final : public Backend {
   int split_k_ = 1;                  // TTC_CUDA_SPLITK=2|4|8 (SplitKParts)
   int64_t gemv_rows_ = kGemvRows;    // TTC_CUDA_GEMV_ROWS=0..16 (kGemvRows)
   int64_t split_rows_ = kSplitRows;  // TTC_CUDA_SPLIT_ROWS=0..1024 (kSplitRows)
-  bool sample_full_ = false;         // TTC_CUDA_SAMPLE_FULL=1: the sampler's general path always
-  bool fused_input_ = true;          // TTC_CUDA_FUSED_INPUT=0: every GEMM converts its own input
-  bool cascade_on_ = true;  // rows sharing a prefix walk it together (TTC_CUDA_CASCADE=0: off)
+  bool skinny_on_ = true;     // TTC_CUDA_SKINNY=0: cuBLAS (and the halves' sum) at 4-64 rows too
+  bool sample_full_ = false;  // TTC_CUDA_SAMPLE_FULL=1: the sampler's general path always
+  bool fused_input_ = true;   // TTC_CUDA_FUSED_INPUT=0: every GEMM converts its own input
+  bool cascade_on_ = true;    // rows sharing a prefix walk it together (TTC_CUDA_CASCADE=0: off)
   // Decode-step recordings (BeginForward).
   std::vector<std::unique_ptr<StepGraph>> graphs_;
   StepGraph* graph_ = nullptr;  // the recording of the current step (capture or replay)

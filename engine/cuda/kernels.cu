@@ -1,6 +1,7 @@
 // Kernels of the CUDA backend. Weights are bf16 (large matrices) or f32 (vectors, conv, small
 // matrices); activations and recurrent state are f32; the KV cache is bf16. Every reduction
 // accumulates in f32. See engine/cuda/kernels.h for the contracts.
+#include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -10,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 #include "engine/cuda/bulk_copy.cuh"
@@ -1467,6 +1469,169 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
   }
 }
 
+// The skinny GEMM of decode steps at 4-64 rows: out[m * ldo + n] (+)= sum_k x[m][k] w[n][k] with
+// bf16 weights and a bf16 input (rounded, or hi rows then lo rows, whose products are summed in
+// the same f32 accumulators: the split input's exactness without cuBLAS's [2M, N] scratch and the
+// kernel that summed its halves). At these sizes the weight read is the whole cost, so a block
+// streams a 128-feature x 64-k tile of w per pipeline stage (cp.async, kSkStages deep, XOR-swizzled
+// rows for ldmatrix), and K is split over the CTAs of a thread-block cluster when the feature
+// tiles alone would leave SMs idle; the cluster's partial tiles are summed through distributed
+// shared memory in rank order (deterministic), each rank writing a share of the rows. The mma
+// roles: A = 16 features of w (row-major, k contiguous, as stored), B = 8 input rows (k
+// contiguous: the "col" operand), C = [feature][row].
+constexpr int kSkFeat = 128;  // output features per block (4 warps x 2 m-tiles of 16)
+constexpr int kSkKc = 64;     // k per pipeline stage (one 128-byte row of bf16)
+constexpr int kSkStages = 3;
+constexpr int kSkThreads = 128;
+constexpr int kSkMaxSplit = 8;           // CTAs of a cluster along K (portable cluster size)
+constexpr int kSkPStride = kSkFeat + 4;  // f32 partial row in shared memory (banks spread)
+
+template <int NT, bool Split>
+struct SkinnyLayout {
+  static constexpr int kXRows = 8 * NT * (Split ? 2 : 1);
+  static constexpr int kWBytes = kSkFeat * kSkKc * 2;
+  static constexpr int kStage = kWBytes + kXRows * kSkKc * 2;
+  static constexpr int kPipe = kSkStages * kStage;
+  static constexpr int kPart = 8 * NT * kSkPStride * 4;
+  static constexpr int kBytes = kPipe > kPart ? kPipe : kPart;
+};
+
+// Byte offset of 16-byte chunk c of row r in a tile of 128-byte rows: chunks XOR-swizzled by the
+// row so that ldmatrix's eight rows at one chunk hit eight different bank groups.
+__device__ __forceinline__ int SkOffset(int r, int c) { return r * 128 + ((c ^ (r & 7)) << 4); }
+
+template <int NT, bool Split>
+__global__ void __launch_bounds__(kSkThreads, 2)
+    SkinnyGemmKernel(const uint16_t* w, int N, int K, const uint16_t* x, int M, float* out,
+                     int64_t ldo, bool accumulate, int chunks_per_split) {
+  PdlGate();
+  using L = SkinnyLayout<NT, Split>;
+  extern __shared__ __align__(128) unsigned char sk_smem[];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  const int split = blockIdx.x, n0 = blockIdx.y * kSkFeat;
+  const int k_begin = split * chunks_per_split * kSkKc;
+  const int chunks = chunks_per_split;
+
+  // Stage `st` <- k chunk `c` of this split: w rows n0 + [0, 128) (rows past N read row N - 1,
+  // whose features are not written), then the input rows (past M: row M - 1, likewise unused).
+  auto load = [&](int st, int c) {
+    unsigned char* ws = sk_smem + st * L::kStage;
+    unsigned char* xs = ws + L::kWBytes;
+    const int k0 = k_begin + c * kSkKc;
+#pragma unroll
+    for (int i = 0; i < kSkFeat * 8 / kSkThreads; ++i) {
+      const int idx = tid + i * kSkThreads, r = idx >> 3, ch = idx & 7;
+      const int n = min(n0 + r, N - 1);
+      CpAsync16(ws + SkOffset(r, ch), w + static_cast<int64_t>(n) * K + k0 + ch * 8);
+    }
+    for (int idx = tid; idx < L::kXRows * 8; idx += kSkThreads) {
+      const int r = idx >> 3, ch = idx & 7;
+      const int half = Split && r >= 8 * NT ? 1 : 0, rr = min(r - half * 8 * NT, M - 1);
+      CpAsync16(xs + SkOffset(r, ch), x + static_cast<int64_t>(half * M + rr) * K + k0 + ch * 8);
+    }
+  };
+
+  float acc[2][NT][4];
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[mt][j][e] = 0.0f;
+
+#pragma unroll
+  for (int st = 0; st < kSkStages - 1; ++st) {
+    if (st < chunks) load(st, st);
+    CpAsyncCommit();
+  }
+  const int mat = lane >> 3, mrow = lane & 7;
+  for (int c = 0; c < chunks; ++c) {
+    CpAsyncWait<kSkStages - 2>();
+    __syncthreads();
+    if (c + kSkStages - 1 < chunks) load((c + kSkStages - 1) % kSkStages, c + kSkStages - 1);
+    CpAsyncCommit();
+    const unsigned char* ws = sk_smem + (c % kSkStages) * L::kStage;
+    const unsigned char* xs = ws + L::kWBytes;
+#pragma unroll
+    for (int ks = 0; ks < kSkKc / 16; ++ks) {
+      uint32_t a[2][4];
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt) {
+        const int r = warp * 32 + mt * 16 + mrow + ((mat & 1) << 3);
+        LdMatrixX4<false>(a[mt],
+                          reinterpret_cast<const uint16_t*>(ws + SkOffset(r, 2 * ks + (mat >> 1))));
+      }
+      if constexpr (Split) {
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+          uint32_t b[4];  // hi k-low, hi k-high, lo k-low, lo k-high
+          const int r = (mat >= 2 ? 8 * NT : 0) + 8 * j + mrow;
+          LdMatrixX4<false>(
+              b, reinterpret_cast<const uint16_t*>(xs + SkOffset(r, 2 * ks + (mat & 1))));
+#pragma unroll
+          for (int mt = 0; mt < 2; ++mt) {
+            MmaBf16(acc[mt][j], a[mt][0], a[mt][1], a[mt][2], a[mt][3], b[0], b[1]);
+            MmaBf16(acc[mt][j], a[mt][0], a[mt][1], a[mt][2], a[mt][3], b[2], b[3]);
+          }
+        }
+      } else {
+#pragma unroll
+        for (int j = 0; j < NT; j += 2) {
+          uint32_t b[4];  // n-tile j k-low, k-high, n-tile j + 1 k-low, k-high
+          const int jj = j + 1 < NT ? j + (mat >> 1) : j;
+          LdMatrixX4<false>(b, reinterpret_cast<const uint16_t*>(
+                                   xs + SkOffset(8 * jj + mrow, 2 * ks + (mat & 1))));
+#pragma unroll
+          for (int mt = 0; mt < 2; ++mt) {
+            MmaBf16(acc[mt][j], a[mt][0], a[mt][1], a[mt][2], a[mt][3], b[0], b[1]);
+            if (j + 1 < NT) {
+              MmaBf16(acc[mt][j + 1 < NT ? j + 1 : j], a[mt][0], a[mt][1], a[mt][2], a[mt][3], b[2],
+                      b[3]);
+            }
+          }
+        }
+      }
+    }
+  }
+  CpAsyncWait<0>();
+  __syncthreads();  // the pipeline's shared memory becomes the partial tile
+
+  // Partial tile [row][feature] (f32, kSkPStride per row): lane (g, t) holds features
+  // f + g, f + g + 8 at rows 8j + 2t, 8j + 2t + 1 of each m-tile f.
+  float* part = reinterpret_cast<float*>(sk_smem);
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt) {
+    const int f = warp * 32 + mt * 16 + g;
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+      const int r = 8 * j + 2 * t;
+      part[r * kSkPStride + f] = acc[mt][j][0];
+      part[(r + 1) * kSkPStride + f] = acc[mt][j][1];
+      part[r * kSkPStride + f + 8] = acc[mt][j][2];
+      part[(r + 1) * kSkPStride + f + 8] = acc[mt][j][3];
+    }
+  }
+  namespace cg = cooperative_groups;
+  cg::cluster_group cluster = cg::this_cluster();
+  const int S = static_cast<int>(cluster.num_blocks());
+  cluster.sync();
+  // Rank `split` writes rows split, split + S, ...: each output once, the ranks' partials summed
+  // in rank order.
+  const int n = n0 + tid;
+  if (n < N) {
+    for (int r = split; r < M; r += S) {
+      float sum = 0.0f;
+      for (int s2 = 0; s2 < S; ++s2) {
+        const float* ps = cluster.map_shared_rank(part, s2);
+        sum += ps[r * kSkPStride + tid];
+      }
+      float* o = out + r * ldo + n;
+      *o = accumulate ? *o + sum : sum;
+    }
+  }
+  cluster.sync();  // no CTA leaves while another still reads its partials
+}
+
 // Merges the split-KV partials of one (row, head): out = sum_s o_s e^(m_s - M) / sum_s l_s e^(m_s -
 // M).
 __global__ void AttentionCombineKernel(const float* part_o, const float* part_ml, int H, int hd,
@@ -2271,6 +2436,63 @@ bool LaunchGemv(const uint16_t* w, int64_t N, int64_t K, const float* x, int64_t
     Launch(GemvKernel<16>, blocks, kGemvWarps * 32, 0, s, w, N, K, x, ldx, m, out, ldo, accumulate);
   }
   Check("gemv");
+  return true;
+}
+
+namespace {
+template <int NT, bool Split>
+void LaunchSkinny(dim3 grid, unsigned S, cudaStream_t s, const uint16_t* w, int N, int K,
+                  const uint16_t* x, int M, float* out, int64_t ldo, bool accumulate, int chunks) {
+  constexpr int bytes = SkinnyLayout<NT, Split>::kBytes;
+  // Above the 48 KiB default; set once, before any graph records the launch.
+  static const bool attr =
+      cudaFuncSetAttribute(SkinnyGemmKernel<NT, Split>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           bytes) == cudaSuccess;
+  (void)attr;
+  LaunchCluster(SkinnyGemmKernel<NT, Split>, grid, kSkThreads, bytes, s, S, w, N, K, x, M, out, ldo,
+                accumulate, chunks);
+}
+}  // namespace
+
+bool LaunchSkinnyGemm(const uint16_t* w, int64_t N, int64_t K, const uint16_t* x, int64_t M,
+                      bool split, float* out, int64_t ldo, bool accumulate, int sm_count,
+                      cudaStream_t s) {
+  const int64_t tiles = (N + kSkFeat - 1) / kSkFeat;
+  if (M < 1 || M > kSkinnyMaxRows || N < 1 || N > (int64_t{1} << 30) || K < kSkKc ||
+      K % kSkKc != 0 || K > (int64_t{1} << 24) || tiles > 65535 || !Aligned16(w) || !Aligned16(x)) {
+    return false;
+  }
+  // Split K over a cluster until the blocks cover the SMs twice (two blocks fit an SM), in parts
+  // that divide the 64-wide chunks evenly.
+  const int chunks = static_cast<int>(K / kSkKc);
+  int S = static_cast<int>(
+      std::clamp<int64_t>((2 * std::max(sm_count, 1) + tiles - 1) / tiles, 1, kSkMaxSplit));
+  while (chunks % S != 0) --S;
+  const dim3 grid(static_cast<unsigned>(S), static_cast<unsigned>(tiles));
+  const int n = static_cast<int>(N), k = static_cast<int>(K), m = static_cast<int>(M);
+  const int per = chunks / S;
+  const unsigned cs = static_cast<unsigned>(S);
+  auto go = [&](auto nt, auto sp) {
+    LaunchSkinny<decltype(nt)::value, decltype(sp)::value>(grid, cs, s, w, n, k, x, m, out, ldo,
+                                                           accumulate, per);
+  };
+  auto with_split = [&](auto nt) {
+    if (split) {
+      go(nt, std::true_type{});
+    } else {
+      go(nt, std::false_type{});
+    }
+  };
+  if (M <= 8) {
+    with_split(std::integral_constant<int, 1>{});
+  } else if (M <= 16) {
+    with_split(std::integral_constant<int, 2>{});
+  } else if (M <= 32) {
+    with_split(std::integral_constant<int, 4>{});
+  } else {
+    with_split(std::integral_constant<int, 8>{});
+  }
+  Check("skinny gemm");
   return true;
 }
 

@@ -60,4 +60,26 @@ void Launch(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem, c
   if (e != cudaSuccess) NoteLaunchError(e);
 }
 
+// Launch() for a kernel that runs as thread-block clusters of `cluster_x` blocks along x.
+template <typename... KernelArgs, typename... Args>
+void LaunchCluster(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem,
+                   cudaStream_t s, unsigned cluster_x, Args&&... args) {
+  cudaLaunchAttribute attr[2]{};
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = cluster_x;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[1].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = s;
+  cfg.attrs = attr;
+  cfg.numAttrs = ProgrammaticLaunch() ? 2 : 1;
+  const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
+  if (e != cudaSuccess) NoteLaunchError(e);
+}
+
 }  // namespace ttc::engine::cuda

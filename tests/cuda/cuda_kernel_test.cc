@@ -313,6 +313,100 @@ TEST(CudaGemv, MatchesReferenceAndRefusesUnalignedShapes) {
   }
 }
 
+// The decode-sized tensor-core matmul (LaunchSkinnyGemm) against a double reference, over the
+// cluster split counts it picks (1 to 8, including 3 and 6 where the chunks do not divide by
+// more), partial 128-feature tiles, row counts of every tile size (1-64), both input forms and the
+// accumulate flag. Split input: hi = bf16(x), lo = bf16(x - hi), so the reference is x itself
+// (hi + lo holds it to 2^-17 relative); rounded input: the reference is bf16(x). It writes no
+// column past N (the guard columns of a wider ldo) and gives the same bits when run again.
+TEST(CudaSkinnyGemm, MatchesReferenceAndRefusesWhatItCannotRun) {
+  if (!HasCudaDevice()) {
+    GTEST_SKIP() << "no CUDA device here: the skinny matmul is checked on a GPU machine";
+  }
+  int sms = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
+  std::mt19937 gen(11);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (const auto& [M, N, K] :
+       {std::tuple{4, 2048, 2048}, std::tuple{5, 200, 192}, std::tuple{16, 3072, 2048},
+        std::tuple{33, 130, 8192}, std::tuple{64, 5120, 3072}, std::tuple{40, 11264, 2048},
+        std::tuple{1, 64, 64}, std::tuple{12, 1000, 640}}) {
+    SCOPED_TRACE("M " + std::to_string(M) + " N " + std::to_string(N) + " K " + std::to_string(K));
+    const int64_t ldo = N + 3;
+    std::vector<uint16_t> w(static_cast<size_t>(N) * K);
+    for (auto& v : w) v = ToBf16(nd(gen) * 0.05f);
+    std::vector<float> x(static_cast<size_t>(M) * K), base(static_cast<size_t>(M) * ldo);
+    for (auto& v : x) v = nd(gen);
+    for (auto& v : base) v = nd(gen);
+    std::vector<uint16_t> rounded(x.size()), split(2 * x.size());
+    for (size_t i = 0; i < x.size(); ++i) {
+      rounded[i] = ToBf16(x[i]);
+      split[i] = rounded[i];
+      split[x.size() + i] = ToBf16(static_cast<float>(x[i] - FromBf16(rounded[i])));
+    }
+    uint16_t* d_w = ToDevice(w);
+    uint16_t* d_round = ToDevice(rounded);
+    uint16_t* d_split = ToDevice(split);
+    float* d_out = ToDevice(base);
+    for (bool halves : {true, false}) {
+      std::vector<double> product(static_cast<size_t>(M) * N);
+      for (int m = 0; m < M; ++m) {
+        for (int n = 0; n < N; ++n) {
+          double sum = 0.0;
+          for (int k = 0; k < K; ++k) {
+            const size_t i = static_cast<size_t>(m) * K + k;
+            sum += FromBf16(w[static_cast<size_t>(n) * K + k]) *
+                   (halves ? static_cast<double>(x[i]) : FromBf16(rounded[i]));
+          }
+          product[static_cast<size_t>(m) * N + n] = sum;
+        }
+      }
+      for (bool accumulate : {false, true}) {
+        std::vector<float> got[2];
+        for (auto& g : got) {
+          ASSERT_EQ(cudaMemcpy(d_out, base.data(), base.size() * 4, cudaMemcpyHostToDevice),
+                    cudaSuccess);
+          ASSERT_TRUE(cu::LaunchSkinnyGemm(d_w, N, K, halves ? d_split : d_round, M, halves, d_out,
+                                           ldo, accumulate, sms, nullptr));
+          g.resize(base.size());
+          ASSERT_EQ(cudaMemcpy(g.data(), d_out, g.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+        }
+        EXPECT_EQ(0, std::memcmp(got[0].data(), got[1].data(), got[0].size() * 4))
+            << "not deterministic";
+        double worst = 0.0;
+        for (int m = 0; m < M; ++m) {
+          for (int64_t n = 0; n < ldo; ++n) {
+            const size_t o = static_cast<size_t>(m * ldo + n);
+            if (n >= N) {
+              ASSERT_EQ(got[0][o], base[o]) << "wrote past N at row " << m;
+              continue;
+            }
+            const double ref =
+                (accumulate ? base[o] : 0.0) + product[static_cast<size_t>(m) * N + n];
+            worst = std::max(worst, std::abs(ref - got[0][o]));
+          }
+        }
+        // Sums of K products of size ~0.05 in f32: ~1e-6 relative; the split input adds 2^-17.
+        EXPECT_LT(worst, 1e-4) << "split " << halves << " accumulate " << accumulate;
+        std::printf("[cuda] skinny gemm M %d N %d K %d split %d accumulate %d: max |err| %.3g\n", M,
+                    N, K, static_cast<int>(halves), static_cast<int>(accumulate), worst);
+      }
+    }
+    EXPECT_FALSE(cu::LaunchSkinnyGemm(d_w, N, K, d_round + 1, M, false, d_out, ldo, false, sms,
+                                      nullptr));  // unaligned input
+    EXPECT_FALSE(cu::LaunchSkinnyGemm(d_w, N, K, d_round, 65, false, d_out, ldo, false, sms,
+                                      nullptr));  // too many rows
+    if (K > 64) {
+      EXPECT_FALSE(cu::LaunchSkinnyGemm(d_w, N, K - 8, d_round, M, false, d_out, ldo, false, sms,
+                                        nullptr));  // K not a multiple of 64
+    }
+    cudaFree(d_w);
+    cudaFree(d_round);
+    cudaFree(d_split);
+    cudaFree(d_out);
+  }
+}
+
 // The recurrent state's storage kinds, their names, and `v` rounded to one (round to nearest even;
 // f16 through the compiler's _Float16, saturated as the kernels store it).
 const char* StoreName(cu::StateStore st) {

@@ -27,7 +27,10 @@
 #   (9) TTC_CUDA_SPLIT_ROWS (default 128): up to how many rows a GEMM's input is split into bf16
 #       hi + lo halves (f32-exact inputs; twice the rows and a summing kernel per GEMM). PART=2
 #       times 0 against 128 at B=16/64: what a GEMM kernel that sums the halves in its
-#       accumulators would save.
+#       accumulators would save;
+#  (10) the skinny GEMM (LaunchSkinnyGemm): 4-64 rows on tensor cores, the split halves summed in
+#       the accumulators, K split over a cluster; CudaSkinnyGemm.* in setup_test, cuda_gemm_bench's
+#       "split" / "skinny" columns and the engine A/B (TTC_CUDA_SKINNY=0: cuBLAS) in PART=2.
 # PART=1 (default): build, the CUDA tests (the sampler paths id for id, the fused ops bit for bit,
 # the kernels' GEMM-input copies, the goldens), compute-sanitizer over the sampler kernels and the
 # families' batched decode, the sampler micro-benchmark (tools/bench/cuda/sampler.cc: the three
@@ -59,6 +62,8 @@ part1() {
   done
   san fam memcheck 150 cuda_test '*BatchedDecodeEqualsSingle*:CudaFusedOps.*'
   san ssm memcheck 150 cuda_kernel_test 'CudaSsd.*:CudaMamba1.*'  # (5)'s f16 cases among them
+  san skinny memcheck 120 cuda_kernel_test 'CudaSkinnyGemm.*'
+  san skinny racecheck 120 cuda_kernel_test 'CudaSkinnyGemm.*'
   cmake --build build-dev -j 16 --target cuda_sampler > $L/build-sampler.log 2>&1
   timeout 60 build-dev/bench/cuda_sampler 64,256,512 > $L/sampler-micro.log 2>&1
   el "cuda_sampler rc $?"; cat $L/sampler-micro.log
@@ -93,6 +98,12 @@ part2() {  # (8)'s and (6)'s A/Bs, (5)'s state kinds, (4)'s scoring
   setup_only
   bench_ab "llama-3.2-1b:1,64,256 mambainllama-1b:64 llamba-1b:64 mambainllama-3b:512" \
     stream:TTC_CUDA_PDL=0 pdl:TTC_NONE=1
+  # (10): the skinny GEMM against cuBLAS + the halves' sum, kernel by kernel, then in the engine
+  cmake --build build-dev -j 16 --target cuda_gemm_bench > $L/build-gemm.log 2>&1
+  timeout 60 build-dev/bench/cuda_gemm_bench 16,64 > $L/gemm-skinny.log 2>&1
+  el "gemm bench rc $?"; cat $L/gemm-skinny.log
+  bench_ab "llama-3.2-1b:16,64 mambainllama-1b:64 llamba-1b:16,64 llama-3.2-3b:64" \
+    cublas:TTC_CUDA_SKINNY=0 skinny:TTC_NONE=1
   # what the hi/lo split input costs at M <= 128 (twice the rows, a summing kernel per GEMM)
   bench_ab "llama-3.2-1b:16,64 mambainllama-1b:64 llamba-1b:16,64" \
     round:TTC_CUDA_SPLIT_ROWS=0 split:TTC_NONE=1
