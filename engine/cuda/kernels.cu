@@ -1492,7 +1492,8 @@ struct SkinnyLayout {
   static constexpr int kWBytes = kSkFeat * kSkKc * 2;
   static constexpr int kStage = kWBytes + kXRows * kSkKc * 2;
   static constexpr int kPipe = kSkStages * kStage;
-  static constexpr int kPart = 8 * NT * kSkPStride * 4;
+  // The receive tile: rows (r / S) * S + rank for r < 8 NT, rank < S <= kSkMaxSplit.
+  static constexpr int kPart = (8 * NT + kSkMaxSplit) * kSkPStride * 4;
   static constexpr int kBytes = kPipe > kPart ? kPipe : kPart;
 };
 
@@ -1594,42 +1595,43 @@ __global__ void __launch_bounds__(kSkThreads, 2)
     }
   }
   CpAsyncWait<0>();
-  __syncthreads();  // the pipeline's shared memory becomes the partial tile
-
-  // Partial tile [row][feature] (f32, kSkPStride per row): lane (g, t) holds features
-  // f + g, f + g + 8 at rows 8j + 2t, 8j + 2t + 1 of each m-tile f.
-  float* part = reinterpret_cast<float*>(sk_smem);
-#pragma unroll
-  for (int mt = 0; mt < 2; ++mt) {
-    const int f = warp * 32 + mt * 16 + g;
-#pragma unroll
-    for (int j = 0; j < NT; ++j) {
-      const int r = 8 * j + 2 * t;
-      part[r * kSkPStride + f] = acc[mt][j][0];
-      part[(r + 1) * kSkPStride + f] = acc[mt][j][1];
-      part[r * kSkPStride + f + 8] = acc[mt][j][2];
-      part[(r + 1) * kSkPStride + f + 8] = acc[mt][j][3];
-    }
-  }
   namespace cg = cooperative_groups;
   cg::cluster_group cluster = cg::this_cluster();
   const int S = static_cast<int>(cluster.num_blocks());
+  // Every CTA of the cluster is past its pipeline before anyone writes into another's shared
+  // memory, which now becomes the receive tile.
   cluster.sync();
-  // Rank `split` writes rows split, split + S, ...: each output once, the ranks' partials summed
-  // in rank order.
+  // Row r is written by rank r % S: each CTA pushes its partial of row r into that rank's
+  // recv[(r / S) * S + this rank][feature] (f32, kSkPStride a row). Remote stores are posted, so
+  // no lane waits on a round trip per element, as pulling the partials would. Lane (g, t) holds
+  // features f + g (e = 0, 1) and f + g + 8 (e = 2, 3) at rows 8j + 2t + (e & 1) of m-tile f.
+  float* recv = reinterpret_cast<float*>(sk_smem);
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt) {
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int r = 8 * j + 2 * t + (e & 1), f = warp * 32 + mt * 16 + g + (e >> 1) * 8;
+        if (r < M) {
+          float* dst = cluster.map_shared_rank(recv, r % S);
+          dst[((r / S) * S + split) * kSkPStride + f] = acc[mt][j][e];
+        }
+      }
+    }
+  }
+  cluster.sync();  // the pushed rows are visible to their ranks
+  // This rank's rows, the partials summed in rank order: each output written once, deterministic.
   const int n = n0 + tid;
   if (n < N) {
     for (int r = split; r < M; r += S) {
+      const float* rows = recv + (r / S) * S * kSkPStride + tid;
       float sum = 0.0f;
-      for (int s2 = 0; s2 < S; ++s2) {
-        const float* ps = cluster.map_shared_rank(part, s2);
-        sum += ps[r * kSkPStride + tid];
-      }
+      for (int s2 = 0; s2 < S; ++s2) sum += rows[s2 * kSkPStride];
       float* o = out + r * ldo + n;
       *o = accumulate ? *o + sum : sum;
     }
   }
-  cluster.sync();  // no CTA leaves while another still reads its partials
 }
 
 // Merges the split-KV partials of one (row, head): out = sum_s o_s e^(m_s - M) / sum_s l_s e^(m_s -

@@ -106,18 +106,23 @@ def run(M, N, K, split, S, NT, accumulate):
                                 for mt in range(2):
                                     mma(acc[warp], mt, j, a[mt], 0, 1, b)
                                     if j + 1 < NT: mma(acc[warp], mt, j + 1, a[mt], 2, 3, b)
-            part = {}
+            parts.append(acc)
+        # Push: row r of each CTA's partial into rank r % S's recv[(r // S) * S + src][f].
+        recv = [dict() for _ in range(S)]
+        for src in range(S):
+            acc = parts[src]
             for warp in range(4):
                 for L in range(32):
                     g, t = L >> 2, L & 3
                     for mt in range(2):
-                        f = warp * 32 + mt * 16 + g
                         for j in range(NT):
-                            r = 8 * j + 2 * t
-                            d = acc[warp][L][mt][j]
-                            part[r * kSkPStride + f] = d[0]; part[(r+1) * kSkPStride + f] = d[1]
-                            part[r * kSkPStride + f + 8] = d[2]; part[(r+1) * kSkPStride + f + 8] = d[3]
-            parts.append(part)
+                            for e in range(4):
+                                r = 8 * j + 2 * t + (e & 1); f = warp * 32 + mt * 16 + g + (e >> 1) * 8
+                                if r < M:
+                                    key = ((r // S) * S + src) * kSkPStride + f
+                                    assert key not in recv[r % S]
+                                    assert ((r // S) * S + src) < 8 * NT + 8
+                                    recv[r % S][key] = acc[warp][L][mt][j][e]
         writes = {}
         for sp in range(S):
             for tid in range(kSkThreads):
@@ -125,7 +130,8 @@ def run(M, N, K, split, S, NT, accumulate):
                 if n >= N: continue
                 r = sp
                 while r < M:
-                    s_ = sum(parts[s2][r * kSkPStride + tid] for s2 in range(S))
+                    base_i = (r // S) * S * kSkPStride + tid
+                    s_ = sum(recv[sp][base_i + s2 * kSkPStride] for s2 in range(S))
                     key = (r, n); assert key not in writes; writes[key] = 1
                     out[r][n] = out[r][n] + s_ if accumulate else s_
                     r += S
@@ -141,5 +147,7 @@ def run(M, N, K, split, S, NT, accumulate):
 for (M, N, K, split, S, NT, acc) in [(3, 130, 128, True, 2, 1, False), (5, 200, 192, False, 3, 1, True),
                                       (9, 140, 64, True, 1, 2, True), (12, 129, 128, False, 1, 2, False),
                                       (20, 128, 64, True, 1, 4, False), (17, 128, 64, False, 1, 4, True),
-                                      (64, 128, 64, True, 1, 8, False), (33, 128, 64, False, 1, 8, True)]:
+                                      (64, 128, 64, True, 1, 8, False), (33, 128, 64, False, 1, 8, True),
+                                      (64, 128, 512, True, 8, 8, True), (33, 130, 320, False, 5, 8, False),
+                                      (17, 256, 384, True, 6, 4, True), (7, 64, 256, True, 4, 1, False)]:
     run(M, N, K, split, S, NT, acc); print("ok", M, N, K, split, S, NT, acc); sys.stdout.flush()
