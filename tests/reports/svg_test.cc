@@ -13,7 +13,9 @@ void ExpectInside(const std::vector<double>& ticks, double lo, double hi) {
   for (size_t i = 0; i < ticks.size(); ++i) {
     EXPECT_GE(ticks[i], lo * (1 - 1e-9)) << i;
     EXPECT_LE(ticks[i], hi * (1 + 1e-9)) << i;
-    if (i > 0) EXPECT_GT(ticks[i], ticks[i - 1]) << i;
+    if (i > 0) {
+      EXPECT_GT(ticks[i], ticks[i - 1]) << i;
+    }
   }
 }
 
