@@ -1342,7 +1342,7 @@ class CudaBackend final : public Backend {
       // in its accumulators (no [2M, N] scratch, no summing kernel).
       if (skinny_on_ && M <= cuda::kSkinnyMaxRows &&
           cuda::LaunchSkinnyGemm(w.bf16, N, K, bf16_scratch_, M, split, out, ldo, accumulate,
-                                 sm_count_, stream_)) {
+                                 stream_)) {
         return;
       }
       const int parts = SplitKParts(N, rows, K);

@@ -2442,60 +2442,106 @@ bool LaunchGemv(const uint16_t* w, int64_t N, int64_t K, const float* x, int64_t
 }
 
 namespace {
+// What one instantiation of the skinny kernel can do on one device: whether it runs at all (its
+// dynamic shared memory set above the 48 KiB default) and how many of its CTAs are resident at
+// once as clusters of S (cudaOccupancyMaxActiveClusters x S; clusters must fit a GPC, so this is
+// below 2 x SMs). Probed once per device, before any graph records a launch: each batch size's
+// first decode step runs eagerly.
+struct SkinnyProbe {
+  bool usable = false;
+  int resident[kSkMaxSplit + 1] = {};
+};
+constexpr int kSkMaxDevices = 64;
+
 template <int NT, bool Split>
-void LaunchSkinny(dim3 grid, unsigned S, cudaStream_t s, const uint16_t* w, int N, int K,
-                  const uint16_t* x, int M, float* out, int64_t ldo, bool accumulate, int chunks) {
+const SkinnyProbe& ProbeSkinny() {
+  static std::mutex mu;
+  static SkinnyProbe probes[kSkMaxDevices];
+  static bool probed[kSkMaxDevices] = {};
+  static const SkinnyProbe none;
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kSkMaxDevices) {
+    cudaGetLastError();
+    return none;
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  SkinnyProbe& p = probes[dev];
+  if (probed[dev]) return p;
+  probed[dev] = true;
   constexpr int bytes = SkinnyLayout<NT, Split>::kBytes;
-  // Above the 48 KiB default; set once, before any graph records the launch.
-  static const bool attr =
-      cudaFuncSetAttribute(SkinnyGemmKernel<NT, Split>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                           bytes) == cudaSuccess;
-  (void)attr;
-  LaunchCluster(SkinnyGemmKernel<NT, Split>, grid, kSkThreads, bytes, s, S, w, N, K, x, M, out, ldo,
-                accumulate, chunks);
+  if (cudaFuncSetAttribute(SkinnyGemmKernel<NT, Split>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           bytes) != cudaSuccess) {
+    cudaGetLastError();
+    return p;
+  }
+  for (int S = 1; S <= kSkMaxSplit; ++S) {
+    cudaLaunchAttribute attr{};
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = static_cast<unsigned>(S);
+    attr.val.clusterDim.y = 1;
+    attr.val.clusterDim.z = 1;
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(static_cast<unsigned>(S), 1);
+    cfg.blockDim = dim3(kSkThreads);
+    cfg.dynamicSmemBytes = bytes;
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+    int clusters = 0;
+    if (cudaOccupancyMaxActiveClusters(&clusters, SkinnyGemmKernel<NT, Split>, &cfg) !=
+        cudaSuccess) {
+      cudaGetLastError();
+      clusters = 0;
+    }
+    p.resident[S] = clusters * S;
+  }
+  p.usable = p.resident[1] > 0;
+  return p;
+}
+
+// Launches the <NT, Split> kernel, or returns false where it cannot run here. K is split over the
+// largest cluster (<= kSkMaxSplit CTAs, dividing the 64-wide chunks evenly) whose grid is still
+// resident in one wave: the weights stream from every SM at once, and no partial second wave of
+// CTAs trails at a fraction of the bandwidth. Tiles that alone fill the GPU run unsplit.
+template <int NT, bool Split>
+bool LaunchSkinny(int64_t tiles, int chunks, cudaStream_t s, const uint16_t* w, int N, int K,
+                  const uint16_t* x, int M, float* out, int64_t ldo, bool accumulate) {
+  const SkinnyProbe& probe = ProbeSkinny<NT, Split>();
+  if (!probe.usable) return false;
+  int S = 1;
+  for (int c = kSkMaxSplit; c > 1; --c) {
+    if (chunks % c == 0 && probe.resident[c] > 0 && tiles * c <= probe.resident[c]) {
+      S = c;
+      break;
+    }
+  }
+  const dim3 grid(static_cast<unsigned>(S), static_cast<unsigned>(tiles));
+  LaunchCluster(SkinnyGemmKernel<NT, Split>, grid, kSkThreads, SkinnyLayout<NT, Split>::kBytes, s,
+                static_cast<unsigned>(S), w, N, K, x, M, out, ldo, accumulate, chunks / S);
+  Check("skinny gemm");
+  return true;
 }
 }  // namespace
 
 bool LaunchSkinnyGemm(const uint16_t* w, int64_t N, int64_t K, const uint16_t* x, int64_t M,
-                      bool split, float* out, int64_t ldo, bool accumulate, int sm_count,
-                      cudaStream_t s) {
+                      bool split, float* out, int64_t ldo, bool accumulate, cudaStream_t s) {
   const int64_t tiles = (N + kSkFeat - 1) / kSkFeat;
   if (M < 1 || M > kSkinnyMaxRows || N < 1 || N > (int64_t{1} << 30) || K < kSkKc ||
       K % kSkKc != 0 || K > (int64_t{1} << 24) || tiles > 65535 || !Aligned16(w) || !Aligned16(x)) {
     return false;
   }
-  // Split K over a cluster until the blocks cover the SMs twice (two blocks fit an SM), in parts
-  // that divide the 64-wide chunks evenly.
   const int chunks = static_cast<int>(K / kSkKc);
-  int S = static_cast<int>(
-      std::clamp<int64_t>((2 * std::max(sm_count, 1) + tiles - 1) / tiles, 1, kSkMaxSplit));
-  while (chunks % S != 0) --S;
-  const dim3 grid(static_cast<unsigned>(S), static_cast<unsigned>(tiles));
   const int n = static_cast<int>(N), k = static_cast<int>(K), m = static_cast<int>(M);
-  const int per = chunks / S;
-  const unsigned cs = static_cast<unsigned>(S);
   auto go = [&](auto nt, auto sp) {
-    LaunchSkinny<decltype(nt)::value, decltype(sp)::value>(grid, cs, s, w, n, k, x, m, out, ldo,
-                                                           accumulate, per);
+    return LaunchSkinny<decltype(nt)::value, decltype(sp)::value>(tiles, chunks, s, w, n, k, x, m,
+                                                                  out, ldo, accumulate);
   };
   auto with_split = [&](auto nt) {
-    if (split) {
-      go(nt, std::true_type{});
-    } else {
-      go(nt, std::false_type{});
-    }
+    return split ? go(nt, std::true_type{}) : go(nt, std::false_type{});
   };
-  if (M <= 8) {
-    with_split(std::integral_constant<int, 1>{});
-  } else if (M <= 16) {
-    with_split(std::integral_constant<int, 2>{});
-  } else if (M <= 32) {
-    with_split(std::integral_constant<int, 4>{});
-  } else {
-    with_split(std::integral_constant<int, 8>{});
-  }
-  Check("skinny gemm");
-  return true;
+  if (M <= 8) return with_split(std::integral_constant<int, 1>{});
+  if (M <= 16) return with_split(std::integral_constant<int, 2>{});
+  if (M <= 32) return with_split(std::integral_constant<int, 4>{});
+  return with_split(std::integral_constant<int, 8>{});
 }
 
 void LaunchRopeAppend(const float* qkv, int64_t rows, const DevRow* info, const float* inv_freq,

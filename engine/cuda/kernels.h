@@ -52,14 +52,14 @@ bool LaunchGemv(const uint16_t* w, int64_t N, int64_t K, const float* x, int64_t
 // Decode-sized matmul on tensor cores: out[m * ldo + n] (+)= sum_k x[m][k] * w[n][k] for
 // M <= kSkinnyMaxRows rows, bf16 weights [N, K] and a dense bf16 input: [M, K] rounded, or with
 // split [2M, K], hi rows then lo rows (LaunchSplitBf16's form), both halves' products summed in the
-// f32 accumulators. Streams the weights once, K split over a thread-block cluster (sized from
-// sm_count) where the 128-feature tiles alone would leave SMs idle; deterministic. Returns false
-// (nothing launched) when the shape does not suit it (K % 64, 16-byte aligned w and x); the
+// f32 accumulators. Streams the weights once, K split over a thread-block cluster (as large as
+// still fits one resident wave) where the 128-feature tiles alone would leave SMs idle;
+// deterministic. Returns false (nothing launched) when the shape does not suit it (K % 64,
+// 16-byte aligned w and x) or the device cannot run it (its shared memory or clusters); the
 // caller then uses cuBLAS.
 constexpr int64_t kSkinnyMaxRows = 64;
 bool LaunchSkinnyGemm(const uint16_t* w, int64_t N, int64_t K, const uint16_t* x, int64_t M,
-                      bool split, float* out, int64_t ldo, bool accumulate, int sm_count,
-                      cudaStream_t s);
+                      bool split, float* out, int64_t ldo, bool accumulate, cudaStream_t s);
 // out[r] = table[ids[r]] (bf16 or f32 table, exactly one non-null); with map, table[ids[map[r]]]
 // (the previous step's draws feeding a pipelined decode step), an id outside [0, vocab) reading
 // row 0.

@@ -31,7 +31,10 @@ namespace ttc::engine::cuda {
 
 // The first statement of every kernel of this backend (see above).
 __device__ __forceinline__ void PdlGate() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#if defined(__CUDA_ARCH__)
+#if __CUDA_ARCH__ < 900
+#error "the CUDA backend is built for sm_90: Launch() sets the PDL attribute, so PdlGate must wait"
+#endif
   asm volatile("griddepcontrol.wait;" ::: "memory");
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif

@@ -314,8 +314,8 @@ TEST(CudaGemv, MatchesReferenceAndRefusesUnalignedShapes) {
 }
 
 // The decode-sized tensor-core matmul (LaunchSkinnyGemm) against a double reference, over the
-// cluster split counts it picks (1 to 8, including 3 and 6 where the chunks do not divide by
-// more), partial 128-feature tiles, row counts of every tile size (1-64), both input forms and the
+// cluster sizes it picks (from 1 to 8, some where the chunks do not divide by more: K = 192 or
+// 640), partial 128-feature tiles, row counts of every tile size (1-64), both input forms and the
 // accumulate flag. Split input: hi = bf16(x), lo = bf16(x - hi), so the reference is x itself
 // (hi + lo holds it to 2^-17 relative); rounded input: the reference is bf16(x). It writes no
 // column past N (the guard columns of a wider ldo) and gives the same bits when run again.
@@ -323,14 +323,13 @@ TEST(CudaSkinnyGemm, MatchesReferenceAndRefusesWhatItCannotRun) {
   if (!HasCudaDevice()) {
     GTEST_SKIP() << "no CUDA device here: the skinny matmul is checked on a GPU machine";
   }
-  int sms = 0;
-  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
   std::mt19937 gen(11);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (const auto& [M, N, K] :
        {std::tuple{4, 2048, 2048}, std::tuple{5, 200, 192}, std::tuple{16, 3072, 2048},
         std::tuple{33, 130, 8192}, std::tuple{64, 5120, 3072}, std::tuple{40, 11264, 2048},
-        std::tuple{1, 64, 64}, std::tuple{12, 1000, 640}}) {
+        std::tuple{1, 64, 64}, std::tuple{12, 1000, 640}, std::tuple{24, 768, 1024},
+        std::tuple{32, 2048, 2048}}) {
     SCOPED_TRACE("M " + std::to_string(M) + " N " + std::to_string(N) + " K " + std::to_string(K));
     const int64_t ldo = N + 3;
     std::vector<uint16_t> w(static_cast<size_t>(N) * K);
@@ -367,7 +366,7 @@ TEST(CudaSkinnyGemm, MatchesReferenceAndRefusesWhatItCannotRun) {
           ASSERT_EQ(cudaMemcpy(d_out, base.data(), base.size() * 4, cudaMemcpyHostToDevice),
                     cudaSuccess);
           ASSERT_TRUE(cu::LaunchSkinnyGemm(d_w, N, K, halves ? d_split : d_round, M, halves, d_out,
-                                           ldo, accumulate, sms, nullptr));
+                                           ldo, accumulate, nullptr));
           g.resize(base.size());
           ASSERT_EQ(cudaMemcpy(g.data(), d_out, g.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
         }
@@ -392,12 +391,12 @@ TEST(CudaSkinnyGemm, MatchesReferenceAndRefusesWhatItCannotRun) {
                     N, K, static_cast<int>(halves), static_cast<int>(accumulate), worst);
       }
     }
-    EXPECT_FALSE(cu::LaunchSkinnyGemm(d_w, N, K, d_round + 1, M, false, d_out, ldo, false, sms,
+    EXPECT_FALSE(cu::LaunchSkinnyGemm(d_w, N, K, d_round + 1, M, false, d_out, ldo, false,
                                       nullptr));  // unaligned input
-    EXPECT_FALSE(cu::LaunchSkinnyGemm(d_w, N, K, d_round, 65, false, d_out, ldo, false, sms,
+    EXPECT_FALSE(cu::LaunchSkinnyGemm(d_w, N, K, d_round, 65, false, d_out, ldo, false,
                                       nullptr));  // too many rows
     if (K > 64) {
-      EXPECT_FALSE(cu::LaunchSkinnyGemm(d_w, N, K - 8, d_round, M, false, d_out, ldo, false, sms,
+      EXPECT_FALSE(cu::LaunchSkinnyGemm(d_w, N, K - 8, d_round, M, false, d_out, ldo, false,
                                         nullptr));  // K not a multiple of 64
     }
     cudaFree(d_w);

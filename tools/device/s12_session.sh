@@ -12,10 +12,10 @@
 #   (5) the f16 recurrent state (--state-dtype f16): the kernel tests (f16 cases of the SSD and
 #       Mamba-1 updates), the goldens with an f16 state (GoldenLogitsWithF16State: the f32
 #       state's bound) and its drift over 256 steps (F16StateDriftOverLongDecode) run in
-#       setup_test; PART=2 times f16 against bf16 and f32 at the SSM models' B=64/256/512;
+#       setup_test; PART=5 times f16 against bf16 and f32 at the SSM models' B=64/256/512;
 #   (6) RoPE + KV append on 16-byte pieces with the (cos, sin) table once per row
 #       (TTC_CUDA_ROPE_SCALAR=1: the scalar kernel): CudaRope.VectorKernelEqualsScalarAndReference
-#       in setup_test, the A/B in PART=2;
+#       in setup_test, the A/B in PART=5;
 #   (7) the one-warp attention kernels and the combine kernel write the O projection's bf16 input
 #       (CudaAttention.KernelsAgreeWithReference checks the copy); PART=1's base A/B covers it
 #       with (2) and (3);
@@ -38,13 +38,15 @@
 # build whose .devbase/ holds main's engine/model.cc and engine/cuda/cuda_backend.cc (the base
 # has (1), (5) and (6) but not (2), (3) or (7)). The CUDA test
 # ScoreBatchEqualsOneByOne checks (4)'s batches against one by one and against the CPU.
-# PART=2: the A/B of (8), the A/B of (6), the f32 / bf16 / f16 state timings of (5), and score_bench for (4).
+# PART=2: the A/Bs of (8), (10) and (9), and cuda_gemm_bench's skinny columns. PART=5: the A/B of (6),
+# the f32 / bf16 / f16 state timings of (5), and score_bench for (4).
 # PART=3: the table with the HF baseline. PART=4 (if device time is left): one decode step per
 # kernel at MambaInLlama-3B and Llamba-3B B=512 and Llama-1B B=256 (RMSNorm, SwiGLU,
 # F32ToBf16Kernel, RoPE and the sampler separate (1) to (3), (6) and (7)), and
 # tools/bench/cuda/gemm_sweep.cc: every cublasLt configuration of the decode GEMM shapes against
 # cublasGemmEx (is there a faster kernel for the narrow shapes than the heuristic's?).
-# Order for a 30-minute session: 1, 2, 3, then 4. Each call <= 540 s (BUDGET).
+# Order for a 30-minute session: PART="1 3 2" in the first call, then PART="5 4" (each call <= 540 s,
+# BUDGET; a part cut short is named again in the next call).
 # Logs: $OUT/logs.tgz. Prepare .devbase before PART=1 (main's model.cc and cuda_backend.cc, the
 # latter passing its state kind as (5)'s StateStore; the branch's backend.h serves both):
 #   rm -rf .devbase; mkdir -p .devbase/engine/cuda
@@ -94,7 +96,7 @@ setup_only() {  # the build (incremental on a warm machine) without the tests
   OUT=$L timeout 200 tools/device/cuda_session.sh setup > $L/session.log 2>&1; el "setup"
   grep -E "error|FAILED" $L/session.log | head -5
 }
-part2() {  # (8)'s and (6)'s A/Bs, (5)'s state kinds, (4)'s scoring
+part2() {  # (8)'s, (10)'s and (9)'s A/Bs
   setup_only
   bench_ab "llama-3.2-1b:1,64,256 mambainllama-1b:64 llamba-1b:64 mambainllama-3b:512" \
     stream:TTC_CUDA_PDL=0 pdl:TTC_NONE=1
@@ -104,9 +106,12 @@ part2() {  # (8)'s and (6)'s A/Bs, (5)'s state kinds, (4)'s scoring
   el "gemm bench rc $?"; cat $L/gemm-skinny.log
   bench_ab "llama-3.2-1b:16,64 mambainllama-1b:64 llamba-1b:16,64 llama-3.2-3b:64" \
     cublas:TTC_CUDA_SKINNY=0 skinny:TTC_NONE=1
-  # what the hi/lo split input costs at M <= 128 (twice the rows, a summing kernel per GEMM)
-  bench_ab "llama-3.2-1b:16,64 mambainllama-1b:64 llamba-1b:16,64" \
-    round:TTC_CUDA_SPLIT_ROWS=0 split:TTC_NONE=1
+  # (9): what the hi/lo split input costs on cuBLAS (twice the rows, a summing kernel per GEMM)
+  bench_ab "llama-3.2-1b:16,64 mambainllama-1b:64 llamba-1b:64" \
+    "cublas-round:TTC_CUDA_SKINNY=0 TTC_CUDA_SPLIT_ROWS=0" cublas-split:TTC_CUDA_SKINNY=0
+}
+part5() {  # (6)'s A/B, (5)'s state kinds, (4)'s scoring
+  setup_only
   bench_ab "llama-3.2-1b:64,256 llama-3.2-3b:512" rope-scalar:TTC_CUDA_ROPE_SCALAR=1 rope-vec:TTC_NONE=1
   for st in f32 bf16 f16; do
     BENCH_ARGS="--state-dtype $st" bench state-$st TTC_NONE=1 llamba-3b 64,256,512
@@ -130,7 +135,7 @@ part4() {  # one decode step per kernel, and every cublasLt configuration of the
   STEP_LINES=10 step_kernels llamba3 llamba-3b 512
   STEP_LINES=10 step_kernels llama1 llama-3.2-1b 256
 }
-export -f part1 part2 part3 part4 score_ab setup_only
+export -f part1 part2 part3 part4 part5 score_ab setup_only
 # PART may name several parts ("1 2 3 4"): they run in turn until BUDGET runs out (the logs of a part
 # cut short still come back in logs.tgz). Session 11's calls took 90-100 s for setup+test, 45 s for
 # the base build, 6-25 s a benchmark run and 150 s for the table with the baseline.

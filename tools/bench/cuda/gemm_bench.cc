@@ -129,8 +129,7 @@ int main(int argc, char** argv) {
         const double skinny = ttc::bench::GraphMicros(
             s,
             [&] {
-              return engine::cuda::LaunchSkinnyGemm(w, sh.N, sh.K, x2, M, true, y, sh.N, false,
-                                                    prop.multiProcessorCount, s);
+              return engine::cuda::LaunchSkinnyGemm(w, sh.N, sh.K, x2, M, true, y, sh.N, false, s);
             },
             9, 20);
         std::printf(" %9.1f %9.1f %8.2f", split, skinny,
