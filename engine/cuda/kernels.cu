@@ -1410,6 +1410,12 @@ template <int MR>
 __global__ void __launch_bounds__(kGemvWarps * 32)
     GemvKernel(const uint16_t* w, int64_t N, int64_t K, const float* x, int64_t ldx, int M,
                float* out, int64_t ldo, bool accumulate) {
+  // The block's weight rows (their first pass over K, up to 4 KB a row) into L2 while the kernel
+  // before this one finishes.
+  PdlPrefetchL2Rows(w + static_cast<int64_t>(blockIdx.x) * kGemvCols * K,
+                    static_cast<int>(min(static_cast<int64_t>(kGemvCols),
+                                         N - static_cast<int64_t>(blockIdx.x) * kGemvCols)),
+                    K * 2, static_cast<int>(min(K * 2, int64_t{kGemvWarps} * 512)));
   PdlGate();
   __shared__ float red[kGemvWarps][kGemvCols][MR];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -1505,6 +1511,12 @@ template <int NT, bool Split>
 __global__ void __launch_bounds__(kSkThreads, 2)
     SkinnyGemmKernel(const uint16_t* w, int N, int K, const uint16_t* x, int M, float* out,
                      int64_t ldo, bool accumulate, int chunks_per_split) {
+  // The weight tiles of the first pipeline stages into L2 while the kernel before this one
+  // finishes (48 KB a CTA: ~13 MB for the CTAs resident at once).
+  PdlPrefetchL2Rows(w + static_cast<int64_t>(blockIdx.y) * kSkFeat * K +
+                        static_cast<int64_t>(blockIdx.x) * chunks_per_split * kSkKc,
+                    min(kSkFeat, N - static_cast<int>(blockIdx.y) * kSkFeat),
+                    static_cast<int64_t>(K) * 2, min(chunks_per_split, kSkStages) * kSkKc * 2);
   PdlGate();
   using L = SkinnyLayout<NT, Split>;
   extern __shared__ __align__(128) unsigned char sk_smem[];

@@ -8,7 +8,8 @@
 // is visible. So the results are those of stream order; only the launch gap is hidden.
 //
 // The contract that keeps this exact: every kernel of this backend starts with PdlGate(), before
-// any global memory access, and every launch goes through Launch() (a source test checks both:
+// any global memory access (the one exception: PdlPrefetchL2Rows of weights, a hint that reads
+// nothing into the kernel), and every launch goes through Launch() (a source test checks both:
 // tests/cuda/cuda_source_test.cc). A kernel launched with the attribute that did not wait could
 // run ahead of its predecessor; and because a gated kernel lets its own dependents launch at once
 // (`griddepcontrol.launch_dependents`), each kernel's wait is what orders it after everything
@@ -38,6 +39,22 @@ __device__ __forceinline__ void PdlGate() {
   asm volatile("griddepcontrol.wait;" ::: "memory");
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
+}
+
+// The one thing a kernel may do before its PdlGate(): ask L2 for the first `bytes_per_row` bytes of
+// `rows` rows `pitch` bytes apart (128-byte lines spread over the block's threads), for memory no
+// kernel writes (the weights), so that the fetch overlaps the previous kernel instead of
+// following it. A prefetch is a hint: it reads into L2 only, touches no register or shared memory
+// and has no effect on results. Callers keep the rows in bounds and the amount within what L2
+// holds for the CTAs resident at once.
+__device__ __forceinline__ void PdlPrefetchL2Rows(const void* base, int rows, int64_t pitch,
+                                                  int bytes_per_row) {
+  const int lines = (bytes_per_row + 127) >> 7;
+  const char* p = static_cast<const char*>(base);
+  for (int i = static_cast<int>(threadIdx.x); i < rows * lines; i += static_cast<int>(blockDim.x)) {
+    const int r = i / lines, l = i - r * lines;
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p + r * pitch + (l << 7)));
+  }
 }
 
 // Launch() keeps a failed launch's error (NoteLaunchError) for the launcher's check, which takes

@@ -1,10 +1,11 @@
 // The CUDA backend's launch contract, checked on its sources (so it runs in every build, with or
 // without nvcc): kernels are launched with programmatic dependent launch, which is exact only if
 // every kernel waits for its predecessor before it touches memory (engine/cuda/launch.cuh). So
-// every __global__ function's body must start with PdlGate(), and no kernel may be launched with
-// <<<>>> (Launch() is the one place that sets the attribute and keeps launch errors). A kernel
-// added without the gate would race its predecessor only now and then, which no GPU test would
-// reliably catch.
+// every __global__ function's body must start with PdlGate() (after, at most, L2 prefetches of
+// weights: PdlPrefetchL2Rows, a hint that reads nothing into the kernel), and no kernel may be
+// launched with <<<>>> (Launch() is the one place that sets the attribute and keeps launch
+// errors). A kernel added without the gate would race its predecessor only now and then, which no
+// GPU test would reliably catch.
 #include <gtest/gtest.h>
 
 #include <cctype>
@@ -56,11 +57,12 @@ int LineOf(const std::string& s, size_t pos) {
 struct Kernel {
   std::string file;
   int line;
+  // The body's first statement that is not an L2 prefetch of weights (PdlPrefetchL2Rows, the one
+  // thing allowed before the gate), whitespace removed.
   std::string first_statement;
 };
 
-// Each __global__ definition (a declaration ending in ';' is skipped) with the first statement of
-// its body, whitespace removed.
+// Each __global__ definition (a declaration ending in ';' is skipped).
 std::vector<Kernel> Kernels(const fs::path& file, const std::string& code) {
   std::vector<Kernel> out;
   for (size_t at = code.find("__global__"); at != std::string::npos;
@@ -74,10 +76,19 @@ std::vector<Kernel> Kernels(const fs::path& file, const std::string& code) {
       if (depth == 0 && (c == '{' || c == ';')) break;
     }
     if (j >= code.size() || code[j] == ';') continue;
-    const size_t end = code.find(';', j);
     std::string stmt;
-    for (size_t k = j + 1; k <= end && k < code.size(); ++k)
+    int parens = 0;
+    for (size_t k = j + 1; k < code.size(); ++k) {
       if (!std::isspace(static_cast<unsigned char>(code[k]))) stmt += code[k];
+      parens += code[k] == '(' ? 1 : code[k] == ')' ? -1 : 0;
+      if (parens > 0 || (code[k] != ';' && code[k] != '{' && code[k] != '}')) continue;
+      // A whole statement (or a block opened): a prefetch call lets the scan go on.
+      if (code[k] == ';' && stmt.rfind("PdlPrefetchL2Rows(", 0) == 0) {
+        stmt.clear();
+        continue;
+      }
+      break;
+    }
     out.push_back({file.filename().string(), LineOf(code, at), stmt});
   }
   return out;
@@ -124,12 +135,23 @@ TEST(CudaSources, TheScanFindsWhatItLooksFor) {
       "  x += 1;\n"
       "}\n"
       "__global__ void Bad(const char* m) { if (m) return; }\n"
+      "__global__ void Prefetching(const short* w, int n) {\n"
+      "  PdlPrefetchL2Rows(w + blockIdx.x * n, min(4, n), n * 2, 4096);\n"
+      "  PdlGate();\n"
+      "}\n"
+      "__global__ void ReadsFirst(const float* x, float* y) {\n"
+      "  PdlPrefetchL2Rows(x, 1, 0, 128);\n"
+      "  y[0] = x[0];\n"
+      "  PdlGate();\n"
+      "}\n"
       "void F() { puts(\"<<<\"); Bad<<<1, 1>>>(nullptr); }\n");
   const auto kernels = Kernels("x.cu", code);
-  ASSERT_EQ(kernels.size(), 2u);
+  ASSERT_EQ(kernels.size(), 4u);
   EXPECT_EQ(kernels[0].first_statement, "PdlGate();");
   EXPECT_EQ(kernels[0].line, 4);
   EXPECT_EQ(kernels[1].first_statement, "if(m)return;");
+  EXPECT_EQ(kernels[2].first_statement, "PdlGate();");
+  EXPECT_EQ(kernels[3].first_statement, "y[0]=x[0];");
   size_t launches = 0;
   for (size_t at = code.find("<<<"); at != std::string::npos; at = code.find("<<<", at + 3))
     ++launches;
