@@ -106,6 +106,8 @@ part2() {  # (8)'s, (10)'s and (9)'s A/Bs
   el "gemm bench rc $?"; cat $L/gemm-skinny.log
   bench_ab "llama-3.2-1b:16,64 mambainllama-1b:64 llamba-1b:16,64 llama-3.2-3b:64" \
     cublas:TTC_CUDA_SKINNY=0 skinny:TTC_NONE=1
+  # the skinny kernel at 64 rows without the split input (half its input traffic; rounded inputs)
+  bench_ab "llama-3.2-1b:64 mambainllama-1b:64 llamba-1b:64" skinny-round:TTC_CUDA_SPLIT_ROWS=32
   # (9): what the hi/lo split input costs on cuBLAS (twice the rows, a summing kernel per GEMM)
   bench_ab "llama-3.2-1b:16,64 mambainllama-1b:64 llamba-1b:64" \
     "cublas-round:TTC_CUDA_SKINNY=0 TTC_CUDA_SPLIT_ROWS=0" cublas-split:TTC_CUDA_SKINNY=0
