@@ -2487,11 +2487,7 @@ const SkinnyProbe& ProbeSkinny() {
     return p;
   }
   for (int S = 1; S <= kSkMaxSplit; ++S) {
-    cudaLaunchAttribute attr{};
-    attr.id = cudaLaunchAttributeClusterDimension;
-    attr.val.clusterDim.x = static_cast<unsigned>(S);
-    attr.val.clusterDim.y = 1;
-    attr.val.clusterDim.z = 1;
+    cudaLaunchAttribute attr = ClusterAttribute(static_cast<unsigned>(S));
     cudaLaunchConfig_t cfg{};
     cfg.gridDim = dim3(static_cast<unsigned>(S), 1);
     cfg.blockDim = dim3(kSkThreads);

@@ -13,8 +13,8 @@
 // tests/cuda/cuda_source_test.cc). A kernel launched with the attribute that did not wait could
 // run ahead of its predecessor; and because a gated kernel lets its own dependents launch at once
 // (`griddepcontrol.launch_dependents`), each kernel's wait is what orders it after everything
-// before it, transitively. Kernels not launched with the attribute (cuBLAS's GEMMs, the sampler's
-// cluster kernel) are fully stream-ordered as before, and the gate is a no-op in them.
+// before it, transitively. Kernels not launched with the attribute (cuBLAS's GEMMs) are fully
+// stream-ordered as before.
 //
 // TTC_CUDA_PDL=0 launches without the attribute (plain stream order) for A/B runs; the setting is
 // process-wide (SetProgrammaticLaunch), read by each backend when it is created.
@@ -63,43 +63,51 @@ __device__ __forceinline__ void PdlPrefetchL2Rows(const void* base, int rows, in
 void NoteLaunchError(cudaError_t e);
 cudaError_t TakeLaunchError();
 
+// The launch attribute that makes a grid run as thread-block clusters of `x` blocks along x.
+inline cudaLaunchAttribute ClusterAttribute(unsigned x) {
+  cudaLaunchAttribute a{};
+  a.id = cudaLaunchAttributeClusterDimension;
+  a.val.clusterDim.x = x;
+  a.val.clusterDim.y = 1;
+  a.val.clusterDim.z = 1;
+  return a;
+}
+
+// Launch() and LaunchCluster(): clusters of `cluster_x` blocks (0: no cluster attribute), plus the
+// PDL attribute while ProgrammaticLaunch() is on.
 template <typename... KernelArgs, typename... Args>
-void Launch(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
-            Args&&... args) {
-  cudaLaunchAttribute attr{};
-  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr.val.programmaticStreamSerializationAllowed = 1;
+void LaunchWith(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+                unsigned cluster_x, Args&&... args) {
+  cudaLaunchAttribute attrs[2];
+  unsigned n = 0;
+  if (cluster_x > 0) attrs[n++] = ClusterAttribute(cluster_x);
+  if (ProgrammaticLaunch()) {
+    attrs[n] = cudaLaunchAttribute{};
+    attrs[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attrs[n++].val.programmaticStreamSerializationAllowed = 1;
+  }
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = block;
   cfg.dynamicSmemBytes = smem;
   cfg.stream = s;
-  cfg.attrs = &attr;
-  cfg.numAttrs = ProgrammaticLaunch() ? 1 : 0;
+  cfg.attrs = attrs;
+  cfg.numAttrs = n;
   const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
   if (e != cudaSuccess) NoteLaunchError(e);
+}
+
+template <typename... KernelArgs, typename... Args>
+void Launch(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+            Args&&... args) {
+  LaunchWith(kernel, grid, block, smem, s, 0u, std::forward<Args>(args)...);
 }
 
 // Launch() for a kernel that runs as thread-block clusters of `cluster_x` blocks along x.
 template <typename... KernelArgs, typename... Args>
 void LaunchCluster(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem,
                    cudaStream_t s, unsigned cluster_x, Args&&... args) {
-  cudaLaunchAttribute attr[2]{};
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = cluster_x;
-  attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = 1;
-  attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[1].val.programmaticStreamSerializationAllowed = 1;
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = grid;
-  cfg.blockDim = block;
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = s;
-  cfg.attrs = attr;
-  cfg.numAttrs = ProgrammaticLaunch() ? 2 : 1;
-  const cudaError_t e = cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
-  if (e != cudaSuccess) NoteLaunchError(e);
+  LaunchWith(kernel, grid, block, smem, s, cluster_x, std::forward<Args>(args)...);
 }
 
 }  // namespace ttc::engine::cuda

@@ -611,11 +611,7 @@ bool ClusterKernelUsable() {
     }
     // The largest cluster must fit on the device with the largest slice.
     cudaLaunchConfig_t cfg{};
-    cudaLaunchAttribute attr{};
-    attr.id = cudaLaunchAttributeClusterDimension;
-    attr.val.clusterDim.x = kClMaxCluster;
-    attr.val.clusterDim.y = 1;
-    attr.val.clusterDim.z = 1;
+    cudaLaunchAttribute attr = ClusterAttribute(kClMaxCluster);
     cfg.gridDim = dim3(kClMaxCluster);
     cfg.blockDim = dim3(kClThreads);
     cfg.dynamicSmemBytes = kClMaxSmem;
@@ -662,20 +658,10 @@ void LaunchSample(const float* logits, int64_t draws, int64_t per_row, int64_t v
     e = TakeLaunchError();
   } else if (SampleUsesCluster(params, vocab, logits)) {
     const ClusterShape shape = SampleClusterShape(vocab);
-    cudaLaunchConfig_t cfg{};
-    cudaLaunchAttribute attr{};
-    attr.id = cudaLaunchAttributeClusterDimension;
-    attr.val.clusterDim.x = static_cast<unsigned>(shape.cs);
-    attr.val.clusterDim.y = 1;
-    attr.val.clusterDim.z = 1;
-    cfg.gridDim = dim3(static_cast<unsigned>(draws * shape.cs));
-    cfg.blockDim = dim3(kClThreads);
-    cfg.dynamicSmemBytes = shape.smem;
-    cfg.stream = s;
-    cfg.attrs = &attr;
-    cfg.numAttrs = 1;
-    e = cudaLaunchKernelEx(&cfg, SampleClusterKernel, logits, vocab, per_row, params, keys, out,
-                           shape.cpb);
+    LaunchCluster(SampleClusterKernel, static_cast<unsigned>(draws * shape.cs), kClThreads,
+                  shape.smem, s, static_cast<unsigned>(shape.cs), logits, vocab, per_row, params,
+                  keys, out, shape.cpb);
+    e = TakeLaunchError();
   } else {
     Launch(SampleKernel<true>, static_cast<unsigned>(draws), kThreads, shared, s, logits, vocab,
            per_row, params, keys, probs, out);
