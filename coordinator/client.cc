@@ -51,8 +51,6 @@ std::string FormatProgressLine(const nlohmann::json& e) {
   double pct = expected > 0 ? 100.0 * samples / expected : 0;
   std::string acc =
       graded > 0 ? fmt::format("{:.1f}%", 100.0 * I(e, "samples_correct") / graded) : "-";
-  std::string eta =
-      e.contains("eta_s") && e["eta_s"].is_number() ? Duration(e["eta_s"].get<double>()) : "-";
   const std::string head = fmt::format(
       "experiment {} '{}' {}: units {}/{} done, {} running, {} failed | samples {}/{} ({:.1f}%) | "
       "correct {}",
@@ -65,6 +63,8 @@ std::string FormatProgressLine(const nlohmann::json& e) {
   const bool scoring = expected > 0 && samples >= expected && I(u, "done") < I(u, "total");
   const std::string rate = scoring ? fmt::format("{:.1f} units/s", D(e, "units_per_s"))
                                    : fmt::format("{:.1f} samples/s", D(e, "samples_per_s"));
+  const std::string eta =
+      e.contains("eta_s") && e["eta_s"].is_number() ? Duration(e["eta_s"].get<double>()) : "-";
   return fmt::format("{} | {} | ETA {}", head, rate, eta);
 }
 
