@@ -2463,23 +2463,9 @@ struct SkinnyProbe {
   bool usable = false;
   int resident[kSkMaxSplit + 1] = {};
 };
-constexpr int kSkMaxDevices = 64;
-
 template <int NT, bool Split>
-const SkinnyProbe& ProbeSkinny() {
-  static std::mutex mu;
-  static SkinnyProbe probes[kSkMaxDevices];
-  static bool probed[kSkMaxDevices] = {};
-  static const SkinnyProbe none;
-  int dev = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kSkMaxDevices) {
-    cudaGetLastError();
-    return none;
-  }
-  std::lock_guard<std::mutex> lock(mu);
-  SkinnyProbe& p = probes[dev];
-  if (probed[dev]) return p;
-  probed[dev] = true;
+SkinnyProbe ProbeSkinnyHere() {
+  SkinnyProbe p;
   constexpr int bytes = SkinnyLayout<NT, Split>::kBytes;
   if (cudaFuncSetAttribute(SkinnyGemmKernel<NT, Split>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                            bytes) != cudaSuccess) {
@@ -2513,7 +2499,7 @@ const SkinnyProbe& ProbeSkinny() {
 template <int NT, bool Split>
 bool LaunchSkinny(int64_t tiles, int chunks, cudaStream_t s, const uint16_t* w, int N, int K,
                   const uint16_t* x, int M, float* out, int64_t ldo, bool accumulate) {
-  const SkinnyProbe& probe = ProbeSkinny<NT, Split>();
+  const SkinnyProbe probe = OncePerDevice(ProbeSkinnyHere<NT, Split>);
   if (!probe.usable) return false;
   int S = 1;
   for (int c = kSkMaxSplit; c > 1; --c) {
@@ -2556,7 +2542,10 @@ void LaunchRopeAppend(const float* qkv, int64_t rows, const DevRow* info, const 
                       int H, int Hkv, int hd, float* q_out, const DevKv* kv, cudaStream_t s,
                       bool scalar) {
   // TTC_CUDA_ROPE_SCALAR=1 keeps the scalar kernel everywhere (A/B measurements).
-  static const bool scalar_env = std::getenv("TTC_CUDA_ROPE_SCALAR") != nullptr;
+  static const bool scalar_env = [] {
+    const char* e = std::getenv("TTC_CUDA_ROPE_SCALAR");
+    return e != nullptr && std::strcmp(e, "1") == 0;
+  }();
   if (!scalar && !scalar_env && hd % 8 == 0 && Aligned16(qkv) && Aligned16(q_out)) {
     Launch(RopeAppendVecKernel, static_cast<unsigned>(rows), kRopeThreads,
            static_cast<size_t>(hd / 2) * sizeof(float2), s, qkv, info, inv_freq, H, Hkv, hd, q_out,
@@ -2596,11 +2585,12 @@ void LaunchPrefix(const PrefixPlan& plan, cudaStream_t s, const float* q, const 
                   const DevKv* kv, int H, int Hkv, int split0, int splits, float* part_o,
                   float* part_ml) {
   constexpr int bytes = PrefixSmemBytes<HD>();
-  // Above the 48 KiB default for head_dim 128; set once, before any graph records the launch.
-  static const bool attr =
-      cudaFuncSetAttribute(PrefixAttentionKernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                           bytes) == cudaSuccess;
-  (void)attr;
+  // Above the 48 KiB default for head_dim 128; set once per device, before any graph records the
+  // launch.
+  OncePerDevice([] {
+    return cudaFuncSetAttribute(PrefixAttentionKernel<HD>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) == cudaSuccess;
+  });
   dim3 grid(static_cast<unsigned>(plan.tasks), static_cast<unsigned>(Hkv),
             static_cast<unsigned>(plan.chunks));
   Launch(PrefixAttentionKernel<HD>, grid, kPrefixWarps * 32, bytes, s, q, plan.task_rows, info, kv,
@@ -2840,7 +2830,7 @@ void LaunchSsdScan(const SsdScanArgs& a, const DevSeq* seqs, int nseq, cudaStrea
   }();
   const size_t copy_smem = static_cast<size_t>(a.P * a.N) * (a.store == StateStore::kF32 ? 4 : 2);
   if (choice == 2 && !a.stage && SsdRegFits(a.N, a.P) && copy_smem % 16 == 0) {
-    static const bool carveout = [] {
+    OncePerDevice([] {
       // As many 16-32 KB blocks per SM as shared memory holds (the copies are what is in flight).
       cudaFuncSetAttribute(SsdCopyKernel<float>, cudaFuncAttributePreferredSharedMemoryCarveout,
                            cudaSharedmemCarveoutMaxShared);
@@ -2849,8 +2839,7 @@ void LaunchSsdScan(const SsdScanArgs& a, const DevSeq* seqs, int nseq, cudaStrea
       cudaFuncSetAttribute(SsdCopyKernel<__half>, cudaFuncAttributePreferredSharedMemoryCarveout,
                            cudaSharedmemCarveoutMaxShared);
       return true;
-    }();
-    (void)carveout;
+    });
     const int threads = SsdRegThreads(a.N, a.P);
     WithStateType(a.store, [&](auto tag) {
       Launch(SsdCopyKernel<decltype(tag)>, grid, threads, copy_smem, s, a, seqs);
@@ -2867,7 +2856,7 @@ void LaunchSsdScan(const SsdScanArgs& a, const DevSeq* seqs, int nseq, cudaStrea
     return;
   }
   constexpr size_t kMaxStage = 160 * 1024;
-  static const bool configured = [] {
+  OncePerDevice([] {
     auto allow = [](auto kernel) {
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxStage);
     };
@@ -2878,8 +2867,7 @@ void LaunchSsdScan(const SsdScanArgs& a, const DevSeq* seqs, int nseq, cudaStrea
     allow(SsdScanKernel<__half, 2>);
     allow(SsdScanKernel<__half, 4>);
     return true;
-  }();
-  (void)configured;
+  });
   SsdScanArgs b = a;
   const size_t need = static_cast<size_t>(a.P * a.N) * 4;
   b.stage = a.stage && need <= kMaxStage;  // larger heads update the state in place

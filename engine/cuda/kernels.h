@@ -259,7 +259,8 @@ __host__ __device__
 }
 // Whether LaunchSample draws with the cluster kernel (the row read once, spread over a cluster's
 // shared memory): temperature-only draws on a vocabulary of a multiple of 4 ids with 16-byte
-// aligned rows, unless TTC_CUDA_SAMPLE_CLUSTER=0 or params.one_block; the same ids either way.
+// aligned rows, unless TTC_CUDA_SAMPLE_CLUSTER=0, TTC_CUDA_SAMPLE_SCALAR=1 or params.one_block;
+// the same ids either way.
 bool SampleUsesCluster(const DevSampling& params, int64_t vocab, const float* logits);
 // Draw i (of `draws`) samples from logits row i / per_row ([rows, vocab] f32) with keys[i] and
 // writes the id to out[i]; probs is scratch of draws * vocab floats (unused, and may be 16 bytes,

@@ -20,10 +20,13 @@
 // process-wide (SetProgrammaticLaunch), read by each backend when it is created.
 //
 // Thread-safety: Launch() may be called from any thread; the setting is an atomic.
+// OncePerDevice() (below) is how kernels set up their per-device attributes.
 #pragma once
 
 #include <cuda_runtime.h>
 
+#include <mutex>
+#include <optional>
 #include <utility>
 
 #include "engine/cuda/kernels.h"
@@ -71,6 +74,30 @@ inline cudaLaunchAttribute ClusterAttribute(unsigned x) {
   a.val.clusterDim.y = 1;
   a.val.clusterDim.z = 1;
   return a;
+}
+
+// The devices OncePerDevice() keeps results for; a device past them gets R{} (nothing set up).
+inline constexpr int kMaxDevices = 64;
+
+// Runs `set_up` (cudaFuncSetAttribute, occupancy queries) once for the current device and returns
+// its result, the same one on every later call for that device. Why not a function-local static:
+// a kernel's attributes belong to the device's context, so a static would set them up on the
+// first device a process uses and leave every other device at the defaults (a launch with more
+// than 48 KB of dynamic shared memory then fails there). Each lambda type has its own results.
+// Thread-safe: a mutex per call site; `set_up` runs under it.
+template <typename F>
+auto OncePerDevice(F set_up) -> decltype(set_up()) {
+  using R = decltype(set_up());
+  static std::mutex mu;
+  static std::optional<R> results[kMaxDevices];
+  int dev = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= kMaxDevices) {
+    cudaGetLastError();
+    return R{};
+  }
+  std::lock_guard<std::mutex> lock(mu);
+  if (!results[dev]) results[dev] = set_up();
+  return *results[dev];
 }
 
 // Launch() and LaunchCluster(): clusters of `cluster_x` blocks (0: no cluster attribute), plus the

@@ -598,12 +598,15 @@ ClusterShape SampleClusterShape(int64_t vocab) {
   return {};
 }
 
-// Whether this device runs the cluster kernel at all (once per process; TTC_CUDA_SAMPLE_CLUSTER=0
-// turns it off for A/B runs).
+// Whether the current device runs the cluster kernel at all (probed once per device;
+// TTC_CUDA_SAMPLE_CLUSTER=0 turns it off for A/B runs).
 bool ClusterKernelUsable() {
-  static const bool usable = [] {
+  static const bool off = [] {
     const char* e = std::getenv("TTC_CUDA_SAMPLE_CLUSTER");
-    if (e != nullptr && std::strcmp(e, "0") == 0) return false;
+    return e != nullptr && std::strcmp(e, "0") == 0;
+  }();
+  if (off) return false;
+  return OncePerDevice([] {
     if (cudaFuncSetAttribute(SampleClusterKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                              static_cast<int>(kClMaxSmem)) != cudaSuccess) {
       cudaGetLastError();
@@ -623,13 +626,24 @@ bool ClusterKernelUsable() {
       return false;
     }
     return clusters > 0;
-  }();
-  return usable;
+  });
 }
 
 }  // namespace
 
+namespace {
+// TTC_CUDA_SAMPLE_SCALAR=1: every draw on the one-block kernel's scalar loads (A/B measurements).
+bool ScalarSampling() {
+  static const bool scalar = [] {
+    const char* e = std::getenv("TTC_CUDA_SAMPLE_SCALAR");
+    return e != nullptr && std::strcmp(e, "1") == 0;
+  }();
+  return scalar;
+}
+}  // namespace
+
 bool SampleUsesCluster(const DevSampling& params, int64_t vocab, const float* logits) {
+  if (ScalarSampling()) return false;
   const bool draws_by_mass = !params.greedy && params.temperature > 0.0f && params.top_k != 1;
   return draws_by_mass && !params.one_block && !SampleNeedsProbs(params, vocab) && vocab % 4 == 0 &&
          reinterpret_cast<uintptr_t>(logits) % 16 == 0 && SampleClusterShape(vocab).cs > 0 &&
@@ -641,18 +655,17 @@ void LaunchSample(const float* logits, int64_t draws, int64_t per_row, int64_t v
                   cudaStream_t s) {
   if (draws <= 0) return;
   const size_t shared = static_cast<size_t>((vocab + kChunk - 1) / kChunk) * sizeof(double);
-  static const bool scalar = [] {
-    const char* e = std::getenv("TTC_CUDA_SAMPLE_SCALAR");
+  OncePerDevice([] {
     // Vocabularies past 48 KB of chunk sums (12,288 chunks = 3.1 M ids) need the opt-in.
     cudaFuncSetAttribute(SampleKernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                          160 * 1024);
     cudaFuncSetAttribute(SampleKernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                          160 * 1024);
     ClusterKernelUsable();  // its attribute and occupancy queries, before any graph capture
-    return e != nullptr && std::strcmp(e, "1") == 0;
-  }();
+    return true;
+  });
   cudaError_t e = cudaSuccess;
-  if (scalar) {
+  if (ScalarSampling()) {
     Launch(SampleKernel<false>, static_cast<unsigned>(draws), kThreads, shared, s, logits, vocab,
            per_row, params, keys, probs, out);
     e = TakeLaunchError();

@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -608,6 +609,9 @@ TEST(CudaRope, VectorKernelEqualsScalarAndReference) {
   if (!HasCudaDevice()) {
     GTEST_SKIP() << "no CUDA device here: the RoPE kernels are checked on a GPU machine";
   }
+  if (const char* e = std::getenv("TTC_CUDA_ROPE_SCALAR"); e != nullptr && e[0] == '1') {
+    GTEST_SKIP() << "TTC_CUDA_ROPE_SCALAR=1 is set: both variants would run the scalar kernel";
+  }
   std::mt19937 gen(5);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (const auto& [H, Hkv, hd] : {std::tuple{4, 2, 32}, std::tuple{32, 8, 64},
@@ -1111,6 +1115,11 @@ TEST(CudaSamplerKernel, FastPathsEqualFullPasses) {
     cudaGetLastError();
     GTEST_SKIP() << "no CUDA device";
   }
+  for (const char* var : {"TTC_CUDA_SAMPLE_SCALAR", "TTC_CUDA_SAMPLE_CLUSTER"}) {
+    if (std::getenv(var) != nullptr) {
+      GTEST_SKIP() << var << " is set: the default path would not be the cluster kernel";
+    }
+  }
   for (int64_t V : {int64_t{128256}, int64_t{50280}, int64_t{1024}, int64_t{1001}}) {
     constexpr int kRows = 6, kPerRow = 64;
     std::mt19937 gen(static_cast<uint32_t>(V));
@@ -1172,6 +1181,64 @@ TEST(CudaSamplerKernel, FastPathsEqualFullPasses) {
     cudaFree(d_probs);
     cudaFree(d_out);
   }
+}
+
+// Kernel attributes belong to a device's context: the sampler's cluster kernel (69.5 KB of shared
+// memory for Llama 3's vocabulary, above the 48 KB default) must be set up on every device a
+// process uses, not only the first. Each device draws the one-block kernel's ids.
+TEST(CudaKernelSetup, EveryDeviceGetsItsAttributes) {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices < 2) {
+    cudaGetLastError();
+    GTEST_SKIP() << "fewer than 2 CUDA devices here: per-device kernel setup is checked on a "
+                    "multi-GPU machine";
+  }
+  if (std::getenv("TTC_CUDA_SAMPLE_SCALAR") != nullptr ||
+      std::getenv("TTC_CUDA_SAMPLE_CLUSTER") != nullptr) {
+    GTEST_SKIP() << "a TTC_CUDA_SAMPLE_* switch is set: the cluster kernel may be off";
+  }
+  constexpr int64_t V = 128256;
+  constexpr int kRows = 4, kPerRow = 16;
+  std::mt19937 gen(5);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  std::vector<float> logits(static_cast<size_t>(kRows * V));
+  for (float& v : logits) v = nd(gen);
+  std::vector<cu::DevSampleKey> keys(kRows * kPerRow);
+  for (size_t i = 0; i < keys.size(); ++i) keys[i] = {7, i, 1};
+  std::vector<int32_t> first;
+  for (int d = 0; d < devices; ++d) {
+    ASSERT_EQ(cudaSetDevice(d), cudaSuccess);
+    float* d_logits = ToDevice(logits);
+    cu::DevSampleKey* d_keys = ToDevice(keys);
+    int32_t* d_out = nullptr;
+    float* d_probs = nullptr;  // unused by these draws (SampleNeedsProbs is false)
+    ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d_out), keys.size() * 4), cudaSuccess);
+    ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d_probs), 16), cudaSuccess);
+    std::vector<int32_t> ids[2];
+    for (int mode = 0; mode < 2; ++mode) {
+      cu::DevSampling sp{1.0f, -1, 1.0f, false, false};
+      sp.one_block = mode == 1;
+      if (mode == 0) {
+        ASSERT_TRUE(cu::SampleUsesCluster(sp, V, d_logits)) << "device " << d;
+      }
+      cu::LaunchSample(d_logits, static_cast<int64_t>(keys.size()), kPerRow, V, sp, d_keys, d_probs,
+                       d_out, nullptr);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << "device " << d;
+      ids[mode].resize(keys.size());
+      ASSERT_EQ(cudaMemcpy(ids[mode].data(), d_out, keys.size() * 4, cudaMemcpyDeviceToHost),
+                cudaSuccess);
+    }
+    EXPECT_EQ(ids[0], ids[1]) << "device " << d;
+    if (d == 0) first = ids[0];
+    EXPECT_EQ(ids[0], first) << "device " << d;
+    cudaFree(d_logits);
+    cudaFree(d_keys);
+    cudaFree(d_out);
+    cudaFree(d_probs);
+  }
+  ASSERT_EQ(cudaSetDevice(0), cudaSuccess);
+  std::printf("[cuda] per-device setup: the cluster sampler drew the same ids on %d devices\n",
+              devices);
 }
 
 }  // namespace

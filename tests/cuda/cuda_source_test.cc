@@ -5,7 +5,8 @@
 // weights: PdlPrefetchL2Rows, a hint that reads nothing into the kernel), and no kernel may be
 // launched with <<<>>> (Launch() is the one place that sets the attribute and keeps launch
 // errors). A kernel added without the gate would race its predecessor only now and then, which no
-// GPU test would reliably catch.
+// GPU test would reliably catch. Kernel attributes are set per device (OncePerDevice), never in a
+// process-wide static: a second GPU in the process would be left at the defaults.
 #include <gtest/gtest.h>
 
 #include <cctype>
@@ -94,6 +95,48 @@ std::vector<Kernel> Kernels(const fs::path& file, const std::string& code) {
   return out;
 }
 
+// Function-local statics whose initialiser sets a kernel attribute or asks for occupancy
+// (cudaFuncSetAttribute, cudaOccupancy*), as "file:line". Those belong to the current device's
+// context, so a process-wide static would set them up for the first device only; they go through
+// OncePerDevice() (engine/cuda/launch.cuh).
+std::vector<std::string> DeviceSetupInStatics(const std::string& file, const std::string& code) {
+  std::vector<std::string> out;
+  for (size_t at = code.find("static"); at != std::string::npos; at = code.find("static", at + 6)) {
+    const bool word_before =
+        at > 0 && (std::isalnum(static_cast<unsigned char>(code[at - 1])) || code[at - 1] == '_');
+    const size_t after = at + 6;
+    const bool word_after =
+        after < code.size() &&
+        (std::isalnum(static_cast<unsigned char>(code[after])) || code[after] == '_');
+    if (word_before || word_after) continue;
+    // The declaration, to its ';' outside every bracket. A '{' at the top level right after a
+    // ')' and before any '=' opens a static function's body: not a variable.
+    int depth = 0;
+    size_t j = after;
+    bool body = false, assigned = false;
+    char last = ' ';
+    for (; j < code.size(); ++j) {
+      const char c = code[j];
+      if (depth == 0 && c == ';') break;
+      if (depth == 0 && c == '=') assigned = true;
+      if (depth == 0 && c == '{' && !assigned && last == ')') {
+        body = true;
+        break;
+      }
+      if (c == '(' || c == '[' || c == '{') ++depth;
+      if (c == ')' || c == ']' || c == '}') --depth;
+      if (!std::isspace(static_cast<unsigned char>(c))) last = c;
+    }
+    if (body) continue;
+    const std::string decl = code.substr(at, j - at);
+    if (decl.find("cudaFuncSetAttribute") != std::string::npos ||
+        decl.find("cudaOccupancy") != std::string::npos) {
+      out.push_back(file + ":" + std::to_string(LineOf(code, at)));
+    }
+  }
+  return out;
+}
+
 TEST(CudaSources, EveryKernelStartsWithThePdlGateAndLaunchesThroughLaunch) {
   const fs::path dir = fs::path(TTC_SOURCE_DIR) / "engine" / "cuda";
   ASSERT_TRUE(fs::is_directory(dir)) << dir;
@@ -113,6 +156,10 @@ TEST(CudaSources, EveryKernelStartsWithThePdlGateAndLaunchesThroughLaunch) {
                     << ": a <<<>>> launch; use Launch() (engine/cuda/launch.cuh)";
     }
     for (Kernel& k : Kernels(entry.path(), code)) kernels.push_back(std::move(k));
+    for (const std::string& at : DeviceSetupInStatics(entry.path().filename().string(), code)) {
+      ADD_FAILURE() << at
+                    << ": a static sets up a kernel for the first device only; use OncePerDevice()";
+    }
   }
   EXPECT_GE(files, 2);
   // The backend has 28 kernels as this test is written; far fewer means the scan broke.
@@ -156,6 +203,32 @@ TEST(CudaSources, TheScanFindsWhatItLooksFor) {
   for (size_t at = code.find("<<<"); at != std::string::npos; at = code.find("<<<", at + 3))
     ++launches;
   EXPECT_EQ(launches, 1u);
+}
+
+// The per-device check on text written for it: a static that sets an attribute (found), one
+// behind OncePerDevice and a static function that sets one (not statics), an occupancy query in
+// a static (found), and a static that only reads the environment.
+TEST(CudaSources, TheStaticScanFindsDeviceSetup) {
+  const std::string code = StripCommentsAndStrings(
+      "void A() {\n"
+      "  static const bool a = cudaFuncSetAttribute(K, x, 1) == 0;\n"
+      "  OncePerDevice([] { return cudaFuncSetAttribute(K, x, 1) == 0; });\n"
+      "}\n"
+      "static bool Here() { return cudaFuncSetAttribute(K, x, 1) == 0; }\n"
+      "int B() {\n"
+      "  static const int n = [] {\n"
+      "    int c = 0;\n"
+      "    cudaOccupancyMaxActiveClusters(&c, K, &cfg);\n"
+      "    return c;\n"
+      "  }();\n"
+      "  static const bool env = getenv(\"static cudaFuncSetAttribute\") != nullptr;\n"
+      "  static_assert(sizeof(int) == 4);\n"
+      "  return n;\n"
+      "}\n");
+  const auto found = DeviceSetupInStatics("x.cu", code);
+  ASSERT_EQ(found.size(), 2u);
+  EXPECT_EQ(found[0], "x.cu:2");
+  EXPECT_EQ(found[1], "x.cu:7");
 }
 
 }  // namespace
