@@ -58,7 +58,7 @@ __device__ __forceinline__ float LoadState(const __half* p) { return __half2floa
 // Where saturating stores report (ArmStateOverflowWord); null until armed.
 __device__ unsigned* g_state_overflow = nullptr;
 __device__ __forceinline__ __half ToHalfSat(float v) {
-  if (fabsf(v) > 65504.0f) {  // false for NaN, which stays NaN as in the other kinds
+  if (F16StoreOverflows(v)) {  // false for NaN, which stays NaN as in the other kinds
     unsigned* w = g_state_overflow;
     if (w != nullptr) *reinterpret_cast<volatile unsigned*>(w) = 1u;
     v = copysignf(65504.0f, v);
@@ -1981,7 +1981,8 @@ __global__ void __launch_bounds__(kM1Tile)
       if (!act[q]) *reinterpret_cast<uint4*>(hv) = make_uint4(0u, 0u, 0u, 0u);
       const float dq = Softplus(is[kM1InDt + cl[q]] + bias[q]);
       const float xv = is[kM1InX + cl[q]];
-      const float dx = dq * xv;
+      // An idle thread adds nothing either: its state stays zero, so no store of it can report.
+      const float dx = act[q] ? dq * xv : 0.0f;
       float y = 0.0f;
 #pragma unroll
       for (int i = 0; i < kVec; i += 4) {

@@ -176,11 +176,21 @@ void LaunchCausalConv(const float* in, int64_t ld_in, int64_t col_base, int64_t 
 // How the recurrent state is kept between forwards (engine::StateDType); the arithmetic is f32 for
 // all three. f16 is stored saturated to +-65504 (its largest finite value) instead of overflowing.
 enum class StateStore : uint8_t { kF32, kBf16, kF16 };
-// The word that f16 state stores set to 1 when they saturate a value past +-65504: host memory
-// mapped into the device (no copy or sync to read it), one per process, armed for the current
-// device on the first call from it; null if the host memory cannot be had or mapped. Thread-safe.
-// Readers use a volatile load; a kernel's write is visible once the host has synchronised with it
-// (an event or stream sync).
+// Whether an f16 state store of v overflows: round to nearest takes |v| >= 65520 (half-way to the
+// next power of two's first step) to infinity; below that, 65504 < |v| is an ordinary rounding
+// to 65504 and loses no more than any other store. False for NaN.
+#if defined(__CUDACC__)
+__host__ __device__
+#endif
+    inline bool
+    F16StoreOverflows(float v) {
+  return v >= 65520.0f || v <= -65520.0f;
+}
+// The word that f16 state stores set to 1 when they saturate a value that would overflow: host
+// memory mapped into the device (no copy or sync to read it), one per process, armed for the
+// current device on the first call from it; null if the host memory cannot be had or mapped.
+// Thread-safe. Readers use a volatile load; a kernel's write is visible once the host has
+// synchronised with it (an event or stream sync).
 unsigned* ArmStateOverflowWord();
 
 struct Mamba1ScanArgs {

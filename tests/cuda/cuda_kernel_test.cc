@@ -783,6 +783,24 @@ TEST(CudaSsd, F16StoreSaturatesAndReports) {
   }
 }
 
+// The overflow test is exactly where f16's round to nearest gives up: every value it flags would
+// round to an infinity, and every value it lets through rounds to a finite f16 (65504 for the
+// band just above it). Host arithmetic, so it runs without a GPU.
+TEST(CudaSsd, F16OverflowIsExactlyWhereRoundingOverflows) {
+  for (const float v : {65504.0f, 65505.0f, 65519.0f, std::nextafter(65520.0f, 0.0f), 65520.0f,
+                        65536.0f, 1e30f, INFINITY}) {
+    for (const float x : {v, -v}) {
+      const float rounded = static_cast<float>(static_cast<_Float16>(x));
+      EXPECT_EQ(cu::F16StoreOverflows(x), std::isinf(rounded)) << x;
+      if (!std::isinf(rounded)) {
+        EXPECT_EQ(std::fabs(rounded), 65504.0f) << x;
+      }
+    }
+  }
+  EXPECT_FALSE(cu::F16StoreOverflows(NAN));
+  EXPECT_FALSE(cu::F16StoreOverflows(0.0f));
+}
+
 // The model side of the overflow word: once it is set (as a saturating store sets it, above),
 // the next forward and every one after it fail with kFailedPrecondition naming the f16 state, and
 // a new state cache (which starts at zero) clears it.
