@@ -551,8 +551,9 @@ TEST(CudaMatMul, MatchesReferenceWithAndWithoutSplitK) {
 }
 
 // RmsNormMatMul and SwiGluMatMul equal RmsNorm or SwiGlu followed by MatMul, bit for bit, at the
-// row counts of the three GEMM input forms (GEMV on f32 rows, hi/lo split up to 128 rows, rounded
-// above), with and without the residual add: where a bf16 GEMM follows, the fused ops write only
+// row counts of the GEMM input forms and kernels (GEMV on f32 rows, the skinny kernel on the hi/lo
+// split at 16 and 64 rows, cuBLAS on the split up to 128 rows, rounded above), with and without
+// the residual add: where a bf16 GEMM follows, the fused ops write only
 // the bf16 copy, which is what the GEMM read before. An f32 weight (cols <= 64: kept f32) takes the
 // f32 rows, which the fused op then still writes.
 TEST(CudaFusedOps, EqualTheTwoOps) {
@@ -586,7 +587,7 @@ TEST(CudaFusedOps, EqualTheTwoOps) {
     const int64_t N = 384, ff = K;
     auto norm = upload_f32(1, K, 1.0f);
     auto w = K > 64 ? upload_bf16(N, K) : upload_f32(N, K, 0.05f);
-    for (const int64_t M : {int64_t{2}, int64_t{100}, int64_t{300}}) {
+    for (const int64_t M : {int64_t{2}, int64_t{16}, int64_t{64}, int64_t{100}, int64_t{300}}) {
       auto x_table = upload_f32(M, K, 1.0f);
       auto gu_table = upload_f32(M, 2 * ff, 1.0f);
       auto base_table = upload_f32(M, N, 1.0f);
@@ -626,7 +627,7 @@ TEST(CudaFusedOps, EqualTheTwoOps) {
       }
     }
     std::cout << "[cuda] fused RmsNorm/SwiGlu + MatMul equal the two ops, K " << K << " ("
-              << (K > 64 ? "bf16" : "f32") << " weights), M 2 / 100 / 300\n";
+              << (K > 64 ? "bf16" : "f32") << " weights), M 2 / 16 / 64 / 100 / 300\n";
   }
 }
 
