@@ -30,6 +30,10 @@ void RegisterList(CLI::App& app, CommandTable& table) {
       protocol::ClientRequest req;
       req.type = protocol::kListType;
       reply = coordinator::Call(*client, req);
+      if (!reply.ok() && reply.status().code() == StatusCode::kUnavailable) {
+        reply = Status(StatusCode::kUnavailable,
+                       reply.status().message() + "; to read a store file instead: --db FILE");
+      }
     }
     if (!reply.ok()) {
       std::cerr << "error: " << reply.status().message() << "\n";

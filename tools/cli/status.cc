@@ -45,6 +45,11 @@ void RegisterStatus(CLI::App& app, CommandTable& table) {
             req.type = protocol::kStatusType;
             req.experiment_id = *experiment;
             reply = coordinator::Call(*client, req);
+            if (!reply.ok() && reply.status().code() == StatusCode::kUnavailable) {
+              reply =
+                  Status(StatusCode::kUnavailable,
+                         reply.status().message() + "; to read a store file instead: --db FILE");
+            }
           }
           if (!reply.ok()) {
             std::cerr << "error: " << reply.status().message() << "\n";
