@@ -16,6 +16,7 @@
 #include <zmq_addon.hpp>
 
 #include "coordinator/experiment_glue.h"
+#include "coordinator/store_view.h"
 #include "protocol/messages.h"
 #include "protocol/transport.h"
 #include "protocol/wire.h"
@@ -1203,40 +1204,10 @@ Result<nlohmann::json> Coordinator::Impl::StatusJson(store::Id only) {
     int64_t remaining = std::max<int64_t>(0, s.samples_expected - s.samples);
     const std::optional<double> eta =
         EstimateEtaSeconds(remaining, rate, s.units_pending + s.units_leased, unit_rate);
-    nlohmann::json x = {{"id", e.id},
-                        {"name", e.name},
-                        {"state", store::Name(s.state)},
-                        {"created_at", e.created_at},
-                        {"units",
-                         {{"pending", s.units_pending},
-                          {"leased", s.units_leased},
-                          {"done", s.units_done},
-                          {"failed", s.units_failed},
-                          {"cancelled", s.units_cancelled},
-                          {"total", s.units_total()}}},
-                        {"samples", s.samples},
-                        {"samples_expected", s.samples_expected},
-                        {"samples_graded", s.samples_graded},
-                        {"samples_correct", s.samples_correct},
-                        {"tokens", s.tokens},
-                        {"in_flight_tokens", s.in_flight_tokens},
-                        {"samples_per_s", rate},
-                        {"units_per_s", unit_rate},
-                        {"eta_s", eta ? nlohmann::json(*eta) : nlohmann::json(nullptr)}};
+    nlohmann::json x = ExperimentStatusJson(e, s, rate, unit_rate, eta);
     if (only != 0 || s.units_failed > 0) {
-      nlohmann::json failed = nlohmann::json::array();
-      auto units = store_->ListUnits(
-          {.experiment_id = e.id, .state = store::UnitState::kFailed, .kind = std::nullopt});
-      if (units.ok()) {
-        for (const auto& u : *units) {
-          if (failed.size() >= 20) break;
-          failed.push_back({{"unit", u.id},
-                            {"model", u.model_name},
-                            {"attempts", u.attempts_used},
-                            {"error", u.last_error}});
-        }
-      }
-      x["failed_units"] = std::move(failed);
+      auto failed = FailedUnitsJson(*store_, e.id);
+      x["failed_units"] = failed.ok() ? std::move(failed).value() : nlohmann::json::array();
     }
     exps.push_back(std::move(x));
   }
@@ -1265,22 +1236,7 @@ Result<nlohmann::json> Coordinator::Impl::StatusJson(store::Id only) {
   return out;
 }
 
-Result<nlohmann::json> Coordinator::Impl::ListJson() {
-  nlohmann::json out = nlohmann::json::array();
-  TTC_ASSIGN_OR_RETURN(auto list, store_->ListExperiments());
-  for (const auto& e : list) {
-    TTC_ASSIGN_OR_RETURN(store::ExperimentStatus s, store_->GetExperimentStatus(e.id));
-    out.push_back({{"id", e.id},
-                   {"name", e.name},
-                   {"state", store::Name(e.state)},
-                   {"created_at", e.created_at},
-                   {"units_done", s.units_done},
-                   {"units_total", s.units_total()},
-                   {"samples", s.samples},
-                   {"samples_expected", s.samples_expected}});
-  }
-  return out;
-}
+Result<nlohmann::json> Coordinator::Impl::ListJson() { return coordinator::ListJson(*store_); }
 
 Result<nlohmann::json> Coordinator::Impl::Cancel(store::Id id) {
   TTC_ASSIGN_OR_RETURN(int64_t n, store_->CancelExperiment(id));

@@ -433,5 +433,67 @@ TEST_F(Orchestration, RunCommandFinishesAndResumes) {
   EXPECT_NE(r.output.find("resuming experiment 1"), std::string::npos) << r.output;
 }
 
+// After `ttc run` has ended no coordinator is left: list, status and report read the store file
+// itself (--db). Report without an id takes the store's only experiment and, with two, says which
+// there are; a file that is missing or not a store is an error naming it.
+TEST_F(Orchestration, ListStatusAndReportReadTheStoreWithoutACoordinator) {
+  const std::string db = (dir_ / "offline.db").string();
+  const auto run = [&](const std::string& name) {
+    auto grid = dir_ / (name + ".json");
+    WriteFile(grid, TinyGrid(name, dir_ / "model", 2, 2, 16, 2).dump());
+    auto r = RunTtc("run " + grid.string() + " --db " + db +
+                    " --cpu --workers 1 --threads 1 --heartbeat-ms 200");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  };
+  run("first");
+  auto r = RunTtc("report --db " + db + " --format json --out " + (dir_ / "only").string());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "only" / "report.json")) << r.output;
+  run("second");
+
+  r = RunTtc("list --db " + db);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("first"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("second"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("4/4"), std::string::npos) << r.output;  // samples of each
+
+  r = RunTtc("status --db " + db + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto st = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  ASSERT_EQ(st["experiments"].size(), 2u) << r.output;
+  for (const auto& e : st["experiments"]) {
+    EXPECT_EQ(e["state"], "done");
+    EXPECT_EQ(e["samples"], 4);
+  }
+  EXPECT_FALSE(st.contains("coordinator"));
+  ASSERT_FALSE(st["workers"].empty()) << r.output;
+  EXPECT_EQ(st["workers"][0]["alive"], false);
+  r = RunTtc("status --db " + db + " --experiment 2");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("'second' done"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("'first'"), std::string::npos) << r.output;
+  r = RunTtc("status --db " + db + " --experiment 9");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("no experiment 9"), std::string::npos) << r.output;
+
+  r = RunTtc("report --db " + db);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("1 (first), 2 (second)"), std::string::npos) << r.output;
+  r = RunTtc("report 2 --db " + db + " --format json --out " + (dir_ / "two").string());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  r = RunTtc("report x --db " + db);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("'x' is not an id"), std::string::npos) << r.output;
+
+  for (const std::string cmd : {"list", "status", "report"}) {
+    r = RunTtc(cmd + " --db " + (dir_ / "missing.db").string());
+    EXPECT_EQ(r.exit_code, 1) << cmd << ": " << r.output;
+    EXPECT_NE(r.output.find("missing.db"), std::string::npos) << cmd << ": " << r.output;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "missing.db"));  // read-only: nothing created
+  r = RunTtc("list --db " + db + " --coordinator tcp://127.0.0.1:1");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+}
+
 }  // namespace
 }  // namespace ttc::testing

@@ -33,9 +33,7 @@ void RegisterCancel(CLI::App& app, CommandTable& table) {
         }
         return kExitOk;
       });
-  sub->add_option("experiment", *experiment, "Experiment id")
-      ->required()
-      ->check(CLI::PositiveNumber);
+  sub->add_option("experiment", *experiment, "Experiment id")->required()->check(PositiveId());
   sub->add_flag("--json", *json, "Print JSON");
   AddClientOptions(sub, *client);
 }

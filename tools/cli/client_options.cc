@@ -12,4 +12,20 @@ void AddClientOptions(CLI::App* sub, coordinator::ClientOptions& client) {
       ->capture_default_str();
 }
 
+void AddStoreOption(CLI::App* sub, std::string& db) {
+  CLI::Option* opt = sub->add_option(
+      "--db", db,
+      "Read this store (SQLite) file directly instead of asking a coordinator (none need run)");
+  for (const char* name : {"--coordinator", "--curve-keys", "--server-key"}) {
+    opt->excludes(sub->get_option(name));
+  }
+}
+
+Result<std::unique_ptr<store::Store>> OpenStoreToRead(const std::string& path) {
+  store::OpenOptions options;
+  options.create_if_missing = false;
+  options.read_only = true;
+  return store::Store::Open(path, options);
+}
+
 }  // namespace ttc::cli

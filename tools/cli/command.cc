@@ -1,6 +1,8 @@
 #include "tools/cli/command.h"
 
 #include <algorithm>
+#include <charconv>
+#include <cstdint>
 #include <iostream>
 #include <utility>
 #include <vector>
@@ -29,6 +31,19 @@ CLI::App* AddCommand(CLI::App& app, CommandTable& table, const std::string& name
 int UsageError(const std::string& message) {
   std::cerr << "error: " << message << "\nRun with --help for more information.\n";
   return kExitUsage;
+}
+
+CLI::Validator PositiveId() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        int64_t v = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (ec != std::errc() || end != text.data() + text.size() || v < 1) {
+          return "'" + text + "' is not an id (a whole number from 1)";
+        }
+        return {};
+      },
+      "ID");
 }
 
 void RegisterCommands(CLI::App& app, CommandTable& table) {

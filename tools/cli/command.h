@@ -1,14 +1,14 @@
-// The `ttc` subcommand framework. Each command lives in its own file tools/cli/<name>.cc and registers itself
-// with TTC_REGISTER_COMMAND, so adding a command touches no shared file. The cli sources are compiled straight
-// into the `ttc` executable (not a static library), which keeps the self-registering objects linked.
-// Registration happens during static initialisation and parsing on the main thread; not thread-safe.
+// The `ttc` subcommand framework. Each command lives in its own file tools/cli/<name>.cc and
+// registers itself with TTC_REGISTER_COMMAND, so adding a command touches no shared file. The cli
+// sources are compiled straight into the `ttc` executable (not a static library), which keeps the
+// self-registering objects linked. Registration happens during static initialisation and parsing on
+// the main thread; not thread-safe.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <functional>
 #include <map>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 namespace ttc::cli {
 
@@ -47,6 +47,10 @@ CLI::App* AddCommand(CLI::App& app, CommandTable& table, const std::string& name
 // Prints a usage error the way CLI11 does and returns kExitUsage; for checks CLI11 cannot express.
 int UsageError(const std::string& message);
 
+// Checks that an id (experiment, unit) is a whole number >= 1, with a message that says so
+// (CLI11's PositiveNumber prints its range up to the largest double).
+CLI::Validator PositiveId();
+
 // Records a Register function; used through TTC_REGISTER_COMMAND.
 struct CommandRegistration {
   CommandRegistration(int order, RegisterFn fn);
@@ -60,6 +64,5 @@ void RegisterCommands(CLI::App& app, CommandTable& table);
 #define TTC_CLI_CONCAT_INNER(a, b) a##b
 #define TTC_CLI_CONCAT(a, b) TTC_CLI_CONCAT_INNER(a, b)
 // TTC_REGISTER_COMMAND(kOrderX, RegisterX); at namespace scope in the command's .cc file.
-#define TTC_REGISTER_COMMAND(order, fn)                                             \
-  static const ::ttc::cli::CommandRegistration TTC_CLI_CONCAT(ttc_cmd_reg_, __LINE__)( \
-      (order), (fn))
+#define TTC_REGISTER_COMMAND(order, fn) \
+  static const ::ttc::cli::CommandRegistration TTC_CLI_CONCAT(ttc_cmd_reg_, __LINE__)((order), (fn))

@@ -1,8 +1,11 @@
-// `ttc list`: the coordinator's experiments (id, name, state, units and samples done).
+// `ttc list`: the experiments (id, name, state, units and samples done), from the coordinator, or
+// with --db straight from a store file (no coordinator needed, e.g. after `ttc run` has ended).
 #include <iostream>
 #include <memory>
+#include <string>
 
 #include "coordinator/client.h"
+#include "coordinator/store_view.h"
 #include "tools/cli/client_options.h"
 #include "tools/cli/command.h"
 
@@ -13,10 +16,25 @@ namespace {
 void RegisterList(CLI::App& app, CommandTable& table) {
   auto client = std::make_shared<coordinator::ClientOptions>();
   auto json = std::make_shared<bool>(false);
-  CLI::App* sub = AddCommand(app, table, "list", "List experiments", [client, json] {
-    protocol::ClientRequest req;
-    req.type = protocol::kListType;
-    auto reply = coordinator::Call(*client, req);
+  auto db = std::make_shared<std::string>();
+  CLI::App* sub = AddCommand(app, table, "list", "List experiments", [client, json, db] {
+    Result<nlohmann::json> reply = nlohmann::json();
+    if (!db->empty()) {
+      auto store = OpenStoreToRead(*db);
+      if (!store.ok()) {
+        std::cerr << "error: " << store.status().message() << "\n";
+        return kExitFailure;
+      }
+      reply = coordinator::ListJson(**store);
+    } else {
+      protocol::ClientRequest req;
+      req.type = protocol::kListType;
+      reply = coordinator::Call(*client, req);
+      if (!reply.ok() && reply.status().code() == StatusCode::kUnavailable) {
+        reply = Status(StatusCode::kUnavailable,
+                       reply.status().message() + "; to read a store file instead: --db FILE");
+      }
+    }
     if (!reply.ok()) {
       std::cerr << "error: " << reply.status().message() << "\n";
       return kExitFailure;
@@ -26,6 +44,7 @@ void RegisterList(CLI::App& app, CommandTable& table) {
   });
   sub->add_flag("--json", *json, "Print JSON");
   AddClientOptions(sub, *client);
+  AddStoreOption(sub, *db);
 }
 
 }  // namespace

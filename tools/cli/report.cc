@@ -1,10 +1,12 @@
-// `ttc report EXP`: metrics, time models, Pareto fronts and plots of one experiment (reports/report.h).
-#include <memory>
-#include <sstream>
+// `ttc report [EXP]`: metrics, time models, Pareto fronts and plots of one experiment
+// (reports/report.h); without EXP, the store's only experiment.
+#include "reports/report.h"
 
 #include <spdlog/spdlog.h>
 
-#include "reports/report.h"
+#include <memory>
+#include <sstream>
+
 #include "tools/cli/command.h"
 
 namespace ttc::cli {
@@ -21,13 +23,41 @@ struct ReportArgs {
   bool json = false;
 };
 
-int RunReport(const ReportArgs& a) {
+// The experiment to report: the one named, or else the store's only one (several: an error that
+// lists them).
+Result<int64_t> ResolveExperiment(const ReportArgs& a) {
+  if (a.experiment != 0) return a.experiment;
+  store::OpenOptions oo;
+  oo.create_if_missing = false;
+  oo.read_only = true;
+  auto db = store::Store::Open(a.db, oo);
+  if (!db.ok()) return db.status();
+  TTC_ASSIGN_OR_RETURN(auto list, (*db)->ListExperiments());
+  if (list.size() == 1) return list[0].id;
+  if (list.empty()) return NotFound("{} holds no experiment", a.db);
+  std::string names;
+  for (const auto& e : list)
+    names += fmt::format("{}{} ({})", names.empty() ? "" : ", ", e.id, e.name);
+  return InvalidArgument("{} holds {} experiments: {}; name one (ttc report ID --db {})", a.db,
+                         list.size(), names, a.db);
+}
+
+int RunReport(ReportArgs a) {
+  auto id = ResolveExperiment(a);
+  if (!id.ok()) {
+    if (id.status().code() == StatusCode::kInvalidArgument)
+      return UsageError(id.status().message());
+    spdlog::error("{}", id.status().message());
+    return kExitFailure;
+  }
+  a.experiment = *id;
   reports::ReportOptions o;
   o.db_path = a.db;
   o.experiment_id = a.experiment;
   o.out_dir = a.out.empty() ? std::filesystem::path(fmt::format("report-{}", a.experiment))
                             : std::filesystem::path(a.out);
-  o.time_model = a.time_model == "paper" ? reports::TimeModelKind::kPaper : reports::TimeModelKind::kLength;
+  o.time_model =
+      a.time_model == "paper" ? reports::TimeModelKind::kPaper : reports::TimeModelKind::kLength;
   o.random_subsets = a.subsets;
   o.seed = a.seed;
   o.formats.clear();
@@ -66,16 +96,22 @@ int RunReport(const ReportArgs& a) {
 
 void RegisterReport(CLI::App& app, CommandTable& table) {
   auto a = std::make_shared<ReportArgs>();
-  CLI::App* sub = AddCommand(app, table, "report",
-                             "Coverage, majority vote and weighted Best-of-N vs k and vs time, with plots",
-                             [a] { return RunReport(*a); });
-  sub->add_option("experiment", a->experiment, "Experiment id")->required()->check(CLI::PositiveNumber);
+  CLI::App* sub =
+      AddCommand(app, table, "report",
+                 "Coverage, majority vote and weighted Best-of-N vs k and vs time, with plots",
+                 [a] { return RunReport(*a); });
+  sub->add_option(
+         "experiment", a->experiment,
+         "Experiment id (default: the store's only experiment; `ttc list --db FILE` lists them)")
+      ->check(PositiveId());
   sub->add_option("--db", a->db, "SQLite database")->capture_default_str();
   sub->add_option("--out", a->out, "Output folder (default: report-EXP)");
-  sub->add_option("--time-model", a->time_model, "paper: batch time at fixed lengths; length: real lengths")
+  sub->add_option("--time-model", a->time_model,
+                  "paper: batch time at fixed lengths; length: real lengths")
       ->check(CLI::IsMember({"paper", "length"}))
       ->capture_default_str();
-  sub->add_option("--format", a->formats, "Comma-separated: table,csv,json,svg,html")->capture_default_str();
+  sub->add_option("--format", a->formats, "Comma-separated: table,csv,json,svg,html")
+      ->capture_default_str();
   sub->add_option("--subsets", a->subsets, "Random subsets per problem and k")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();

@@ -1,6 +1,7 @@
 // `ttc status`: workers (id, host, device, state, model, unit, tokens/s, last heartbeat) and
 // experiments (units done/running/failed, samples, throughput, ETA, failed units with their last
-// error), from the coordinator.
+// error), from the coordinator, or with --db straight from a store file (no coordinator needed;
+// workers as they last recorded themselves, no rates or ETA).
 #include <unistd.h>
 
 #include <chrono>
@@ -9,6 +10,7 @@
 #include <thread>
 
 #include "coordinator/client.h"
+#include "coordinator/store_view.h"
 #include "tools/cli/client_options.h"
 #include "tools/cli/command.h"
 
@@ -22,15 +24,33 @@ void RegisterStatus(CLI::App& app, CommandTable& table) {
   auto watch = std::make_shared<bool>(false);
   auto interval = std::make_shared<double>(2.0);
   auto experiment = std::make_shared<int64_t>(0);
+  auto db = std::make_shared<std::string>();
   CLI::App* sub = AddCommand(
       app, table, "status", "Show workers and experiment progress",
-      [client, json, watch, interval, experiment] {
+      [client, json, watch, interval, experiment, db] {
         bool tty = ::isatty(STDOUT_FILENO);
         while (true) {
-          protocol::ClientRequest req;
-          req.type = protocol::kStatusType;
-          req.experiment_id = *experiment;
-          auto reply = coordinator::Call(*client, req);
+          Result<nlohmann::json> reply = nlohmann::json();
+          if (!db->empty()) {
+            // Opened afresh each time: a file another process writes is read as it is now.
+            auto store = OpenStoreToRead(*db);
+            if (!store.ok()) {
+              reply = store.status();
+            } else if (reply = coordinator::StatusJsonFromStore(**store, *experiment);
+                       !reply.ok()) {
+              reply = Status(reply.status().code(), *db + ": " + reply.status().message());
+            }
+          } else {
+            protocol::ClientRequest req;
+            req.type = protocol::kStatusType;
+            req.experiment_id = *experiment;
+            reply = coordinator::Call(*client, req);
+            if (!reply.ok() && reply.status().code() == StatusCode::kUnavailable) {
+              reply =
+                  Status(StatusCode::kUnavailable,
+                         reply.status().message() + "; to read a store file instead: --db FILE");
+            }
+          }
           if (!reply.ok()) {
             std::cerr << "error: " << reply.status().message() << "\n";
             return kExitFailure;
@@ -53,6 +73,7 @@ void RegisterStatus(CLI::App& app, CommandTable& table) {
       ->capture_default_str();
   sub->add_flag("--json", *json, "Print JSON");
   AddClientOptions(sub, *client);
+  AddStoreOption(sub, *db);
 }
 
 }  // namespace
