@@ -1375,14 +1375,19 @@ class CudaBackend final : public Backend {
   }
 
   // out[M, N] (ldo) = x[M, K] (bf16) * w[N, K]^T (bf16) + beta * out, f32 accumulation and output.
-  // By default cublasGemmEx with cuBLAS's heuristic. With TTC_CUDA_GEMM_TUNE=1 the first GEMM of
-  // each (N, K, ldo, beta != 0, M rounded up to a power of two) times up to 8 cublasLt heuristic
-  // candidates on the real operands (into a scratch output) and keeps the fastest for that bucket;
-  // a candidate that refuses a later M of its bucket falls back to cublasGemmEx.
+  // By default cublasGemmEx with cuBLAS's heuristic. With TTC_CUDA_GEMM_TUNE=1 the first eager GEMM
+  // of each (N, K, ldo, beta != 0, M rounded up to a power of two) times cublasLt candidates on
+  // the real operands (into a scratch output): the heuristic's first 8 (TTC_CUDA_GEMM_TUNE=wide:
+  // 64) and the first 8's split-K variants. It keeps the fastest for that bucket, and recorded
+  // decode steps use it too (a bucket first met while recording uses cublasGemmEx: no timing can
+  // run inside a capture; each batch size's first decode step runs eagerly, so its GEMMs are
+  // tuned before the recording). A candidate that refuses a later M of its bucket falls back to
+  // cublasGemmEx.
   void Bf16Gemm(const uint16_t* w, const uint16_t* x, float* out, int64_t N, int64_t M, int64_t K,
                 int64_t ldo, float beta) {
     const float alpha = 1.0f;
-    if (tune_ && mem_->mode() == StepMemory::Mode::kEager && LtGemm(w, x, out, N, M, K, ldo, beta))
+    if (tune_ > 0 && LtGemm(w, x, out, N, M, K, ldo, beta,
+                            /*may_tune=*/mem_->mode() == StepMemory::Mode::kEager))
       return;
     TTC_CUBLAS(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(N),
                             static_cast<int>(M), static_cast<int>(K), &alpha, w, CUDA_R_16BF,
@@ -1397,10 +1402,11 @@ class CudaBackend final : public Backend {
   };
 
   bool LtGemm(const uint16_t* w, const uint16_t* x, float* out, int64_t N, int64_t M, int64_t K,
-              int64_t ldo, float beta) {
+              int64_t ldo, float beta, bool may_tune) {
     int64_t bucket = 16;
     while (bucket < M) bucket *= 2;
     const auto key = std::make_tuple(N, K, ldo, beta != 0.0f, bucket);
+    if (!may_tune && lt_plans_.find(key) == lt_plans_.end()) return false;
     if (!lt_) {
       if (cublasLtCreate(&lt_) != CUBLAS_STATUS_SUCCESS) return false;
       TTC_CU(cudaMalloc(&lt_ws_, kLtWorkspace));
@@ -1423,9 +1429,9 @@ class CudaBackend final : public Backend {
       const size_t ws = kLtWorkspace;
       cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws,
                                            sizeof(ws));
-      cublasLtMatmulHeuristicResult_t heur[8];
+      cublasLtMatmulHeuristicResult_t heur[64];
       int nh = 0;
-      if (cublasLtMatmulAlgoGetHeuristic(lt_, op, a, b, c, c, pref, 8, heur, &nh) !=
+      if (cublasLtMatmulAlgoGetHeuristic(lt_, op, a, b, c, c, pref, tune_, heur, &nh) !=
           CUBLAS_STATUS_SUCCESS) {
         nh = 0;
       }
@@ -1435,6 +1441,7 @@ class CudaBackend final : public Backend {
       std::vector<cublasLtMatmulAlgo_t> cand;
       for (int i = 0; i < nh; ++i) {
         cand.push_back(heur[i].algo);
+        if (i >= 8) continue;  // split-K variants of the first 8 only (the tuning's time)
         int32_t splitk = 0;
         uint32_t schemes = 0;
         size_t wr = 0;
@@ -1472,24 +1479,37 @@ class CudaBackend final : public Backend {
         cudaEvent_t e0, e1;
         TTC_CU(cudaEventCreate(&e0));
         TTC_CU(cudaEventCreate(&e1));
-        float best = 1e30f;
         const float zero = 0.0f;
-        for (int i = 0; i < n; ++i) {
+        // Milliseconds per launch over `reps` launches after one untimed; < 0 if refused.
+        auto time = [&](const cublasLtMatmulAlgo_t& algo, int reps) -> float {
           auto run = [&] {
             return cublasLtMatmul(lt_, op, &alpha, w, a, x, b, &zero, tmp.as<float>(), c,
-                                  tmp.as<float>(), c, &cand[i], lt_ws_, kLtWorkspace, stream_);
+                                  tmp.as<float>(), c, &algo, lt_ws_, kLtWorkspace, stream_);
           };
-          if (run() != CUBLAS_STATUS_SUCCESS) continue;
+          if (run() != CUBLAS_STATUS_SUCCESS) return -1.0f;
           TTC_CU(cudaEventRecord(e0, stream_));
-          for (int r = 0; r < 3; ++r) run();
+          for (int r = 0; r < reps; ++r) run();
           TTC_CU(cudaEventRecord(e1, stream_));
           TTC_CU(cudaEventSynchronize(e1));
           float ms = 0.0f;
           cudaEventElapsedTime(&ms, e0, e1);
-          if (ms < best) {
+          return ms / static_cast<float>(reps);
+        };
+        // Every candidate screened with 3 launches, the 4 fastest timed again with 10 (a few
+        // microseconds' GEMM at decode sizes is easily misranked by one short look).
+        std::vector<std::pair<float, int>> screened;
+        for (int i = 0; i < n; ++i) {
+          const float ms = time(cand[i], 3);
+          if (ms >= 0.0f) screened.emplace_back(ms, i);
+        }
+        std::sort(screened.begin(), screened.end());
+        float best = 1e30f;
+        for (size_t j = 0; j < screened.size() && j < 4; ++j) {
+          const float ms = time(cand[screened[j].second], 10);
+          if (ms >= 0.0f && ms < best) {
             best = ms;
             plan.ok = true;
-            plan.algo = cand[i];
+            plan.algo = cand[screened[j].second];
           }
         }
         cudaEventDestroy(e0);
@@ -1757,9 +1777,14 @@ class CudaBackend final : public Backend {
   uint64_t graph_step_ = 0;
   int64_t ops_ = 0;
   int64_t captures_ = 0, replays_ = 0, cascades_ = 0;
-  // cublasLt autotuning (TTC_CUDA_GEMM_TUNE=1, see Bf16Gemm).
+  // cublasLt autotuning (TTC_CUDA_GEMM_TUNE=1 or wide, see Bf16Gemm): how many heuristic
+  // candidates it times (0: off).
   static constexpr size_t kLtWorkspace = size_t{32} << 20;
-  const bool tune_ = std::getenv("TTC_CUDA_GEMM_TUNE") != nullptr;
+  const int tune_ = [] {
+    const char* e = std::getenv("TTC_CUDA_GEMM_TUNE");
+    if (e == nullptr || std::strcmp(e, "0") == 0 || *e == '\0') return 0;
+    return std::strcmp(e, "wide") == 0 ? 64 : 8;
+  }();
   cublasLtHandle_t lt_ = nullptr;
   void* lt_ws_ = nullptr;
   std::map<std::tuple<int64_t, int64_t, int64_t, bool, int64_t>, LtPlan> lt_plans_;

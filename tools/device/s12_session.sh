@@ -19,6 +19,10 @@
 #   (7) the one-warp attention kernels and the combine kernel write the O projection's bf16 input
 #       (CudaAttention.KernelsAgreeWithReference checks the copy); PART=1's base A/B covers it
 #       with (2) and (3);
+# one from session 16:
+#  (11) TTC_CUDA_GEMM_TUNE=1|wide reaches the recorded decode steps (each batch size's eager first
+#       step tunes, the recording uses its picks); PART=6 checks the goldens and batched decode
+#       under it and times it against cuBLAS's heuristic at the B=64-512 cells;
 # and one from session 15:
 #   (8) programmatic dependent launch (engine/cuda/launch.cuh): every kernel gated, launched with
 #       the PDL attribute (TTC_CUDA_PDL=0: plain stream order). The CUDA test
@@ -45,7 +49,8 @@
 # F32ToBf16Kernel, RoPE and the sampler separate (1) to (3), (6) and (7)), and
 # tools/bench/cuda/gemm_sweep.cc: every cublasLt configuration of the decode GEMM shapes against
 # cublasGemmEx (is there a faster kernel for the narrow shapes than the heuristic's?).
-# Order for a 30-minute session: PART="1 3 2" in the first call, then PART="5 4" (each call <= 540 s,
+# PART=6: (11)'s tests and A/B.
+# Order for a 30-minute session: PART="1 3 2" in the first call, then PART="5 6 4" (each call <= 540 s,
 # BUDGET; a part cut short is named again in the next call).
 # Logs: $OUT/logs.tgz. Prepare .devbase before PART=1 (main's model.cc and cuda_backend.cc, the
 # latter passing its state kind as (5)'s StateStore; the branch's backend.h serves both):
@@ -147,7 +152,16 @@ part4() {  # one decode step per kernel, and every cublasLt configuration of the
   STEP_LINES=10 step_kernels llamba3 llamba-3b 512
   STEP_LINES=10 step_kernels llama1 llama-3.2-1b 256
 }
-export -f part1 part2 part3 part4 part5 score_ab setup_only guard
+part6() {  # (11): cublasLt tuning inside recorded decode steps (it only ever reached eager steps
+  # since the graphs came; session 3's "no gain" was measured before them, on 3-launch timings)
+  setup_only
+  TTC_CUDA_GEMM_TUNE=wide timeout 90 build-dev/tests/cuda/cuda_test \
+    --gtest_filter='*GoldenLogits*:*Batched*:*48Steps*' > $L/tune-test.log 2>&1
+  el "cuda_test with TTC_CUDA_GEMM_TUNE=wide: $(grep -E '^\[  (PASSED|FAILED) ' $L/tune-test.log | tr '\n' ' ')"
+  BENCH_TIMEOUT=150 bench_ab "mambainllama-3b:512 llama-3.2-3b:512 llama-3.2-1b:64,256" \
+    heur:TTC_NONE=1 tune:TTC_CUDA_GEMM_TUNE=1 tune-wide:TTC_CUDA_GEMM_TUNE=wide
+}
+export -f part1 part2 part3 part4 part5 part6 score_ab setup_only guard
 # PART may name several parts ("1 2 3 4"): they run in turn until BUDGET runs out (the logs of a part
 # cut short still come back in logs.tgz). Session 11's calls took 90-100 s for setup+test, 45 s for
 # the base build, 6-25 s a benchmark run and 150 s for the table with the baseline.
