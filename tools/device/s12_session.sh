@@ -22,7 +22,7 @@
 # one from session 16:
 #  (11) TTC_CUDA_GEMM_TUNE=1|wide reaches the recorded decode steps (each batch size's eager first
 #       step tunes, the recording uses its picks); PART=6 checks the goldens and batched decode
-#       under it and times it against cuBLAS's heuristic at the B=64-512 cells;
+#       under it and times it against cuBLAS's heuristic at B=256 and 512 (B <= 64 takes the skinny kernel);
 # and one from session 15:
 #   (8) programmatic dependent launch (engine/cuda/launch.cuh): every kernel gated, launched with
 #       the PDL attribute (TTC_CUDA_PDL=0: plain stream order). The CUDA test
@@ -158,7 +158,7 @@ part6() {  # (11): cublasLt tuning inside recorded decode steps (it only ever re
   TTC_CUDA_GEMM_TUNE=wide timeout 90 build-dev/tests/cuda/cuda_test \
     --gtest_filter='*GoldenLogits*:*Batched*:*48Steps*' > $L/tune-test.log 2>&1
   el "cuda_test with TTC_CUDA_GEMM_TUNE=wide: $(grep -E '^\[  (PASSED|FAILED) ' $L/tune-test.log | tr '\n' ' ')"
-  BENCH_TIMEOUT=150 bench_ab "mambainllama-3b:512 llama-3.2-3b:512 llama-3.2-1b:64,256" \
+  BENCH_TIMEOUT=150 bench_ab "mambainllama-3b:512 llama-3.2-3b:512 llama-3.2-1b:256 llamba-3b:256" \
     heur:TTC_NONE=1 tune:TTC_CUDA_GEMM_TUNE=1 tune-wide:TTC_CUDA_GEMM_TUNE=wide
 }
 export -f part1 part2 part3 part4 part5 part6 score_ab setup_only guard
