@@ -2500,7 +2500,7 @@ SkinnyProbe ProbeSkinnyHere() {
 template <int NT, bool Split>
 bool LaunchSkinny(int64_t tiles, int chunks, cudaStream_t s, const uint16_t* w, int N, int K,
                   const uint16_t* x, int M, float* out, int64_t ldo, bool accumulate) {
-  const SkinnyProbe probe = OncePerDevice(ProbeSkinnyHere<NT, Split>);
+  const SkinnyProbe probe = OncePerDevice([] { return ProbeSkinnyHere<NT, Split>(); });
   if (!probe.usable) return false;
   int S = 1;
   for (int c = kSkMaxSplit; c > 1; --c) {

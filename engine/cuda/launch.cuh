@@ -27,6 +27,7 @@
 
 #include <mutex>
 #include <optional>
+#include <type_traits>
 #include <utility>
 
 #include "engine/cuda/kernels.h"
@@ -83,10 +84,13 @@ inline constexpr int kMaxDevices = 64;
 // its result, the same one on every later call for that device. Why not a function-local static:
 // a kernel's attributes belong to the device's context, so a static would set them up on the
 // first device a process uses and leave every other device at the defaults (a launch with more
-// than 48 KB of dynamic shared memory then fails there). Each lambda type has its own results.
+// than 48 KB of dynamic shared memory then fails there). Each lambda type has its own results,
+// which is why `set_up` must be a lambda written at the call site: two functions of one
+// signature would share theirs (a function pointer's type is all the template sees).
 // Thread-safe: a mutex per call site; `set_up` runs under it.
 template <typename F>
 auto OncePerDevice(F set_up) -> decltype(set_up()) {
+  static_assert(std::is_class_v<F>, "pass a lambda: results are kept per lambda type");
   using R = decltype(set_up());
   static std::mutex mu;
   static std::optional<R> results[kMaxDevices];
