@@ -59,6 +59,8 @@ std::string FormatProgressLine(const nlohmann::json& e) {
   // With no unit pending or running (done, failed or cancelled) there is no rate to speak of (the
   // last minute's would read 0.0) and nothing to wait for.
   if (I(u, "total") > 0 && I(u, "pending") + I(u, "leased") == 0) return head;
+  // Read from a store file (`ttc status --db`): nobody measured a rate.
+  if (e.contains("samples_per_s") && e["samples_per_s"].is_null()) return head;
   // Once every sample is in, what is left is scoring: its unit rate says more than a sample rate.
   const bool scoring = expected > 0 && samples >= expected && I(u, "done") < I(u, "total");
   const std::string rate = scoring ? fmt::format("{:.1f} units/s", D(e, "units_per_s"))

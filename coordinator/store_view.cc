@@ -22,8 +22,12 @@ Result<nlohmann::json> ListJson(store::Store& store) {
 }
 
 nlohmann::json ExperimentStatusJson(const store::Experiment& e, const store::ExperimentStatus& s,
-                                    double samples_per_s, double units_per_s,
+                                    std::optional<double> samples_per_s,
+                                    std::optional<double> units_per_s,
                                     std::optional<double> eta_s) {
+  const auto or_null = [](std::optional<double> v) {
+    return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+  };
   return {{"id", e.id},
           {"name", e.name},
           {"state", store::Name(s.state)},
@@ -41,9 +45,9 @@ nlohmann::json ExperimentStatusJson(const store::Experiment& e, const store::Exp
           {"samples_correct", s.samples_correct},
           {"tokens", s.tokens},
           {"in_flight_tokens", s.in_flight_tokens},
-          {"samples_per_s", samples_per_s},
-          {"units_per_s", units_per_s},
-          {"eta_s", eta_s ? nlohmann::json(*eta_s) : nlohmann::json(nullptr)}};
+          {"samples_per_s", or_null(samples_per_s)},
+          {"units_per_s", or_null(units_per_s)},
+          {"eta_s", or_null(eta_s)}};
 }
 
 Result<nlohmann::json> FailedUnitsJson(store::Store& store, store::Id experiment_id, size_t limit) {
@@ -82,7 +86,7 @@ Result<nlohmann::json> StatusJsonFromStore(store::Store& store, store::Id only) 
     if (only != 0 && e.id != only) continue;
     found = true;
     TTC_ASSIGN_OR_RETURN(store::ExperimentStatus s, store.GetExperimentStatus(e.id));
-    nlohmann::json x = ExperimentStatusJson(e, s, 0.0, 0.0, std::nullopt);
+    nlohmann::json x = ExperimentStatusJson(e, s, std::nullopt, std::nullopt, std::nullopt);
     if (only != 0 || s.units_failed > 0) {
       TTC_ASSIGN_OR_RETURN(x["failed_units"], FailedUnitsJson(store, e.id));
     }

@@ -17,10 +17,10 @@ namespace ttc::coordinator {
 Result<nlohmann::json> ListJson(store::Store& store);
 
 // One experiment's entry in a status reply. The rates and the ETA are what a running coordinator
-// measured (0 and nullopt when read from a file).
+// measured; nullopt (JSON null) where nobody measured them (read from a file).
 nlohmann::json ExperimentStatusJson(const store::Experiment& e, const store::ExperimentStatus& s,
-                                    double samples_per_s, double units_per_s,
-                                    std::optional<double> eta_s);
+                                    std::optional<double> samples_per_s,
+                                    std::optional<double> units_per_s, std::optional<double> eta_s);
 
 // Up to `limit` failed units of an experiment (unit, model, attempts, last error).
 Result<nlohmann::json> FailedUnitsJson(store::Store& store, store::Id experiment_id,
@@ -28,8 +28,8 @@ Result<nlohmann::json> FailedUnitsJson(store::Store& store, store::Id experiment
 
 // A status reply read from the store alone (`only` = 0: every experiment): the workers as they
 // last recorded themselves (state, unit, tokens/s, time since their last heartbeat; "alive" is
-// false, since no coordinator vouches for them), the experiments without rates or ETA, and failed
-// units as the coordinator lists them. No "coordinator" section.
+// false, since no coordinator vouches for them), the experiments with null rates and ETA, and
+// failed units as the coordinator lists them. No "coordinator" section.
 Result<nlohmann::json> StatusJsonFromStore(store::Store& store, store::Id only);
 
 }  // namespace ttc::coordinator

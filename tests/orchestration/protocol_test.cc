@@ -148,7 +148,8 @@ TEST(Eta, CoversTheScoreUnitsAfterTheLastSample) {
 }
 
 // The status line's rate: samples per second while samples land, the units' rate once every
-// sample is in and units (PRM scoring) are left, neither rate nor ETA once no unit is left.
+// sample is in and units (PRM scoring) are left, neither rate nor ETA once no unit is left or
+// where none was measured.
 TEST(Eta, ProgressLineShowsTheUnitRateOnceEverySampleIsIn) {
   nlohmann::json e = {
       {"id", 1},
@@ -166,6 +167,15 @@ TEST(Eta, ProgressLineShowsTheUnitRateOnceEverySampleIsIn) {
   e["units"]["total"] = 1200;
   line = coordinator::FormatProgressLine(e);
   EXPECT_NE(line.find("| 8.4 units/s | ETA 1m15s"), std::string::npos) << line;
+  // Read from a store file (`ttc status --db`): no rate was measured, so none is shown.
+  nlohmann::json unmeasured = e;
+  unmeasured["samples_per_s"] = nullptr;
+  unmeasured["units_per_s"] = nullptr;
+  unmeasured["eta_s"] = nullptr;
+  line = coordinator::FormatProgressLine(unmeasured);
+  EXPECT_EQ(line.find("/s"), std::string::npos) << line;
+  EXPECT_EQ(line.find("ETA"), std::string::npos) << line;
+  EXPECT_NE(line.find("units 200/1200 done, 1 running"), std::string::npos) << line;
   e["units"]["done"] = 1200;
   e["units"]["pending"] = 0;
   e["units"]["leased"] = 0;
