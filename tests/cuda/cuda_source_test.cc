@@ -98,7 +98,9 @@ std::vector<Kernel> Kernels(const fs::path& file, const std::string& code) {
 // Function-local statics whose initialiser sets a kernel attribute or asks for occupancy
 // (cudaFuncSetAttribute, cudaOccupancy*), as "file:line". Those belong to the current device's
 // context, so a process-wide static would set them up for the first device only; they go through
-// OncePerDevice() (engine/cuda/launch.cuh).
+// OncePerDevice() (engine/cuda/launch.cuh). The scan reads the initialiser's own text: it finds
+// the usual shape (a lambda called in place), not a static filled by a helper function, a
+// std::call_once or a static flag set in the body, which review has to catch.
 std::vector<std::string> DeviceSetupInStatics(const std::string& file, const std::string& code) {
   std::vector<std::string> out;
   for (size_t at = code.find("static"); at != std::string::npos; at = code.find("static", at + 6)) {
