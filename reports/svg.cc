@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 
 namespace ttc::reports {
@@ -21,7 +22,8 @@ struct Axis {
   }
 };
 
-std::string FormatTick(double v, bool percent) {
+// A data value for a tooltip: two or three significant digits are what a reader compares.
+std::string FormatValue(double v, bool percent) {
   if (percent) return fmt::format("{:.0f}%", v * 100);
   if (v == 0) return "0";
   double a = std::fabs(v);
@@ -79,6 +81,26 @@ std::vector<double> LogTicks(double lo, double hi, double base) {
 
 std::vector<double> AxisTicks(double lo, double hi, bool log, double base) {
   return log ? LogTicks(lo, hi, base) : LinearTicks(lo, hi);
+}
+
+std::string TickLabel(double v, bool percent) {
+  const double x = percent ? v * 100 : v;
+  const double tolerance = 1e-9 * std::max(std::fabs(x), 1e-300);
+  std::string s = FormatValue(v, percent);
+  for (int extra = 1; extra <= 4; ++extra) {
+    const std::string digits = percent ? s.substr(0, s.size() - 1) : s;
+    if (std::fabs(std::strtod(digits.c_str(), nullptr) - x) <= tolerance) break;
+    if (percent) {
+      s = fmt::format("{:.{}f}%", x, extra);
+    } else if (std::fabs(x) >= 1e4 || std::fabs(x) < 1e-3) {
+      s = fmt::format("{:.{}e}", x, extra);
+    } else if (std::fabs(x) >= 1) {
+      s = fmt::format("{:.{}f}", x, 1 + extra);
+    } else {
+      s = fmt::format("{:.{}g}", x, 2 + extra);
+    }
+  }
+  return s;
 }
 
 std::string XmlEscape(std::string_view text) {
@@ -188,11 +210,11 @@ std::string RenderLinePlot(const PlotSpec& spec) {
       py1, px1 - px0, py0 - py1);
   for (double t : xt) {
     out += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", X(t),
-                       py0 + 16, XmlEscape(FormatTick(t, false)));
+                       py0 + 16, XmlEscape(TickLabel(t, false)));
   }
   for (double t : yt) {
     out += fmt::format("<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{}</text>\n", px0 - 6,
-                       Y(t) + 4, XmlEscape(FormatTick(t, spec.y_unit_interval)));
+                       Y(t) + 4, XmlEscape(TickLabel(t, spec.y_unit_interval)));
   }
   out += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", (px0 + px1) / 2,
                      h - 18, XmlEscape(spec.x_label));
@@ -223,8 +245,8 @@ std::string RenderLinePlot(const PlotSpec& spec) {
       out += fmt::format(
           "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"><title>{}: ({}, "
           "{})</title></circle>\n",
-          X(s.x[i]), Y(s.y[i]), s.color, XmlEscape(s.label), FormatTick(s.x[i], false),
-          FormatTick(s.y[i], spec.y_unit_interval));
+          X(s.x[i]), Y(s.y[i]), s.color, XmlEscape(s.label), FormatValue(s.x[i], false),
+          FormatValue(s.y[i], spec.y_unit_interval));
     }
   }
   if (!spec.front_x.empty()) {

@@ -39,6 +39,11 @@ std::string RenderLinePlot(const PlotSpec& spec);
 // `base` (with 2x and 5x, or round linear steps, where the range is too narrow for two or three).
 std::vector<double> AxisTicks(double lo, double hi, bool log, double base);
 
+// The label of tick value v (as a percentage of 1 where `percent`): short, with as many more
+// digits as the value needs to be read exactly (a step of 2.5 puts ticks at 0.0375 and 0.0425,
+// which two significant digits would label 0.038 and 0.043).
+std::string TickLabel(double v, bool percent);
+
 // Escapes &, <, >, " and ' for XML text and attributes.
 std::string XmlEscape(std::string_view text);
 

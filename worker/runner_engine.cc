@@ -52,11 +52,11 @@ class EngineRunner : public UnitRunner {
 
   std::string loaded_model() const override { return model_ ? loaded_path_ : ""; }
   std::string device() const override {
-    unsigned hw = std::thread::hardware_concurrency();
-    return options_.cpu
-               ? fmt::format("cpu ({} threads)",
-                             options_.threads > 0 ? options_.threads : static_cast<int>(hw))
-               : fmt::format("cuda:{}", options_.gpu);
+    const int threads = options_.threads > 0
+                            ? options_.threads
+                            : static_cast<int>(std::thread::hardware_concurrency());
+    return options_.cpu ? fmt::format("cpu ({} thread{})", threads, threads == 1 ? "" : "s")
+                        : fmt::format("cuda:{}", options_.gpu);
   }
   int64_t memory_bytes() const override { return options_.cpu ? PhysicalMemoryBytes() : 0; }
 

@@ -3,7 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace ttc::reports {
@@ -71,6 +74,30 @@ TEST(RenderLinePlot, NarrowLogAxisLabelsSeveralTimes) {
   for (const char* v : {">0.06<", ">0.07<", ">0.08<", ">0.09<"})
     labels += svg.find(v) != std::string::npos;
   EXPECT_GE(labels, 3) << svg;
+}
+
+// Each tick's label reads back as the tick's value: a 2.5 step (0.035 to 0.045: ticks at 0.0375
+// and 0.0425) must not be labelled 0.038 and 0.043, as two significant digits did. Round values
+// keep their short labels.
+TEST(TickLabel, ReadsBackAsTheTickValue) {
+  EXPECT_EQ(TickLabel(0.0375, false), "0.0375");
+  EXPECT_EQ(TickLabel(0.04, false), "0.04");
+  EXPECT_EQ(TickLabel(0.035, false), "0.035");
+  EXPECT_EQ(TickLabel(1.25, false), "1.25");
+  EXPECT_EQ(TickLabel(2.5, false), "2.5");
+  EXPECT_EQ(TickLabel(20, false), "20");
+  EXPECT_EQ(TickLabel(0.25, true), "25%");
+  EXPECT_EQ(TickLabel(0.125, true), "12.5%");
+  for (const auto& [lo, hi, log] : {std::tuple{0.034, 0.046, true},
+                                    std::tuple{0.0123, 0.0191, true}, std::tuple{1.1, 2.3, false},
+                                    std::tuple{0.0, 0.07, false}, std::tuple{0.0009, 11.0, true}}) {
+    for (double t : AxisTicks(lo, hi, log, 10)) {
+      const std::string label = TickLabel(t, false);
+      EXPECT_NEAR(std::strtod(label.c_str(), nullptr), t, 1e-9 * std::max(t, 1e-12))
+          << label << " for " << t;
+      EXPECT_LE(label.size(), 7u) << label;
+    }
+  }
 }
 
 }  // namespace
