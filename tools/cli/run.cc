@@ -343,7 +343,8 @@ int RunAll(const RunOptions& o) {
     Status rs = reports::WriteReport(ro);
     if (rs.ok()) {
       reported = true;
-      std::cout << "report written to " << ro.out_dir.string() << "/\n";
+      std::cout << "report written to " << ro.out_dir.string() << "/ (later: ttc list --db " << db
+                << "; ttc report " << exp << " --db " << db << ")\n";
     } else {
       std::cerr << "report: " << rs.ToString() << " (summary below instead)\n";
     }
