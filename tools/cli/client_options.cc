@@ -21,11 +21,14 @@ void AddStoreOption(CLI::App* sub, std::string& db) {
   }
 }
 
-Result<std::unique_ptr<store::Store>> OpenStoreToRead(const std::string& path) {
-  store::OpenOptions options;
-  options.create_if_missing = false;
-  options.read_only = true;
-  return store::Store::Open(path, options);
+Result<nlohmann::json> CallOrSuggestDb(const coordinator::ClientOptions& client,
+                                       const protocol::ClientRequest& request) {
+  auto reply = coordinator::Call(client, request);
+  if (!reply.ok() && reply.status().code() == StatusCode::kUnavailable) {
+    return Status(StatusCode::kUnavailable,
+                  reply.status().message() + "; to read a store file instead: --db FILE");
+  }
+  return reply;
 }
 
 }  // namespace ttc::cli

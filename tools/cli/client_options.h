@@ -4,12 +4,10 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-#include <memory>
 #include <string>
 
 #include "common/result.h"
 #include "coordinator/client.h"
-#include "store/store.h"
 
 namespace ttc::cli {
 
@@ -20,8 +18,9 @@ void AddClientOptions(CLI::App* sub, coordinator::ClientOptions& client);
 // (excludes --coordinator, --curve-keys and --server-key, which AddClientOptions added first).
 void AddStoreOption(CLI::App* sub, std::string& db);
 
-// Opens an existing store file read-only (never creates or migrates it); a missing file or one
-// that is not a ttc store is an error that names the file (the store's messages do).
-Result<std::unique_ptr<store::Store>> OpenStoreToRead(const std::string& path);
+// coordinator::Call for a command that also takes --db (status, list): where no coordinator
+// answers, the error says that --db FILE reads a store file instead.
+Result<nlohmann::json> CallOrSuggestDb(const coordinator::ClientOptions& client,
+                                       const protocol::ClientRequest& request);
 
 }  // namespace ttc::cli

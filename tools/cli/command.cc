@@ -46,6 +46,13 @@ CLI::Validator PositiveId() {
       "ID");
 }
 
+Result<std::unique_ptr<store::Store>> OpenStoreToRead(const std::string& path) {
+  store::OpenOptions options;
+  options.create_if_missing = false;
+  options.read_only = true;
+  return store::Store::Open(path, options);
+}
+
 void RegisterCommands(CLI::App& app, CommandTable& table) {
   auto entries = Registry();
   std::stable_sort(entries.begin(), entries.end(),

@@ -8,7 +8,11 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
+
+#include "common/result.h"
+#include "store/store.h"
 
 namespace ttc::cli {
 
@@ -50,6 +54,11 @@ int UsageError(const std::string& message);
 // Checks that an id (experiment, unit) is a whole number >= 1, with a message that says so
 // (CLI11's PositiveNumber prints its range up to the largest double).
 CLI::Validator PositiveId();
+
+// Opens an existing store file read-only (never creates or migrates it), for the commands that
+// only read one (report, and status / list with --db); a missing file or one that is not a ttc
+// store is an error that names the file (the store's messages do).
+Result<std::unique_ptr<store::Store>> OpenStoreToRead(const std::string& path);
 
 // Records a Register function; used through TTC_REGISTER_COMMAND.
 struct CommandRegistration {

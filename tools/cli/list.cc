@@ -29,11 +29,7 @@ void RegisterList(CLI::App& app, CommandTable& table) {
     } else {
       protocol::ClientRequest req;
       req.type = protocol::kListType;
-      reply = coordinator::Call(*client, req);
-      if (!reply.ok() && reply.status().code() == StatusCode::kUnavailable) {
-        reply = Status(StatusCode::kUnavailable,
-                       reply.status().message() + "; to read a store file instead: --db FILE");
-      }
+      reply = CallOrSuggestDb(*client, req);
     }
     if (!reply.ok()) {
       std::cerr << "error: " << reply.status().message() << "\n";

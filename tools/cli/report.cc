@@ -27,10 +27,7 @@ struct ReportArgs {
 // lists them).
 Result<int64_t> ResolveExperiment(const ReportArgs& a) {
   if (a.experiment != 0) return a.experiment;
-  store::OpenOptions oo;
-  oo.create_if_missing = false;
-  oo.read_only = true;
-  auto db = store::Store::Open(a.db, oo);
+  auto db = OpenStoreToRead(a.db);
   if (!db.ok()) return db.status();
   TTC_ASSIGN_OR_RETURN(auto list, (*db)->ListExperiments());
   if (list.size() == 1) return list[0].id;
@@ -71,10 +68,7 @@ int RunReport(ReportArgs a) {
   }
   if (a.json) {  // the report's JSON on stdout instead of the table
     o.formats.erase("table");
-    store::OpenOptions oo;
-    oo.create_if_missing = false;
-    oo.read_only = true;
-    auto db = store::Store::Open(a.db, oo);
+    auto db = OpenStoreToRead(a.db);
     if (!db.ok()) {
       spdlog::error("{}", db.status().ToString());
       return kExitFailure;

@@ -44,12 +44,7 @@ void RegisterStatus(CLI::App& app, CommandTable& table) {
             protocol::ClientRequest req;
             req.type = protocol::kStatusType;
             req.experiment_id = *experiment;
-            reply = coordinator::Call(*client, req);
-            if (!reply.ok() && reply.status().code() == StatusCode::kUnavailable) {
-              reply =
-                  Status(StatusCode::kUnavailable,
-                         reply.status().message() + "; to read a store file instead: --db FILE");
-            }
+            reply = CallOrSuggestDb(*client, req);
           }
           if (!reply.ok()) {
             std::cerr << "error: " << reply.status().message() << "\n";
