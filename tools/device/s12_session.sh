@@ -168,7 +168,18 @@ part6() {  # (11): cublasLt tuning inside recorded decode steps (it only ever re
   BENCH_TIMEOUT=150 bench_ab "mambainllama-3b:512 llama-3.2-3b:512 llama-3.2-1b:256" \
     heur:TTC_NONE=1 tune:TTC_CUDA_GEMM_TUNE=1 tune-wide:TTC_CUDA_GEMM_TUNE=wide
 }
-export -f part1 part2 part3 part4 part5 part6 score_ab setup_only guard
+part7() {  # the first call when machines are scarce: the tests, the table with the HF baseline, the
+  # f16 state at the two 3B SSM cells and PDL at the target cells; sanitizers and the rest after it
+  setup_test 200
+  guard
+  grep -E "^\[cuda\] fused" $L/cuda_test.log | head -4
+  full_table
+  for cfg in mambainllama-3b llamba-3b; do
+    BENCH_ARGS="--state-dtype f16" bench state-f16 TTC_NONE=1 $cfg 512
+  done
+  bench_ab "llama-3.2-1b:256 mambainllama-3b:512 llama-3.2-3b:512" stream:TTC_CUDA_PDL=0
+}
+export -f part1 part2 part3 part4 part5 part6 part7 score_ab setup_only guard
 # PART may name several parts ("1 2 3 4"): they run in turn until BUDGET runs out (the logs of a part
 # cut short still come back in logs.tgz). Session 11's calls took 90-100 s for setup+test, 45 s for
 # the base build, 6-25 s a benchmark run and 150 s for the table with the baseline.
