@@ -681,9 +681,12 @@ class CudaBackend final : public Backend {
   CudaBackend(int device, std::string name, int sm_count, StateDType state_dtype)
       : device_(device), name_(std::move(name)), sm_count_(sm_count), state_dtype_(state_dtype) {
     TTC_CU(cudaSetDevice(device));
-    // Kernels overlap their launch with the previous kernel's tail unless TTC_CUDA_PDL=0 (A/B).
-    const char* pdl = std::getenv("TTC_CUDA_PDL");
-    cuda::SetProgrammaticLaunch(pdl == nullptr || std::strcmp(pdl, "0") != 0);
+    // TTC_CUDA_PDL=1: kernels overlap their launch with the previous kernel's tail. Off by
+    // default: its first A/B (H200, session 17) was neutral at B=256/512 (Llama-1B B=256 1.370 vs
+    // 1.366 s, MambaInLlama-3B B=512 4.527 vs 4.510, Llama-3B B=512 5.553 vs 5.586), and the same
+    // table's B=1 cells of the 3B SSM models were 14 % slower than session 11's for a reason not
+    // yet isolated; PDL is one of the candidates there.
+    cuda::SetProgrammaticLaunch(EnvIs("TTC_CUDA_PDL", "1"));
     TTC_CU(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     TTC_CUBLAS(cublasCreate(&blas_));
     TTC_CUBLAS(cublasSetStream(blas_, stream_));
@@ -712,7 +715,13 @@ class CudaBackend final : public Backend {
     // what the split's second half of rows and its summing kernel cost at small batches.
     const char* sr = std::getenv("TTC_CUDA_SPLIT_ROWS");
     split_rows_ = sr == nullptr ? kSplitRows : std::clamp<int64_t>(std::atoll(sr), 0, 1024);
-    skinny_on_ = !EnvIs("TTC_CUDA_SKINNY", "0");
+    // The skinny kernel's rows: TTC_CUDA_SKINNY_ROWS=0..64 (TTC_CUDA_SKINNY=0: 0).
+    const char* sk = std::getenv("TTC_CUDA_SKINNY_ROWS");
+    if (EnvIs("TTC_CUDA_SKINNY", "0")) {
+      skinny_rows_ = 0;
+    } else if (sk != nullptr) {
+      skinny_rows_ = std::clamp<int64_t>(std::atoll(sk), 0, cuda::kSkinnyMaxRows);
+    }
     sample_full_ = std::getenv("TTC_CUDA_SAMPLE_FULL") != nullptr;
     fused_input_ = !EnvIs("TTC_CUDA_FUSED_INPUT", "0");
     // On by default since the tile kernel (call Q in docs/perf/cuda.md); TTC_CUDA_CASCADE=0 makes
@@ -1310,6 +1319,13 @@ class CudaBackend final : public Backend {
   // decode step, ms, GEMV vs cuBLAS): 1 row 1.52 vs 2.09, 2 rows 1.69 vs 2.08, 4 rows 2.14 vs 2.05,
   // 8 rows 3.14 vs 2.18 (each lane reads every input row per weight load).
   static constexpr int64_t kGemvRows = 3;
+  // Up to how many rows the skinny kernel replaces cuBLAS (and the halves' sum) by default. Its
+  // first measurement (H200, session 17, table at B=1/16/64/256/512 with it on up to 64 rows): the
+  // B=16 cells 2-7 % faster than session 11, the B=64 cells 37-45 % slower (Llama-1B 1.021 ->
+  // 1.434 s). At 64 rows the split input makes 128 mma rows per weight tile, as many input bytes
+  // per stage as weight bytes, on 8 warps per SM: no longer a weight stream. 17-63 rows are
+  // unmeasured; until the A/B (TTC_CUDA_SKINNY_ROWS) places the crossover, cuBLAS keeps them.
+  static constexpr int64_t kSkinnyRows = 16;
   void Gemm(const float* x, int64_t ldx, int64_t M, int64_t K, const CudaWeight& w, float* out,
             int64_t ldo, bool accumulate) {
     const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f, zero = 0.0f;
@@ -1338,11 +1354,10 @@ class CudaBackend final : public Backend {
           cuda::LaunchF32ToBf16(x, ldx, M, K, bf16_scratch_, stream_);
         }
       }
-      // Decode batches of 4-64 rows: one kernel that streams the weights and sums the split halves
+      // Decode batches of 4-16 rows: one kernel that streams the weights and sums the split halves
       // in its accumulators (no [2M, N] scratch, no summing kernel).
-      if (skinny_on_ && M <= cuda::kSkinnyMaxRows &&
-          cuda::LaunchSkinnyGemm(w.bf16, N, K, bf16_scratch_, M, split, out, ldo, accumulate,
-                                 stream_)) {
+      if (M <= skinny_rows_ && cuda::LaunchSkinnyGemm(w.bf16, N, K, bf16_scratch_, M, split, out,
+                                                      ldo, accumulate, stream_)) {
         return;
       }
       const int parts = SplitKParts(N, rows, K);
@@ -1760,14 +1775,14 @@ class CudaBackend final : public Backend {
   void* blas_ws_ = nullptr;
   cudaStream_t side_ = nullptr;  // uploads while a step is being recorded
   // Switches for A/B measurements, read from the environment when the backend is created.
-  bool graphs_on_ = true;            // TTC_CUDA_GRAPHS=0 turns the recordings off
-  int split_k_ = 1;                  // TTC_CUDA_SPLITK=2|4|8 (SplitKParts)
-  int64_t gemv_rows_ = kGemvRows;    // TTC_CUDA_GEMV_ROWS=0..16 (kGemvRows)
-  int64_t split_rows_ = kSplitRows;  // TTC_CUDA_SPLIT_ROWS=0..1024 (kSplitRows)
-  bool skinny_on_ = true;     // TTC_CUDA_SKINNY=0: cuBLAS (and the halves' sum) at 4-64 rows too
-  bool sample_full_ = false;  // TTC_CUDA_SAMPLE_FULL=1: the sampler's general path always
-  bool fused_input_ = true;   // TTC_CUDA_FUSED_INPUT=0: every GEMM converts its own input
-  bool cascade_on_ = true;    // rows sharing a prefix walk it together (TTC_CUDA_CASCADE=0: off)
+  bool graphs_on_ = true;              // TTC_CUDA_GRAPHS=0 turns the recordings off
+  int split_k_ = 1;                    // TTC_CUDA_SPLITK=2|4|8 (SplitKParts)
+  int64_t gemv_rows_ = kGemvRows;      // TTC_CUDA_GEMV_ROWS=0..16 (kGemvRows)
+  int64_t split_rows_ = kSplitRows;    // TTC_CUDA_SPLIT_ROWS=0..1024 (kSplitRows)
+  int64_t skinny_rows_ = kSkinnyRows;  // TTC_CUDA_SKINNY_ROWS=0..64; TTC_CUDA_SKINNY=0: 0
+  bool sample_full_ = false;           // TTC_CUDA_SAMPLE_FULL=1: the sampler's general path always
+  bool fused_input_ = true;            // TTC_CUDA_FUSED_INPUT=0: every GEMM converts its own input
+  bool cascade_on_ = true;  // rows sharing a prefix walk it together (TTC_CUDA_CASCADE=0: off)
   // Decode-step recordings (BeginForward).
   std::vector<std::unique_ptr<StepGraph>> graphs_;
   StepGraph* graph_ = nullptr;  // the recording of the current step (capture or replay)

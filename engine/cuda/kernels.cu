@@ -22,7 +22,7 @@ namespace ttc::engine::cuda {
 
 namespace {
 
-std::atomic<bool> g_programmatic_launch{true};
+std::atomic<bool> g_programmatic_launch{false};
 thread_local cudaError_t t_launch_error = cudaSuccess;
 
 }  // namespace
@@ -316,6 +316,17 @@ __global__ void Copy2DKernel(const float* src, int64_t ld_src, int64_t cols, flo
     dst[r * ld_dst + c] = src[sr * ld_src + c];
 }
 
+// One rotated pair, the same instructions in both RoPE kernels: an explicit fmaf of an explicit
+// product. Left as x1 * cs - x2 * sn, nvcc chooses per kernel which product it fuses into the
+// subtraction, and the two kernels' q differed in the last bit (H200, session 17). The angle, too,
+// is an explicit product (__fmul_rn) in both, so that no contraction can reach into sincosf.
+__device__ __forceinline__ float RopeLo(float x1, float x2, float cs, float sn) {
+  return fmaf(x1, cs, -__fmul_rn(x2, sn));
+}
+__device__ __forceinline__ float RopeHi(float x1, float x2, float cs, float sn) {
+  return fmaf(x2, cs, __fmul_rn(x1, sn));
+}
+
 __global__ void RopeAppendKernel(const float* qkv, const DevRow* info, const float* inv_freq, int H,
                                  int Hkv, int hd, float* q_out, const DevKv* kv) {
   PdlGate();
@@ -332,18 +343,18 @@ __global__ void RopeAppendKernel(const float* qkv, const DevRow* info, const flo
   for (int i = threadIdx.x; i < total; i += blockDim.x) {
     const int h = i / half, j = i % half;
     float sn, cs;
-    sincosf(static_cast<float>(ri.pos) * inv_freq[j], &sn, &cs);
+    sincosf(__fmul_rn(static_cast<float>(ri.pos), inv_freq[j]), &sn, &cs);
     if (h < H) {
       const float* a = src + h * hd;
       const float x1 = a[j], x2 = a[j + half];
-      q_out[r * qw + h * hd + j] = x1 * cs - x2 * sn;
-      q_out[r * qw + h * hd + j + half] = x2 * cs + x1 * sn;
+      q_out[r * qw + h * hd + j] = RopeLo(x1, x2, cs, sn);
+      q_out[r * qw + h * hd + j + half] = RopeHi(x1, x2, cs, sn);
     } else {
       const int kh = h - H;
       const float* a = src + qw + kh * hd;
       const float x1 = a[j], x2 = a[j + half];
-      kd[kh * hd + j] = ToBf(x1 * cs - x2 * sn);
-      kd[kh * hd + j + half] = ToBf(x2 * cs + x1 * sn);
+      kd[kh * hd + j] = ToBf(RopeLo(x1, x2, cs, sn));
+      kd[kh * hd + j + half] = ToBf(RopeHi(x1, x2, cs, sn));
     }
   }
   for (int64_t i = threadIdx.x; i < kvw; i += blockDim.x) vd[i] = ToBf(src[qw + kvw + i]);
@@ -354,7 +365,7 @@ __global__ void RopeAppendKernel(const float* qkv, const DevRow* info, const flo
 // rotating four adjacent dimensions of one head (float4 loads of both halves; q as float4, k and v
 // as four bf16 in 8 bytes). Needs hd % 8 == 0 and 16-byte aligned qkv rows and q_out (the own K/V
 // buffers are cudaMallocAsync'd, so 8-byte stores at multiples of kvw % 4 == 0 are aligned). The
-// arithmetic per element is the scalar kernel's.
+// arithmetic per element is the scalar kernel's (RopeLo / RopeHi).
 constexpr int kRopeThreads = 256;
 __global__ void __launch_bounds__(kRopeThreads)
     RopeAppendVecKernel(const float* qkv, const DevRow* info, const float* inv_freq, int H, int Hkv,
@@ -367,7 +378,7 @@ __global__ void __launch_bounds__(kRopeThreads)
   const DevRow ri = info[r];
   for (int j = threadIdx.x; j < half; j += blockDim.x) {
     float sn, cs;
-    sincosf(static_cast<float>(ri.pos) * inv_freq[j], &sn, &cs);
+    sincosf(__fmul_rn(static_cast<float>(ri.pos), inv_freq[j]), &sn, &cs);
     rope_cs[j] = make_float2(cs, sn);
   }
   const float* src = qkv + r * (qw + 2 * kvw);
@@ -389,10 +400,10 @@ __global__ void __launch_bounds__(kRopeThreads)
     const float4 x1 = *reinterpret_cast<const float4*>(a + j);
     const float4 x2 = *reinterpret_cast<const float4*>(a + j + half);
     const float2 t0 = rope_cs[j], t1 = rope_cs[j + 1], t2 = rope_cs[j + 2], t3 = rope_cs[j + 3];
-    const float4 o1 = make_float4(x1.x * t0.x - x2.x * t0.y, x1.y * t1.x - x2.y * t1.y,
-                                  x1.z * t2.x - x2.z * t2.y, x1.w * t3.x - x2.w * t3.y);
-    const float4 o2 = make_float4(x2.x * t0.x + x1.x * t0.y, x2.y * t1.x + x1.y * t1.y,
-                                  x2.z * t2.x + x1.z * t2.y, x2.w * t3.x + x1.w * t3.y);
+    const float4 o1 = make_float4(RopeLo(x1.x, x2.x, t0.x, t0.y), RopeLo(x1.y, x2.y, t1.x, t1.y),
+                                  RopeLo(x1.z, x2.z, t2.x, t2.y), RopeLo(x1.w, x2.w, t3.x, t3.y));
+    const float4 o2 = make_float4(RopeHi(x1.x, x2.x, t0.x, t0.y), RopeHi(x1.y, x2.y, t1.x, t1.y),
+                                  RopeHi(x1.z, x2.z, t2.x, t2.y), RopeHi(x1.w, x2.w, t3.x, t3.y));
     if (h < H) {
       float* q = q_out + r * qw + static_cast<int64_t>(h) * hd;
       *reinterpret_cast<float4*>(q + j) = o1;

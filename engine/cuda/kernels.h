@@ -12,8 +12,8 @@
 namespace ttc::engine::cuda {
 
 // Whether kernels are launched with programmatic dependent launch (engine/cuda/launch.cuh says
-// why and what keeps it exact). Process-wide, default on; each CudaBackend sets it from
-// TTC_CUDA_PDL when it is created ("0": off).
+// why and what keeps it exact). Process-wide, default off; each CudaBackend sets it from
+// TTC_CUDA_PDL when it is created ("1": on).
 bool ProgrammaticLaunch();
 void SetProgrammaticLaunch(bool on);
 

@@ -16,8 +16,9 @@
 // before it, transitively. Kernels not launched with the attribute (cuBLAS's GEMMs) are fully
 // stream-ordered as before.
 //
-// TTC_CUDA_PDL=0 launches without the attribute (plain stream order) for A/B runs; the setting is
-// process-wide (SetProgrammaticLaunch), read by each backend when it is created.
+// The attribute is set only under TTC_CUDA_PDL=1 (its first A/B found no gain; cuda_backend.cc);
+// otherwise launches are in plain stream order. The setting is process-wide
+// (SetProgrammaticLaunch), read by each backend when it is created.
 //
 // Thread-safety: Launch() may be called from any thread; the setting is an atomic.
 // OncePerDevice() (below) is how kernels set up their per-device attributes.

@@ -602,9 +602,10 @@ TEST(CudaSsd, StateUpdateMatchesReference) {
 
 // RoPE + KV append (LaunchRopeAppend): rows of three slots (one with a 5-position shared prefix, so
 // its own buffer starts there) at positions up to ~4000, head dims 32 / 64 / 128 with GQA. The
-// 16-byte kernel must equal the scalar kernel bit for bit (same sincosf and the same products per
-// element); both must match a double reference within f32 rounding of the angle (position times
-// frequency: ~4e-4 absolute on O(1) values at 4000) and, for k and v, one bf16 rounding.
+// 16-byte kernel must equal the scalar kernel bit for bit (same sincosf and the same RopeLo /
+// RopeHi instructions per element); both must match a double reference within f32 rounding of the
+// angle (position times frequency: ~4e-4 absolute on O(1) values at 4000) and, for k and v, one
+// bf16 rounding.
 TEST(CudaRope, VectorKernelEqualsScalarAndReference) {
   if (!HasCudaDevice()) {
     GTEST_SKIP() << "no CUDA device here: the RoPE kernels are checked on a GPU machine";

@@ -18,6 +18,7 @@
 #include <iostream>
 #include <random>
 #include <string>
+#include <utility>
 
 #include "engine/generate.h"
 #include "engine/model.h"
@@ -231,14 +232,62 @@ TEST_P(CudaFamily, BatchedDecodeEqualsSingle) {
 
 // PRM scoring in batches (engine::ScoreBatch: several sequences' whole prompts in one forward,
 // each in its own slot, a run with a common beginning forked from one pass over it) against the
-// same requests one per forward, and against the CPU backend.
-// The lengths put one request alone under the 128-row split threshold (f32-exact GEMM inputs) and
-// the batch over it (rounded inputs), so the bound is kBf16Tol, as for the goldens.
+// same requests one per forward, and against the CPU backend, twice:
+// - with every GEMM input split into bf16 hi/lo halves (TTC_CUDA_SPLIT_ROWS=1024 when the model is
+//   loaded: f32-exact inputs in the batch's ~340 rows as in each request alone), where only the
+//   bf16 K/V cache and accumulation order differ, so the bound is kBf16Tol;
+// - as configured (the batch over 128 rows: rounded inputs; one request alone under it: exact),
+//   where the bound is kRoundedTol. Rounding every bf16-weight GEMM's input to bf16 on the CPU
+//   backend alone (a probe, session 17) moves these requests' logits by 0.037 (llama), 0.119
+//   (mambainllama), 0.093 (llamba), 0.057 (mamba), 0.049 (mamba2): the recurrences carry the
+//   rounding further than attention does. The device measured 0.042-0.127 against the CPU with the
+//   kBf16Tol bound then in place (H200, session 17): the rounding, not a fault. 0.25 is twice the
+//   largest; a wrong slot, fork or state is O(1).
+constexpr float kRoundedTol = 0.25f;
+
+// The largest |batch - one by one| and |batch - CPU| of ScoreBatch over `reqs` on `model`.
+std::pair<float, float> ScoreBatchDiffs(engine::Model& model, engine::Model& cpu,
+                                        const std::vector<engine::ScoreRequest>& reqs) {
+  auto batch = engine::ScoreBatch(model, reqs);
+  EXPECT_TRUE(batch.ok()) << batch.status().ToString();
+  if (!batch.ok()) return {INFINITY, INFINITY};
+  float vs_one = 0, vs_cpu = 0;
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    auto one = engine::Score(model, reqs[i]);
+    auto ref = engine::Score(cpu, reqs[i]);
+    EXPECT_TRUE(one.ok() && ref.ok());
+    if (!one.ok() || !ref.ok()) return {INFINITY, INFINITY};
+    const auto& got = (*batch)[i].candidate_logits;
+    EXPECT_EQ(got.size(), ref->candidate_logits.size());
+    if (got.size() != ref->candidate_logits.size()) return {INFINITY, INFINITY};
+    vs_one =
+        std::max(vs_one, testing::MaxAbsDiff(got.data(), one->candidate_logits.data(), got.size()));
+    vs_cpu =
+        std::max(vs_cpu, testing::MaxAbsDiff(got.data(), ref->candidate_logits.data(), got.size()));
+    for (size_t q = 0; q < reqs[i].queries.size(); ++q) {
+      vs_one = std::max(vs_one, std::abs((*batch)[i].logprobs[q] - one->logprobs[q]));
+      vs_cpu = std::max(vs_cpu, std::abs((*batch)[i].logprobs[q] - ref->logprobs[q]));
+    }
+  }
+  return {vs_one, vs_cpu};
+}
+
 TEST_P(CudaFamily, ScoreBatchEqualsOneByOne) {
   const auto dir = testing::GoldenModel(GetParam());
   LOAD_CUDA_OR_SKIP(model, dir);
   auto cpu = engine::LoadModel(dir, {.threads = 2});
   ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
+  // The split threshold is read when the backend is made; an A/B setting of it is put back.
+  const char* had = std::getenv("TTC_CUDA_SPLIT_ROWS");
+  const std::string before = had == nullptr ? "" : had;
+  ::setenv("TTC_CUDA_SPLIT_ROWS", "1024", 1);
+  auto exact = LoadCuda(dir);
+  if (had == nullptr) {
+    ::unsetenv("TTC_CUDA_SPLIT_ROWS");
+  } else {
+    ::setenv("TTC_CUDA_SPLIT_ROWS", before.c_str(), 1);
+  }
+  ASSERT_TRUE(exact.ok()) << exact.status().ToString();
   const int64_t V = (*model)->config().vocab_size;
   std::vector<engine::ScoreRequest> reqs =
       testing::RandomScoreRequests(V, {9, 1, 40, 130, 17, 27, 34, 61, 25}, 19);
@@ -249,27 +298,15 @@ TEST_P(CudaFamily, ScoreBatchEqualsOneByOne) {
     std::copy(reqs[5].token_ids.begin(), reqs[5].token_ids.begin() + 24, reqs[i].token_ids.begin());
   }
   reqs[7].queries.push_back({10, 3});
-  auto batch = engine::ScoreBatch(**model, reqs);
-  ASSERT_TRUE(batch.ok()) << batch.status().ToString();
-  float vs_one = 0, vs_cpu = 0;
-  for (size_t i = 0; i < reqs.size(); ++i) {
-    auto one = engine::Score(**model, reqs[i]);
-    auto ref = engine::Score(**cpu, reqs[i]);
-    ASSERT_TRUE(one.ok() && ref.ok());
-    const auto& got = (*batch)[i].candidate_logits;
-    ASSERT_EQ(got.size(), ref->candidate_logits.size());
-    vs_one =
-        std::max(vs_one, testing::MaxAbsDiff(got.data(), one->candidate_logits.data(), got.size()));
-    vs_cpu =
-        std::max(vs_cpu, testing::MaxAbsDiff(got.data(), ref->candidate_logits.data(), got.size()));
-    for (size_t q = 0; q < reqs[i].queries.size(); ++q) {
-      vs_cpu = std::max(vs_cpu, std::abs((*batch)[i].logprobs[q] - ref->logprobs[q]));
-    }
-  }
-  EXPECT_LE(vs_one, kBf16Tol) << GetParam();
-  EXPECT_LE(vs_cpu, kBf16Tol) << GetParam();
+  const auto [exact_one, exact_cpu] = ScoreBatchDiffs(**exact, **cpu, reqs);
+  EXPECT_LE(exact_one, kBf16Tol) << GetParam() << " (f32-exact GEMM inputs)";
+  EXPECT_LE(exact_cpu, kBf16Tol) << GetParam() << " (f32-exact GEMM inputs)";
+  const auto [vs_one, vs_cpu] = ScoreBatchDiffs(**model, **cpu, reqs);
+  EXPECT_LE(vs_one, kRoundedTol) << GetParam();
+  EXPECT_LE(vs_cpu, kRoundedTol) << GetParam();
   std::cout << "[cuda] " << GetParam() << ": score batch of 9 (4 sharing a prefix) vs one by one "
-            << "max diff " << vs_one << ", vs the CPU backend " << vs_cpu << "\n";
+            << "max diff " << exact_one << " exact inputs, " << vs_one << " as configured; vs the "
+            << "CPU backend " << exact_cpu << " / " << vs_cpu << "\n";
 }
 
 // Two prompts forked into 6 and 3 slots and decoded together: the shared prefixes walked once per
@@ -398,9 +435,9 @@ TEST_P(CudaFamily, GraphReplayEqualsEagerGenerate) {
 #endif
 }
 
-// Kernels launched with programmatic dependent launch (the default: each kernel's blocks start
+// Kernels launched with programmatic dependent launch (TTC_CUDA_PDL=1: each kernel's blocks start
 // while its predecessor drains, and wait for it before touching memory) give exactly the results
-// of plain stream order (TTC_CUDA_PDL=0): a generate with graphs, pipelining and a shrinking
+// of plain stream order (the default): a generate with graphs, pipelining and a shrinking
 // batch, and the golden decode's logits bit for bit. A kernel that read or wrote memory before its
 // wait would race its predecessor; the tiny golden models, whose kernels are all launch and tail,
 // are where such a race shows most (tests/cuda/cuda_source_test.cc checks the contract itself).
@@ -433,6 +470,9 @@ TEST_P(CudaFamily, ProgrammaticLaunchEqualsStreamOrder) {
     }
     return all;
   };
+  const char* had = std::getenv("TTC_CUDA_PDL");
+  const std::string before = had == nullptr ? "" : had;
+  ::setenv("TTC_CUDA_PDL", "1", 1);
   LOAD_CUDA_OR_SKIP(pdl, dir);
   const engine::GenerateRequest req = StopHeavyRequest((*pdl)->config().vocab_size, 64);
   auto with = engine::Generate(**pdl, req);
@@ -440,7 +480,11 @@ TEST_P(CudaFamily, ProgrammaticLaunchEqualsStreamOrder) {
   const std::vector<float> logits_with = logits_of(**pdl);
   ::setenv("TTC_CUDA_PDL", "0", 1);
   auto ordered = LoadCuda(dir);
-  ::unsetenv("TTC_CUDA_PDL");
+  if (had == nullptr) {
+    ::unsetenv("TTC_CUDA_PDL");
+  } else {
+    ::setenv("TTC_CUDA_PDL", before.c_str(), 1);
+  }
   ASSERT_TRUE(ordered.ok()) << ordered.status().ToString();
   auto without = engine::Generate(**ordered, req);
   ASSERT_TRUE(without.ok()) << without.status().ToString();
@@ -452,7 +496,7 @@ TEST_P(CudaFamily, ProgrammaticLaunchEqualsStreamOrder) {
   EXPECT_EQ(differ, 0u) << GetParam() << ": logits differing between PDL and stream order";
   std::cout << "[cuda] " << GetParam() << ": " << tokens << " tokens and " << logits_with.size()
             << " logits equal with and without programmatic launch\n";
-  // The next backend created (TTC_CUDA_PDL unset) turns it back on for the tests after this one.
+  // The next backend created (TTC_CUDA_PDL as it was) puts the process-wide setting back.
   auto restore = LoadCuda(dir);
   ASSERT_TRUE(restore.ok());
 }
@@ -555,9 +599,13 @@ TEST(CudaMatMul, MatchesReferenceWithAndWithoutSplitK) {
 // split at 16 and 64 rows, cuBLAS on the split up to 128 rows, rounded above), with and without
 // the residual add: where a bf16 GEMM follows, the fused ops write only
 // the bf16 copy, which is what the GEMM read before. An f32 weight (cols <= 64: kept f32) takes the
-// f32 rows, which the fused op then still writes.
+// f32 rows, which the fused op then still writes. The skinny kernel's range is set to its widest
+// (TTC_CUDA_SKINNY_ROWS=64; the default is 16) so that 64 rows reach it; 100 rows take cuBLAS.
 TEST(CudaFusedOps, EqualTheTwoOps) {
+  const bool ab = std::getenv("TTC_CUDA_SKINNY_ROWS") != nullptr;
+  if (!ab) ::setenv("TTC_CUDA_SKINNY_ROWS", "64", 1);
   auto backend = engine::CreateBackend({.kind = engine::BackendKind::kCuda});
+  if (!ab) ::unsetenv("TTC_CUDA_SKINNY_ROWS");
   if (!backend.ok()) {
     GTEST_SKIP() << "CUDA backend not usable here (" << backend.status().ToString() << ")";
   }
