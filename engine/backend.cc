@@ -68,15 +68,17 @@ std::string_view StateDTypeName(StateDType t) {
       return "f32";
     case StateDType::kBf16:
       return "bf16";
+    case StateDType::kF16:
+      return "f16";
   }
   return "?";
 }
 
 Result<StateDType> ParseStateDType(std::string_view name) {
-  for (StateDType t : {StateDType::kF32, StateDType::kBf16}) {
+  for (StateDType t : {StateDType::kF32, StateDType::kBf16, StateDType::kF16}) {
     if (name == StateDTypeName(t)) return t;
   }
-  return InvalidArgument("unknown state dtype '{}' (expected f32 or bf16)", name);
+  return InvalidArgument("unknown state dtype '{}' (expected f32, bf16 or f16)", name);
 }
 
 Result<std::unique_ptr<Backend>> CreateBackend(const BackendOptions& options) {

@@ -181,6 +181,20 @@ class Backend {
   virtual void MatMul(const Activation& x, const Weight& w, Activation* out, bool accumulate) = 0;
   // out[:, j] = silu(gu[:, j]) * gu[:, ff + j] for gu = [gate | up] of width 2*ff.
   virtual void SwiGlu(const Activation& gate_up, Activation* out) = 0;
+  // An op that feeds a GEMM, with that GEMM: out = RmsNorm(x) * w^T and out = SwiGlu(gate_up) *
+  // w^T (+ out when accumulate). `scratch` ([M, K]) holds the GEMM's input; what it holds after
+  // the call is unspecified: a backend may keep that input only in the form its GEMM reads (the
+  // CUDA backend writes the bf16 copy and skips the f32 one). The defaults run the two ops.
+  virtual void RmsNormMatMul(const Activation& x, const Weight& norm, float eps, const Weight& w,
+                             Activation* scratch, Activation* out, bool accumulate) {
+    RmsNorm(x, norm, eps, scratch);
+    MatMul(*scratch, w, out, accumulate);
+  }
+  virtual void SwiGluMatMul(const Activation& gate_up, const Weight& w, Activation* scratch,
+                            Activation* out, bool accumulate) {
+    SwiGlu(gate_up, scratch);
+    MatMul(*scratch, w, out, accumulate);
+  }
   // Copies the listed rows of x into out (rows.size() rows), e.g. the last token of each sequence.
   virtual void GatherRows(const Activation& x, std::span<const int64_t> rows, Activation* out) = 0;
 
@@ -241,6 +255,12 @@ class Backend {
     (void)state, (void)batch, (void)sample, (void)draws, (void)tokens_from_draws;
   }
 
+  // An error once a recurrent-state store of an earlier forward lost the model's values (the f16
+  // state saturates past +-65504); the model checks it before every forward and after every
+  // forward whose results reach the host, so that no sample is made from such a state. Sticky
+  // until the backend's next NewStateCache. Default: always fine.
+  virtual Status StateHealth() const { return Status::Ok(); }
+
   // Memory planning: the largest number of sequences that fit in the memory free now when `prompts`
   // prompts of up to `prompt_len` tokens fork into sequences of up to `max_new_tokens` new tokens
   // each (a prompt's KV positions are stored once and shared by its sequences). Callers split
@@ -265,14 +285,19 @@ class Backend {
 enum class BackendKind { kCpu, kCuda };
 
 // How the SSM layers' recurrent state is stored between steps (the arithmetic is f32 either way).
-// kBf16 halves the state's bytes per decode step, as mamba_ssm's bf16 inference cache does (and
-// as engine-perf.md's roofline assumes), but rounds the state to nearest at every step: on the
-// goldens the decode logits move by up to 0.07 within 16 steps and 0.19 within 256 steps
-// (mambainllama; tests/cuda, docs/perf/cuda.md), past the 0.05 parity bound of the f32 state.
-// Stochastic rounding was measured too and was no closer (session 8). Only the CUDA backend
-// offers kBf16.
-enum class StateDType { kF32, kBf16 };
-// "f32", "bf16"; ParseStateDType accepts those names.
+// Both 16-bit kinds halve the state's bytes per decode step (the state engine-perf.md's roofline
+// assumes) and round the state to nearest at every step:
+// - kBf16, as mamba_ssm's bf16 inference cache: 8 significant bits. On the goldens the decode
+//   logits move by up to 0.07 within 16 steps and 0.19 within 256 steps (mambainllama; tests/cuda,
+//   docs/perf/cuda.md), past the 0.05 parity bound of the f32 state. Stochastic rounding was no
+//   closer (session 8).
+// - kF16: 11 significant bits, so an eighth of bf16's rounding per step (0.011 within 16 steps and
+//   0.024 within 256 on the same goldens, emulated on the CPU), but a range of +-65504. A store
+//   past it saturates and marks the state (Backend::StateHealth), and the model's next forward
+//   fails with an error that says to use bf16 or f32: no sample comes from a clipped state.
+// Only the CUDA backend offers the 16-bit kinds.
+enum class StateDType { kF32, kBf16, kF16 };
+// "f32", "bf16", "f16"; ParseStateDType accepts those names.
 std::string_view StateDTypeName(StateDType t);
 Result<StateDType> ParseStateDType(std::string_view name);
 

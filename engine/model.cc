@@ -450,7 +450,7 @@ Status Model::Forward(StateCache* state, const BatchLayout& batch, std::span<con
   if (logits == nullptr) return Status::Ok();
   logits->resize(logit_rows.size() * static_cast<size_t>(config_.vocab_size));
   if (logits_) backend_->CopyToHost(*logits_, *logits);
-  return Status::Ok();
+  return backend_->StateHealth();
 }
 
 Status Model::CheckSampleArgs(std::span<const int64_t> logit_rows, const SamplingParams& params,
@@ -481,7 +481,7 @@ Status Model::ForwardSample(StateCache* state, const BatchLayout& batch,
       ForwardLogits(state, batch, tokens, logit_rows, &params, static_cast<int64_t>(keys.size())));
   backend_->SampleRows(*logits_, params, keys, out);
   last_async_draws_ = -1;
-  return Status::Ok();
+  return backend_->StateHealth();
 }
 
 Status Model::ForwardSampleAsync(StateCache* state, const BatchLayout& batch,
@@ -522,7 +522,7 @@ Status Model::CollectSample(std::span<int32_t> out) {
   }
   backend_->CollectDraws(out);
   pending_draws_.pop_front();
-  return Status::Ok();
+  return backend_->StateHealth();
 }
 
 Status Model::ForwardLogits(StateCache* state, const BatchLayout& batch,
@@ -533,6 +533,7 @@ Status Model::ForwardLogits(StateCache* state, const BatchLayout& batch,
   const int64_t M = batch.total_rows();
   const int64_t d = config_.hidden_size, V = config_.vocab_size;
   if (state == nullptr) return InvalidArgument("forward: no state cache");
+  TTC_RETURN_IF_ERROR(backend_->StateHealth());
   if (M <= 0) return InvalidArgument("forward: empty batch");
   const bool from_draws = !prev_draws.empty();
   if (static_cast<int64_t>(from_draws ? prev_draws.size() : tokens.size()) != M) {
@@ -585,9 +586,8 @@ Status Model::ForwardLogits(StateCache* state, const BatchLayout& batch,
   for (size_t li = 0; li < layers_.size(); ++li) {
     const Layer& L = *layers_[li];
     const int layer = static_cast<int>(li);
-    be.RmsNorm(*x, *L.norm1, config_.norm_eps, h.get());
     Activation* proj = buf(0, L.in_proj->rows());
-    be.MatMul(*h, *L.in_proj, proj, false);
+    be.RmsNormMatMul(*x, *L.norm1, config_.norm_eps, *L.in_proj, h.get(), proj, false);
     switch (L.kind) {
       case MixerKind::kAttention: {
         Activation* att = buf(1, config_.num_heads * config_.head_dim);
@@ -627,12 +627,9 @@ Status Model::ForwardLogits(StateCache* state, const BatchLayout& batch,
       }
     }
     if (L.gate_up) {
-      be.RmsNorm(*x, *L.norm2, config_.norm_eps, h.get());
       Activation* gu = buf(2, L.gate_up->rows());
-      be.MatMul(*h, *L.gate_up, gu, false);
-      Activation* a = buf(1, config_.intermediate_size);
-      be.SwiGlu(*gu, a);
-      be.MatMul(*a, *L.down, x.get(), true);
+      be.RmsNormMatMul(*x, *L.norm2, config_.norm_eps, *L.gate_up, h.get(), gu, false);
+      be.SwiGluMatMul(*gu, *L.down, buf(1, config_.intermediate_size), x.get(), true);
     }
   }
   for (const auto& s : batch.seqs) state->Advance(s.slot, s.num_tokens);
@@ -641,9 +638,9 @@ Status Model::ForwardLogits(StateCache* state, const BatchLayout& batch,
   auto sel = be.NewActivation(R, d);
   auto normed = be.NewActivation(R, d);
   be.GatherRows(*x, logit_rows, sel.get());
-  be.RmsNorm(*sel, *final_norm_, config_.final_norm_eps, normed.get());
   logits_ = be.NewActivation(R, V);
-  be.MatMul(*normed, head_ ? *head_ : *embed_, logits_.get(), false);
+  be.RmsNormMatMul(*sel, *final_norm_, config_.final_norm_eps, head_ ? *head_ : *embed_,
+                   normed.get(), logits_.get(), false);
   return Status::Ok();
 }
 

@@ -71,7 +71,9 @@ class Model {
   // sequence's slot. For each entry of logit_rows (row indices into the batch) appends vocab_size
   // logits to *logits (resized to logit_rows.size() * vocab_size). Errors: token ids outside the
   // vocabulary, a sequence whose start_pos is not its slot's length, repeated or out-of-range
-  // slots, logit rows out of range.
+  // slots, logit rows out of range; and, here and in the calls below, kFailedPrecondition once the
+  // backend's recurrent state has lost the model's values (Backend::StateHealth: an f16 state
+  // past its range), checked before the forward and after any results reach the host.
   Status Forward(StateCache* state, const BatchLayout& batch, std::span<const int32_t> tokens,
                  std::span<const int64_t> logit_rows, std::vector<float>* logits);
   // The same forward, then tokens drawn on the backend (Backend::SampleRows) instead of logits

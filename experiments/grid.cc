@@ -111,7 +111,7 @@ const std::vector<std::string> kChatTemplates = {"sal", "llama3-stock", "tokeniz
 const std::vector<std::string> kDtypes = {"bf16", "f16", "f32"};
 const std::vector<std::string> kRopes = {"auto", "llama3", "plain"};
 const std::vector<std::string> kBackends = {"auto", "cuda", "cpu"};
-const std::vector<std::string> kStateDtypes = {"f32", "bf16"};
+const std::vector<std::string> kStateDtypes = {"f32", "bf16", "f16"};
 const std::vector<std::string> kAggregations = {"last", "min", "prod", "mean"};
 const std::vector<std::string> kPrmTemplates = {"auto", "tokenizer-config", "llama3-stock"};
 const std::vector<std::string> kGraders = {"sal", "strict"};
@@ -550,13 +550,14 @@ void ParseModels(const json& doc, const GridParseOptions& options, GridSpec* spe
     r.Enum("rope", &model.rope, kRopes);
     if (r.Enum("backend", &model.backend, kBackends)) CheckCudaDtype(r, model.dtype, model.backend);
     r.Int("max_batch", &model.max_batch, 0, 65536);
-    if (r.Enum("state_dtype", &model.state_dtype, kStateDtypes) && model.state_dtype == "bf16") {
+    if (r.Enum("state_dtype", &model.state_dtype, kStateDtypes) && model.state_dtype != "f32") {
       if (model.backend == "cpu") {
-        r.Error("state_dtype", "bf16 needs the cuda backend (backend is 'cpu')");
+        r.Error("state_dtype",
+                fmt::format("{} needs the cuda backend (backend is 'cpu')", model.state_dtype));
       } else if (CpuOnlyDtype(model.dtype)) {
-        r.Error("state_dtype", fmt::format("bf16 needs the cuda backend, which multiplies bf16 "
+        r.Error("state_dtype", fmt::format("{} needs the cuda backend, which multiplies bf16 "
                                            "weights (dtype is '{}')",
-                                           model.dtype));
+                                           model.state_dtype, model.dtype));
       }
     }
     r.Finish();
@@ -782,7 +783,7 @@ Result<GridSpec> LoadGridSpec(const std::filesystem::path& file, GridParseOption
 namespace {
 WorkerKind WorkersFor(const std::string& backend, const std::string& state_dtype,
                       const std::string& dtype) {
-  if (backend == "cuda" || state_dtype == "bf16") return WorkerKind::kGpu;
+  if (backend == "cuda" || state_dtype != "f32") return WorkerKind::kGpu;
   return backend == "cpu" || CpuOnlyDtype(dtype) ? WorkerKind::kCpu : WorkerKind::kAny;
 }
 }  // namespace

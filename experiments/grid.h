@@ -44,7 +44,8 @@
 //   models[i].rope                string    "auto"             auto | llama3 | plain
 //   models[i].backend             string    "auto"             auto | cuda | cpu
 //   models[i].max_batch           int       0 (engine)         0..65536
-//   models[i].state_dtype         string    "f32"              f32 | bf16 (SSM state, CUDA only)
+//   models[i].state_dtype         string    "f32"              f32 | bf16 | f16 (SSM state; the
+//                                                              16-bit ones CUDA only)
 //   temperatures                  [number]  [0.8]              each in [0, 5], no duplicates
 //   n_samples                     int       16                 1..65536 per (model, temp, problem)
 //   k_values                      [int]     1,2,4..,n          in 1..n_samples, increasing

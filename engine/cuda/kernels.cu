@@ -1,16 +1,41 @@
 // Kernels of the CUDA backend. Weights are bf16 (large matrices) or f32 (vectors, conv, small
 // matrices); activations and recurrent state are f32; the KV cache is bf16. Every reduction
 // accumulates in f32. See engine/cuda/kernels.h for the contracts.
+#include <cooperative_groups.h>
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <type_traits>
+#include <vector>
 
+#include "engine/cuda/bulk_copy.cuh"
 #include "engine/cuda/kernels.h"
+#include "engine/cuda/launch.cuh"
 
 namespace ttc::engine::cuda {
+
+namespace {
+
+std::atomic<bool> g_programmatic_launch{false};
+thread_local cudaError_t t_launch_error = cudaSuccess;
+
+}  // namespace
+
+bool ProgrammaticLaunch() { return g_programmatic_launch.load(std::memory_order_relaxed); }
+void SetProgrammaticLaunch(bool on) { g_programmatic_launch.store(on, std::memory_order_relaxed); }
+void NoteLaunchError(cudaError_t e) { t_launch_error = e; }
+cudaError_t TakeLaunchError() {
+  const cudaError_t last = cudaGetLastError();
+  const cudaError_t noted = t_launch_error;
+  t_launch_error = cudaSuccess;
+  return noted != cudaSuccess ? noted : last;
+}
 
 namespace {
 
@@ -24,11 +49,42 @@ __device__ __forceinline__ uint16_t ToBf(float f) {
 __device__ __forceinline__ float Silu(float v) { return v / (1.0f + expf(-v)); }
 __device__ __forceinline__ float Softplus(float v) { return v > 20.0f ? v : log1pf(expf(v)); }
 
-// Recurrent state in f32 or bf16 storage (arithmetic always in f32).
+// Recurrent state in f32, bf16 (uint16_t) or f16 (__half) storage; the arithmetic is always f32.
+// f16 keeps 11 significant bits to bf16's 8 (an eighth of the rounding error per step) but tops
+// out at 65504: stores saturate there rather than write an infinity that would poison the state.
 __device__ __forceinline__ float LoadState(const float* p) { return *p; }
 __device__ __forceinline__ float LoadState(const uint16_t* p) { return Bf(*p); }
+__device__ __forceinline__ float LoadState(const __half* p) { return __half2float(*p); }
+// Where saturating stores report (ArmStateOverflowWord); null until armed.
+__device__ unsigned* g_state_overflow = nullptr;
+__device__ __forceinline__ __half ToHalfSat(float v) {
+  if (F16StoreOverflows(v)) {  // false for NaN, which stays NaN as in the other kinds
+    unsigned* w = g_state_overflow;
+    if (w != nullptr) *reinterpret_cast<volatile unsigned*>(w) = 1u;
+    v = copysignf(65504.0f, v);
+  }
+  return __float2half_rn(v);
+}
 __device__ __forceinline__ void StoreState(float* p, float v) { *p = v; }
 __device__ __forceinline__ void StoreState(uint16_t* p, float v) { *p = ToBf(v); }
+__device__ __forceinline__ void StoreState(__half* p, float v) { *p = ToHalfSat(v); }
+
+// Runs f(StateT{}) with the storage type of `store`: each launch site instantiates its kernel for
+// the three.
+template <typename F>
+void WithStateType(StateStore store, F&& f) {
+  switch (store) {
+    case StateStore::kBf16:
+      f(uint16_t{});
+      break;
+    case StateStore::kF16:
+      f(__half{});
+      break;
+    default:
+      f(float{});
+      break;
+  }
+}
 
 __device__ __forceinline__ float WarpSum(float v) {
 #pragma unroll
@@ -48,7 +104,7 @@ __device__ float BlockSum(float v, float* shared32) {
 }
 
 void Check(const char* what) {
-  cudaError_t e = cudaGetLastError();
+  const cudaError_t e = TakeLaunchError();
   if (e != cudaSuccess) {
     std::fprintf(stderr, "cuda backend: launch of %s failed: %s\n", what, cudaGetErrorString(e));
     std::abort();
@@ -69,11 +125,13 @@ unsigned Blocks(int64_t n, int threads) {
 
 __global__ void F32ToBf16Kernel(const float* x, int64_t ldx, int64_t rows, int64_t cols,
                                 uint16_t* out) {
+  PdlGate();
   TTC_FOR_ROWS_COLS(rows, cols) { out[r * cols + c] = ToBf(x[r * ldx + c]); }
 }
 
 __global__ void SplitBf16Kernel(const float* x, int64_t ldx, int64_t rows, int64_t cols,
                                 uint16_t* out) {
+  PdlGate();
   const int64_t total = rows * cols;
   TTC_FOR_ROWS_COLS(rows, cols) {
     const float v = x[r * ldx + c];
@@ -87,6 +145,7 @@ __global__ void SplitBf16Kernel(const float* x, int64_t ldx, int64_t rows, int64
 // halves' in part order.
 __global__ void SumPartsKernel(const float* y, int parts, int64_t rows, bool halves, int64_t cols,
                                float* out, int64_t ldo, bool acc) {
+  PdlGate();
   const int64_t r = blockIdx.y;
   const int64_t part_rows = halves ? 2 * rows : rows;
   for (int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; c < cols;
@@ -103,6 +162,7 @@ __global__ void SumPartsKernel(const float* y, int parts, int64_t rows, bool hal
 
 __global__ void EmbedKernel(const uint16_t* tb, const float* tf, const int32_t* ids,
                             const int32_t* map, int64_t vocab, int64_t d, float* out) {
+  PdlGate();
   const int64_t r = blockIdx.x;
   int64_t id = ids[map ? map[r] : r];
   if (map && (id < 0 || id >= vocab)) id = 0;  // a draw is in range; never read past the table
@@ -120,11 +180,37 @@ __device__ __forceinline__ void StoreGemmInput(uint16_t* bf, bool split, int64_t
   if (split) bf[total + i] = ToBf(v - Bf(hi));
 }
 
+// Where a decode-attention kernel puts its normalised output: the f32 rows [rows, H * hd] and,
+// with bf set, the O projection's bf16 input of those `total` elements (StoreGemmInput). Only the
+// kernels that instantiate Put<true> write the copy (AttnWritesCopy); LaunchAttention converts
+// after the others.
+struct AttnOut {
+  float* f;
+  uint16_t* bf;
+  int64_t total;
+  bool split;
+  template <bool kCopy>
+  __device__ __forceinline__ void Put(int64_t i, float v) const {
+    f[i] = v;
+    if constexpr (kCopy) {
+      if (bf != nullptr) StoreGemmInput(bf, split, total, i, v);
+    }
+  }
+};
+// Which decode-attention kernels write the copy themselves: the one-warp mma kernels (the own
+// ranges of a large batch, where the copy saves a conversion of B rows) and the combine kernel.
+// In the head_dim 32/64 four-warp kernels the extra epilogue spilled registers that their position
+// loop then reloaded (ptxas: 12-24 bytes), so they leave it to a conversion kernel.
+template <int NW>
+constexpr bool AttnWritesCopy() {
+  return NW == 1;
+}
+
 __global__ void RmsNormKernel(const float* x, const float* w, float eps, int64_t n, float* out,
                               uint16_t* bf, bool split) {
+  PdlGate();
   __shared__ float red[32];
   const float* xr = x + blockIdx.x * n;
-  float* orow = out + blockIdx.x * n;
   float ss = 0.0f;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
   ss = BlockSum(ss, red);
@@ -132,19 +218,20 @@ __global__ void RmsNormKernel(const float* x, const float* w, float eps, int64_t
   const int64_t total = int64_t{gridDim.x} * n;
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
     const float v = w[i] * (xr[i] * inv);
-    orow[i] = v;
+    if (out != nullptr) out[blockIdx.x * n + i] = v;
     if (bf) StoreGemmInput(bf, split, total, blockIdx.x * n + i, v);
   }
 }
 
 __global__ void SwiGluKernel(const float* gu, int64_t rows, int64_t ff, float* out, uint16_t* bf,
                              bool split) {
+  PdlGate();
   const int64_t total = rows * ff;
   TTC_FOR_ROWS_COLS(rows, ff) {
     const float g = gu[r * 2 * ff + c], u = gu[r * 2 * ff + ff + c];
     const float v = Silu(g) * u;
     const int64_t i = r * ff + c;
-    out[i] = v;
+    if (out != nullptr) out[i] = v;
     if (bf) StoreGemmInput(bf, split, total, i, v);
   }
 }
@@ -173,6 +260,7 @@ template <int V>
 __global__ void __launch_bounds__(256)
     RmsNormVecKernel(const float* x, const float* w, float eps, int64_t n, float* out, uint16_t* bf,
                      bool split) {
+  PdlGate();
   __shared__ float red[32];
   const int n4 = static_cast<int>(n / 4);
   const float4* xr = reinterpret_cast<const float4*>(x + blockIdx.x * n);
@@ -187,7 +275,7 @@ __global__ void __launch_bounds__(256)
   ss = BlockSum(ss, red);
   const float inv = rsqrtf(ss / static_cast<float>(n) + eps);
   const float4* w4 = reinterpret_cast<const float4*>(w);
-  float4* o4 = reinterpret_cast<float4*>(out + blockIdx.x * n);
+  float4* o4 = out != nullptr ? reinterpret_cast<float4*>(out + blockIdx.x * n) : nullptr;
   const int64_t total = int64_t{gridDim.x} * n;
 #pragma unroll
   for (int j = 0; j < V; ++j) {
@@ -196,7 +284,7 @@ __global__ void __launch_bounds__(256)
       const float4 wv = w4[i];
       const float4 r = make_float4(wv.x * (v[j].x * inv), wv.y * (v[j].y * inv),
                                    wv.z * (v[j].z * inv), wv.w * (v[j].w * inv));
-      o4[i] = r;
+      if (o4 != nullptr) o4[i] = r;
       if (bf) StoreGemmInput4(bf, split, total, blockIdx.x * n + 4 * int64_t{i}, r);
     }
   }
@@ -206,6 +294,7 @@ __global__ void __launch_bounds__(256)
 // of the threads (the scalar kernel ran at ~half the bandwidth at Llama-3B B=512, call S).
 __global__ void SwiGluVecKernel(const float* gu, int64_t rows, int64_t ff, float* out, uint16_t* bf,
                                 bool split) {
+  PdlGate();
   const int64_t total = rows * ff, ff4 = ff / 4;
   const float4* gu4 = reinterpret_cast<const float4*>(gu);
   float4* o4 = reinterpret_cast<float4*>(out);
@@ -213,21 +302,34 @@ __global__ void SwiGluVecKernel(const float* gu, int64_t rows, int64_t ff, float
     const float4 g = gu4[r * 2 * ff4 + c], u = gu4[r * 2 * ff4 + ff4 + c];
     const float4 v =
         make_float4(Silu(g.x) * u.x, Silu(g.y) * u.y, Silu(g.z) * u.z, Silu(g.w) * u.w);
-    o4[r * ff4 + c] = v;
+    if (out != nullptr) o4[r * ff4 + c] = v;
     if (bf) StoreGemmInput4(bf, split, total, 4 * (r * ff4 + c), v);
   }
 }
 
 __global__ void Copy2DKernel(const float* src, int64_t ld_src, int64_t cols, float* dst,
                              int64_t ld_dst, const int64_t* rows) {
+  PdlGate();
   const int64_t r = blockIdx.x;
   const int64_t sr = rows ? rows[r] : r;
   for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
     dst[r * ld_dst + c] = src[sr * ld_src + c];
 }
 
+// One rotated pair, the same instructions in both RoPE kernels: an explicit fmaf of an explicit
+// product. Left as x1 * cs - x2 * sn, nvcc chooses per kernel which product it fuses into the
+// subtraction, and the two kernels' q differed in the last bit (H200, session 17). The angle, too,
+// is an explicit product (__fmul_rn) in both, so that no contraction can reach into sincosf.
+__device__ __forceinline__ float RopeLo(float x1, float x2, float cs, float sn) {
+  return fmaf(x1, cs, -__fmul_rn(x2, sn));
+}
+__device__ __forceinline__ float RopeHi(float x1, float x2, float cs, float sn) {
+  return fmaf(x2, cs, __fmul_rn(x1, sn));
+}
+
 __global__ void RopeAppendKernel(const float* qkv, const DevRow* info, const float* inv_freq, int H,
                                  int Hkv, int hd, float* q_out, const DevKv* kv) {
+  PdlGate();
   const int64_t r = blockIdx.x;
   const int half = hd / 2;
   const int64_t qw = static_cast<int64_t>(H) * hd, kvw = static_cast<int64_t>(Hkv) * hd;
@@ -241,21 +343,81 @@ __global__ void RopeAppendKernel(const float* qkv, const DevRow* info, const flo
   for (int i = threadIdx.x; i < total; i += blockDim.x) {
     const int h = i / half, j = i % half;
     float sn, cs;
-    sincosf(static_cast<float>(ri.pos) * inv_freq[j], &sn, &cs);
+    sincosf(__fmul_rn(static_cast<float>(ri.pos), inv_freq[j]), &sn, &cs);
     if (h < H) {
       const float* a = src + h * hd;
       const float x1 = a[j], x2 = a[j + half];
-      q_out[r * qw + h * hd + j] = x1 * cs - x2 * sn;
-      q_out[r * qw + h * hd + j + half] = x2 * cs + x1 * sn;
+      q_out[r * qw + h * hd + j] = RopeLo(x1, x2, cs, sn);
+      q_out[r * qw + h * hd + j + half] = RopeHi(x1, x2, cs, sn);
     } else {
       const int kh = h - H;
       const float* a = src + qw + kh * hd;
       const float x1 = a[j], x2 = a[j + half];
-      kd[kh * hd + j] = ToBf(x1 * cs - x2 * sn);
-      kd[kh * hd + j + half] = ToBf(x2 * cs + x1 * sn);
+      kd[kh * hd + j] = ToBf(RopeLo(x1, x2, cs, sn));
+      kd[kh * hd + j + half] = ToBf(RopeHi(x1, x2, cs, sn));
     }
   }
   for (int64_t i = threadIdx.x; i < kvw; i += blockDim.x) vd[i] = ToBf(src[qw + kvw + i]);
+}
+
+// RopeAppendKernel on 16-byte pieces: one row per block, the row's (cos, sin) per frequency
+// computed once into shared memory (the scalar kernel called sincosf for every head), each thread
+// rotating four adjacent dimensions of one head (float4 loads of both halves; q as float4, k and v
+// as four bf16 in 8 bytes). Needs hd % 8 == 0 and 16-byte aligned qkv rows and q_out (the own K/V
+// buffers are cudaMallocAsync'd, so 8-byte stores at multiples of kvw % 4 == 0 are aligned). The
+// arithmetic per element is the scalar kernel's (RopeLo / RopeHi).
+constexpr int kRopeThreads = 256;
+__global__ void __launch_bounds__(kRopeThreads)
+    RopeAppendVecKernel(const float* qkv, const DevRow* info, const float* inv_freq, int H, int Hkv,
+                        int hd, float* q_out, const DevKv* kv) {
+  PdlGate();
+  extern __shared__ float2 rope_cs[];  // [hd / 2]: (cos, sin) of this row's position
+  const int64_t r = blockIdx.x;
+  const int half = hd / 2, quads = half / 4;
+  const int64_t qw = static_cast<int64_t>(H) * hd, kvw = static_cast<int64_t>(Hkv) * hd;
+  const DevRow ri = info[r];
+  for (int j = threadIdx.x; j < half; j += blockDim.x) {
+    float sn, cs;
+    sincosf(__fmul_rn(static_cast<float>(ri.pos), inv_freq[j]), &sn, &cs);
+    rope_cs[j] = make_float2(cs, sn);
+  }
+  const float* src = qkv + r * (qw + 2 * kvw);
+  const DevKv c = kv[ri.slot];
+  uint16_t* kd = c.k + static_cast<int64_t>(ri.pos - c.plen) * kvw;
+  uint16_t* vd = c.v + static_cast<int64_t>(ri.pos - c.plen) * kvw;
+  // V first: it needs no table, so its loads overlap the sincosf above.
+  for (int64_t i = threadIdx.x; i < kvw / 4; i += blockDim.x) {
+    const float4 v = *reinterpret_cast<const float4*>(src + qw + kvw + 4 * i);
+    *reinterpret_cast<uint2*>(vd + 4 * i) =
+        make_uint2(static_cast<uint32_t>(ToBf(v.x)) | (static_cast<uint32_t>(ToBf(v.y)) << 16),
+                   static_cast<uint32_t>(ToBf(v.z)) | (static_cast<uint32_t>(ToBf(v.w)) << 16));
+  }
+  __syncthreads();
+  const int total = (H + Hkv) * quads;
+  for (int i = threadIdx.x; i < total; i += blockDim.x) {
+    const int h = i / quads, j = (i - h * quads) * 4;
+    const float* a = src + static_cast<int64_t>(h) * hd;  // k heads follow the q heads
+    const float4 x1 = *reinterpret_cast<const float4*>(a + j);
+    const float4 x2 = *reinterpret_cast<const float4*>(a + j + half);
+    const float2 t0 = rope_cs[j], t1 = rope_cs[j + 1], t2 = rope_cs[j + 2], t3 = rope_cs[j + 3];
+    const float4 o1 = make_float4(RopeLo(x1.x, x2.x, t0.x, t0.y), RopeLo(x1.y, x2.y, t1.x, t1.y),
+                                  RopeLo(x1.z, x2.z, t2.x, t2.y), RopeLo(x1.w, x2.w, t3.x, t3.y));
+    const float4 o2 = make_float4(RopeHi(x1.x, x2.x, t0.x, t0.y), RopeHi(x1.y, x2.y, t1.x, t1.y),
+                                  RopeHi(x1.z, x2.z, t2.x, t2.y), RopeHi(x1.w, x2.w, t3.x, t3.y));
+    if (h < H) {
+      float* q = q_out + r * qw + static_cast<int64_t>(h) * hd;
+      *reinterpret_cast<float4*>(q + j) = o1;
+      *reinterpret_cast<float4*>(q + j + half) = o2;
+    } else {
+      uint16_t* k = kd + static_cast<int64_t>(h - H) * hd;
+      *reinterpret_cast<uint2*>(k + j) =
+          make_uint2(static_cast<uint32_t>(ToBf(o1.x)) | (static_cast<uint32_t>(ToBf(o1.y)) << 16),
+                     static_cast<uint32_t>(ToBf(o1.z)) | (static_cast<uint32_t>(ToBf(o1.w)) << 16));
+      *reinterpret_cast<uint2*>(k + j + half) =
+          make_uint2(static_cast<uint32_t>(ToBf(o2.x)) | (static_cast<uint32_t>(ToBf(o2.y)) << 16),
+                     static_cast<uint32_t>(ToBf(o2.z)) | (static_cast<uint32_t>(ToBf(o2.w)) << 16));
+    }
+  }
 }
 
 // One row's K and V for one KV head as the decode-attention kernels read them: position p lives in
@@ -321,12 +483,12 @@ __device__ __forceinline__ float MergeWarps(const float (&sm)[NW][R], const floa
 // position has sm = -inf) and writes the normalised output, or with splits > 1 this split's
 // unnormalised partial relative to its own max for AttentionCombineKernel (a split past the context
 // leaves m = -inf, l = 0).
-template <int NW, int HD>
+template <int NW, int HD, bool kCopy = false>
 __device__ __forceinline__ void MergeWarpPartials(const float (&sm)[NW][kMaxGroup],
                                                   const float (&sl)[NW][kMaxGroup],
                                                   const float (&sacc)[NW][kMaxGroup][HD], int G,
                                                   int hd, int kvh, int64_t r, int H, int splits,
-                                                  float* out, float* part_o, float* part_ml,
+                                                  AttnOut out, float* part_o, float* part_ml,
                                                   int merge_from) {
   const int64_t qw = static_cast<int64_t>(H) * hd;
   const int split = blockIdx.z;
@@ -397,7 +559,7 @@ __device__ __forceinline__ void MergeWarpPartials(const float (&sm)[NW][kMaxGrou
           for (int c = 0; c < kMaxPrefixParts; ++c) {
             if (c < np) o += po[k][c] * fct[g][1 + c];
           }
-          out[r * qw + (kvh * G + g) * hd + d] = o * inv[g];
+          out.Put<kCopy>(r * qw + (kvh * G + g) * hd + d, o * inv[g]);
         }
       }
     }
@@ -426,9 +588,9 @@ __device__ __forceinline__ void MergeWarpPartials(const float (&sm)[NW][kMaxGrou
         lsum += part_ml[2 * (slot0 + c) + 1] * fc;
         o += part_o[(slot0 + c) * hd + d] * fc;
       }
-      out[r * qw + head * hd + d] = o / lsum;
+      out.Put<kCopy>(r * qw + head * hd + d, o / lsum);
     } else if (splits == 1) {
-      out[r * qw + head * hd + d] = o / lsum;
+      out.Put<kCopy>(r * qw + head * hd + d, o / lsum);
     } else {
       const int64_t slot = (r * H + head) * splits + split;
       part_o[slot * hd + d] = o;
@@ -446,8 +608,9 @@ __device__ __forceinline__ void MergeWarpPartials(const float (&sm)[NW][kMaxGrou
 template <int EPL>
 __global__ void __launch_bounds__(kAttnWarps * 32)
     AttentionKernel(const float* q, const DevRow* info, const DevKv* kv, int H, int Hkv, int hd,
-                    float* out, int splits, float* part_o, float* part_ml, bool own_only,
+                    AttnOut out, int splits, float* part_o, float* part_ml, bool own_only,
                     int merge_from) {
+  PdlGate();
   __shared__ float sq[kMaxGroup][EPL * 32];
   __shared__ float sm[kAttnWarps][kMaxGroup], sl[kAttnWarps][kMaxGroup];
   __shared__ float sacc[kAttnWarps][kMaxGroup][EPL * 32];
@@ -526,8 +689,9 @@ constexpr int kLaneWarps = 4;
 template <int EPL>
 __global__ void __launch_bounds__(kLaneWarps * 32)
     AttentionLanesKernel(const float* q, const DevRow* info, const DevKv* kv, int H, int Hkv,
-                         float* out, int splits, float* part_o, float* part_ml, bool own_only,
+                         AttnOut out, int splits, float* part_o, float* part_ml, bool own_only,
                          int merge_from) {
+  PdlGate();
   constexpr int HD = 32 * EPL;
   __shared__ float sq[kMaxGroup][HD];
   __shared__ float sm[kLaneWarps][kMaxGroup], sl[kLaneWarps][kMaxGroup];
@@ -786,8 +950,9 @@ constexpr int MmaMinBlocks() {
 template <int HD, int NS, int NW>
 __global__ void __launch_bounds__(NW * 32, (MmaMinBlocks<HD, NS, NW>()))
     AttentionMmaKernel(const float* q, const DevRow* info, const DevKv* kv, int H, int Hkv,
-                       float* out, int splits, float* part_o, float* part_ml, bool own_only,
+                       AttnOut out, int splits, float* part_o, float* part_ml, bool own_only,
                        int merge_from) {
+  PdlGate();
   constexpr int kMmaWarps = NW;
   constexpr int KC = HD / 16;  // k-steps of Q.K^T
   constexpr int KQ = HD / 32;  // 16-byte pieces of a K row per lane
@@ -986,8 +1151,8 @@ __global__ void __launch_bounds__(NW * 32, (MmaMinBlocks<HD, NS, NW>()))
     }
   }
   __syncthreads();
-  MergeWarpPartials<kMmaWarps, HD>(sm, sl, sacc, G, HD, kvh, r, H, splits, out, part_o, part_ml,
-                                   merge_from);
+  MergeWarpPartials<kMmaWarps, HD, AttnWritesCopy<NW>()>(sm, sl, sacc, G, HD, kvh, r, H, splits,
+                                                         out, part_o, part_ml, merge_from);
 }
 
 // cp.async / ldmatrix wrappers for the prefix kernel's shared-memory tiles (sm_80+ PTX).
@@ -1042,6 +1207,7 @@ __global__ void __launch_bounds__(kPrefixWarps * 32)
     PrefixAttentionKernel(const float* q, const int32_t* task_rows, const DevRow* info,
                           const DevKv* kv, int H, int Hkv, int split0, int splits, float* part_o,
                           float* part_ml) {
+  PdlGate();
   constexpr int KC = HD / 16;          // k-steps of Q K^T
   constexpr int DT = HD / 8;           // n-tiles of P V
   constexpr int NT = kPrefixTile / 8;  // n-tiles of S
@@ -1255,6 +1421,13 @@ template <int MR>
 __global__ void __launch_bounds__(kGemvWarps * 32)
     GemvKernel(const uint16_t* w, int64_t N, int64_t K, const float* x, int64_t ldx, int M,
                float* out, int64_t ldo, bool accumulate) {
+  // The block's weight rows (their first pass over K, up to 4 KB a row) into L2 while the kernel
+  // before this one finishes.
+  PdlPrefetchL2Rows(w + static_cast<int64_t>(blockIdx.x) * kGemvCols * K,
+                    static_cast<int>(min(static_cast<int64_t>(kGemvCols),
+                                         N - static_cast<int64_t>(blockIdx.x) * kGemvCols)),
+                    K * 2, static_cast<int>(min(K * 2, int64_t{kGemvWarps} * 512)));
+  PdlGate();
   __shared__ float red[kGemvWarps][kGemvCols][MR];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t n0 = static_cast<int64_t>(blockIdx.x) * kGemvCols;
@@ -1313,10 +1486,182 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
   }
 }
 
+// The skinny GEMM of decode steps at 4-64 rows: out[m * ldo + n] (+)= sum_k x[m][k] w[n][k] with
+// bf16 weights and a bf16 input (rounded, or hi rows then lo rows, whose products are summed in
+// the same f32 accumulators: the split input's exactness without cuBLAS's [2M, N] scratch and the
+// kernel that summed its halves). At these sizes the weight read is the whole cost, so a block
+// streams a 128-feature x 64-k tile of w per pipeline stage (cp.async, kSkStages deep, XOR-swizzled
+// rows for ldmatrix), and K is split over the CTAs of a thread-block cluster when the feature
+// tiles alone would leave SMs idle; the cluster's partial tiles are summed through distributed
+// shared memory in rank order (deterministic), each rank writing a share of the rows. The mma
+// roles: A = 16 features of w (row-major, k contiguous, as stored), B = 8 input rows (k
+// contiguous: the "col" operand), C = [feature][row].
+constexpr int kSkFeat = 128;  // output features per block (4 warps x 2 m-tiles of 16)
+constexpr int kSkKc = 64;     // k per pipeline stage (one 128-byte row of bf16)
+constexpr int kSkStages = 3;
+constexpr int kSkThreads = 128;
+constexpr int kSkMaxSplit = 8;           // CTAs of a cluster along K (portable cluster size)
+constexpr int kSkPStride = kSkFeat + 4;  // f32 partial row in shared memory (banks spread)
+
+template <int NT, bool Split>
+struct SkinnyLayout {
+  static constexpr int kXRows = 8 * NT * (Split ? 2 : 1);
+  static constexpr int kWBytes = kSkFeat * kSkKc * 2;
+  static constexpr int kStage = kWBytes + kXRows * kSkKc * 2;
+  static constexpr int kPipe = kSkStages * kStage;
+  // The receive tile: rows (r / S) * S + rank for r < 8 NT, rank < S <= kSkMaxSplit.
+  static constexpr int kPart = (8 * NT + kSkMaxSplit) * kSkPStride * 4;
+  static constexpr int kBytes = kPipe > kPart ? kPipe : kPart;
+};
+
+// Byte offset of 16-byte chunk c of row r in a tile of 128-byte rows: chunks XOR-swizzled by the
+// row so that ldmatrix's eight rows at one chunk hit eight different bank groups.
+__device__ __forceinline__ int SkOffset(int r, int c) { return r * 128 + ((c ^ (r & 7)) << 4); }
+
+template <int NT, bool Split>
+__global__ void __launch_bounds__(kSkThreads, 2)
+    SkinnyGemmKernel(const uint16_t* w, int N, int K, const uint16_t* x, int M, float* out,
+                     int64_t ldo, bool accumulate, int chunks_per_split) {
+  // The weight tiles of the first pipeline stages into L2 while the kernel before this one
+  // finishes (48 KB a CTA: ~13 MB for the CTAs resident at once).
+  PdlPrefetchL2Rows(w + static_cast<int64_t>(blockIdx.y) * kSkFeat * K +
+                        static_cast<int64_t>(blockIdx.x) * chunks_per_split * kSkKc,
+                    min(kSkFeat, N - static_cast<int>(blockIdx.y) * kSkFeat),
+                    static_cast<int64_t>(K) * 2, min(chunks_per_split, kSkStages) * kSkKc * 2);
+  PdlGate();
+  using L = SkinnyLayout<NT, Split>;
+  extern __shared__ __align__(128) unsigned char sk_smem[];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
+  const int split = blockIdx.x, n0 = blockIdx.y * kSkFeat;
+  const int k_begin = split * chunks_per_split * kSkKc;
+  const int chunks = chunks_per_split;
+
+  // Stage `st` <- k chunk `c` of this split: w rows n0 + [0, 128) (rows past N read row N - 1,
+  // whose features are not written), then the input rows (past M: row M - 1, likewise unused).
+  auto load = [&](int st, int c) {
+    unsigned char* ws = sk_smem + st * L::kStage;
+    unsigned char* xs = ws + L::kWBytes;
+    const int k0 = k_begin + c * kSkKc;
+#pragma unroll
+    for (int i = 0; i < kSkFeat * 8 / kSkThreads; ++i) {
+      const int idx = tid + i * kSkThreads, r = idx >> 3, ch = idx & 7;
+      const int n = min(n0 + r, N - 1);
+      CpAsync16(ws + SkOffset(r, ch), w + static_cast<int64_t>(n) * K + k0 + ch * 8);
+    }
+    for (int idx = tid; idx < L::kXRows * 8; idx += kSkThreads) {
+      const int r = idx >> 3, ch = idx & 7;
+      const int half = Split && r >= 8 * NT ? 1 : 0, rr = min(r - half * 8 * NT, M - 1);
+      CpAsync16(xs + SkOffset(r, ch), x + static_cast<int64_t>(half * M + rr) * K + k0 + ch * 8);
+    }
+  };
+
+  float acc[2][NT][4];
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[mt][j][e] = 0.0f;
+
+#pragma unroll
+  for (int st = 0; st < kSkStages - 1; ++st) {
+    if (st < chunks) load(st, st);
+    CpAsyncCommit();
+  }
+  const int mat = lane >> 3, mrow = lane & 7;
+  for (int c = 0; c < chunks; ++c) {
+    CpAsyncWait<kSkStages - 2>();
+    __syncthreads();
+    if (c + kSkStages - 1 < chunks) load((c + kSkStages - 1) % kSkStages, c + kSkStages - 1);
+    CpAsyncCommit();
+    const unsigned char* ws = sk_smem + (c % kSkStages) * L::kStage;
+    const unsigned char* xs = ws + L::kWBytes;
+#pragma unroll
+    for (int ks = 0; ks < kSkKc / 16; ++ks) {
+      uint32_t a[2][4];
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt) {
+        const int r = warp * 32 + mt * 16 + mrow + ((mat & 1) << 3);
+        LdMatrixX4<false>(a[mt],
+                          reinterpret_cast<const uint16_t*>(ws + SkOffset(r, 2 * ks + (mat >> 1))));
+      }
+      if constexpr (Split) {
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+          uint32_t b[4];  // hi k-low, hi k-high, lo k-low, lo k-high
+          const int r = (mat >= 2 ? 8 * NT : 0) + 8 * j + mrow;
+          LdMatrixX4<false>(
+              b, reinterpret_cast<const uint16_t*>(xs + SkOffset(r, 2 * ks + (mat & 1))));
+#pragma unroll
+          for (int mt = 0; mt < 2; ++mt) {
+            MmaBf16(acc[mt][j], a[mt][0], a[mt][1], a[mt][2], a[mt][3], b[0], b[1]);
+            MmaBf16(acc[mt][j], a[mt][0], a[mt][1], a[mt][2], a[mt][3], b[2], b[3]);
+          }
+        }
+      } else {
+#pragma unroll
+        for (int j = 0; j < NT; j += 2) {
+          uint32_t b[4];  // n-tile j k-low, k-high, n-tile j + 1 k-low, k-high
+          const int jj = j + 1 < NT ? j + (mat >> 1) : j;
+          LdMatrixX4<false>(b, reinterpret_cast<const uint16_t*>(
+                                   xs + SkOffset(8 * jj + mrow, 2 * ks + (mat & 1))));
+#pragma unroll
+          for (int mt = 0; mt < 2; ++mt) {
+            MmaBf16(acc[mt][j], a[mt][0], a[mt][1], a[mt][2], a[mt][3], b[0], b[1]);
+            if (j + 1 < NT) {
+              MmaBf16(acc[mt][j + 1 < NT ? j + 1 : j], a[mt][0], a[mt][1], a[mt][2], a[mt][3], b[2],
+                      b[3]);
+            }
+          }
+        }
+      }
+    }
+  }
+  CpAsyncWait<0>();
+  namespace cg = cooperative_groups;
+  cg::cluster_group cluster = cg::this_cluster();
+  const int S = static_cast<int>(cluster.num_blocks());
+  // Every CTA of the cluster is past its pipeline before anyone writes into another's shared
+  // memory, which now becomes the receive tile.
+  cluster.sync();
+  // Row r is written by rank r % S: each CTA pushes its partial of row r into that rank's
+  // recv[(r / S) * S + this rank][feature] (f32, kSkPStride a row). Remote stores are posted, so
+  // no lane waits on a round trip per element, as pulling the partials would. Lane (g, t) holds
+  // features f + g (e = 0, 1) and f + g + 8 (e = 2, 3) at rows 8j + 2t + (e & 1) of m-tile f.
+  float* recv = reinterpret_cast<float*>(sk_smem);
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt) {
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int r = 8 * j + 2 * t + (e & 1), f = warp * 32 + mt * 16 + g + (e >> 1) * 8;
+        if (r < M) {
+          float* dst = cluster.map_shared_rank(recv, r % S);
+          dst[((r / S) * S + split) * kSkPStride + f] = acc[mt][j][e];
+        }
+      }
+    }
+  }
+  cluster.sync();  // the pushed rows are visible to their ranks
+  // This rank's rows, the partials summed in rank order: each output written once, deterministic.
+  const int n = n0 + tid;
+  if (n < N) {
+    for (int r = split; r < M; r += S) {
+      const float* rows = recv + (r / S) * S * kSkPStride + tid;
+      float sum = 0.0f;
+      for (int s2 = 0; s2 < S; ++s2) sum += rows[s2 * kSkPStride];
+      float* o = out + r * ldo + n;
+      *o = accumulate ? *o + sum : sum;
+    }
+  }
+}
+
 // Merges the split-KV partials of one (row, head): out = sum_s o_s e^(m_s - M) / sum_s l_s e^(m_s -
 // M).
 __global__ void AttentionCombineKernel(const float* part_o, const float* part_ml, int H, int hd,
-                                       int splits, float* out) {
+                                       int splits, AttnOut out) {
+  PdlGate();
   const int64_t rh = blockIdx.x;  // row * H + head
   float mx = -INFINITY;
   for (int sp = 0; sp < splits; ++sp) mx = fmaxf(mx, part_ml[2 * (rh * splits + sp)]);
@@ -1330,7 +1675,7 @@ __global__ void AttentionCombineKernel(const float* part_o, const float* part_ml
       l += part_ml[2 * slot + 1] * f;
       o += part_o[slot * hd + d] * f;
     }
-    out[rh * hd + d] = o / l;
+    out.Put<true>(rh * hd + d, o / l);
   }
 }
 
@@ -1345,6 +1690,7 @@ __global__ void CausalConvKernel(const float* in, int64_t ld_in, int64_t col_bas
                                  int64_t mil_rep, int64_t channels, int K, const float* w,
                                  const float* b, bool silu, const DevSeq* seqs, float* state,
                                  float* out) {
+  PdlGate();
   const int64_t c = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
   if (c >= channels) return;
   const DevSeq sq = seqs[blockIdx.y];
@@ -1380,6 +1726,7 @@ __global__ void CausalConvVecKernel(const float* in, int64_t ld_in, int64_t col_
                                     int64_t mil_rep, int64_t channels, const float* w,
                                     const float* b, bool silu, const DevSeq* seqs, float* state,
                                     float* out) {
+  PdlGate();
   const int64_t c = 4 * (blockIdx.x * int64_t{blockDim.x} + threadIdx.x);
   if (c >= channels) return;
   const DevSeq sq = seqs[blockIdx.y];
@@ -1453,6 +1800,7 @@ __device__ __forceinline__ void Mamba1RowInputs(const Mamba1ScanArgs& a, int64_t
 
 template <typename StateT, int NR>
 __global__ void __launch_bounds__(128, 8) Mamba1ScanKernel(Mamba1ScanArgs a, const DevSeq* seqs) {
+  PdlGate();
   const int64_t ch = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
   if (ch >= a.di) return;
   const DevSeq sq = seqs[blockIdx.y];
@@ -1501,7 +1849,9 @@ __global__ void __launch_bounds__(128, 8) Mamba1ScanKernel(Mamba1ScanArgs a, con
       }
     }
     y += Dc * xv;
-    a.out[r * a.di + ch] = y * Silu(z);
+    const float v = y * Silu(z);
+    a.out[r * a.di + ch] = v;
+    if (a.gemm_in) StoreGemmInput(a.gemm_in, a.split, a.rows * a.di, r * a.di + ch, v);
   }
   if constexpr (NR > 0) {
 #pragma unroll
@@ -1547,40 +1897,10 @@ constexpr int kM1MaxSeqPerBlock = kM1Tile;  // the block's DevSeqs are staged by
 constexpr int kM1InDt = 0, kM1InX = kM1Tile, kM1InZ = 2 * kM1Tile, kM1InC = 3 * kM1Tile,
               kM1InB = 4 * kM1Tile, kM1In = 5 * kM1Tile + 16;
 
-__device__ __forceinline__ uint32_t SmemAddr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void MbarWait(uint64_t* bar, uint32_t parity) {
-  uint32_t done = 0;
-  while (!done) {
-    asm volatile(
-        "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 "
-        "%0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(SmemAddr(bar)), "r"(parity)
-        : "memory");
-  }
-}
-// The one arrival of a stage's phase, announcing the bytes its bulk copies will deliver.
-__device__ __forceinline__ void MbarExpectTx(uint64_t* bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(SmemAddr(bar)),
-               "r"(bytes)
-               : "memory");
-}
-// `bytes` (multiple of 16, 16-byte aligned both sides) from global src to shared dst, completing
-// on `bar` (whose phase expects them).
-__device__ __forceinline__ void BulkCopy(void* dst, const void* src, uint32_t bytes,
-                                         uint64_t* bar) {
-  asm volatile(
-      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::
-          "r"(SmemAddr(dst)),
-      "l"(src), "r"(bytes), "r"(SmemAddr(bar))
-      : "memory");
-}
-
 template <typename StateT>
 __global__ void __launch_bounds__(kM1Tile)
     Mamba1DecodeKernel(Mamba1ScanArgs a, const DevSeq* seqs, int nseq) {
+  PdlGate();
   constexpr int N = 16;
   constexpr int kVec = 16 / sizeof(StateT);  // state elements per 16 bytes
   __shared__ __align__(128) StateT buf[kM1Stages][kM1Tile * N];
@@ -1600,12 +1920,7 @@ __global__ void __launch_bounds__(kM1Tile)
   const uint32_t stage_bytes = bytes + (a.mil ? 4 : 3) * col_bytes + b_bytes;
   StateT* state = static_cast<StateT*>(a.ssm);
   if (tid < count) sqs[tid] = seqs[blockIdx.y + tid * gridDim.y];
-  if (tid == 0) {
-    for (int s = 0; s < kM1Stages; ++s) {
-      asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(SmemAddr(&bar[s])) : "memory");
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-  }
+  if (tid == 0) MbarInit(bar, kM1Stages);
   __syncthreads();
   // Thread 0: sequence k's state tile and inputs into stage s.
   auto fill = [&](int k, int s) {
@@ -1672,9 +1987,13 @@ __global__ void __launch_bounds__(kM1Tile)
       const int e = q * kM1Tile + tid;  // 16-byte chunk of the tile
       alignas(16) StateT hv[kVec];
       *reinterpret_cast<uint4*>(hv) = reinterpret_cast<const uint4*>(buf[s])[e];
+      // An idle thread's chunk lies past the copied tile (uninitialised): from zeros, its
+      // discarded f16 store cannot set the overflow word.
+      if (!act[q]) *reinterpret_cast<uint4*>(hv) = make_uint4(0u, 0u, 0u, 0u);
       const float dq = Softplus(is[kM1InDt + cl[q]] + bias[q]);
       const float xv = is[kM1InX + cl[q]];
-      const float dx = dq * xv;
+      // An idle thread adds nothing either: its state stays zero, so no store of it can report.
+      const float dx = act[q] ? dq * xv : 0.0f;
       float y = 0.0f;
 #pragma unroll
       for (int i = 0; i < kVec; i += 4) {
@@ -1693,7 +2012,9 @@ __global__ void __launch_bounds__(kM1Tile)
       for (int o = 1; o < kPer; o <<= 1) y += __shfl_xor_sync(0xffffffffu, y, o);
       y += Dc[q] * xv;
       if (act[q] && tid % kPer == 0) {
-        a.out[r * di + ch0 + cl[q]] = y * Silu(is[kM1InZ + cl[q]]);
+        const float v = y * Silu(is[kM1InZ + cl[q]]);
+        a.out[r * di + ch0 + cl[q]] = v;
+        if (a.gemm_in) StoreGemmInput(a.gemm_in, a.split, a.rows * di, r * di + ch0 + cl[q], v);
       }
     }
     // Every thread has read stage s before it is refilled. Releasing the stage per warp on an
@@ -1709,6 +2030,7 @@ __global__ void __launch_bounds__(kM1Tile)
 // with room for N = 128 measured 37 % occupancy and 1.5 TB/s on the H200).
 template <typename StateT, int EPL>
 __global__ void __launch_bounds__(256, 4) SsdScanKernel(SsdScanArgs a, const DevSeq* seqs) {
+  PdlGate();
   const int64_t h = blockIdx.x;
   const DevSeq sq = seqs[blockIdx.y];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
@@ -1848,9 +2170,24 @@ __device__ __forceinline__ void StoreState4(uint16_t* p, float4 v) {
       make_uint2(static_cast<uint32_t>(ToBf(v.x)) | (static_cast<uint32_t>(ToBf(v.y)) << 16),
                  static_cast<uint32_t>(ToBf(v.z)) | (static_cast<uint32_t>(ToBf(v.w)) << 16));
 }
+__device__ __forceinline__ float4 LoadState4(const __half* p) {
+  const uint2 v = *reinterpret_cast<const uint2*>(p);
+  const float2 a = __half22float2(*reinterpret_cast<const __half2*>(&v.x));
+  const float2 b = __half22float2(*reinterpret_cast<const __half2*>(&v.y));
+  return make_float4(a.x, a.y, b.x, b.y);
+}
+__device__ __forceinline__ void StoreState4(__half* p, float4 v) {
+  const __half2 a = __halves2half2(ToHalfSat(v.x), ToHalfSat(v.y));
+  const __half2 b = __halves2half2(ToHalfSat(v.z), ToHalfSat(v.w));
+  uint2 u;
+  u.x = *reinterpret_cast<const uint32_t*>(&a);
+  u.y = *reinterpret_cast<const uint32_t*>(&b);
+  *reinterpret_cast<uint2*>(p) = u;
+}
 template <typename StateT>
 __global__ void __launch_bounds__(kSsdMaxThreads, 4)
     SsdRegKernel(SsdScanArgs a, const DevSeq* seqs) {
+  PdlGate();
   const int64_t h = blockIdx.x;
   const DevSeq sq = seqs[blockIdx.y];
   const int N = static_cast<int>(a.N), P = static_cast<int>(a.P), L = N / 4;
@@ -1916,6 +2253,7 @@ __global__ void __launch_bounds__(kSsdMaxThreads, 4)
 // run has tested; the decay and scale (SsdDecayScale) factor out with identical code.
 template <typename StateT>
 __global__ void __launch_bounds__(kSsdMaxThreads) SsdCopyKernel(SsdScanArgs a, const DevSeq* seqs) {
+  PdlGate();
   extern __shared__ __align__(16) unsigned char ssd_stage[];
   const int64_t h = blockIdx.x;
   const DevSeq sq = seqs[blockIdx.y];
@@ -1969,21 +2307,26 @@ __global__ void __launch_bounds__(kSsdMaxThreads) SsdCopyKernel(SsdScanArgs a, c
 // row's z load sat on its thread's path; call AQ).
 template <bool Vec>
 __global__ void LlambaGateKernel(const float* y, const float* proj, int64_t ld, int64_t z_off,
-                                 const float* zb, int64_t rows, int64_t di, float* out) {
+                                 const float* zb, int64_t rows, int64_t di, float* out,
+                                 uint16_t* bf, bool split) {
+  PdlGate();
   if constexpr (Vec) {
     const int64_t di4 = di / 4;
     TTC_FOR_ROWS_COLS(rows, di4) {
       const float4 v = reinterpret_cast<const float4*>(y + r * di)[c];
       const float4 z = reinterpret_cast<const float4*>(proj + r * ld + z_off)[c];
       const float4 b = reinterpret_cast<const float4*>(zb)[c];
-      reinterpret_cast<float4*>(out + r * di)[c] =
-          make_float4(v.x * Silu(z.x + b.x), v.y * Silu(z.y + b.y), v.z * Silu(z.z + b.z),
-                      v.w * Silu(z.w + b.w));
+      const float4 o = make_float4(v.x * Silu(z.x + b.x), v.y * Silu(z.y + b.y),
+                                   v.z * Silu(z.z + b.z), v.w * Silu(z.w + b.w));
+      reinterpret_cast<float4*>(out + r * di)[c] = o;
+      if (bf) StoreGemmInput4(bf, split, rows * di, r * di + 4 * c, o);
     }
   } else {
     TTC_FOR_ROWS_COLS(rows, di) {
       const int64_t i = r * di + c;
-      out[i] = y[i] * Silu(proj[r * ld + z_off + c] + zb[c]);
+      const float o = y[i] * Silu(proj[r * ld + z_off + c] + zb[c]);
+      out[i] = o;
+      if (bf) StoreGemmInput(bf, split, rows * di, i, o);
     }
   }
 }
@@ -1991,6 +2334,7 @@ __global__ void LlambaGateKernel(const float* y, const float* proj, int64_t ld, 
 __global__ void Mamba2GateNormKernel(const float* y, const float* proj, int64_t ld, int64_t z_off,
                                      const float* w, float eps, int64_t di, int64_t gs,
                                      float* out) {
+  PdlGate();
   __shared__ float red[32];
   const int64_t r = blockIdx.y, g0 = blockIdx.x * gs;
   float ss = 0.0f;
@@ -2017,13 +2361,13 @@ dim3 RowGrid(int64_t rows, int64_t cols) {
 
 void LaunchF32ToBf16(const float* x, int64_t ldx, int64_t rows, int64_t cols, uint16_t* out,
                      cudaStream_t s) {
-  F32ToBf16Kernel<<<RowGrid(rows, cols), 256, 0, s>>>(x, ldx, rows, cols, out);
+  Launch(F32ToBf16Kernel, RowGrid(rows, cols), 256, 0, s, x, ldx, rows, cols, out);
   Check("f32->bf16");
 }
 
 void LaunchSplitBf16(const float* x, int64_t ldx, int64_t rows, int64_t cols, uint16_t* out,
                      cudaStream_t s) {
-  SplitBf16Kernel<<<RowGrid(rows, cols), 256, 0, s>>>(x, ldx, rows, cols, out);
+  Launch(SplitBf16Kernel, RowGrid(rows, cols), 256, 0, s, x, ldx, rows, cols, out);
   Check("split bf16");
 }
 
@@ -2032,13 +2376,13 @@ void LaunchSumParts(const float* y, int parts, int64_t rows, bool halves, int64_
   if (rows <= 0 || cols <= 0) return;
   const int64_t bx = std::min<int64_t>((cols + 255) / 256, 64);
   dim3 grid(static_cast<unsigned>(bx), static_cast<unsigned>(rows));
-  SumPartsKernel<<<grid, 256, 0, s>>>(y, parts, rows, halves, cols, out, ldo, accumulate);
+  Launch(SumPartsKernel, grid, 256, 0, s, y, parts, rows, halves, cols, out, ldo, accumulate);
   Check("sum of split-K parts");
 }
 
 void LaunchEmbed(const uint16_t* tb, const float* tf, const int32_t* ids, int64_t rows, int64_t d,
                  float* out, cudaStream_t s, const int32_t* map, int64_t vocab) {
-  EmbedKernel<<<static_cast<unsigned>(rows), 256, 0, s>>>(tb, tf, ids, map, vocab, d, out);
+  Launch(EmbedKernel, static_cast<unsigned>(rows), 256, 0, s, tb, tf, ids, map, vocab, d, out);
   Check("embed");
 }
 
@@ -2061,16 +2405,16 @@ void LaunchRmsNorm(const float* x, const float* w, float eps, int64_t rows, int6
   if (!ScalarElementwise() && n % 4 == 0 && v <= 4 && Aligned16(x) && Aligned16(w) &&
       Aligned16(out) && (gemm_in == nullptr || reinterpret_cast<uintptr_t>(gemm_in) % 8 == 0)) {
     if (v <= 1) {
-      RmsNormVecKernel<1><<<grid, 256, 0, s>>>(x, w, eps, n, out, gemm_in, split);
+      Launch(RmsNormVecKernel<1>, grid, 256, 0, s, x, w, eps, n, out, gemm_in, split);
     } else if (v == 2) {
-      RmsNormVecKernel<2><<<grid, 256, 0, s>>>(x, w, eps, n, out, gemm_in, split);
+      Launch(RmsNormVecKernel<2>, grid, 256, 0, s, x, w, eps, n, out, gemm_in, split);
     } else if (v == 3) {
-      RmsNormVecKernel<3><<<grid, 256, 0, s>>>(x, w, eps, n, out, gemm_in, split);
+      Launch(RmsNormVecKernel<3>, grid, 256, 0, s, x, w, eps, n, out, gemm_in, split);
     } else {
-      RmsNormVecKernel<4><<<grid, 256, 0, s>>>(x, w, eps, n, out, gemm_in, split);
+      Launch(RmsNormVecKernel<4>, grid, 256, 0, s, x, w, eps, n, out, gemm_in, split);
     }
   } else {
-    RmsNormKernel<<<grid, 256, 0, s>>>(x, w, eps, n, out, gemm_in, split);
+    Launch(RmsNormKernel, grid, 256, 0, s, x, w, eps, n, out, gemm_in, split);
   }
   Check("rmsnorm");
 }
@@ -2079,22 +2423,23 @@ void LaunchSwiGlu(const float* gu, int64_t rows, int64_t ff, float* out, cudaStr
                   uint16_t* gemm_in, bool split) {
   if (!ScalarElementwise() && ff % 4 == 0 && Aligned16(gu) && Aligned16(out) &&
       (gemm_in == nullptr || reinterpret_cast<uintptr_t>(gemm_in) % 8 == 0)) {
-    SwiGluVecKernel<<<RowGrid(rows, ff / 4), 256, 0, s>>>(gu, rows, ff, out, gemm_in, split);
+    Launch(SwiGluVecKernel, RowGrid(rows, ff / 4), 256, 0, s, gu, rows, ff, out, gemm_in, split);
   } else {
-    SwiGluKernel<<<RowGrid(rows, ff), 256, 0, s>>>(gu, rows, ff, out, gemm_in, split);
+    Launch(SwiGluKernel, RowGrid(rows, ff), 256, 0, s, gu, rows, ff, out, gemm_in, split);
   }
   Check("swiglu");
 }
 
 void LaunchGatherRows(const float* x, const int64_t* rows, int64_t n, int64_t cols, float* out,
                       cudaStream_t s) {
-  Copy2DKernel<<<static_cast<unsigned>(n), 256, 0, s>>>(x, cols, cols, out, cols, rows);
+  Launch(Copy2DKernel, static_cast<unsigned>(n), 256, 0, s, x, cols, cols, out, cols, rows);
   Check("gather rows");
 }
 
 void LaunchCopy2D(const float* src, int64_t ld_src, int64_t rows, int64_t cols, float* dst,
                   int64_t ld_dst, cudaStream_t s) {
-  Copy2DKernel<<<static_cast<unsigned>(rows), 256, 0, s>>>(src, ld_src, cols, dst, ld_dst, nullptr);
+  Launch(Copy2DKernel, static_cast<unsigned>(rows), 256, 0, s, src, ld_src, cols, dst, ld_dst,
+         nullptr);
   Check("copy2d");
 }
 
@@ -2106,24 +2451,121 @@ bool LaunchGemv(const uint16_t* w, int64_t N, int64_t K, const float* x, int64_t
   const unsigned blocks = static_cast<unsigned>((N + kGemvCols - 1) / kGemvCols);
   const int m = static_cast<int>(M);
   if (M <= 1) {
-    GemvKernel<1><<<blocks, kGemvWarps * 32, 0, s>>>(w, N, K, x, ldx, m, out, ldo, accumulate);
+    Launch(GemvKernel<1>, blocks, kGemvWarps * 32, 0, s, w, N, K, x, ldx, m, out, ldo, accumulate);
   } else if (M <= 2) {
-    GemvKernel<2><<<blocks, kGemvWarps * 32, 0, s>>>(w, N, K, x, ldx, m, out, ldo, accumulate);
+    Launch(GemvKernel<2>, blocks, kGemvWarps * 32, 0, s, w, N, K, x, ldx, m, out, ldo, accumulate);
   } else if (M <= 4) {
-    GemvKernel<4><<<blocks, kGemvWarps * 32, 0, s>>>(w, N, K, x, ldx, m, out, ldo, accumulate);
+    Launch(GemvKernel<4>, blocks, kGemvWarps * 32, 0, s, w, N, K, x, ldx, m, out, ldo, accumulate);
   } else if (M <= 8) {
-    GemvKernel<8><<<blocks, kGemvWarps * 32, 0, s>>>(w, N, K, x, ldx, m, out, ldo, accumulate);
+    Launch(GemvKernel<8>, blocks, kGemvWarps * 32, 0, s, w, N, K, x, ldx, m, out, ldo, accumulate);
   } else {
-    GemvKernel<16><<<blocks, kGemvWarps * 32, 0, s>>>(w, N, K, x, ldx, m, out, ldo, accumulate);
+    Launch(GemvKernel<16>, blocks, kGemvWarps * 32, 0, s, w, N, K, x, ldx, m, out, ldo, accumulate);
   }
   Check("gemv");
   return true;
 }
 
+namespace {
+// What one instantiation of the skinny kernel can do on one device: whether it runs at all (its
+// dynamic shared memory set above the 48 KiB default) and how many of its CTAs are resident at
+// once as clusters of S (cudaOccupancyMaxActiveClusters x S; clusters must fit a GPC, so this is
+// below 2 x SMs). Probed once per device, before any graph records a launch: each batch size's
+// first decode step runs eagerly.
+struct SkinnyProbe {
+  bool usable = false;
+  int resident[kSkMaxSplit + 1] = {};
+};
+template <int NT, bool Split>
+SkinnyProbe ProbeSkinnyHere() {
+  SkinnyProbe p;
+  constexpr int bytes = SkinnyLayout<NT, Split>::kBytes;
+  if (cudaFuncSetAttribute(SkinnyGemmKernel<NT, Split>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           bytes) != cudaSuccess) {
+    cudaGetLastError();
+    return p;
+  }
+  for (int S = 1; S <= kSkMaxSplit; ++S) {
+    cudaLaunchAttribute attr = ClusterAttribute(static_cast<unsigned>(S));
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(static_cast<unsigned>(S), 1);
+    cfg.blockDim = dim3(kSkThreads);
+    cfg.dynamicSmemBytes = bytes;
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+    int clusters = 0;
+    if (cudaOccupancyMaxActiveClusters(&clusters, SkinnyGemmKernel<NT, Split>, &cfg) !=
+        cudaSuccess) {
+      cudaGetLastError();
+      clusters = 0;
+    }
+    p.resident[S] = clusters * S;
+  }
+  p.usable = p.resident[1] > 0;
+  return p;
+}
+
+// Launches the <NT, Split> kernel, or returns false where it cannot run here. K is split over the
+// largest cluster (<= kSkMaxSplit CTAs, dividing the 64-wide chunks evenly) whose grid is still
+// resident in one wave: the weights stream from every SM at once, and no partial second wave of
+// CTAs trails at a fraction of the bandwidth. Tiles that alone fill the GPU run unsplit.
+template <int NT, bool Split>
+bool LaunchSkinny(int64_t tiles, int chunks, cudaStream_t s, const uint16_t* w, int N, int K,
+                  const uint16_t* x, int M, float* out, int64_t ldo, bool accumulate) {
+  const SkinnyProbe probe = OncePerDevice([] { return ProbeSkinnyHere<NT, Split>(); });
+  if (!probe.usable) return false;
+  int S = 1;
+  for (int c = kSkMaxSplit; c > 1; --c) {
+    if (chunks % c == 0 && probe.resident[c] > 0 && tiles * c <= probe.resident[c]) {
+      S = c;
+      break;
+    }
+  }
+  const dim3 grid(static_cast<unsigned>(S), static_cast<unsigned>(tiles));
+  LaunchCluster(SkinnyGemmKernel<NT, Split>, grid, kSkThreads, SkinnyLayout<NT, Split>::kBytes, s,
+                static_cast<unsigned>(S), w, N, K, x, M, out, ldo, accumulate, chunks / S);
+  Check("skinny gemm");
+  return true;
+}
+}  // namespace
+
+bool LaunchSkinnyGemm(const uint16_t* w, int64_t N, int64_t K, const uint16_t* x, int64_t M,
+                      bool split, float* out, int64_t ldo, bool accumulate, cudaStream_t s) {
+  const int64_t tiles = (N + kSkFeat - 1) / kSkFeat;
+  if (M < 1 || M > kSkinnyMaxRows || N < 1 || N > (int64_t{1} << 30) || K < kSkKc ||
+      K % kSkKc != 0 || K > (int64_t{1} << 24) || tiles > 65535 || !Aligned16(w) || !Aligned16(x)) {
+    return false;
+  }
+  const int chunks = static_cast<int>(K / kSkKc);
+  const int n = static_cast<int>(N), k = static_cast<int>(K), m = static_cast<int>(M);
+  auto go = [&](auto nt, auto sp) {
+    return LaunchSkinny<decltype(nt)::value, decltype(sp)::value>(tiles, chunks, s, w, n, k, x, m,
+                                                                  out, ldo, accumulate);
+  };
+  auto with_split = [&](auto nt) {
+    return split ? go(nt, std::true_type{}) : go(nt, std::false_type{});
+  };
+  if (M <= 8) return with_split(std::integral_constant<int, 1>{});
+  if (M <= 16) return with_split(std::integral_constant<int, 2>{});
+  if (M <= 32) return with_split(std::integral_constant<int, 4>{});
+  return with_split(std::integral_constant<int, 8>{});
+}
+
 void LaunchRopeAppend(const float* qkv, int64_t rows, const DevRow* info, const float* inv_freq,
-                      int H, int Hkv, int hd, float* q_out, const DevKv* kv, cudaStream_t s) {
-  RopeAppendKernel<<<static_cast<unsigned>(rows), 128, 0, s>>>(qkv, info, inv_freq, H, Hkv, hd,
-                                                               q_out, kv);
+                      int H, int Hkv, int hd, float* q_out, const DevKv* kv, cudaStream_t s,
+                      bool scalar) {
+  // TTC_CUDA_ROPE_SCALAR=1 keeps the scalar kernel everywhere (A/B measurements).
+  static const bool scalar_env = [] {
+    const char* e = std::getenv("TTC_CUDA_ROPE_SCALAR");
+    return e != nullptr && std::strcmp(e, "1") == 0;
+  }();
+  if (!scalar && !scalar_env && hd % 8 == 0 && Aligned16(qkv) && Aligned16(q_out)) {
+    Launch(RopeAppendVecKernel, static_cast<unsigned>(rows), kRopeThreads,
+           static_cast<size_t>(hd / 2) * sizeof(float2), s, qkv, info, inv_freq, H, Hkv, hd, q_out,
+           kv);
+  } else {
+    Launch(RopeAppendKernel, static_cast<unsigned>(rows), 128, 0, s, qkv, info, inv_freq, H, Hkv,
+           hd, q_out, kv);
+  }
   Check("rope+append");
 }
 
@@ -2133,20 +2575,20 @@ namespace {
 // registers and fewer resident warps, were 9 % slower at Llama-1B B=256, eight warps 23 % slower).
 template <int HD>
 void LaunchMma(AttnKernel kernel, dim3 grid, cudaStream_t s, const float* q, const DevRow* info,
-               const DevKv* kv, int H, int Hkv, float* out, int splits, float* part_o,
+               const DevKv* kv, int H, int Hkv, AttnOut out, int splits, float* part_o,
                float* part_ml, bool own_only, int merge_from) {
   if (kernel == AttnKernel::kMmaW1) {
-    AttentionMmaKernel<HD, 1, 1><<<grid, 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o,
-                                                     part_ml, own_only, merge_from);
+    Launch(AttentionMmaKernel<HD, 1, 1>, grid, 32, 0, s, q, info, kv, H, Hkv, out, splits, part_o,
+           part_ml, own_only, merge_from);
   } else if (kernel == AttnKernel::kMmaW8) {
-    AttentionMmaKernel<HD, 1, 8><<<grid, 8 * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o,
-                                                         part_ml, own_only, merge_from);
+    Launch(AttentionMmaKernel<HD, 1, 8>, grid, 8 * 32, 0, s, q, info, kv, H, Hkv, out, splits,
+           part_o, part_ml, own_only, merge_from);
   } else if (kernel == AttnKernel::kMmaNs2 && HD < 128) {
-    AttentionMmaKernel<HD, 2, 4><<<grid, 4 * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o,
-                                                         part_ml, own_only, merge_from);
+    Launch(AttentionMmaKernel<HD, 2, 4>, grid, 4 * 32, 0, s, q, info, kv, H, Hkv, out, splits,
+           part_o, part_ml, own_only, merge_from);
   } else {
-    AttentionMmaKernel<HD, 1, 4><<<grid, 4 * 32, 0, s>>>(q, info, kv, H, Hkv, out, splits, part_o,
-                                                         part_ml, own_only, merge_from);
+    Launch(AttentionMmaKernel<HD, 1, 4>, grid, 4 * 32, 0, s, q, info, kv, H, Hkv, out, splits,
+           part_o, part_ml, own_only, merge_from);
   }
 }
 
@@ -2155,21 +2597,24 @@ void LaunchPrefix(const PrefixPlan& plan, cudaStream_t s, const float* q, const 
                   const DevKv* kv, int H, int Hkv, int split0, int splits, float* part_o,
                   float* part_ml) {
   constexpr int bytes = PrefixSmemBytes<HD>();
-  // Above the 48 KiB default for head_dim 128; set once, before any graph records the launch.
-  static const bool attr =
-      cudaFuncSetAttribute(PrefixAttentionKernel<HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                           bytes) == cudaSuccess;
-  (void)attr;
+  // Above the 48 KiB default for head_dim 128; set once per device, before any graph records the
+  // launch.
+  OncePerDevice([] {
+    return cudaFuncSetAttribute(PrefixAttentionKernel<HD>,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize, bytes) == cudaSuccess;
+  });
   dim3 grid(static_cast<unsigned>(plan.tasks), static_cast<unsigned>(Hkv),
             static_cast<unsigned>(plan.chunks));
-  PrefixAttentionKernel<HD><<<grid, kPrefixWarps * 32, bytes, s>>>(
-      q, plan.task_rows, info, kv, H, Hkv, split0, splits, part_o, part_ml);
+  Launch(PrefixAttentionKernel<HD>, grid, kPrefixWarps * 32, bytes, s, q, plan.task_rows, info, kv,
+         H, Hkv, split0, splits, part_o, part_ml);
 }
 }  // namespace
 
 void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const DevKv* kv, int H,
-                     int Hkv, int hd, float* out, int splits, float* part_o, float* part_ml,
-                     cudaStream_t s, AttnKernel kernel, const PrefixPlan* prefix) {
+                     int Hkv, int hd, float* out_f32, int splits, float* part_o, float* part_ml,
+                     cudaStream_t s, AttnKernel kernel, const PrefixPlan* prefix, uint16_t* gemm_in,
+                     bool split) {
+  const AttnOut out{out_f32, gemm_in, rows * H * hd, split};
   if (H % Hkv != 0 || H / Hkv > kMaxGroup || hd > 128 || hd % 2 != 0) {
     std::fprintf(
         stderr,
@@ -2246,30 +2691,41 @@ void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const Dev
     }
   } else if (kernel != AttnKernel::kWarp && pow2) {
     if (hd == 32) {
-      AttentionLanesKernel<1><<<grid, kLaneWarps * 32, 0, s>>>(
-          q, info, kv, H, Hkv, out, total, part_o, part_ml, own_only, merge_from);
+      Launch(AttentionLanesKernel<1>, grid, kLaneWarps * 32, 0, s, q, info, kv, H, Hkv, out, total,
+             part_o, part_ml, own_only, merge_from);
     } else if (hd == 64) {
-      AttentionLanesKernel<2><<<grid, kLaneWarps * 32, 0, s>>>(
-          q, info, kv, H, Hkv, out, total, part_o, part_ml, own_only, merge_from);
+      Launch(AttentionLanesKernel<2>, grid, kLaneWarps * 32, 0, s, q, info, kv, H, Hkv, out, total,
+             part_o, part_ml, own_only, merge_from);
     } else {
-      AttentionLanesKernel<4><<<grid, kLaneWarps * 32, 0, s>>>(
-          q, info, kv, H, Hkv, out, total, part_o, part_ml, own_only, merge_from);
+      Launch(AttentionLanesKernel<4>, grid, kLaneWarps * 32, 0, s, q, info, kv, H, Hkv, out, total,
+             part_o, part_ml, own_only, merge_from);
     }
   } else if (hd <= 32) {
-    AttentionKernel<1><<<grid, kAttnWarps * 32, 0, s>>>(q, info, kv, H, Hkv, hd, out, total, part_o,
-                                                        part_ml, own_only, merge_from);
+    Launch(AttentionKernel<1>, grid, kAttnWarps * 32, 0, s, q, info, kv, H, Hkv, hd, out, total,
+           part_o, part_ml, own_only, merge_from);
   } else if (hd <= 64) {
-    AttentionKernel<2><<<grid, kAttnWarps * 32, 0, s>>>(q, info, kv, H, Hkv, hd, out, total, part_o,
-                                                        part_ml, own_only, merge_from);
+    Launch(AttentionKernel<2>, grid, kAttnWarps * 32, 0, s, q, info, kv, H, Hkv, hd, out, total,
+           part_o, part_ml, own_only, merge_from);
   } else {
-    AttentionKernel<4><<<grid, kAttnWarps * 32, 0, s>>>(q, info, kv, H, Hkv, hd, out, total, part_o,
-                                                        part_ml, own_only, merge_from);
+    Launch(AttentionKernel<4>, grid, kAttnWarps * 32, 0, s, q, info, kv, H, Hkv, hd, out, total,
+           part_o, part_ml, own_only, merge_from);
   }
   Check("attention");
-  if (total > 1 && merge_from == 0) {
-    AttentionCombineKernel<<<static_cast<unsigned>(rows * H), 128, 0, s>>>(part_o, part_ml, H, hd,
-                                                                           total, out);
+  const bool combine = total > 1 && merge_from == 0;
+  if (combine) {
+    Launch(AttentionCombineKernel, static_cast<unsigned>(rows * H), 128, 0, s, part_o, part_ml, H,
+           hd, total, out);
     Check("attention combine");
+  }
+  // The copy where the kernel that normalised the output did not write it (AttnWritesCopy).
+  const bool copied = combine || (mma && pow2 && kernel == AttnKernel::kMmaW1);
+  if (gemm_in != nullptr && !copied) {
+    const int64_t cols = static_cast<int64_t>(H) * hd;
+    if (split) {
+      LaunchSplitBf16(out_f32, cols, rows, cols, gemm_in, s);
+    } else {
+      LaunchF32ToBf16(out_f32, cols, rows, cols, gemm_in, s);
+    }
   }
 }
 
@@ -2291,14 +2747,14 @@ void LaunchCausalConv(const float* in, int64_t ld_in, int64_t col_base, int64_t 
   }
   if (CausalConvVectorised(in, ld_in, col_base, mil_n, channels, K, w, b, state, out)) {
     const dim3 grid(Blocks(channels / 4, 128), static_cast<unsigned>(nseq));
-    CausalConvVecKernel<4><<<grid, 128, 0, s>>>(in, ld_in, col_base, mil_n, mil_rep, channels, w, b,
-                                                silu, seqs, state, out);
+    Launch(CausalConvVecKernel<4>, grid, 128, 0, s, in, ld_in, col_base, mil_n, mil_rep, channels,
+           w, b, silu, seqs, state, out);
     Check("causal conv");
     return;
   }
   dim3 grid(Blocks(channels, 128), static_cast<unsigned>(nseq));
-  CausalConvKernel<<<grid, 128, 0, s>>>(in, ld_in, col_base, mil_n, mil_rep, channels, K, w, b,
-                                        silu, seqs, state, out);
+  Launch(CausalConvKernel, grid, 128, 0, s, in, ld_in, col_base, mil_n, mil_rep, channels, K, w, b,
+         silu, seqs, state, out);
   Check("causal conv");
 }
 
@@ -2311,6 +2767,33 @@ bool Mamba1DecodeStreams(const Mamba1ScanArgs& a) {
   }
   if (a.mil) return a.dxb > 0 && a.di % a.dxb == 0 && a.dxb % 4 == 0;
   return a.R % 4 == 0 && Aligned16(a.xdbc);
+}
+
+unsigned* ArmStateOverflowWord() {
+  static std::mutex mu;
+  static unsigned* word = nullptr;
+  static std::vector<int> armed;
+  std::lock_guard<std::mutex> lock(mu);
+  if (word == nullptr) {
+    void* p = nullptr;
+    if (cudaHostAlloc(&p, sizeof(unsigned), cudaHostAllocMapped | cudaHostAllocPortable) !=
+        cudaSuccess) {
+      return nullptr;
+    }
+    word = static_cast<unsigned*>(p);
+    *word = 0;
+  }
+  int device = 0;
+  cudaGetDevice(&device);
+  if (std::find(armed.begin(), armed.end(), device) == armed.end()) {
+    unsigned* dev = nullptr;
+    if (cudaHostGetDevicePointer(reinterpret_cast<void**>(&dev), word, 0) != cudaSuccess ||
+        cudaMemcpyToSymbol(g_state_overflow, &dev, sizeof(dev)) != cudaSuccess) {
+      return nullptr;
+    }
+    armed.push_back(device);
+  }
+  return word;
 }
 
 void LaunchMamba1Scan(const Mamba1ScanArgs& a, const DevSeq* seqs, int nseq, cudaStream_t s) {
@@ -2328,28 +2811,22 @@ void LaunchMamba1Scan(const Mamba1ScanArgs& a, const DevSeq* seqs, int nseq, cud
     ys = std::max(ys, (nseq + kM1MaxSeqPerBlock - 1) / kM1MaxSeqPerBlock);
     ys = std::min(ys, nseq);
     const dim3 g(static_cast<unsigned>(tiles), static_cast<unsigned>(ys));
-    if (a.bf16_state) {
-      Mamba1DecodeKernel<uint16_t><<<g, kM1Tile, 0, s>>>(a, seqs, nseq);
-    } else {
-      Mamba1DecodeKernel<float><<<g, kM1Tile, 0, s>>>(a, seqs, nseq);
-    }
+    WithStateType(a.store, [&](auto tag) {
+      Launch(Mamba1DecodeKernel<decltype(tag)>, g, kM1Tile, 0, s, a, seqs, nseq);
+    });
     Check("mamba1 decode");
     return;
   }
   dim3 grid(Blocks(a.di, 128), static_cast<unsigned>(nseq));
   if (a.N <= 16) {  // state in registers (MambaInLlama and HF Mamba use d_state 16)
-    if (a.bf16_state) {
-      Mamba1ScanKernel<uint16_t, 16><<<grid, 128, 0, s>>>(a, seqs);
-    } else {
-      Mamba1ScanKernel<float, 16><<<grid, 128, 0, s>>>(a, seqs);
-    }
+    WithStateType(a.store, [&](auto tag) {
+      Launch(Mamba1ScanKernel<decltype(tag), 16>, grid, 128, 0, s, a, seqs);
+    });
   } else {
     const size_t smem = a.stage ? static_cast<size_t>(128 * a.N) * 4 : 0;
-    if (a.bf16_state) {
-      Mamba1ScanKernel<uint16_t, 0><<<grid, 128, smem, s>>>(a, seqs);
-    } else {
-      Mamba1ScanKernel<float, 0><<<grid, 128, smem, s>>>(a, seqs);
-    }
+    WithStateType(a.store, [&](auto tag) {
+      Launch(Mamba1ScanKernel<decltype(tag), 0>, grid, 128, smem, s, a, seqs);
+    });
   }
   Check("mamba1 scan");
 }
@@ -2363,76 +2840,72 @@ void LaunchSsdScan(const SsdScanArgs& a, const DevSeq* seqs, int nseq, cudaStrea
     if (e != nullptr && std::strcmp(e, "scan") == 0) return 0;
     return e != nullptr && std::strcmp(e, "reg") == 0 ? 1 : 2;
   }();
-  const size_t copy_smem = static_cast<size_t>(a.P * a.N) * (a.bf16_state ? 2 : 4);
+  const size_t copy_smem = static_cast<size_t>(a.P * a.N) * (a.store == StateStore::kF32 ? 4 : 2);
   if (choice == 2 && !a.stage && SsdRegFits(a.N, a.P) && copy_smem % 16 == 0) {
-    static const bool carveout = [] {
+    OncePerDevice([] {
       // As many 16-32 KB blocks per SM as shared memory holds (the copies are what is in flight).
       cudaFuncSetAttribute(SsdCopyKernel<float>, cudaFuncAttributePreferredSharedMemoryCarveout,
                            cudaSharedmemCarveoutMaxShared);
       cudaFuncSetAttribute(SsdCopyKernel<uint16_t>, cudaFuncAttributePreferredSharedMemoryCarveout,
                            cudaSharedmemCarveoutMaxShared);
+      cudaFuncSetAttribute(SsdCopyKernel<__half>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                           cudaSharedmemCarveoutMaxShared);
       return true;
-    }();
-    (void)carveout;
+    });
     const int threads = SsdRegThreads(a.N, a.P);
-    if (a.bf16_state) {
-      SsdCopyKernel<uint16_t><<<grid, threads, copy_smem, s>>>(a, seqs);
-    } else {
-      SsdCopyKernel<float><<<grid, threads, copy_smem, s>>>(a, seqs);
-    }
+    WithStateType(a.store, [&](auto tag) {
+      Launch(SsdCopyKernel<decltype(tag)>, grid, threads, copy_smem, s, a, seqs);
+    });
     Check("ssd scan");
     return;
   }
   if (choice != 0 && SsdRegFits(a.N, a.P)) {
     const int threads = SsdRegThreads(a.N, a.P);
-    if (a.bf16_state) {
-      SsdRegKernel<uint16_t><<<grid, threads, 0, s>>>(a, seqs);
-    } else {
-      SsdRegKernel<float><<<grid, threads, 0, s>>>(a, seqs);
-    }
+    WithStateType(a.store, [&](auto tag) {
+      Launch(SsdRegKernel<decltype(tag)>, grid, threads, 0, s, a, seqs);
+    });
     Check("ssd scan");
     return;
   }
   constexpr size_t kMaxStage = 160 * 1024;
-  static bool configured = false;
-  if (!configured) {
-    cudaFuncSetAttribute(SsdScanKernel<uint16_t, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         kMaxStage);
-    cudaFuncSetAttribute(SsdScanKernel<float, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         kMaxStage);
-    cudaFuncSetAttribute(SsdScanKernel<uint16_t, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         kMaxStage);
-    cudaFuncSetAttribute(SsdScanKernel<float, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         kMaxStage);
-    configured = true;
-  }
+  OncePerDevice([] {
+    auto allow = [](auto kernel) {
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxStage);
+    };
+    allow(SsdScanKernel<float, 2>);
+    allow(SsdScanKernel<float, 4>);
+    allow(SsdScanKernel<uint16_t, 2>);
+    allow(SsdScanKernel<uint16_t, 4>);
+    allow(SsdScanKernel<__half, 2>);
+    allow(SsdScanKernel<__half, 4>);
+    return true;
+  });
   SsdScanArgs b = a;
   const size_t need = static_cast<size_t>(a.P * a.N) * 4;
   b.stage = a.stage && need <= kMaxStage;  // larger heads update the state in place
   const size_t smem = b.stage ? need : 0;
-  if (a.N <= 64) {
-    if (a.bf16_state) {
-      SsdScanKernel<uint16_t, 2><<<grid, 256, smem, s>>>(b, seqs);
+  WithStateType(a.store, [&](auto tag) {
+    using StateT = decltype(tag);
+    if (a.N <= 64) {
+      Launch(SsdScanKernel<StateT, 2>, grid, 256, smem, s, b, seqs);
     } else {
-      SsdScanKernel<float, 2><<<grid, 256, smem, s>>>(b, seqs);
+      Launch(SsdScanKernel<StateT, 4>, grid, 256, smem, s, b, seqs);
     }
-  } else if (a.bf16_state) {
-    SsdScanKernel<uint16_t, 4><<<grid, 256, smem, s>>>(b, seqs);
-  } else {
-    SsdScanKernel<float, 4><<<grid, 256, smem, s>>>(b, seqs);
-  }
+  });
   Check("ssd scan");
 }
 
 void LaunchLlambaGate(const float* y, const float* proj, int64_t ld, int64_t z_off, const float* zb,
-                      int64_t rows, int64_t di, float* out, cudaStream_t s) {
+                      int64_t rows, int64_t di, float* out, cudaStream_t s, uint16_t* gemm_in,
+                      bool split) {
   if (di % 4 == 0 && ld % 4 == 0 && z_off % 4 == 0 && Aligned16(y) && Aligned16(proj) &&
-      Aligned16(zb) && Aligned16(out)) {
-    LlambaGateKernel<true>
-        <<<RowGrid(rows, di / 4), 256, 0, s>>>(y, proj, ld, z_off, zb, rows, di, out);
+      Aligned16(zb) && Aligned16(out) &&
+      (gemm_in == nullptr || reinterpret_cast<uintptr_t>(gemm_in) % 8 == 0)) {
+    Launch(LlambaGateKernel<true>, RowGrid(rows, di / 4), 256, 0, s, y, proj, ld, z_off, zb, rows,
+           di, out, gemm_in, split);
   } else {
-    LlambaGateKernel<false>
-        <<<RowGrid(rows, di), 256, 0, s>>>(y, proj, ld, z_off, zb, rows, di, out);
+    Launch(LlambaGateKernel<false>, RowGrid(rows, di), 256, 0, s, y, proj, ld, z_off, zb, rows, di,
+           out, gemm_in, split);
   }
   Check("llamba gate");
 }
@@ -2441,7 +2914,7 @@ void LaunchMamba2GateNorm(const float* y, const float* proj, int64_t ld, int64_t
                           const float* w, float eps, int64_t rows, int64_t di, int64_t groups,
                           float* out, cudaStream_t s) {
   dim3 grid(static_cast<unsigned>(groups), static_cast<unsigned>(rows));
-  Mamba2GateNormKernel<<<grid, 256, 0, s>>>(y, proj, ld, z_off, w, eps, di, di / groups, out);
+  Launch(Mamba2GateNormKernel, grid, 256, 0, s, y, proj, ld, z_off, w, eps, di, di / groups, out);
   Check("mamba2 gate norm");
 }
 

@@ -11,6 +11,12 @@
 
 namespace ttc::engine::cuda {
 
+// Whether kernels are launched with programmatic dependent launch (engine/cuda/launch.cuh says
+// why and what keeps it exact). Process-wide, default off; each CudaBackend sets it from
+// TTC_CUDA_PDL when it is created ("1": on).
+bool ProgrammaticLaunch();
+void SetProgrammaticLaunch(bool on);
+
 // One sequence of a batch on the device: its slot, its first row and its number of rows.
 struct DevSeq {
   int32_t slot;
@@ -43,6 +49,17 @@ void LaunchSumParts(const float* y, int parts, int64_t rows, bool halves, int64_
 constexpr int64_t kGemvMaxRows = 16;
 bool LaunchGemv(const uint16_t* w, int64_t N, int64_t K, const float* x, int64_t ldx, int64_t M,
                 float* out, int64_t ldo, bool accumulate, cudaStream_t s);
+// Decode-sized matmul on tensor cores: out[m * ldo + n] (+)= sum_k x[m][k] * w[n][k] for
+// M <= kSkinnyMaxRows rows, bf16 weights [N, K] and a dense bf16 input: [M, K] rounded, or with
+// split [2M, K], hi rows then lo rows (LaunchSplitBf16's form), both halves' products summed in the
+// f32 accumulators. Streams the weights once, K split over a thread-block cluster (as large as
+// still fits one resident wave) where the 128-feature tiles alone would leave SMs idle;
+// deterministic. Returns false (nothing launched) when the shape does not suit it (K % 64,
+// 16-byte aligned w and x) or the device cannot run it (its shared memory or clusters); the
+// caller then uses cuBLAS.
+constexpr int64_t kSkinnyMaxRows = 64;
+bool LaunchSkinnyGemm(const uint16_t* w, int64_t N, int64_t K, const uint16_t* x, int64_t M,
+                      bool split, float* out, int64_t ldo, bool accumulate, cudaStream_t s);
 // out[r] = table[ids[r]] (bf16 or f32 table, exactly one non-null); with map, table[ids[map[r]]]
 // (the previous step's draws feeding a pipelined decode step), an id outside [0, vocab) reading
 // row 0.
@@ -51,7 +68,8 @@ void LaunchEmbed(const uint16_t* table_bf16, const float* table_f32, const int32
                  int64_t vocab = 0);
 // RMSNorm and SwiGLU also write their output as the next GEMM's bf16 input when gemm_in is set:
 // rounded ([rows, n]) or, with split, bf16 hi rows then lo rows ([2 * rows, n]), exactly what
-// LaunchF32ToBf16 / LaunchSplitBf16 would make of `out`, saving that kernel.
+// LaunchF32ToBf16 / LaunchSplitBf16 would make of `out`, saving that kernel. With gemm_in set,
+// out may be null: only the GEMM input is written.
 void LaunchRmsNorm(const float* x, const float* w, float eps, int64_t rows, int64_t n, float* out,
                    cudaStream_t s, uint16_t* gemm_in = nullptr, bool split = false);
 void LaunchSwiGlu(const float* gu, int64_t rows, int64_t ff, float* out, cudaStream_t s,
@@ -75,9 +93,11 @@ struct DevKv {
 };
 
 // Rotates q (into q_out, [rows, H*hd]) and k, appends rotated k and v (bf16) to each row's slot at
-// its position (>= the slot's plen).
+// its position (>= the slot's plen). `scalar`: the one-element-per-thread kernel even where the
+// 16-byte one applies (tests compare the two).
 void LaunchRopeAppend(const float* qkv, int64_t rows, const DevRow* info, const float* inv_freq,
-                      int H, int Hkv, int hd, float* q_out, const DevKv* kv, cudaStream_t s);
+                      int H, int Hkv, int hd, float* q_out, const DevKv* kv, cudaStream_t s,
+                      bool scalar = false);
 // Causal attention of each row over its slot's cache positions 0..pos (GQA: one block per row and
 // KV head handles the group of query heads sharing it). out [rows, H*hd]. With splits > 1 each
 // (row, KV head) is cut into `splits` position ranges run as separate blocks (split-KV, so that a
@@ -100,6 +120,8 @@ void LaunchRopeAppend(const float* qkv, int64_t rows, const DevRow* info, const 
 // part_o / part_ml then hold rows*H*(splits + chunks) partials. With at least kOneWarpBlocks
 // own-range blocks, kMma runs the own ranges as kMmaW1 (one warp per block: a short own range
 // leaves three of four warps idle, and one-warp blocks put four times as many rows in flight).
+// gemm_in, split: as LaunchRmsNorm's; whichever kernel writes the normalised output also writes
+// its bf16 copy for the O projection.
 enum class AttnKernel { kAuto, kMma, kMmaNs2, kMmaW8, kMmaW1, kLanes, kWarp };
 constexpr int64_t kOneWarpBlocks = 1024;
 // A task is up to PrefixRowsPerTask(H / Hkv) rows whose slots have the same prefix (DevKv kp, vp,
@@ -133,7 +155,8 @@ inline int PrefixRanges(int64_t blocks, int64_t len, int sm_count) {
 void LaunchAttention(const float* q, int64_t rows, const DevRow* info, const DevKv* kv, int H,
                      int Hkv, int hd, float* out, int splits, float* part_o, float* part_ml,
                      cudaStream_t s, AttnKernel kernel = AttnKernel::kAuto,
-                     const PrefixPlan* prefix = nullptr);
+                     const PrefixPlan* prefix = nullptr, uint16_t* gemm_in = nullptr,
+                     bool split = false);
 
 // Causal depthwise conv over `channels`, sequential in time per (sequence, channel); the input of
 // channel c is in[r * ld_in + col_base + c], or for MambaInLlama's repeated x (mil_n > 0)
@@ -150,6 +173,26 @@ void LaunchCausalConv(const float* in, int64_t ld_in, int64_t col_base, int64_t 
                       cudaStream_t s);
 
 // Mamba-1 selective scan (both kinds), output y * silu(z) per channel. dt_raw [M, di] before bias.
+// How the recurrent state is kept between forwards (engine::StateDType); the arithmetic is f32 for
+// all three. f16 is stored saturated to +-65504 (its largest finite value) instead of overflowing.
+enum class StateStore : uint8_t { kF32, kBf16, kF16 };
+// Whether an f16 state store of v overflows: round to nearest takes |v| >= 65520 (half-way to the
+// next power of two's first step) to infinity; below that, 65504 < |v| is an ordinary rounding
+// to 65504 and loses no more than any other store. False for NaN.
+#if defined(__CUDACC__)
+__host__ __device__
+#endif
+    inline bool
+    F16StoreOverflows(float v) {
+  return v >= 65520.0f || v <= -65520.0f;
+}
+// The word that f16 state stores set to 1 when they saturate a value that would overflow: host
+// memory mapped into the device (no copy or sync to read it), one per process, armed for the
+// current device on the first call from it; null if the host memory cannot be had or mapped.
+// Thread-safe. Readers use a volatile load; a kernel's write is visible once the host has
+// synchronised with it (an event or stream sync).
+unsigned* ArmStateOverflowWord();
+
 struct Mamba1ScanArgs {
   const float* proj;
   int64_t ld_proj;
@@ -161,11 +204,15 @@ struct Mamba1ScanArgs {
   const float* xdbc;    // HF only: [M, R + 2N]
   int64_t R, di, N, dxb;
   bool mil;
-  void* ssm;  // [slots][di][N] (element n of channel c at c * N + n), f32 or (bf16_state) bf16
-  bool bf16_state;
+  void* ssm;  // [slots][di][N] (element n of channel c at c * N + n), elements as `store` says
+  StateStore store;
   bool stage;        // some sequence has several tokens: run those on an f32 copy in shared memory
   float* out;        // [M, di]
   int sm_count = 0;  // the device's SMs (sizes the decode kernel's grid); 0: asked of the driver
+  // When set: out also as the next GEMM's bf16 input (as LaunchRmsNorm's gemm_in), rows = M.
+  uint16_t* gemm_in = nullptr;
+  bool split = false;
+  int64_t rows = 0;
 };
 void LaunchMamba1Scan(const Mamba1ScanArgs& a, const DevSeq* seqs, int nseq, cudaStream_t s);
 // Whether LaunchMamba1Scan runs `a` on the streaming decode kernel (decode steps, d_state 16, rows
@@ -182,15 +229,16 @@ struct SsdScanArgs {
   const float* dt_bias;  // [H] (HF)
   const float* A;        // [H] (HF)
   float dt_min, dt_max;
-  void* ssm;  // [slots][H][P][N], f32 or (bf16_state) bf16
-  bool bf16_state;
+  void* ssm;  // [slots][H][P][N], elements as `store` says
+  StateStore store;
   bool stage;  // as Mamba1ScanArgs::stage
   float* y;    // [M, di]
 };
 void LaunchSsdScan(const SsdScanArgs& a, const DevSeq* seqs, int nseq, cudaStream_t s);
-// Llamba: out = y * silu(z + zb); z at proj[r * ld + z_off + c].
+// Llamba: out = y * silu(z + zb); z at proj[r * ld + z_off + c]; gemm_in, split: as LaunchRmsNorm.
 void LaunchLlambaGate(const float* y, const float* proj, int64_t ld, int64_t z_off, const float* zb,
-                      int64_t rows, int64_t di, float* out, cudaStream_t s);
+                      int64_t rows, int64_t di, float* out, cudaStream_t s,
+                      uint16_t* gemm_in = nullptr, bool split = false);
 // HF Mamba-2: out = RMSNorm_group(y * silu(z)) * w.
 void LaunchMamba2GateNorm(const float* y, const float* proj, int64_t ld, int64_t z_off,
                           const float* w, float eps, int64_t rows, int64_t di, int64_t groups,
@@ -203,15 +251,13 @@ struct DevSampling {
   float top_p;
   bool greedy;
   bool full_passes = false;  // tests: the general path even without top-k and top-p
+  bool one_block = false;    // tests: the one-block kernel where the cluster kernel would run
 };
 struct DevSampleKey {
   uint64_t seed;
   uint64_t sample_index;
   uint64_t step;
 };
-// Draw i (of `draws`) samples from logits row i / per_row ([rows, vocab] f32) with keys[i] and
-// writes the id to out[i]; probs is scratch of draws * vocab floats (unused, and may be 16 bytes,
-// when SampleNeedsProbs is false).
 // Whether a draw takes the general path, which stores each row's probabilities in `probs`.
 #if defined(__CUDACC__)
 __host__ __device__
@@ -221,6 +267,14 @@ __host__ __device__
   return p.full_passes || (!p.greedy && p.temperature > 0.0f &&
                            ((p.top_k > 1 && p.top_k < vocab) || p.top_p < 1.0f));
 }
+// Whether LaunchSample draws with the cluster kernel (the row read once, spread over a cluster's
+// shared memory): temperature-only draws on a vocabulary of a multiple of 4 ids with 16-byte
+// aligned rows, unless TTC_CUDA_SAMPLE_CLUSTER=0, TTC_CUDA_SAMPLE_SCALAR=1 or params.one_block;
+// the same ids either way.
+bool SampleUsesCluster(const DevSampling& params, int64_t vocab, const float* logits);
+// Draw i (of `draws`) samples from logits row i / per_row ([rows, vocab] f32) with keys[i] and
+// writes the id to out[i]; probs is scratch of draws * vocab floats (unused, and may be 16 bytes,
+// when SampleNeedsProbs is false).
 void LaunchSample(const float* logits, int64_t draws, int64_t per_row, int64_t vocab,
                   DevSampling params, const DevSampleKey* keys, float* probs, int32_t* out,
                   cudaStream_t s);

@@ -11,19 +11,24 @@
 // boundary compares mass sums taken per radix digit rather than one running sum, so a draw whose
 // uniform lands within rounding of a boundary may pick the neighbouring token; the distribution is
 // the same (tests/cuda checks it with a chi-square test against SamplingDistribution).
+#include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
+#include "engine/cuda/bulk_copy.cuh"
 #include "engine/cuda/kernels.h"
+#include "engine/cuda/launch.cuh"
 #include "engine/rng.h"
 #include "engine/sampler_sum.h"
 
 namespace ttc::engine::cuda {
 
 namespace {
+
+namespace cg = cooperative_groups;
 
 constexpr int kThreads = 1024;
 constexpr int kWarps = kThreads / 32;
@@ -93,12 +98,12 @@ __device__ __forceinline__ uint32_t Bits(float f) { return __float_as_uint(f); }
 // The draw when u * total rounded above every partial sum: the last id with non-zero probability
 // (`positive(i)`), or the argmax when there is none; thread 0 writes it to *out. Every thread of
 // the block calls it.
-template <typename Positive>
-__device__ void PickLastPositive(int64_t V, Positive positive, int32_t argmax, Shared& sh,
+template <int kT, typename Sh, typename Positive>
+__device__ void PickLastPositive(int64_t V, Positive positive, int32_t argmax, Sh& sh,
                                  int32_t* out) {
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   int32_t last = -1;
-  for (int64_t i = tid; i < V; i += kThreads)
+  for (int64_t i = tid; i < V; i += kT)
     if (positive(i)) last = static_cast<int32_t>(i);
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) last = max(last, __shfl_xor_sync(0xffffffffu, last, o));
@@ -106,9 +111,76 @@ __device__ void PickLastPositive(int64_t V, Positive positive, int32_t argmax, S
   __syncthreads();
   if (tid == 0) {
     int32_t m = 0;
-    for (int w = 0; w < kWarps; ++w) m = max(m, static_cast<int32_t>(sh.warp_count[w]));
+    for (int w = 0; w < kT / 32; ++w) m = max(m, static_cast<int32_t>(sh.warp_count[w]));
     *out = m > 0 ? m - 1 : argmax;
   }
+}
+
+// The temperature-only draw once chunk[] holds the row's chunk sums (each summed in ChunkSum's
+// order): the total, the chunk the uniform lands in, that chunk's ids scanned in order (a chunk
+// whose ids do not reach r, its sum having been taken in another order, passes to the next chunk
+// that crosses r, as in the general path's step 6), and the last positive id or the argmax where
+// nothing is picked. Thread 0 writes *out. Every thread of the block calls it; `prob` recomputes
+// an id's probability from its logit (the same expression, so the same bits).
+template <int kT, typename Sh, typename Prob>
+__device__ void DrawFromChunkSums(const float* x, int64_t V, const double* chunk, Prob prob,
+                                  const DevSampleKey* key, int32_t argmax, Sh& sh, int32_t* out) {
+  const int tid = threadIdx.x;
+  const int64_t nchunks = (V + kChunk - 1) / kChunk;
+  double r = 0.0;
+  if (tid == 0) {
+    double t = 0.0;
+    for (int64_t c = 0; c < nchunks; ++c) t += chunk[c];
+    sh.total = t;
+    sh.cand = -1;
+    sh.pick = -1;
+    if (t > 0.0) {
+      r = SamplingUniform(key->seed, key->sample_index, key->step) * t;
+      double running = 0.0;
+      int64_t c = 0;
+      while (c < nchunks && !(running + chunk[c] > r)) running += chunk[c++];
+      sh.cand = c < nchunks ? c : -1;
+      sh.running = running;
+    }
+  }
+  __syncthreads();
+  if (!(sh.total > 0.0)) {
+    if (tid == 0) *out = argmax;
+    return;
+  }
+  while (sh.cand >= 0) {
+    const int64_t c = sh.cand, b = c * kChunk, n = V - b < kChunk ? V - b : kChunk;
+    for (int64_t i = tid; i < n; i += kT) sh.pc[i] = prob(x[b + i]);
+    __syncthreads();
+    if (tid == 0) {
+      double acc = sh.running;
+      int32_t pick = -1;
+      for (int64_t i = 0; i < n; ++i) {
+        acc += sh.pc[i];
+        if (acc > r && sh.pc[i] > 0.0f) {
+          pick = static_cast<int32_t>(b + i);
+          break;
+        }
+      }
+      if (pick >= 0) {
+        sh.pick = pick;
+        sh.cand = -1;
+      } else {
+        double running = sh.running + chunk[c];
+        int64_t next = c + 1;
+        while (next < nchunks && !(running + chunk[next] > r)) running += chunk[next++];
+        sh.cand = next < nchunks ? next : -1;
+        sh.running = running;
+      }
+    }
+    __syncthreads();
+  }
+  if (sh.pick >= 0) {
+    if (tid == 0) *out = sh.pick;
+    return;
+  }
+  PickLastPositive<kT>(
+      V, [&](int64_t i) { return prob(x[i]) > 0.0f; }, argmax, sh, out);
 }
 
 // kVec: the argmax pass on float4 loads, four per thread in flight, and the chunk sums' loads
@@ -120,6 +192,7 @@ template <bool kVec>
 __global__ void __launch_bounds__(kThreads)
     SampleKernel(const float* logits, int64_t V, int64_t per_row, DevSampling sp,
                  const DevSampleKey* keys, float* probs, int32_t* out) {
+  PdlGate();
   extern __shared__ double chunk[];  // ceil(V / kChunk)
   __shared__ Shared sh;
   const int64_t draw = blockIdx.x;
@@ -209,63 +282,7 @@ __global__ void __launch_bounds__(kThreads)
       chunk[c] = (a0 + a1) + (a2 + a3);
     }
     __syncthreads();
-    double r = 0.0;
-    if (tid == 0) {
-      double t = 0.0;
-      for (int64_t c = 0; c < nchunks; ++c) t += chunk[c];
-      sh.total = t;
-      sh.cand = -1;
-      sh.pick = -1;
-      if (t > 0.0) {
-        const DevSampleKey k = keys[draw];
-        r = SamplingUniform(k.seed, k.sample_index, k.step) * t;
-        double running = 0.0;
-        int64_t c = 0;
-        while (c < nchunks && !(running + chunk[c] > r)) running += chunk[c++];
-        sh.cand = c < nchunks ? c : -1;
-        sh.running = running;
-      }
-    }
-    __syncthreads();
-    if (!(sh.total > 0.0)) {
-      if (tid == 0) out[draw] = argmax;
-      return;
-    }
-    // Scan the candidate chunk in id order; a chunk whose ids do not reach r (its sum was taken
-    // in another order) passes to the next chunk that crosses r, as in step 6.
-    while (sh.cand >= 0) {
-      const int64_t c = sh.cand, b = c * kChunk, n = V - b < kChunk ? V - b : kChunk;
-      for (int64_t i = tid; i < n; i += kThreads) sh.pc[i] = prob(x[b + i]);
-      __syncthreads();
-      if (tid == 0) {
-        double acc = sh.running;
-        int32_t pick = -1;
-        for (int64_t i = 0; i < n; ++i) {
-          acc += sh.pc[i];
-          if (acc > r && sh.pc[i] > 0.0f) {
-            pick = static_cast<int32_t>(b + i);
-            break;
-          }
-        }
-        if (pick >= 0) {
-          sh.pick = pick;
-          sh.cand = -1;
-        } else {
-          double running = sh.running + chunk[c];
-          int64_t next = c + 1;
-          while (next < nchunks && !(running + chunk[next] > r)) running += chunk[next++];
-          sh.cand = next < nchunks ? next : -1;
-          sh.running = running;
-        }
-      }
-      __syncthreads();
-    }
-    if (sh.pick >= 0) {
-      if (tid == 0) out[draw] = sh.pick;
-      return;
-    }
-    PickLastPositive(
-        V, [&](int64_t i) { return prob(x[i]) > 0.0f; }, argmax, sh, out + draw);
+    DrawFromChunkSums<kThreads>(x, V, chunk, prob, keys + draw, argmax, sh, out + draw);
     return;
   }
 
@@ -427,34 +444,242 @@ __global__ void __launch_bounds__(kThreads)
     if (tid == 0) out[draw] = sh.pick;
     return;
   }
-  PickLastPositive(
+  PickLastPositive<kThreads>(
       V, [&](int64_t i) { return p[i] > 0.0f; }, argmax, sh, out + draw);
 }
 
+// The temperature-only draw (SampleNeedsProbs false, not greedy) with the row read from memory
+// once. SampleKernel reads it twice, once for the maximum and once for the chunk sums, on one block
+// per row: 1024 threads at 64 registers fill an SM, so its serial sections (thread 0 totals 501
+// chunk sums and scans the landing chunk) leave the SM idle, and half its threads wait out the
+// chunk pass (318 µs per MambaInLlama-3B B=512 step for 2 x 263 MB, call AP). Here a cluster of
+// `cs` blocks holds the row in shared memory: block `rank` owns chunks [rank * cpb, +cpb), which
+// one bulk copy per chunk brings in (kClPieces mbarriers, so the maximum starts on the first
+// piece). The blocks swap their maxima through distributed shared memory, sum their chunks (four
+// threads per chunk, one per ChunkSum accumulator, so no thread idles and each accumulator keeps
+// its order), and write the sums into rank 0, which draws as SampleKernel does (DrawFromChunkSums,
+// re-reading only the landing chunk). Each chunk sits 1040 bytes from the next in shared memory,
+// so the 8 chunks of a warp's loads fall in different banks. Same ids as SampleKernel, bit for bit.
+constexpr int kClThreads = 256;
+constexpr int kClStride = kChunk + 4;  // floats from one chunk to the next in shared memory
+constexpr int kClPieces = 4;
+constexpr int kClMaxCluster = 8;  // the portable cluster size
+// Shared memory per block at most: the row's slice and rank 0's chunk sums. 72 KB lets three blocks
+// share an SM; Llama 3's 128,256 ids take 8 blocks of 63 chunks (69.5 KB).
+constexpr size_t kClMaxSmem = 72 * 1024;
+
+struct ClusterShared {
+  ArgBest best[kClThreads / 32];
+  ArgBest rank_best[kClMaxCluster];  // every rank's maximum, written by that rank
+  uint32_t warp_count[kClThreads / 32];
+  uint64_t bar[kClPieces];
+  double total;
+  double running;
+  int64_t cand;
+  int32_t pick;
+  float pc[kChunk];
+};
+
+__global__ void __launch_bounds__(kClThreads)
+    SampleClusterKernel(const float* logits, int64_t V, int64_t per_row, DevSampling sp,
+                        const DevSampleKey* keys, int32_t* out, int cpb) {
+  PdlGate();
+  extern __shared__ __align__(128) unsigned char cl_smem[];
+  __shared__ ClusterShared sh;
+  float* slice = reinterpret_cast<float*>(cl_smem);
+  double* csum = reinterpret_cast<double*>(cl_smem + static_cast<size_t>(cpb) * kClStride * 4);
+  cg::cluster_group cluster = cg::this_cluster();
+  const int rank = static_cast<int>(cluster.block_rank());
+  const int cs = static_cast<int>(cluster.num_blocks());
+  const int64_t draw = blockIdx.x / cs;
+  const float* x = logits + (draw / per_row) * V;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int64_t nchunks = (V + kChunk - 1) / kChunk;
+  const int64_t c0 = static_cast<int64_t>(rank) * cpb;
+  const int nloc = static_cast<int>(max(int64_t{0}, min(c0 + cpb, nchunks) - c0));
+  const int per_piece = max(1, (nloc + kClPieces - 1) / kClPieces);
+  // Chunk j's ids (a multiple of 4: V is, so is every chunk).
+  auto chunk_len = [&](int j) { return min(int64_t{kChunk}, V - (c0 + j) * kChunk); };
+
+  if (tid == 0) MbarInit(sh.bar, kClPieces);
+  __syncthreads();
+  if (warp == 0) {
+    if (lane == 0) {
+      for (int pc = 0; pc < kClPieces; ++pc) {
+        uint32_t bytes = 0;
+        for (int j = pc * per_piece; j < min(nloc, (pc + 1) * per_piece); ++j)
+          bytes += static_cast<uint32_t>(chunk_len(j) * 4);
+        MbarExpectTx(&sh.bar[pc], bytes);
+      }
+    }
+    __syncwarp();
+    for (int j = lane; j < nloc; j += 32) {
+      BulkCopy(slice + j * kClStride, x + (c0 + j) * kChunk,
+               static_cast<uint32_t>(chunk_len(j) * 4), &sh.bar[j / per_piece]);
+    }
+  }
+  // Every block of the cluster has started: its shared memory may be written from here on.
+  cluster.sync();
+
+  // 1. The maximum and argmax of the slice, each thread's ids ascending (ties to the lowest id).
+  ArgBest best{-INFINITY, 0, false};
+  for (int pc = 0; pc < kClPieces; ++pc) {
+    MbarWait(&sh.bar[pc], 0);
+    const int j_end = min(nloc, (pc + 1) * per_piece);
+    for (int q = pc * per_piece * (kChunk / 4) + tid; q < j_end * (kChunk / 4); q += kClThreads) {
+      const int j = q / (kChunk / 4), o = 4 * (q % (kChunk / 4));
+      if (o >= chunk_len(j)) continue;
+      const float4 v = *reinterpret_cast<const float4*>(slice + j * kClStride + o);
+      const int64_t i = (c0 + j) * kChunk + o;
+      const float vs[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        if (!isnan(vs[u]) && (!best.found || vs[u] > best.v))
+          best = {vs[u], static_cast<int32_t>(i + u), true};
+      }
+    }
+  }
+  best = WarpBest(best);
+  if (lane == 0) sh.best[warp] = best;
+  __syncthreads();
+  if (warp == 0) {
+    ArgBest b = lane < kClThreads / 32 ? sh.best[lane] : ArgBest{-INFINITY, 0, false};
+    b = WarpBest(b);
+    if (lane < cs) *cluster.map_shared_rank(&sh.rank_best[rank], lane) = b;
+  }
+  cluster.sync();
+  ArgBest top = sh.rank_best[0];
+  for (int r = 1; r < cs; ++r) top = Better(top, sh.rank_best[r]);
+  const int32_t argmax = top.found ? top.id : 0;
+  if (sp.greedy || !(sp.temperature > 0.0f) || sp.top_k == 1 || !top.found || !isfinite(top.v)) {
+    if (rank == 0 && tid == 0) out[draw] = argmax;
+    return;  // (no block touches another's shared memory after the last cluster.sync)
+  }
+  const float mx = top.v, temp = sp.temperature;
+  auto prob = [&](float v) { return isnan(v) ? 0.0f : expf((v - mx) / temp); };
+
+  // 2. Chunk sums: thread 4g + a sums accumulator a of chunk g (ids a, a + 4, ... in order), then
+  // lane 4g adds them as ChunkSum does, (a0 + a1) + (a2 + a3), into rank 0's csum. The loop runs
+  // the same number of times on every lane of a warp, so the shuffles see all 32.
+  double* csum0 = cluster.map_shared_rank(csum, 0);
+  const int g = tid >> 2, a = tid & 3;
+  for (int base = 0; base < nloc; base += kClThreads / 4) {
+    const int j = base + g;
+    double acc = 0.0;
+    if (j < nloc) {
+      const float* cp = slice + j * kClStride;
+      const int n = static_cast<int>(chunk_len(j));
+#pragma unroll 8
+      for (int i = a; i < n; i += 4) acc += prob(cp[i]);
+    }
+    const double pair = acc + __shfl_down_sync(0xffffffffu, acc, 1);   // a0 + a1 at a = 0
+    const double sum = pair + __shfl_down_sync(0xffffffffu, pair, 2);  // + (a2 + a3)
+    if (j < nloc && a == 0) csum0[c0 + j] = sum;
+  }
+  cluster.sync();  // rank 0 holds every chunk sum; the other blocks are done
+  if (rank != 0) return;
+  DrawFromChunkSums<kClThreads>(x, V, csum, prob, keys + draw, argmax, sh, out + draw);
+}
+
+// The cluster kernel's shape for a vocabulary: blocks per row (cs, 0 where it does not apply),
+// chunks per block and shared memory per block.
+struct ClusterShape {
+  int cs = 0;
+  int cpb = 0;
+  size_t smem = 0;
+};
+ClusterShape SampleClusterShape(int64_t vocab) {
+  const int64_t nchunks = (vocab + kChunk - 1) / kChunk;
+  for (int cs = 1; cs <= kClMaxCluster; ++cs) {
+    const int64_t cpb = (nchunks + cs - 1) / cs;
+    const size_t smem = static_cast<size_t>(cpb * kClStride * 4 + nchunks * 8);
+    if (smem <= kClMaxSmem) return {cs, static_cast<int>(cpb), smem};
+  }
+  return {};
+}
+
+// Whether the current device runs the cluster kernel at all (probed once per device;
+// TTC_CUDA_SAMPLE_CLUSTER=0 turns it off for A/B runs).
+bool ClusterKernelUsable() {
+  static const bool off = [] {
+    const char* e = std::getenv("TTC_CUDA_SAMPLE_CLUSTER");
+    return e != nullptr && std::strcmp(e, "0") == 0;
+  }();
+  if (off) return false;
+  return OncePerDevice([] {
+    if (cudaFuncSetAttribute(SampleClusterKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                             static_cast<int>(kClMaxSmem)) != cudaSuccess) {
+      cudaGetLastError();
+      return false;
+    }
+    // The largest cluster must fit on the device with the largest slice.
+    cudaLaunchConfig_t cfg{};
+    cudaLaunchAttribute attr = ClusterAttribute(kClMaxCluster);
+    cfg.gridDim = dim3(kClMaxCluster);
+    cfg.blockDim = dim3(kClThreads);
+    cfg.dynamicSmemBytes = kClMaxSmem;
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+    int clusters = 0;
+    if (cudaOccupancyMaxActiveClusters(&clusters, SampleClusterKernel, &cfg) != cudaSuccess) {
+      cudaGetLastError();
+      return false;
+    }
+    return clusters > 0;
+  });
+}
+
 }  // namespace
+
+namespace {
+// TTC_CUDA_SAMPLE_SCALAR=1: every draw on the one-block kernel's scalar loads (A/B measurements).
+bool ScalarSampling() {
+  static const bool scalar = [] {
+    const char* e = std::getenv("TTC_CUDA_SAMPLE_SCALAR");
+    return e != nullptr && std::strcmp(e, "1") == 0;
+  }();
+  return scalar;
+}
+}  // namespace
+
+bool SampleUsesCluster(const DevSampling& params, int64_t vocab, const float* logits) {
+  if (ScalarSampling()) return false;
+  const bool draws_by_mass = !params.greedy && params.temperature > 0.0f && params.top_k != 1;
+  return draws_by_mass && !params.one_block && !SampleNeedsProbs(params, vocab) && vocab % 4 == 0 &&
+         reinterpret_cast<uintptr_t>(logits) % 16 == 0 && SampleClusterShape(vocab).cs > 0 &&
+         ClusterKernelUsable();
+}
 
 void LaunchSample(const float* logits, int64_t draws, int64_t per_row, int64_t vocab,
                   DevSampling params, const DevSampleKey* keys, float* probs, int32_t* out,
                   cudaStream_t s) {
   if (draws <= 0) return;
   const size_t shared = static_cast<size_t>((vocab + kChunk - 1) / kChunk) * sizeof(double);
-  static const bool scalar = [] {
-    const char* e = std::getenv("TTC_CUDA_SAMPLE_SCALAR");
+  OncePerDevice([] {
     // Vocabularies past 48 KB of chunk sums (12,288 chunks = 3.1 M ids) need the opt-in.
     cudaFuncSetAttribute(SampleKernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                          160 * 1024);
     cudaFuncSetAttribute(SampleKernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                          160 * 1024);
-    return e != nullptr && std::strcmp(e, "1") == 0;
-  }();
-  if (scalar) {
-    SampleKernel<false><<<static_cast<unsigned>(draws), kThreads, shared, s>>>(
-        logits, vocab, per_row, params, keys, probs, out);
+    ClusterKernelUsable();  // its attribute and occupancy queries, before any graph capture
+    return true;
+  });
+  cudaError_t e = cudaSuccess;
+  if (ScalarSampling()) {
+    Launch(SampleKernel<false>, static_cast<unsigned>(draws), kThreads, shared, s, logits, vocab,
+           per_row, params, keys, probs, out);
+    e = TakeLaunchError();
+  } else if (SampleUsesCluster(params, vocab, logits)) {
+    const ClusterShape shape = SampleClusterShape(vocab);
+    LaunchCluster(SampleClusterKernel, static_cast<unsigned>(draws * shape.cs), kClThreads,
+                  shape.smem, s, static_cast<unsigned>(shape.cs), logits, vocab, per_row, params,
+                  keys, out, shape.cpb);
+    e = TakeLaunchError();
   } else {
-    SampleKernel<true><<<static_cast<unsigned>(draws), kThreads, shared, s>>>(
-        logits, vocab, per_row, params, keys, probs, out);
+    Launch(SampleKernel<true>, static_cast<unsigned>(draws), kThreads, shared, s, logits, vocab,
+           per_row, params, keys, probs, out);
+    e = TakeLaunchError();
   }
-  const cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) {
     std::fprintf(stderr, "cuda backend: launch of the sampler failed: %s\n", cudaGetErrorString(e));
     std::abort();

@@ -101,6 +101,7 @@ TEST(BenchCli, BadInputIsRefusedAndTheOldJsonKept) {
       {"bench" + model + " --backend tpu", "--backend", 2},
       {"bench" + model + " --state-dtype fp8", "unknown state dtype 'fp8'", 2},
       {"bench" + model + " --state-dtype bf16", "keeps the recurrent state in f32", 1},
+      {"bench" + model + " --state-dtype f16", "state dtype f16 needs the CUDA backend", 1},
       {"bench" + model + " --config llama-3.2-1b", "exactly one of --model and --config", 2},
       {"bench --config llama-9b --backend cpu", "unknown --config 'llama-9b'", 2},
       {"bench --model " + (dir / "missing").string() + " --backend cpu --json " + json.string(),

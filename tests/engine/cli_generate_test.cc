@@ -90,9 +90,14 @@ TEST(CliGenerateErrors, UsageAndFailures) {
   r = RunTtc("generate --model /nonexistent/model --prompt-ids 1");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("/nonexistent/model"), std::string::npos) << r.output;
-  r = RunTtc("generate --model " + dir + " --prompt-ids 1 --state-dtype f16");
+  r = RunTtc("generate --model " + dir + " --prompt-ids 1 --state-dtype fp16");
   EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.output.find("unknown state dtype 'f16'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("unknown state dtype 'fp16' (expected f32, bf16 or f16)"),
+            std::string::npos)
+      << r.output;
+  r = RunTtc("generate --model " + dir + " --prompt-ids 1 --state-dtype f16");  // CPU backend
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("state dtype f16 needs the CUDA backend"), std::string::npos) << r.output;
   r = RunTtc("generate --model " + dir + " --prompt-ids 1 --state-dtype bf16");  // CPU backend
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("needs the CUDA backend"), std::string::npos) << r.output;

@@ -282,12 +282,16 @@ TEST(GridErrorsTest, Models) {
   EXPECT_TRUE(HasError(ErrorsWith(R"({"models": [{"name": "m", "path": "/p", "max_batch": -2}]})"),
                        "models[0].max_batch: -2 is out of range [0, 65536]"));
   EXPECT_TRUE(
-      HasError(ErrorsWith(R"({"models": [{"name": "m", "path": "/p", "state_dtype": "f16"}]})"),
-               "models[0].state_dtype: 'f16' is not one of 'f32' or 'bf16'"));
+      HasError(ErrorsWith(R"({"models": [{"name": "m", "path": "/p", "state_dtype": "fp16"}]})"),
+               "models[0].state_dtype: 'fp16' is not one of 'f32', 'bf16' or 'f16'"));
   EXPECT_TRUE(HasError(
       ErrorsWith(
           R"({"models": [{"name": "m", "path": "/p", "backend": "cpu", "state_dtype": "bf16"}]})"),
       "models[0].state_dtype: bf16 needs the cuda backend"));
+  EXPECT_TRUE(HasError(
+      ErrorsWith(
+          R"({"models": [{"name": "m", "path": "/p", "backend": "cpu", "state_dtype": "f16"}]})"),
+      "models[0].state_dtype: f16 needs the cuda backend (backend is 'cpu')"));
   EXPECT_TRUE(HasError(
       ErrorsWith(
           R"({"models": [{"name": "m", "path": "/p", "dtype": "f32", "state_dtype": "bf16"}]})"),
@@ -295,7 +299,7 @@ TEST(GridErrorsTest, Models) {
       "is 'f32')"));
 }
 
-// Which workers claim a model's units: cuda or a bf16 state needs GPU workers; cpu, or weights in
+// Which workers claim a model's units: cuda or a 16-bit state needs GPU workers; cpu, or weights in
 // f16 / f32 (the CUDA backend multiplies bf16 only), CPU workers; otherwise any.
 TEST(GridWorkersTest, BackendStateAndWeightDtypePickTheWorkers) {
   GridParseOptions options;
@@ -304,6 +308,7 @@ TEST(GridWorkersTest, BackendStateAndWeightDtypePickTheWorkers) {
       {"name": "any", "path": "/p"},
       {"name": "gpu", "path": "/p", "backend": "cuda"},
       {"name": "state", "path": "/p", "state_dtype": "bf16"},
+      {"name": "state16", "path": "/p", "state_dtype": "f16"},
       {"name": "cpu", "path": "/p", "backend": "cpu", "dtype": "bf16"},
       {"name": "f32", "path": "/p", "dtype": "f32"},
       {"name": "f16", "path": "/p", "dtype": "f16", "backend": "auto"}],
@@ -315,6 +320,7 @@ TEST(GridWorkersTest, BackendStateAndWeightDtypePickTheWorkers) {
   EXPECT_EQ(kinds["any"], WorkerKind::kAny);
   EXPECT_EQ(kinds["gpu"], WorkerKind::kGpu);
   EXPECT_EQ(kinds["state"], WorkerKind::kGpu);
+  EXPECT_EQ(kinds["state16"], WorkerKind::kGpu);
   EXPECT_EQ(kinds["cpu"], WorkerKind::kCpu);
   EXPECT_EQ(kinds["f32"], WorkerKind::kCpu);
   EXPECT_EQ(kinds["f16"], WorkerKind::kCpu);

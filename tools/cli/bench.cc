@@ -439,8 +439,9 @@ void RegisterBench(CLI::App& app, CommandTable& table) {
   sub->add_option("--db", a->db, "Store the paper and step tables in this ttc database");
   sub->add_option("--backend", a->backend, "cpu | cuda (default: cuda when a GPU is present)");
   sub->add_option("--state-dtype", a->state_dtype,
-                  "SSM recurrent state between steps: f32 | bf16 (faster, less exact; the "
-                  "roofline assumes bf16; needs the cuda backend)")
+                  "SSM recurrent state between steps: f32 | bf16 | f16 (the 16-bit ones are "
+                  "faster and less exact, f16 eight times closer than bf16 but failing past "
+                  "+-65504; the roofline assumes 16 bits; they need the cuda backend)")
       ->capture_default_str();
   sub->add_option("--threads", a->threads, "CPU threads (0 = all)")->capture_default_str();
   sub->add_option("--seed", a->seed, "Seed of the random weights and prompt")

@@ -165,7 +165,8 @@ int RunAll(const RunOptions& o) {
   const int gpus = o.cpu || all_cpu ? 0 : CountGpus();
   if (gpus == 0 && !needs_cuda.empty()) {
     std::cerr << "error: model '" << needs_cuda << "' of " << o.grid
-              << " needs CUDA workers (backend cuda or state_dtype bf16), and this run has no GPU"
+              << " needs CUDA workers (backend cuda, or a state_dtype other than f32), and this "
+                 "run has no GPU"
               << (o.cpu ? " (--cpu)" : "") << "\n";
     return kExitUsage;
   }

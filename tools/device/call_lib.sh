@@ -102,7 +102,7 @@ step_kernels() {  # label config batch [gen]: every launch of a short eager run 
     --metrics gpu__time_duration.sum $B bench --config $2 --backend cuda --batch $3 --prompt-len 512 \
     --gen-len ${4:-3} --warmup-steps 0 > $L/steps-$1.csv 2> $L/steps-$1.err
   el "step kernels $1 ($2 B=$3) rc $?"
-  python3 tools/device/step_kernels.py $L/steps-$1.csv SampleKernel ${STEP_LINES:-14}
+  python3 tools/device/step_kernels.py $L/steps-$1.csv Sample ${STEP_LINES:-14}
 }
 export -f el rows ms_at ncu_pages base_build base_ab step_kernels ncu_bin ncu_kernel setup_test bench san full_table kernel_test attn_micro bench_ab
 export L T0 B

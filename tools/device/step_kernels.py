@@ -5,7 +5,8 @@ between the last two launches of the marker kernel (the sampler: one per step) a
 step; prints their total time and, per kernel (name, grid, block), time, launches and share,
 longest first. This is the step as launched eagerly (TTC_CUDA_GRAPHS=0) and serialised by the
 profiler, so small kernels carry no launch gaps here but also no overlap.
-Usage: step_kernels.py FILE.csv [MARKER] [LINES] (default SampleKernel, 30). Runs anywhere."""
+Usage: step_kernels.py FILE.csv [MARKER] [LINES] (default Sample: either sampler kernel, 30).
+Runs anywhere."""
 import collections
 import csv
 import re
@@ -22,7 +23,7 @@ def main() -> int:
     if len(sys.argv) < 2:
         print(__doc__)
         return 2
-    marker = sys.argv[2] if len(sys.argv) > 2 else "SampleKernel"
+    marker = sys.argv[2] if len(sys.argv) > 2 else "Sample"
     top = int(sys.argv[3]) if len(sys.argv) > 3 else 30
     lines = open(sys.argv[1], newline="").read().splitlines()
     start = next((i for i, l in enumerate(lines) if l.startswith('"ID"')), None)

@@ -3,9 +3,14 @@
 // profile of `ttc bench` (TTC_CUDA_PROFILE=1) can be split into "cuBLAS" and "around cuBLAS". CUDA
 // builds only. Usage: cuda_gemm_bench [M,M,...] (default 64,256,512). Two timings per cell, both
 // the median of 15 rounds after 5 warm-up rounds: CUDA events around one launch (what a lone launch
-// costs, launch latency included) and around 20 back-to-back launches, per launch (what a CUDA
-// graph replay of the decode step sees; session 7's call U found the one-launch figure ~5 µs higher
-// on the narrow shapes). Weights and inputs random, fresh per shape.
+// costs, launch latency included) and around 20 back-to-back launches, per launch (session 7's
+// call U found the one-launch figure ~5 µs higher on the narrow shapes); and a third, the median of
+// 9 replays of a CUDA graph of 20 launches, per launch: what the decode step's graph sees, without
+// the host's launch rate (cublasGemmEx's host time can bound back-to-back launches of a kernel of a
+// few microseconds). TB/s and TFLOP/s are of the graph time. Weights and inputs random, fresh per
+// shape. At M <= 64 two more graph times: what the backend ran there before the skinny kernel
+// (cuBLAS on the 2M rows of the hi/lo split input, then LaunchSumParts adding the halves: "split")
+// and LaunchSkinnyGemm on the same split input ("skinny"), both into [M, N].
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -17,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/cuda/kernels.h"
 #include "tools/bench/cuda/bench_util.h"
 
 namespace {
@@ -27,6 +33,8 @@ struct Shape {
 };
 
 }  // namespace
+
+namespace engine = ttc::engine;
 
 int main(int argc, char** argv) {
   const std::vector<int> ms = ttc::bench::SizeList(argc > 1 ? argv[1] : nullptr, {64, 256, 512});
@@ -48,9 +56,11 @@ int main(int argc, char** argv) {
   CK(cudaGetDeviceProperties(&prop, 0));
   std::printf(
       "# %s, %d SMs; cublasGemmEx bf16 x bf16 -> f32; us per GEMM, median of 15 rounds (one launch "
-      "/ 20 back-to-back launches); TB/s and TFLOP/s of the back-to-back time\n",
+      "/ 20 back-to-back launches / a CUDA graph of 20 launches); TB/s and TFLOP/s of the graph "
+      "time\n",
       prop.name, prop.multiProcessorCount);
-  std::printf("%-17s %5s %9s %9s %8s %8s\n", "shape", "M", "us 1", "us b2b", "TB/s", "TFLOP/s");
+  std::printf("%-17s %5s %9s %9s %9s %8s %8s %9s %9s %8s\n", "shape", "M", "us 1", "us b2b",
+              "us graph", "TB/s", "TFLOP/s", "split", "skinny", "TB/s");
   std::mt19937 gen(1);
   cudaEvent_t e0, e1;
   CK(cudaEventCreate(&e0));
@@ -91,9 +101,43 @@ int main(int argc, char** argv) {
         return double(t[t.size() / 2]);
       };
       const double one = time(1), b2b = time(20);
+      const double graph = ttc::bench::GraphMicros(
+          s,
+          [&] {
+            run();
+            return true;
+          },
+          9, 20);
       const double bytes = wn * 2.0 + xn * 2.0 + yn * 4.0;
-      std::printf("%-17s %5d %9.1f %9.1f %8.2f %8.0f\n", sh.what, M, one, b2b, bytes / b2b / 1e6,
-                  2.0 * M * sh.N * sh.K / b2b / 1e6);
+      std::printf("%-17s %5d %9.1f %9.1f %9.1f %8.2f %8.0f", sh.what, M, one, b2b, graph,
+                  bytes / graph / 1e6, 2.0 * M * sh.N * sh.K / graph / 1e6);
+      if (M <= engine::cuda::kSkinnyMaxRows) {
+        uint16_t* x2 = ttc::bench::Dev<uint16_t>(2 * xn);  // hi rows, then lo rows
+        float* y2 = ttc::bench::Dev<float>(2 * yn);
+        CK(cudaMemcpy(x2, x, xn * 2, cudaMemcpyDeviceToDevice));
+        CK(cudaMemcpy(x2 + xn, x, xn * 2, cudaMemcpyDeviceToDevice));
+        const double split = ttc::bench::GraphMicros(
+            s,
+            [&] {
+              CK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, sh.N, 2 * M, sh.K, &alpha, w,
+                              CUDA_R_16BF, sh.K, x2, CUDA_R_16BF, sh.K, &beta, y2, CUDA_R_32F, sh.N,
+                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+              engine::cuda::LaunchSumParts(y2, 1, M, true, sh.N, y, sh.N, false, s);
+              return true;
+            },
+            9, 20);
+        const double skinny = ttc::bench::GraphMicros(
+            s,
+            [&] {
+              return engine::cuda::LaunchSkinnyGemm(w, sh.N, sh.K, x2, M, true, y, sh.N, false, s);
+            },
+            9, 20);
+        std::printf(" %9.1f %9.1f %8.2f", split, skinny,
+                    skinny > 0 ? (wn * 2.0 + 2 * xn * 2.0 + yn * 4.0) / skinny / 1e6 : 0.0);
+        CK(cudaFree(x2));
+        CK(cudaFree(y2));
+      }
+      std::printf("\n");
       std::fflush(stdout);
       CK(cudaFree(w));
       CK(cudaFree(x));
