@@ -53,11 +53,12 @@
 # PART=6: (11)'s tests and A/B.
 # Order for a 30-minute session: PART="1 3 2" in the first call, then PART="5 6 4" (each call <= 540 s,
 # BUDGET; a part cut short is named again in the next call).
-# Logs: $OUT/logs.tgz. Prepare .devbase before PART=1 (main's model.cc and cuda_backend.cc, the
+# Logs: $OUT/logs.tgz. Prepare .devbase before PART=1 (model.cc and cuda_backend.cc of 01ff24e, main before
+# the branch was merged in session 17, the
 # latter passing its state kind as (5)'s StateStore; the branch's backend.h serves both):
 #   rm -rf .devbase; mkdir -p .devbase/engine/cuda
-#   git show main:engine/model.cc > .devbase/engine/model.cc
-#   git show main:engine/cuda/cuda_backend.cc | sed 's/st->state_bytes() == 2,/st->state_bytes() \
+#   git show 01ff24e:engine/model.cc > .devbase/engine/model.cc
+#   git show 01ff24e:engine/cuda/cuda_backend.cc | sed 's/st->state_bytes() == 2,/st->state_bytes() \
 #     == 2 ? cuda::StateStore::kBf16 : cuda::StateStore::kF32,/' > .devbase/engine/cuda/cuda_backend.cc
 source "$(dirname "$0")/call_lib.sh"
 guard() {  # a new default whose check failed in this call's tests is off for the timing runs after it
