@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <string>
 #include <utility>
@@ -35,6 +36,30 @@ namespace {
 
 using engine::BatchLayout;
 constexpr float kBf16Tol = 0.05f;
+
+// Sets an environment variable for its lifetime, then puts back the value it had (or its absence):
+// the CUDA backend reads its A/B switches when it is created, and a switch set around the test run
+// must survive a test that sets its own.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* e = std::getenv(name)) before_ = e;
+    ::setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (before_) {
+      ::setenv(name_, before_->c_str(), 1);
+    } else {
+      ::unsetenv(name_);
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> before_;
+};
 
 // The model on the CUDA backend, or a skip reason.
 Result<std::unique_ptr<engine::Model>> LoadCuda(
@@ -277,16 +302,10 @@ TEST_P(CudaFamily, ScoreBatchEqualsOneByOne) {
   LOAD_CUDA_OR_SKIP(model, dir);
   auto cpu = engine::LoadModel(dir, {.threads = 2});
   ASSERT_TRUE(cpu.ok()) << cpu.status().ToString();
-  // The split threshold is read when the backend is made; an A/B setting of it is put back.
-  const char* had = std::getenv("TTC_CUDA_SPLIT_ROWS");
-  const std::string before = had == nullptr ? "" : had;
-  ::setenv("TTC_CUDA_SPLIT_ROWS", "1024", 1);
-  auto exact = LoadCuda(dir);
-  if (had == nullptr) {
-    ::unsetenv("TTC_CUDA_SPLIT_ROWS");
-  } else {
-    ::setenv("TTC_CUDA_SPLIT_ROWS", before.c_str(), 1);
-  }
+  auto exact = [&] {
+    ScopedEnv all_split("TTC_CUDA_SPLIT_ROWS", "1024");
+    return LoadCuda(dir);
+  }();
   ASSERT_TRUE(exact.ok()) << exact.status().ToString();
   const int64_t V = (*model)->config().vocab_size;
   std::vector<engine::ScoreRequest> reqs =
@@ -317,11 +336,13 @@ TEST_P(CudaFamily, ScoreBatchEqualsOneByOne) {
 TEST_P(CudaFamily, CascadeAttentionEqualsPerRowWalk) {
   const auto dir = testing::GoldenModel(GetParam());
   // Each backend reads the switch when it is made: set explicitly for both, whatever the default.
-  ::setenv("TTC_CUDA_CASCADE", "0", 1);
+  std::optional<ScopedEnv> walk(std::in_place, "TTC_CUDA_CASCADE", "0");
   LOAD_CUDA_OR_SKIP(per_row, dir);
-  ::setenv("TTC_CUDA_CASCADE", "1", 1);
-  auto cascade = LoadCuda(dir);
-  ::unsetenv("TTC_CUDA_CASCADE");
+  walk.reset();
+  auto cascade = [&] {
+    ScopedEnv tasks("TTC_CUDA_CASCADE", "1");
+    return LoadCuda(dir);
+  }();
   ASSERT_TRUE(cascade.ok()) << cascade.status().ToString();
   const int64_t V = (*cascade)->config().vocab_size;
   const std::vector<std::vector<int32_t>> prompts = {{1, 5, 9, 30, 7, 2, 11, 40, 3},
@@ -413,9 +434,10 @@ TEST_P(CudaFamily, GraphReplayEqualsEagerGenerate) {
   const engine::GenerateRequest req = StopHeavyRequest((*graphed)->config().vocab_size, 64);
   auto with = engine::Generate(**graphed, req);
   ASSERT_TRUE(with.ok()) << with.status().ToString();
-  ::setenv("TTC_CUDA_GRAPHS", "0", 1);
-  auto eager_model = LoadCuda(dir);
-  ::unsetenv("TTC_CUDA_GRAPHS");
+  auto eager_model = [&] {
+    ScopedEnv eager("TTC_CUDA_GRAPHS", "0");
+    return LoadCuda(dir);
+  }();
   ASSERT_TRUE(eager_model.ok()) << eager_model.status().ToString();
   auto without = engine::Generate(**eager_model, req);
   ASSERT_TRUE(without.ok()) << without.status().ToString();
@@ -470,21 +492,16 @@ TEST_P(CudaFamily, ProgrammaticLaunchEqualsStreamOrder) {
     }
     return all;
   };
-  const char* had = std::getenv("TTC_CUDA_PDL");
-  const std::string before = had == nullptr ? "" : had;
-  ::setenv("TTC_CUDA_PDL", "1", 1);
+  std::optional<ScopedEnv> pdl_on(std::in_place, "TTC_CUDA_PDL", "1");
   LOAD_CUDA_OR_SKIP(pdl, dir);
   const engine::GenerateRequest req = StopHeavyRequest((*pdl)->config().vocab_size, 64);
   auto with = engine::Generate(**pdl, req);
   ASSERT_TRUE(with.ok()) << with.status().ToString();
   const std::vector<float> logits_with = logits_of(**pdl);
-  ::setenv("TTC_CUDA_PDL", "0", 1);
-  auto ordered = LoadCuda(dir);
-  if (had == nullptr) {
-    ::unsetenv("TTC_CUDA_PDL");
-  } else {
-    ::setenv("TTC_CUDA_PDL", before.c_str(), 1);
-  }
+  auto ordered = [&] {
+    ScopedEnv pdl_off("TTC_CUDA_PDL", "0");
+    return LoadCuda(dir);
+  }();
   ASSERT_TRUE(ordered.ok()) << ordered.status().ToString();
   auto without = engine::Generate(**ordered, req);
   ASSERT_TRUE(without.ok()) << without.status().ToString();
@@ -497,6 +514,7 @@ TEST_P(CudaFamily, ProgrammaticLaunchEqualsStreamOrder) {
   std::cout << "[cuda] " << GetParam() << ": " << tokens << " tokens and " << logits_with.size()
             << " logits equal with and without programmatic launch\n";
   // The next backend created (TTC_CUDA_PDL as it was) puts the process-wide setting back.
+  pdl_on.reset();
   auto restore = LoadCuda(dir);
   ASSERT_TRUE(restore.ok());
 }
@@ -529,9 +547,10 @@ TEST_P(CudaFamily, PipelinedGenerateEqualsStepByStep) {
 // both paths multiply exact inputs and only f32 accumulation error remains.
 TEST(CudaMatMul, MatchesReferenceWithAndWithoutSplitK) {
   for (const char* split_k : {"", "4"}) {
-    if (*split_k) ::setenv("TTC_CUDA_SPLITK", split_k, 1);
+    std::optional<ScopedEnv> parts;
+    if (*split_k) parts.emplace("TTC_CUDA_SPLITK", split_k);
     auto backend = engine::CreateBackend({.kind = engine::BackendKind::kCuda});
-    ::unsetenv("TTC_CUDA_SPLITK");
+    parts.reset();
     if (!backend.ok()) {
       GTEST_SKIP() << "CUDA backend not usable here (" << backend.status().ToString() << ")";
     }
