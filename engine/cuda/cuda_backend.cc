@@ -1321,7 +1321,7 @@ class CudaBackend final : public Backend {
   static constexpr int64_t kGemvRows = 3;
   // Up to how many rows the skinny kernel replaces cuBLAS (and the halves' sum) by default. Its
   // first measurement (H200, session 17, table at B=1/16/64/256/512 with it on up to 64 rows): the
-  // B=16 cells 2-7 % faster than session 11, the B=64 cells 37-45 % slower (Llama-1B 1.021 ->
+  // B=16 cells -7 to +3 % against session 11, the B=64 cells 36-53 % slower (Llama-1B 1.021 ->
   // 1.434 s). At 64 rows the split input makes 128 mma rows per weight tile, as many input bytes
   // per stage as weight bytes, on 8 warps per SM: no longer a weight stream. 17-63 rows are
   // unmeasured; until the A/B (TTC_CUDA_SKINNY_ROWS) places the crossover, cuBLAS keeps them.
