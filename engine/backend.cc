@@ -1,5 +1,6 @@
 #include "engine/backend.h"
 
+#include <fmt/format.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -60,6 +61,10 @@ void Backend::EmbedDraws(const Weight& table, std::span<const int64_t> draw_rows
   for (size_t r = 0; r < draw_rows.size(); ++r)
     ids[r] = last_draws_[static_cast<size_t>(draw_rows[r])];
   Embed(table, ids, out);
+}
+
+std::string CpuDeviceName(int threads) {
+  return fmt::format("cpu ({} thread{})", threads, threads == 1 ? "" : "s");
 }
 
 std::string_view StateDTypeName(StateDType t) {

@@ -311,6 +311,10 @@ struct BackendOptions {
 // Creates a backend. kCuda fails with kUnimplemented when the CUDA backend is not compiled in.
 Result<std::unique_ptr<Backend>> CreateBackend(const BackendOptions& options);
 
+// The CPU backend's device name, "cpu (1 thread)" / "cpu (N threads)": the backend's name() and a
+// CPU worker's device before any model is loaded.
+std::string CpuDeviceName(int threads);
+
 #ifdef TTC_HAVE_CUDA_BACKEND
 // Defined by engine/cuda/ when it is compiled (TTC_HAVE_CUDA_BACKEND is set by
 // engine/CMakeLists.txt).

@@ -55,8 +55,7 @@ class EngineRunner : public UnitRunner {
     const int threads = options_.threads > 0
                             ? options_.threads
                             : static_cast<int>(std::thread::hardware_concurrency());
-    return options_.cpu ? fmt::format("cpu ({} thread{})", threads, threads == 1 ? "" : "s")
-                        : fmt::format("cuda:{}", options_.gpu);
+    return options_.cpu ? engine::CpuDeviceName(threads) : fmt::format("cuda:{}", options_.gpu);
   }
   int64_t memory_bytes() const override { return options_.cpu ? PhysicalMemoryBytes() : 0; }
 

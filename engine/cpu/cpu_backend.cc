@@ -377,9 +377,7 @@ void CausalConv(CpuStateCache* st, int layer, const std::vector<SeqRows>& seqs, 
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(int threads) : threads_(threads) {}
-  std::string name() const override {
-    return fmt::format("cpu ({} thread{})", threads_, threads_ == 1 ? "" : "s");
-  }
+  std::string name() const override { return CpuDeviceName(threads_); }
   // Batches for the prefix their conversations share (score_bench: 1.36x with a third of each
   // request shared in groups of 32; without one, batches are as fast as one per forward).
   int64_t PrefillBatchTokens() const override { return 4096; }
