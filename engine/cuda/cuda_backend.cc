@@ -723,6 +723,10 @@ class CudaBackend final : public Backend {
       skinny_rows_ = std::clamp<int64_t>(std::atoll(sk), 0, cuda::kSkinnyMaxRows);
     }
     sample_full_ = std::getenv("TTC_CUDA_SAMPLE_FULL") != nullptr;
+    // Draws over at least this many logits rows take the split sampler (cuda::SampleUsesSplit;
+    // 0, the default, never: not yet measured against the cluster kernel).
+    const char* ss = std::getenv("TTC_CUDA_SAMPLE_SPLIT_ROWS");
+    sample_split_rows_ = ss == nullptr ? 0 : std::max<int64_t>(0, std::atoll(ss));
     fused_input_ = !EnvIs("TTC_CUDA_FUSED_INPUT", "0");
     // On by default since the tile kernel (call Q in docs/perf/cuda.md); TTC_CUDA_CASCADE=0 makes
     // every row walk its prefix itself (A/B measurements).
@@ -946,10 +950,10 @@ class CudaBackend final : public Backend {
       ++replays_;
     } else {
       ++ops_;
-      const cuda::DevSampling sp{params.temperature, params.top_k, params.top_p, params.greedy,
-                                 sample_full_};
-      Scratch probs(mem_.get(),
-                    cuda::SampleNeedsProbs(sp, V) ? static_cast<size_t>(draws * V) * 4 : 16);
+      cuda::DevSampling sp{params.temperature, params.top_k, params.top_p, params.greedy,
+                           sample_full_};
+      sp.split = sample_split_rows_ > 0 && logits.rows() >= sample_split_rows_;
+      Scratch probs(mem_.get(), cuda::SampleScratchBytes(sp, V, draws, per_row, A(logits).data));
       cuda::LaunchSample(A(logits).data, draws, per_row, V, sp, d_keys, probs.as<float>(),
                          d_ids_out_, stream_);
       if (mode == StepMemory::Mode::kCapture) FinishCapture();
@@ -1781,6 +1785,7 @@ class CudaBackend final : public Backend {
   int64_t split_rows_ = kSplitRows;    // TTC_CUDA_SPLIT_ROWS=0..1024 (kSplitRows)
   int64_t skinny_rows_ = kSkinnyRows;  // TTC_CUDA_SKINNY_ROWS=0..64; TTC_CUDA_SKINNY=0: 0
   bool sample_full_ = false;           // TTC_CUDA_SAMPLE_FULL=1: the sampler's general path always
+  int64_t sample_split_rows_ = 0;      // TTC_CUDA_SAMPLE_SPLIT_ROWS=N: split sampler from N rows
   bool fused_input_ = true;            // TTC_CUDA_FUSED_INPUT=0: every GEMM converts its own input
   bool cascade_on_ = true;  // rows sharing a prefix walk it together (TTC_CUDA_CASCADE=0: off)
   // Decode-step recordings (BeginForward).

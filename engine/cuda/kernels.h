@@ -7,6 +7,7 @@
 
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace ttc::engine::cuda {
@@ -252,6 +253,7 @@ struct DevSampling {
   bool greedy;
   bool full_passes = false;  // tests: the general path even without top-k and top-p
   bool one_block = false;    // tests: the one-block kernel where the cluster kernel would run
+  bool split = false;        // the split kernels wherever they apply (SampleUsesSplit)
 };
 struct DevSampleKey {
   uint64_t seed;
@@ -272,9 +274,19 @@ __host__ __device__
 // aligned rows, unless TTC_CUDA_SAMPLE_CLUSTER=0, TTC_CUDA_SAMPLE_SCALAR=1 or params.one_block;
 // the same ids either way.
 bool SampleUsesCluster(const DevSampling& params, int64_t vocab, const float* logits);
+// Whether LaunchSample draws over `rows` logits rows with the split kernels (the temperature-only
+// draw as three kernels across the batch: slice maxima, chunk sums, one block per draw): with
+// params.split, on the cluster kernel's conditions. Takes precedence over the cluster kernel; the
+// same ids either way. (The CUDA backend sets params.split for draws over at least
+// TTC_CUDA_SAMPLE_SPLIT_ROWS rows; default 0, never.)
+bool SampleUsesSplit(const DevSampling& params, int64_t vocab, const float* logits, int64_t rows);
+// The bytes of scratch LaunchSample needs for these draws: draws * vocab floats on the general
+// path (SampleNeedsProbs), the rows' chunk sums and slice maxima on the split kernels (about 4 KB
+// a row for Llama 3), else 16.
+size_t SampleScratchBytes(const DevSampling& params, int64_t vocab, int64_t draws, int64_t per_row,
+                          const float* logits);
 // Draw i (of `draws`) samples from logits row i / per_row ([rows, vocab] f32) with keys[i] and
-// writes the id to out[i]; probs is scratch of draws * vocab floats (unused, and may be 16 bytes,
-// when SampleNeedsProbs is false).
+// writes the id to out[i]; probs is scratch of SampleScratchBytes bytes.
 void LaunchSample(const float* logits, int64_t draws, int64_t per_row, int64_t vocab,
                   DevSampling params, const DevSampleKey* keys, float* probs, int32_t* out,
                   cudaStream_t s);

@@ -14,6 +14,7 @@
 #include <cooperative_groups.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -58,6 +59,34 @@ __device__ __forceinline__ ArgBest WarpBest(ArgBest a) {
     a = Better(a, b);
   }
   return a;
+}
+
+// Keeps in `best` the first of a thread's ids (taken in ascending order) with the largest value
+// (NaN never taken): with WarpBest / Better afterwards, the CPU Argmax's pick.
+__device__ __forceinline__ void Take(float v, int64_t i, ArgBest& best) {
+  if (!isnan(v) && (!best.found || v > best.v)) best = {v, static_cast<int32_t>(i), true};
+}
+
+// Take over the float4 quads x4[q0, q1) (ids 4q to 4q + 3), shared by kT threads: each thread's
+// ids ascending, four 16-byte loads in flight.
+template <int kT>
+__device__ __forceinline__ void TakeQuads(const float4* x4, int64_t q0, int64_t q1, ArgBest& best) {
+  for (int64_t q = q0 + threadIdx.x; q < q1; q += 4 * kT) {
+    float4 v[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int64_t j = q + u * kT;
+      v[u] = j < q1 ? x4[j] : make_float4(NAN, NAN, NAN, NAN);
+    }
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int64_t i = 4 * (q + u * kT);
+      Take(v[u].x, i, best);
+      Take(v[u].y, i + 1, best);
+      Take(v[u].z, i + 2, best);
+      Take(v[u].w, i + 3, best);
+    }
+  }
 }
 
 struct Shared {
@@ -183,6 +212,29 @@ __device__ void DrawFromChunkSums(const float* x, int64_t V, const double* chunk
       V, [&](int64_t i) { return prob(x[i]) > 0.0f; }, argmax, sh, out);
 }
 
+// Accumulator `a` (0-3) of ChunkSum over the n probabilities of a chunk's logits at cp (n a
+// multiple of 4): prob(cp[a]) + prob(cp[a + 4]) + ... in that order, in double. Eight loads are
+// issued before any is used: `prob` branches on NaN, and a load behind a branch waits for the
+// values before it (one load in flight per thread otherwise).
+template <typename Prob>
+__device__ __forceinline__ double AccumulatorSum(const float* cp, int n, int a, Prob prob) {
+  constexpr int kAhead = 8;
+  static_assert(kChunk % (4 * kAhead) == 0, "a whole chunk takes whole rounds of loads");
+  double acc = 0.0;
+  if (n == kChunk) {  // every chunk but perhaps a row's last: no bounds in the loop
+    for (int i0 = a; i0 < kChunk; i0 += 4 * kAhead) {
+      float v[kAhead];
+#pragma unroll
+      for (int u = 0; u < kAhead; ++u) v[u] = cp[i0 + 4 * u];
+#pragma unroll
+      for (int u = 0; u < kAhead; ++u) acc += prob(v[u]);
+    }
+  } else {
+    for (int i = a; i < n; i += 4) acc += prob(cp[i]);
+  }
+  return acc;
+}
+
 // kVec: the argmax pass on float4 loads, four per thread in flight, and the chunk sums' loads
 // unrolled 8 deep (the same ids: ties still go to the lowest id, sums in the same order). Call V's
 // profile had the sampler at ~200 µs per Llama-1B B=256 step for two reads of 131 MB of logits:
@@ -202,31 +254,10 @@ __global__ void __launch_bounds__(kThreads)
 
   // 1. Argmax (greedy, and the fallback of every degenerate case) and the maximum.
   ArgBest best{-INFINITY, 0, false};
-  auto take = [&best](float v, int64_t i) {
-    if (!isnan(v) && (!best.found || v > best.v)) best = {v, static_cast<int32_t>(i), true};
-  };
   if (kVec && V % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0) {
-    // Each thread's ids in ascending order, as in the scalar loop.
-    const float4* x4 = reinterpret_cast<const float4*>(x);
-    const int64_t n4 = V / 4;
-    for (int64_t base = tid; base < n4; base += 4 * kThreads) {
-      float4 v[4];
-#pragma unroll
-      for (int u = 0; u < 4; ++u) {
-        const int64_t j = base + u * kThreads;
-        v[u] = j < n4 ? x4[j] : make_float4(NAN, NAN, NAN, NAN);
-      }
-#pragma unroll
-      for (int u = 0; u < 4; ++u) {
-        const int64_t i = 4 * (base + u * kThreads);
-        take(v[u].x, i);
-        take(v[u].y, i + 1);
-        take(v[u].z, i + 2);
-        take(v[u].w, i + 3);
-      }
-    }
+    TakeQuads<kThreads>(reinterpret_cast<const float4*>(x), 0, V / 4, best);
   } else {
-    for (int64_t i = tid; i < V; i += kThreads) take(x[i], i);
+    for (int64_t i = tid; i < V; i += kThreads) Take(x[i], i, best);
   }
   best = WarpBest(best);
   if (lane == 0) sh.best[warp] = best;
@@ -565,13 +596,9 @@ __global__ void __launch_bounds__(kClThreads)
   const int g = tid >> 2, a = tid & 3;
   for (int base = 0; base < nloc; base += kClThreads / 4) {
     const int j = base + g;
-    double acc = 0.0;
-    if (j < nloc) {
-      const float* cp = slice + j * kClStride;
-      const int n = static_cast<int>(chunk_len(j));
-#pragma unroll 8
-      for (int i = a; i < n; i += 4) acc += prob(cp[i]);
-    }
+    const double acc =
+        j < nloc ? AccumulatorSum(slice + j * kClStride, static_cast<int>(chunk_len(j)), a, prob)
+                 : 0.0;
     const double pair = acc + __shfl_down_sync(0xffffffffu, acc, 1);   // a0 + a1 at a = 0
     const double sum = pair + __shfl_down_sync(0xffffffffu, pair, 2);  // + (a2 + a3)
     if (j < nloc && a == 0) csum0[c0 + j] = sum;
@@ -629,6 +656,127 @@ bool ClusterKernelUsable() {
   });
 }
 
+// The split sampler: the temperature-only draw as three kernels over the whole batch instead of
+// one block (or one cluster) per row. Call AS measured both one-row kernels at 0.7-0.8 TB/s over
+// one read of the logits (B=256: 181-196 µs, B=512: 333-356 µs, H200): each row's serial sections
+// (the total of 501 chunk sums, the scan, the landing chunk) and its phases (maximum, then sums)
+// run one after another on the SMs that hold the row, so a wave of rows waits on its slowest
+// phase. Here every phase is spread over the batch:
+//   1. SampleSplitMaxKernel: blocks of (64-chunk group, row) take their slice's argmax;
+//   2. SampleSplitSumKernel: the same blocks combine their row's partial maxima and sum their 64
+//      chunks, four threads per chunk (one per ChunkSum accumulator, in its order, as the cluster
+//      kernel does from shared memory), into scratch;
+//   3. SampleSplitDrawKernel: a block per draw copies its row's chunk sums to shared memory and
+//      draws as the other kernels do (DrawFromChunkSums).
+// The logits are read twice (1 and 2), both at full occupancy; the draws are those of the other
+// paths, bit for bit (the same maximum, since Better is a total order; the same sums in the same
+// order; the same pick). Needs a vocabulary of a multiple of 4 ids and 16-byte aligned rows.
+constexpr int kSpThreads = 256;
+constexpr int kSpChunks = kSpThreads / 4;  // chunks per block of kernels 1 and 2
+constexpr int64_t kSpIds = int64_t{kSpChunks} * kChunk;
+constexpr int kSpDrawThreads = 128;
+// Kernel 3's chunk sums sit in dynamic shared memory; past this the split path is not taken
+// (2.6 M ids; no real vocabulary comes near).
+constexpr int64_t kSpMaxChunkBytes = 40 * 1024;
+
+struct SpBest {  // a slice's ArgBest in scratch
+  float v;
+  int32_t id;
+  int32_t found;
+  int32_t unused;
+};
+
+__device__ __forceinline__ ArgBest RowBest(const SpBest* part, int groups) {
+  ArgBest top{-INFINITY, 0, false};
+  for (int k = 0; k < groups; ++k) {
+    const SpBest p = part[k];
+    top = Better(top, ArgBest{p.v, p.id, p.found != 0});
+  }
+  return top;
+}
+
+__global__ void __launch_bounds__(kSpThreads)
+    SampleSplitMaxKernel(const float* logits, int64_t V, SpBest* part) {
+  PdlGate();
+  __shared__ ArgBest warp_best[kSpThreads / 32];
+  const int64_t row = blockIdx.y;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const float4* x4 = reinterpret_cast<const float4*>(logits + row * V);
+  const int64_t q0 = static_cast<int64_t>(blockIdx.x) * (kSpIds / 4);
+  const int64_t q1 = min(V / 4, q0 + kSpIds / 4);
+  ArgBest best{-INFINITY, 0, false};
+  TakeQuads<kSpThreads>(x4, q0, q1, best);
+  best = WarpBest(best);
+  if (lane == 0) warp_best[warp] = best;
+  __syncthreads();
+  if (warp == 0) {
+    ArgBest b = lane < kSpThreads / 32 ? warp_best[lane] : ArgBest{-INFINITY, 0, false};
+    b = WarpBest(b);
+    if (lane == 0) {
+      part[row * gridDim.x + blockIdx.x] = SpBest{b.v, b.id, b.found ? 1 : 0, 0};
+    }
+  }
+}
+
+__global__ void __launch_bounds__(kSpThreads)
+    SampleSplitSumKernel(const float* logits, int64_t V, const SpBest* part, float temp,
+                         double* csum) {
+  PdlGate();
+  const int64_t row = blockIdx.y;
+  const ArgBest top = RowBest(part + row * gridDim.x, static_cast<int>(gridDim.x));
+  if (!top.found || !isfinite(top.v)) return;  // kernel 3 draws the argmax; no sums needed
+  const float mx = top.v;
+  auto prob = [&](float v) { return isnan(v) ? 0.0f : expf((v - mx) / temp); };
+  const float* x = logits + row * V;
+  const int64_t nchunks = (V + kChunk - 1) / kChunk;
+  const int g = threadIdx.x >> 2, a = threadIdx.x & 3;
+  const int64_t j = static_cast<int64_t>(blockIdx.x) * kSpChunks + g;
+  // Thread 4g + a: accumulator a of chunk j; the four lanes of a chunk read 16 consecutive bytes
+  // per load, the next load the rest of the same sectors.
+  const double acc =
+      j < nchunks ? AccumulatorSum(x + j * kChunk,
+                                   static_cast<int>(min(int64_t{kChunk}, V - j * kChunk)), a, prob)
+                  : 0.0;
+  // ChunkSum's (a0 + a1) + (a2 + a3), on lane 4g; every lane of the warp reaches the shuffles.
+  const double pair = acc + __shfl_down_sync(0xffffffffu, acc, 1);
+  const double sum = pair + __shfl_down_sync(0xffffffffu, pair, 2);
+  if (j < nchunks && a == 0) csum[row * nchunks + j] = sum;
+}
+
+struct SplitDrawShared {
+  uint32_t warp_count[kSpDrawThreads / 32];
+  double total;
+  double running;
+  int64_t cand;
+  int32_t pick;
+  float pc[kChunk];
+};
+
+__global__ void __launch_bounds__(kSpDrawThreads)
+    SampleSplitDrawKernel(const float* logits, int64_t V, int64_t per_row, const SpBest* part,
+                          int groups, const double* csum, float temp, const DevSampleKey* keys,
+                          int32_t* out) {
+  PdlGate();
+  extern __shared__ double row_sums[];  // the row's chunk sums
+  __shared__ SplitDrawShared sh;
+  const int64_t draw = blockIdx.x, row = draw / per_row;
+  const ArgBest top = RowBest(part + row * groups, groups);
+  const int32_t argmax = top.found ? top.id : 0;
+  if (!top.found || !isfinite(top.v)) {
+    if (threadIdx.x == 0) out[draw] = argmax;
+    return;
+  }
+  const float mx = top.v;
+  auto prob = [&](float v) { return isnan(v) ? 0.0f : expf((v - mx) / temp); };
+  const int64_t nchunks = (V + kChunk - 1) / kChunk;
+  for (int64_t c = threadIdx.x; c < nchunks; c += kSpDrawThreads) {
+    row_sums[c] = csum[row * nchunks + c];
+  }
+  __syncthreads();
+  DrawFromChunkSums<kSpDrawThreads>(logits + row * V, V, row_sums, prob, keys + draw, argmax, sh,
+                                    out + draw);
+}
+
 }  // namespace
 
 namespace {
@@ -642,12 +790,37 @@ bool ScalarSampling() {
 }
 }  // namespace
 
-bool SampleUsesCluster(const DevSampling& params, int64_t vocab, const float* logits) {
-  if (ScalarSampling()) return false;
+namespace {
+// Temperature-only draws on whole 16-byte pieces of the rows: what the cluster and split kernels
+// take (both read the logits as float4 or by bulk copies).
+bool FastVectorDraw(const DevSampling& params, int64_t vocab, const float* logits) {
   const bool draws_by_mass = !params.greedy && params.temperature > 0.0f && params.top_k != 1;
-  return draws_by_mass && !params.one_block && !SampleNeedsProbs(params, vocab) && vocab % 4 == 0 &&
-         reinterpret_cast<uintptr_t>(logits) % 16 == 0 && SampleClusterShape(vocab).cs > 0 &&
+  return draws_by_mass && !ScalarSampling() && !params.one_block &&
+         !SampleNeedsProbs(params, vocab) && vocab % 4 == 0 &&
+         reinterpret_cast<uintptr_t>(logits) % 16 == 0;
+}
+}  // namespace
+
+bool SampleUsesSplit(const DevSampling& params, int64_t vocab, const float* logits, int64_t rows) {
+  return params.split && FastVectorDraw(params, vocab, logits) &&
+         (vocab + kChunk - 1) / kChunk * 8 <= kSpMaxChunkBytes && rows <= 65535;
+}
+
+bool SampleUsesCluster(const DevSampling& params, int64_t vocab, const float* logits) {
+  return FastVectorDraw(params, vocab, logits) && SampleClusterShape(vocab).cs > 0 &&
          ClusterKernelUsable();
+}
+
+size_t SampleScratchBytes(const DevSampling& params, int64_t vocab, int64_t draws, int64_t per_row,
+                          const float* logits) {
+  if (SampleNeedsProbs(params, vocab)) return static_cast<size_t>(draws * vocab) * 4;
+  const int64_t rows = (draws + per_row - 1) / std::max<int64_t>(1, per_row);
+  if (draws > 0 && SampleUsesSplit(params, vocab, logits, rows)) {
+    const int64_t nchunks = (vocab + kChunk - 1) / kChunk;
+    const int64_t groups = (vocab + kSpIds - 1) / kSpIds;
+    return static_cast<size_t>(rows * nchunks * 8 + rows * groups * sizeof(SpBest));
+  }
+  return 16;
 }
 
 void LaunchSample(const float* logits, int64_t draws, int64_t per_row, int64_t vocab,
@@ -665,10 +838,31 @@ void LaunchSample(const float* logits, int64_t draws, int64_t per_row, int64_t v
     return true;
   });
   cudaError_t e = cudaSuccess;
+  const int64_t rows = (draws + per_row - 1) / per_row;
   if (ScalarSampling()) {
     Launch(SampleKernel<false>, static_cast<unsigned>(draws), kThreads, shared, s, logits, vocab,
            per_row, params, keys, probs, out);
     e = TakeLaunchError();
+  } else if (SampleUsesSplit(params, vocab, logits, rows)) {
+    // Scratch (SampleScratchBytes): the rows' chunk sums, then their slices' maxima.
+    const int64_t nchunks = (vocab + kChunk - 1) / kChunk;
+    const unsigned groups = static_cast<unsigned>((vocab + kSpIds - 1) / kSpIds);
+    double* csum = reinterpret_cast<double*>(probs);
+    SpBest* part = reinterpret_cast<SpBest*>(csum + rows * nchunks);
+    const dim3 grid(groups, static_cast<unsigned>(rows));
+    Launch(SampleSplitMaxKernel, grid, kSpThreads, 0, s, logits, vocab, part);
+    e = TakeLaunchError();
+    if (e == cudaSuccess) {
+      Launch(SampleSplitSumKernel, grid, kSpThreads, 0, s, logits, vocab, part, params.temperature,
+             csum);
+      e = TakeLaunchError();
+    }
+    if (e == cudaSuccess) {
+      Launch(SampleSplitDrawKernel, static_cast<unsigned>(draws), kSpDrawThreads,
+             static_cast<size_t>(nchunks) * 8, s, logits, vocab, per_row, part,
+             static_cast<int>(groups), csum, params.temperature, keys, out);
+      e = TakeLaunchError();
+    }
   } else if (SampleUsesCluster(params, vocab, logits)) {
     const ClusterShape shape = SampleClusterShape(vocab);
     LaunchCluster(SampleClusterKernel, static_cast<unsigned>(draws * shape.cs), kClThreads,

@@ -1126,8 +1126,9 @@ TEST(CudaMamba1, StateUpdateMatchesReference) {
 }
 
 // The sampler's fast paths (no top-k, no top-p: probabilities never stored, the landing chunk
-// recomputed), the cluster kernel (the row spread over a cluster's shared memory) and the one-block
-// kernel, draw exactly the ids of the general path, over Llama 3's vocabulary (8 blocks per row),
+// recomputed), the cluster kernel (the row spread over a cluster's shared memory), the one-block
+// kernel and the split kernels (slice maxima, chunk sums and draws as three launches over the
+// batch), draw exactly the ids of the general path, over Llama 3's vocabulary (8 blocks per row),
 // HF Mamba's (a partial last chunk), a small one (a cluster of one) and an odd one (the one-block
 // kernel on scalar loads), with NaN and -inf logits, flat and peaked rows (most probabilities
 // underflowing to zero), a row of NaN and a row with +inf (both the argmax), and two temperatures.
@@ -1167,14 +1168,23 @@ TEST(CudaSamplerKernel, FastPathsEqualFullPasses) {
     ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&d_out), keys.size() * 4), cudaSuccess);
     for (float temp : {1.0f, 0.6f}) {
       // 0: the default (the cluster kernel where it applies), 1: the one-block kernel's fast path,
-      // 2: the general path.
-      std::vector<int32_t> ids[3];
-      for (int mode = 0; mode < 3; ++mode) {
+      // 2: the general path, 3: the split kernels (where they apply; else the one-block kernel).
+      std::vector<int32_t> ids[4];
+      for (int mode = 0; mode < 4; ++mode) {
         cu::DevSampling sp{temp, -1, 1.0f, false, mode == 2};
         sp.one_block = mode == 1;
+        sp.split = mode == 3;
         ASSERT_EQ(cu::SampleNeedsProbs(sp, V), mode == 2);
         if (mode == 0) {
           ASSERT_EQ(cu::SampleUsesCluster(sp, V, d_logits), V % 4 == 0) << "vocab " << V;
+          ASSERT_FALSE(cu::SampleUsesSplit(sp, V, d_logits, kRows)) << "vocab " << V;
+        }
+        if (mode == 3) {
+          ASSERT_EQ(cu::SampleUsesSplit(sp, V, d_logits, kRows), V % 4 == 0) << "vocab " << V;
+          // The split kernels' scratch (chunk sums and slice maxima) fits in the general path's.
+          ASSERT_LE(
+              cu::SampleScratchBytes(sp, V, static_cast<int64_t>(keys.size()), kPerRow, d_logits),
+              keys.size() * V * 4);
         }
         cu::LaunchSample(d_logits, static_cast<int64_t>(keys.size()), kPerRow, V, sp, d_keys,
                          d_probs, d_out, nullptr);
@@ -1185,6 +1195,7 @@ TEST(CudaSamplerKernel, FastPathsEqualFullPasses) {
       }
       EXPECT_EQ(ids[0], ids[2]) << "vocab " << V << ", temperature " << temp;
       EXPECT_EQ(ids[1], ids[2]) << "vocab " << V << ", temperature " << temp;
+      EXPECT_EQ(ids[3], ids[2]) << "vocab " << V << ", temperature " << temp << " (split)";
       for (int k = 0; k < kPerRow; ++k) {
         EXPECT_EQ(ids[0][3 * kPerRow + k], 0);    // all NaN: nothing found, id 0
         EXPECT_EQ(ids[0][4 * kPerRow + k], 777);  // +inf: the argmax
@@ -1195,7 +1206,8 @@ TEST(CudaSamplerKernel, FastPathsEqualFullPasses) {
       std::printf(
           "[cuda] sampler fast paths, vocab %lld, temperature %.1f: %zu draws equal to the "
           "general path (%s kernel and one-block kernel)\n",
-          static_cast<long long>(V), temp, ids[0].size(), V % 4 == 0 ? "cluster" : "one-block");
+          static_cast<long long>(V), temp, ids[0].size(),
+          V % 4 == 0 ? "cluster, split" : "one-block");
     }
     cudaFree(d_logits);
     cudaFree(d_keys);

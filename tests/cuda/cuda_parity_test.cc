@@ -527,6 +527,28 @@ TEST_P(CudaFamily, ProgrammaticLaunchEqualsStreamOrder) {
   ASSERT_TRUE(restore.ok());
 }
 
+// The split sampler (TTC_CUDA_SAMPLE_SPLIT_ROWS: slice maxima, chunk sums and draws as three
+// launches over the batch, from scratch in step memory) draws the ids of the default sampler in a
+// whole generate: prefill rows shared by several samples, decode steps recorded and replayed.
+TEST_P(CudaFamily, SplitSamplerEqualsDefault) {
+  const auto dir = testing::GoldenModel(GetParam());
+  LOAD_CUDA_OR_SKIP(plain, dir);
+  const engine::GenerateRequest req = StopHeavyRequest((*plain)->config().vocab_size, 64);
+  auto without = engine::Generate(**plain, req);
+  ASSERT_TRUE(without.ok()) << without.status().ToString();
+  auto split_model = [&] {
+    ScopedEnv split("TTC_CUDA_SAMPLE_SPLIT_ROWS", "1");
+    return LoadCuda(dir);
+  }();
+  ASSERT_TRUE(split_model.ok()) << split_model.status().ToString();
+  auto with = engine::Generate(**split_model, req);
+  ASSERT_TRUE(with.ok()) << with.status().ToString();
+  const int64_t tokens = ExpectSameSamples(*with, *without, GetParam());
+  EXPECT_GT(tokens, 0);
+  std::cout << "[cuda] " << GetParam() << ": " << tokens
+            << " tokens equal with the split sampler and the default one\n";
+}
+
 // Generate's pipelined decode on the GPU (the default there: each step launched with the previous
 // step's draws still on the device, collected one step later) gives the ids of the step-by-step
 // loop, with samples stopping at many different steps; both record and replay CUDA graphs.

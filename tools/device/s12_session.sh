@@ -51,15 +51,18 @@
 # tools/bench/cuda/gemm_sweep.cc: every cublasLt configuration of the decode GEMM shapes against
 # cublasGemmEx (is there a faster kernel for the narrow shapes than the heuristic's?).
 # PART=6: (11)'s tests and A/B.
-# Order for a 30-minute session: PART="1 3 2" in the first call, then PART="5 6 4" (each call <= 540 s,
-# BUDGET; a part cut short is named again in the next call).
-# Logs: $OUT/logs.tgz. Prepare .devbase before PART=1 (model.cc and cuda_backend.cc of 01ff24e, main before
-# the branch was merged in session 17, the
-# latter passing its state kind as (5)'s StateStore; the branch's backend.h serves both):
-#   rm -rf .devbase; mkdir -p .devbase/engine/cuda
-#   git show 01ff24e:engine/model.cc > .devbase/engine/model.cc
-#   git show 01ff24e:engine/cuda/cuda_backend.cc | sed 's/st->state_bytes() == 2,/st->state_bytes() \
-#     == 2 ? cuda::StateStore::kBf16 : cuda::StateStore::kF32,/' > .devbase/engine/cuda/cuda_backend.cc
+# and one from session 18:
+#  (12) the split sampler (TTC_CUDA_SAMPLE_SPLIT_ROWS=N: draws over >= N rows as three kernels over
+#       the batch; default never): FastPathsEqualFullPasses' mode 3 in setup_test (id for id with
+#       the general path), cuda_sampler's "split" rows and the engine A/B (sampler_split, in PART=8).
+# PART=8: the first call at main's merged defaults: tests, table, PDL at B=1, skinny at 32 rows,
+# the split sampler.
+# Order for a 30-minute session from session 18 on: PART=8 in the first call, then PART="2 1", then
+# PART="5 6 4" (each call <= 540 s, BUDGET; a part cut short is named again in the next call).
+# Logs: $OUT/logs.tgz. Before the first call of a checkout, tools/device/prepare.sh makes the carried
+# folders: .devdeps, .devshared, and .devbase (model.cc and cuda_backend.cc of 01ff24e, main before
+# the branch was merged in session 17, the latter passing its state kind as (5)'s StateStore; the
+# branch's backend.h serves both).
 source "$(dirname "$0")/call_lib.sh"
 guard() {  # a new default whose check failed in this call's tests is off for the timing runs after it
   local kt=$L/cuda_kernel_test.log ct=$L/cuda_test.log
@@ -157,6 +160,9 @@ part4() {  # one decode step per kernel, and every cublasLt configuration of the
   STEP_LINES=14 step_kernels mil3 mambainllama-3b 512
   STEP_LINES=10 step_kernels llamba3 llamba-3b 512
   STEP_LINES=10 step_kernels llama1 llama-3.2-1b 256
+  # (session 18) B=64, the column furthest from its roofline: where do ~2 ms per Llama-1B step go?
+  STEP_LINES=14 step_kernels llama1-64 llama-3.2-1b 64
+  STEP_LINES=10 step_kernels llamba3-1 llamba-3b 1
 }
 part6() {  # (11): cublasLt tuning inside recorded decode steps (it only ever reached eager steps
   # since the graphs came; session 3's "no gain" was measured before them, on 3-launch timings).
@@ -184,7 +190,28 @@ part7() {  # the first call when machines are scarce: the tests, the table with 
   done
   bench_ab "llama-3.2-1b:256 mambainllama-3b:512 llama-3.2-3b:512" stream:TTC_CUDA_PDL=0
 }
-export -f part1 part2 part3 part4 part5 part6 part7 score_ab setup_only guard
+part8() {  # the first call at main's merged defaults (session 18 on; PDL off, skinny GEMM up to 16
+  # rows, f32 state): the tests (session 17's RoPE and ScoreBatch fixes among them), the table with
+  # the HF baseline, then the two open questions in their cheapest form: PDL at the B=1 cells
+  # that were 14 % slower in call AS (the table gives the stream-order figures), and the skinny
+  # kernel at 32 rows against cuBLAS (is the crossover above 16?)
+  setup_test 200
+  guard
+  grep -hE "^\[cuda\] (rope|.*score batch)" $L/cuda_kernel_test.log $L/cuda_test.log | cut -c1-160 | head -12
+  full_table
+  bench_ab "mambainllama-3b:1 llamba-3b:1 llama-3.2-3b:1" pdl:TTC_CUDA_PDL=1
+  bench_ab "llama-3.2-1b:32 mambainllama-1b:32" cublas:TTC_CUDA_SKINNY=0 skinny32:TTC_CUDA_SKINNY_ROWS=32
+  sampler_split
+}
+sampler_split() {  # (12) session 18's split sampler: its kernel test ran in setup_test
+  # (FastPathsEqualFullPasses, mode 3); the micro-benchmark's four paths, then the engine A/B
+  grep -E "^\[cuda\] sampler fast paths|FastPathsEqualFullPasses" $L/cuda_kernel_test.log | head -10
+  cmake --build build-dev -j 16 --target cuda_sampler > $L/build-sampler.log 2>&1
+  timeout 60 build-dev/bench/cuda_sampler 1,16,64,256,512 > $L/sampler-micro.log 2>&1
+  el "cuda_sampler rc $?"; cat $L/sampler-micro.log
+  bench_ab "llama-3.2-1b:64,256,512 mambainllama-3b:512" split:TTC_CUDA_SAMPLE_SPLIT_ROWS=1
+}
+export -f part1 part2 part3 part4 part5 part6 part7 part8 score_ab setup_only guard sampler_split
 # PART may name several parts ("1 2 3 4"): they run in turn until BUDGET runs out (the logs of a part
 # cut short still come back in logs.tgz). Session 11's calls took 90-100 s for setup+test, 45 s for
 # the base build, 6-25 s a benchmark run and 150 s for the table with the baseline.

@@ -1,13 +1,14 @@
 // The GPU sampler's kernels on decode-shaped launches: B rows of Llama 3's 128,256 logits (f32, as
 // the LM head writes them), one temperature-only draw per row, as every decode step of `ttc bench`
 // and of a grid without top-k / top-p ends. Times the cluster kernel (the row read once from the
-// cluster's shared memory), the one-block kernel's fast path (two reads) and, for scale, the
+// cluster's shared memory), the one-block kernel's fast path (two reads), the split kernels (slice
+// maxima, chunk sums, draws: three launches over the batch, two reads) and, for scale, the
 // general path (probabilities stored; what top-k / top-p take). CUDA builds only.
 // Usage: cuda_sampler [B,B,...] [vocab] (default 64,256,512 and 128256). Per cell: CUDA events
 // around 20 back-to-back launches, per launch, median of 15 rounds after 5 warm-up rounds; each
 // round draws with fresh RNG keys (the step advances) over logits drawn once per batch size
 // (N(0, 3), so most of the mass sits in a few hundred ids, as in a real row). Also prints the
-// achieved read bandwidth over the logits' bytes and checks that the three paths drew the same ids.
+// achieved read bandwidth over the logits' bytes and checks that the four paths drew the same ids.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -55,14 +56,17 @@ int main(int argc, char** argv) {
     cu::DevSampleKey* keys = ttc::bench::Dev<cu::DevSampleKey>(B);
     int32_t* out = ttc::bench::Dev<int32_t>(B);
     std::vector<cu::DevSampleKey> hk(static_cast<size_t>(B));
-    std::vector<int32_t> ids[3];
-    const char* names[3] = {"cluster", "one-block", "general"};
-    for (int kind = 0; kind < 3; ++kind) {
+    std::vector<int32_t> ids[4];
+    const char* names[4] = {"cluster", "one-block", "general", "split"};
+    for (const int kind : {0, 1, 3, 2}) {
       cu::DevSampling sp{0.8f, -1, 1.0f, false, kind == 2};
       sp.one_block = kind == 1;
-      if (kind == 0 && !cu::SampleUsesCluster(sp, V, logits)) {
-        std::printf("%6d %-10s %9s %8s  (not used for this vocabulary or device)\n", B, names[0],
-                    "-", "-");
+      sp.split = kind == 3;
+      if ((kind == 0 &&
+           (!cu::SampleUsesCluster(sp, V, logits) || cu::SampleUsesSplit(sp, V, logits, B))) ||
+          (kind == 3 && !cu::SampleUsesSplit(sp, V, logits, B))) {
+        std::printf("%6d %-10s %9s %8s  (not used for this vocabulary, device or setting)\n", B,
+                    names[kind], "-", "-");
         continue;
       }
       std::vector<float> rounds;
@@ -88,7 +92,7 @@ int main(int argc, char** argv) {
       std::printf("%6d %-10s %9.1f %8.0f\n", B, names[kind], us,
                   static_cast<double>(B) * V * 4 / (us * 1e3));
     }
-    for (int kind = 0; kind < 2; ++kind) {
+    for (const int kind : {0, 1, 3}) {
       if (!ids[kind].empty() && ids[kind] != ids[2]) {
         std::printf("%6d %-10s drew other ids than the general path\n", B, names[kind]);
         ++mismatched_cells;
