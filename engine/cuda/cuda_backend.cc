@@ -953,6 +953,7 @@ class CudaBackend final : public Backend {
       cuda::DevSampling sp{params.temperature, params.top_k, params.top_p, params.greedy,
                            sample_full_};
       sp.split = sample_split_rows_ > 0 && logits.rows() >= sample_split_rows_;
+      if (cuda::SampleUsesSplit(sp, V, A(logits).data, logits.rows())) ++split_samples_;
       Scratch probs(mem_.get(), cuda::SampleScratchBytes(sp, V, draws, per_row, A(logits).data));
       cuda::LaunchSample(A(logits).data, draws, per_row, V, sp, d_keys, probs.as<float>(),
                          d_ids_out_, stream_);
@@ -1710,6 +1711,7 @@ class CudaBackend final : public Backend {
   int64_t graph_captures() const { return captures_; }
   int64_t graph_replays() const { return replays_; }
   int64_t cascades() const { return cascades_; }
+  int64_t split_samples() const { return split_samples_; }
 
  private:
   // The weight as f32 (converted once, on first use, when it was stored as bf16).
@@ -1796,7 +1798,7 @@ class CudaBackend final : public Backend {
   bool measure_peak_ = false;  // this step runs last_key_ eagerly: SampleRows records its peak
   uint64_t graph_step_ = 0;
   int64_t ops_ = 0;
-  int64_t captures_ = 0, replays_ = 0, cascades_ = 0;
+  int64_t captures_ = 0, replays_ = 0, cascades_ = 0, split_samples_ = 0;
   // cublasLt autotuning (TTC_CUDA_GEMM_TUNE=1 or wide, see Bf16Gemm): how many heuristic
   // candidates it times (0: off).
   static constexpr size_t kLtWorkspace = size_t{32} << 20;
@@ -1913,7 +1915,7 @@ Result<CudaBatchPlan> PlanCudaBatch(const ModelConfig& config, int64_t context_l
 CudaGraphCounts GetCudaGraphCounts(const Backend& backend) {
   const auto* cuda = dynamic_cast<const CudaBackend*>(&backend);
   if (cuda == nullptr) return {};
-  return {cuda->graph_captures(), cuda->graph_replays(), cuda->cascades()};
+  return {cuda->graph_captures(), cuda->graph_replays(), cuda->cascades(), cuda->split_samples()};
 }
 
 Result<std::unique_ptr<Backend>> CreateCudaBackend(const BackendOptions& options) {

@@ -56,11 +56,13 @@ Result<CudaBatchPlan> PlanCudaBatch(const ModelConfig& config, int64_t context_l
 // backend that is not the CUDA one). Recording is on unless TTC_CUDA_GRAPHS=0 or TTC_CUDA_PROFILE
 // is set; see Backend::BeginForward.
 // Also the attention ops launched with the shared-prefix cascade (eagerly or into a recording;
-// off with TTC_CUDA_CASCADE=0, see cuda::PrefixPlan).
+// off with TTC_CUDA_CASCADE=0, see cuda::PrefixPlan), and the draws launched on the split sampler
+// (eagerly or into a recording; TTC_CUDA_SAMPLE_SPLIT_ROWS, see cuda::SampleUsesSplit).
 struct CudaGraphCounts {
   int64_t captures = 0;
   int64_t replays = 0;
   int64_t cascades = 0;
+  int64_t split_samples = 0;
 };
 CudaGraphCounts GetCudaGraphCounts(const Backend& backend);
 

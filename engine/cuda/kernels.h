@@ -276,9 +276,10 @@ __host__ __device__
 bool SampleUsesCluster(const DevSampling& params, int64_t vocab, const float* logits);
 // Whether LaunchSample draws over `rows` logits rows with the split kernels (the temperature-only
 // draw as three kernels across the batch: slice maxima, chunk sums, one block per draw): with
-// params.split, on the cluster kernel's conditions. Takes precedence over the cluster kernel; the
-// same ids either way. (The CUDA backend sets params.split for draws over at least
-// TTC_CUDA_SAMPLE_SPLIT_ROWS rows; default 0, never.)
+// params.split, for temperature-only draws (not one_block, not TTC_CUDA_SAMPLE_SCALAR=1) on a
+// vocabulary of a multiple of 4 ids and at most 1.3 M, 16-byte aligned rows, and at most 65,535
+// rows. Takes precedence over the cluster kernel; the same ids either way. (The CUDA backend sets
+// params.split for draws over at least TTC_CUDA_SAMPLE_SPLIT_ROWS rows; default 0, never.)
 bool SampleUsesSplit(const DevSampling& params, int64_t vocab, const float* logits, int64_t rows);
 // The bytes of scratch LaunchSample needs for these draws: draws * vocab floats on the general
 // path (SampleNeedsProbs), the rows' chunk sums and slice maxima on the split kernels (about 4 KB

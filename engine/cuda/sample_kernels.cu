@@ -676,10 +676,10 @@ constexpr int kSpChunks = kSpThreads / 4;  // chunks per block of kernels 1 and 
 constexpr int64_t kSpIds = int64_t{kSpChunks} * kChunk;
 constexpr int kSpDrawThreads = 128;
 // Kernel 3's chunk sums sit in dynamic shared memory; past this the split path is not taken
-// (2.6 M ids; no real vocabulary comes near).
+// (5,120 chunks = 1.3 M ids; no real vocabulary comes near).
 constexpr int64_t kSpMaxChunkBytes = 40 * 1024;
 
-struct SpBest {  // a slice's ArgBest in scratch
+struct alignas(16) SpBest {  // a slice's ArgBest in scratch (one 16-byte load)
   float v;
   int32_t id;
   int32_t found;
@@ -838,7 +838,7 @@ void LaunchSample(const float* logits, int64_t draws, int64_t per_row, int64_t v
     return true;
   });
   cudaError_t e = cudaSuccess;
-  const int64_t rows = (draws + per_row - 1) / per_row;
+  const int64_t rows = (draws + per_row - 1) / std::max<int64_t>(1, per_row);
   if (ScalarSampling()) {
     Launch(SampleKernel<false>, static_cast<unsigned>(draws), kThreads, shared, s, logits, vocab,
            per_row, params, keys, probs, out);

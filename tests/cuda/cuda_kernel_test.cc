@@ -1131,7 +1131,9 @@ TEST(CudaMamba1, StateUpdateMatchesReference) {
 // batch), draw exactly the ids of the general path, over Llama 3's vocabulary (8 blocks per row),
 // HF Mamba's (a partial last chunk), a small one (a cluster of one) and an odd one (the one-block
 // kernel on scalar loads), with NaN and -inf logits, flat and peaked rows (most probabilities
-// underflowing to zero), a row of NaN and a row with +inf (both the argmax), and two temperatures.
+// underflowing to zero), a row of NaN and a row with +inf twice (both the argmax: the lowest id of
+// the maximum, where the split kernels find the two in different slices), a row whose maximum is
+// tied across slices, and two temperatures.
 TEST(CudaSamplerKernel, FastPathsEqualFullPasses) {
   if (!HasCudaDevice()) {
     cudaGetLastError();
@@ -1158,6 +1160,9 @@ TEST(CudaSamplerKernel, FastPathsEqualFullPasses) {
     logits[5] = NAN;
     logits[static_cast<size_t>(V + 7)] = -INFINITY;
     logits[static_cast<size_t>(4 * V + 777)] = INFINITY;
+    logits[static_cast<size_t>(5 * V - 3)] = INFINITY;   // a tie, in the last slice
+    logits[static_cast<size_t>(5 * V + V / 8)] = 50.0f;  // row 5's maximum, tied across slices
+    logits[static_cast<size_t>(6 * V - 3)] = 50.0f;
     std::vector<cu::DevSampleKey> keys(kRows * kPerRow);
     for (size_t i = 0; i < keys.size(); ++i) keys[i] = {11, i, 3};
     float* d_logits = ToDevice(logits);
@@ -1196,9 +1201,11 @@ TEST(CudaSamplerKernel, FastPathsEqualFullPasses) {
       EXPECT_EQ(ids[0], ids[2]) << "vocab " << V << ", temperature " << temp;
       EXPECT_EQ(ids[1], ids[2]) << "vocab " << V << ", temperature " << temp;
       EXPECT_EQ(ids[3], ids[2]) << "vocab " << V << ", temperature " << temp << " (split)";
-      for (int k = 0; k < kPerRow; ++k) {
-        EXPECT_EQ(ids[0][3 * kPerRow + k], 0);    // all NaN: nothing found, id 0
-        EXPECT_EQ(ids[0][4 * kPerRow + k], 777);  // +inf: the argmax
+      for (int mode : {0, 3}) {
+        for (int k = 0; k < kPerRow; ++k) {
+          EXPECT_EQ(ids[mode][3 * kPerRow + k], 0);    // all NaN: nothing found, id 0
+          EXPECT_EQ(ids[mode][4 * kPerRow + k], 777);  // +inf: the argmax (the lower of two)
+        }
       }
       int distinct = 0;
       for (size_t i = 1; i < ids[0].size(); ++i) distinct += ids[0][i] != ids[0][i - 1];

@@ -545,6 +545,14 @@ TEST_P(CudaFamily, SplitSamplerEqualsDefault) {
   ASSERT_TRUE(with.ok()) << with.status().ToString();
   const int64_t tokens = ExpectSameSamples(*with, *without, GetParam());
   EXPECT_GT(tokens, 0);
+#ifdef TTC_HAVE_CUDA_BACKEND
+  // The split kernels did draw (a model whose rows they refused would compare the default with
+  // itself), also inside recorded steps that were replayed; the default backend never took them.
+  const auto split_counts = engine::GetCudaGraphCounts((*split_model)->backend());
+  EXPECT_GT(split_counts.split_samples, 0) << GetParam();
+  EXPECT_GT(split_counts.replays, 0) << GetParam();
+  EXPECT_EQ(engine::GetCudaGraphCounts((*plain)->backend()).split_samples, 0) << GetParam();
+#endif
   std::cout << "[cuda] " << GetParam() << ": " << tokens
             << " tokens equal with the split sampler and the default one\n";
 }
