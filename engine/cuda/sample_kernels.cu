@@ -35,6 +35,15 @@ constexpr int kThreads = 1024;
 constexpr int kWarps = kThreads / 32;
 constexpr int kChunk = static_cast<int>(kSampleChunk);  // engine/sampler_sum.h
 
+// The chunks of a vocabulary of V ids (the last may be partial).
+__host__ __device__ constexpr int64_t Chunks(int64_t V) { return (V + kChunk - 1) / kChunk; }
+
+// An id's unnormalised probability on the fast paths, from its logit v, the row's maximum and the
+// temperature (NaN: 0). Every fast-path kernel computes it here, so that all draw the same ids.
+__device__ __forceinline__ float Mass(float v, float mx, float temp) {
+  return isnan(v) ? 0.0f : expf((v - mx) / temp);
+}
+
 struct ArgBest {
   float v;
   int32_t id;
@@ -107,7 +116,7 @@ struct Shared {
 
 // Fills chunk[] with the chunk sums of p and returns the total (every thread gets it).
 __device__ double Totals(const float* p, int64_t V, double* chunk, Shared& sh) {
-  const int64_t nchunks = (V + kChunk - 1) / kChunk;
+  const int64_t nchunks = Chunks(V);
   for (int64_t c = threadIdx.x; c < nchunks; c += blockDim.x) {
     const int64_t b = c * kChunk;
     chunk[c] = ChunkSum(p + b, V - b < kChunk ? V - b : kChunk);
@@ -155,7 +164,7 @@ template <int kT, typename Sh, typename Prob>
 __device__ void DrawFromChunkSums(const float* x, int64_t V, const double* chunk, Prob prob,
                                   const DevSampleKey* key, int32_t argmax, Sh& sh, int32_t* out) {
   const int tid = threadIdx.x;
-  const int64_t nchunks = (V + kChunk - 1) / kChunk;
+  const int64_t nchunks = Chunks(V);
   double r = 0.0;
   if (tid == 0) {
     double t = 0.0;
@@ -283,8 +292,8 @@ __global__ void __launch_bounds__(kThreads)
   // uniform lands in has its probabilities computed again (same expression, same rounding).
   if (!SampleNeedsProbs(sp, V)) {
     const float temp = sp.temperature;
-    auto prob = [&](float v) { return isnan(v) ? 0.0f : expf((v - mx) / temp); };
-    const int64_t nchunks = (V + kChunk - 1) / kChunk;
+    auto prob = [&](float v) { return Mass(v, mx, temp); };
+    const int64_t nchunks = Chunks(V);
     const bool vec = (V % 4) == 0 && (reinterpret_cast<uintptr_t>(x) % 16) == 0;
     for (int64_t c = tid; c < nchunks; c += kThreads) {
       // ChunkSum's order (engine/sampler_sum.h): four interleaved double accumulators.
@@ -450,7 +459,7 @@ __global__ void __launch_bounds__(kThreads)
   if (tid == 0) {
     const DevSampleKey k = keys[draw];
     const double r = SamplingUniform(k.seed, k.sample_index, k.step) * total;
-    const int64_t nchunks = (V + kChunk - 1) / kChunk;
+    const int64_t nchunks = Chunks(V);
     double running = 0.0;
     int32_t pick = -1;
     for (int64_t c = 0; c < nchunks && pick < 0; ++c) {
@@ -525,7 +534,7 @@ __global__ void __launch_bounds__(kClThreads)
   const int64_t draw = blockIdx.x / cs;
   const float* x = logits + (draw / per_row) * V;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int64_t nchunks = (V + kChunk - 1) / kChunk;
+  const int64_t nchunks = Chunks(V);
   const int64_t c0 = static_cast<int64_t>(rank) * cpb;
   const int nloc = static_cast<int>(max(int64_t{0}, min(c0 + cpb, nchunks) - c0));
   const int per_piece = max(1, (nloc + kClPieces - 1) / kClPieces);
@@ -587,7 +596,7 @@ __global__ void __launch_bounds__(kClThreads)
     return;  // (no block touches another's shared memory after the last cluster.sync)
   }
   const float mx = top.v, temp = sp.temperature;
-  auto prob = [&](float v) { return isnan(v) ? 0.0f : expf((v - mx) / temp); };
+  auto prob = [&](float v) { return Mass(v, mx, temp); };
 
   // 2. Chunk sums: thread 4g + a sums accumulator a of chunk g (ids a, a + 4, ... in order), then
   // lane 4g adds them as ChunkSum does, (a0 + a1) + (a2 + a3), into rank 0's csum. The loop runs
@@ -616,7 +625,7 @@ struct ClusterShape {
   size_t smem = 0;
 };
 ClusterShape SampleClusterShape(int64_t vocab) {
-  const int64_t nchunks = (vocab + kChunk - 1) / kChunk;
+  const int64_t nchunks = Chunks(vocab);
   for (int cs = 1; cs <= kClMaxCluster; ++cs) {
     const int64_t cpb = (nchunks + cs - 1) / cs;
     const size_t smem = static_cast<size_t>(cpb * kClStride * 4 + nchunks * 8);
@@ -686,6 +695,17 @@ struct alignas(16) SpBest {  // a slice's ArgBest in scratch (one 16-byte load)
   int32_t unused;
 };
 
+// The split kernels' scratch for `rows` rows: their chunk sums (doubles), then their slices'
+// maxima. SampleScratchBytes sizes it and LaunchSample carves it up by this one layout.
+struct SplitLayout {
+  int64_t rows, nchunks, groups;
+  size_t SumsBytes() const { return static_cast<size_t>(rows * nchunks) * sizeof(double); }
+  size_t Bytes() const { return SumsBytes() + static_cast<size_t>(rows * groups) * sizeof(SpBest); }
+};
+SplitLayout SplitLayoutOf(int64_t vocab, int64_t rows) {
+  return {rows, Chunks(vocab), (vocab + kSpIds - 1) / kSpIds};
+}
+
 __device__ __forceinline__ ArgBest RowBest(const SpBest* part, int groups) {
   ArgBest top{-INFINITY, 0, false};
   for (int k = 0; k < groups; ++k) {
@@ -726,9 +746,9 @@ __global__ void __launch_bounds__(kSpThreads)
   const ArgBest top = RowBest(part + row * gridDim.x, static_cast<int>(gridDim.x));
   if (!top.found || !isfinite(top.v)) return;  // kernel 3 draws the argmax; no sums needed
   const float mx = top.v;
-  auto prob = [&](float v) { return isnan(v) ? 0.0f : expf((v - mx) / temp); };
+  auto prob = [&](float v) { return Mass(v, mx, temp); };
   const float* x = logits + row * V;
-  const int64_t nchunks = (V + kChunk - 1) / kChunk;
+  const int64_t nchunks = Chunks(V);
   const int g = threadIdx.x >> 2, a = threadIdx.x & 3;
   const int64_t j = static_cast<int64_t>(blockIdx.x) * kSpChunks + g;
   // Thread 4g + a: accumulator a of chunk j; the four lanes of a chunk read 16 consecutive bytes
@@ -767,8 +787,8 @@ __global__ void __launch_bounds__(kSpDrawThreads)
     return;
   }
   const float mx = top.v;
-  auto prob = [&](float v) { return isnan(v) ? 0.0f : expf((v - mx) / temp); };
-  const int64_t nchunks = (V + kChunk - 1) / kChunk;
+  auto prob = [&](float v) { return Mass(v, mx, temp); };
+  const int64_t nchunks = Chunks(V);
   for (int64_t c = threadIdx.x; c < nchunks; c += kSpDrawThreads) {
     row_sums[c] = csum[row * nchunks + c];
   }
@@ -777,9 +797,6 @@ __global__ void __launch_bounds__(kSpDrawThreads)
                                     out + draw);
 }
 
-}  // namespace
-
-namespace {
 // TTC_CUDA_SAMPLE_SCALAR=1: every draw on the one-block kernel's scalar loads (A/B measurements).
 bool ScalarSampling() {
   static const bool scalar = [] {
@@ -788,9 +805,12 @@ bool ScalarSampling() {
   }();
   return scalar;
 }
-}  // namespace
 
-namespace {
+// The logits rows `draws` draws of `per_row` each read.
+int64_t LogitRows(int64_t draws, int64_t per_row) {
+  return (draws + per_row - 1) / std::max<int64_t>(1, per_row);
+}
+
 // Temperature-only draws on whole 16-byte pieces of the rows: what the cluster and split kernels
 // take (both read the logits as float4 or by bulk copies).
 bool FastVectorDraw(const DevSampling& params, int64_t vocab, const float* logits) {
@@ -803,7 +823,7 @@ bool FastVectorDraw(const DevSampling& params, int64_t vocab, const float* logit
 
 bool SampleUsesSplit(const DevSampling& params, int64_t vocab, const float* logits, int64_t rows) {
   return params.split && FastVectorDraw(params, vocab, logits) &&
-         (vocab + kChunk - 1) / kChunk * 8 <= kSpMaxChunkBytes && rows <= 65535;
+         Chunks(vocab) * 8 <= kSpMaxChunkBytes && rows <= 65535;
 }
 
 bool SampleUsesCluster(const DevSampling& params, int64_t vocab, const float* logits) {
@@ -814,11 +834,9 @@ bool SampleUsesCluster(const DevSampling& params, int64_t vocab, const float* lo
 size_t SampleScratchBytes(const DevSampling& params, int64_t vocab, int64_t draws, int64_t per_row,
                           const float* logits) {
   if (SampleNeedsProbs(params, vocab)) return static_cast<size_t>(draws * vocab) * 4;
-  const int64_t rows = (draws + per_row - 1) / std::max<int64_t>(1, per_row);
+  const int64_t rows = LogitRows(draws, per_row);
   if (draws > 0 && SampleUsesSplit(params, vocab, logits, rows)) {
-    const int64_t nchunks = (vocab + kChunk - 1) / kChunk;
-    const int64_t groups = (vocab + kSpIds - 1) / kSpIds;
-    return static_cast<size_t>(rows * nchunks * 8 + rows * groups * sizeof(SpBest));
+    return SplitLayoutOf(vocab, rows).Bytes();
   }
   return 16;
 }
@@ -827,7 +845,7 @@ void LaunchSample(const float* logits, int64_t draws, int64_t per_row, int64_t v
                   DevSampling params, const DevSampleKey* keys, float* probs, int32_t* out,
                   cudaStream_t s) {
   if (draws <= 0) return;
-  const size_t shared = static_cast<size_t>((vocab + kChunk - 1) / kChunk) * sizeof(double);
+  const size_t shared = static_cast<size_t>(Chunks(vocab)) * sizeof(double);
   OncePerDevice([] {
     // Vocabularies past 48 KB of chunk sums (12,288 chunks = 3.1 M ids) need the opt-in.
     cudaFuncSetAttribute(SampleKernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -838,18 +856,16 @@ void LaunchSample(const float* logits, int64_t draws, int64_t per_row, int64_t v
     return true;
   });
   cudaError_t e = cudaSuccess;
-  const int64_t rows = (draws + per_row - 1) / std::max<int64_t>(1, per_row);
+  const int64_t rows = LogitRows(draws, per_row);
   if (ScalarSampling()) {
     Launch(SampleKernel<false>, static_cast<unsigned>(draws), kThreads, shared, s, logits, vocab,
            per_row, params, keys, probs, out);
     e = TakeLaunchError();
   } else if (SampleUsesSplit(params, vocab, logits, rows)) {
-    // Scratch (SampleScratchBytes): the rows' chunk sums, then their slices' maxima.
-    const int64_t nchunks = (vocab + kChunk - 1) / kChunk;
-    const unsigned groups = static_cast<unsigned>((vocab + kSpIds - 1) / kSpIds);
+    const SplitLayout lay = SplitLayoutOf(vocab, rows);
     double* csum = reinterpret_cast<double*>(probs);
-    SpBest* part = reinterpret_cast<SpBest*>(csum + rows * nchunks);
-    const dim3 grid(groups, static_cast<unsigned>(rows));
+    SpBest* part = reinterpret_cast<SpBest*>(reinterpret_cast<char*>(probs) + lay.SumsBytes());
+    const dim3 grid(static_cast<unsigned>(lay.groups), static_cast<unsigned>(rows));
     Launch(SampleSplitMaxKernel, grid, kSpThreads, 0, s, logits, vocab, part);
     e = TakeLaunchError();
     if (e == cudaSuccess) {
@@ -859,8 +875,8 @@ void LaunchSample(const float* logits, int64_t draws, int64_t per_row, int64_t v
     }
     if (e == cudaSuccess) {
       Launch(SampleSplitDrawKernel, static_cast<unsigned>(draws), kSpDrawThreads,
-             static_cast<size_t>(nchunks) * 8, s, logits, vocab, per_row, part,
-             static_cast<int>(groups), csum, params.temperature, keys, out);
+             static_cast<size_t>(lay.nchunks) * sizeof(double), s, logits, vocab, per_row, part,
+             static_cast<int>(lay.groups), csum, params.temperature, keys, out);
       e = TakeLaunchError();
     }
   } else if (SampleUsesCluster(params, vocab, logits)) {

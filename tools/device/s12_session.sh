@@ -86,9 +86,7 @@ part1() {
   san ssm memcheck 150 cuda_kernel_test 'CudaSsd.*:CudaMamba1.*'  # (5)'s f16 cases among them
   san skinny memcheck 120 cuda_kernel_test 'CudaSkinnyGemm.*'
   san skinny racecheck 120 cuda_kernel_test 'CudaSkinnyGemm.*'
-  cmake --build build-dev -j 16 --target cuda_sampler > $L/build-sampler.log 2>&1
-  timeout 60 build-dev/bench/cuda_sampler 64,256,512 > $L/sampler-micro.log 2>&1
-  el "cuda_sampler rc $?"; cat $L/sampler-micro.log
+  sampler_micro
   bench_ab "llama-3.2-1b:256 mambainllama-3b:512" block:TTC_CUDA_SAMPLE_CLUSTER=0 cluster:TTC_NONE=1
   base_build engine_bench
   base_ab fused llama-3.2-1b:256 mambainllama-3b:512 llamba-3b:512 llama-3.2-3b:512
@@ -206,12 +204,17 @@ part8() {  # the first call at main's merged defaults (session 18 on; PDL off, s
 sampler_split() {  # (12) session 18's split sampler: its kernel test ran in setup_test
   # (FastPathsEqualFullPasses, mode 3); the micro-benchmark's four paths, then the engine A/B
   grep -E "^\[cuda\] sampler fast paths|FastPathsEqualFullPasses" $L/cuda_kernel_test.log | head -10
+  sampler_micro
+  bench_ab "llama-3.2-1b:64,256,512 mambainllama-3b:512" split:TTC_CUDA_SAMPLE_SPLIT_ROWS=1
+}
+sampler_micro() {  # the sampler micro-benchmark's four paths, once per machine (PART=1 and PART=8 both
+  # want it; a warm machine keeps $L)
+  if [ -s $L/sampler-micro.log ]; then el "cuda_sampler: ran earlier on this machine"; return; fi
   cmake --build build-dev -j 16 --target cuda_sampler > $L/build-sampler.log 2>&1
   timeout 60 build-dev/bench/cuda_sampler 1,16,64,256,512 > $L/sampler-micro.log 2>&1
   el "cuda_sampler rc $?"; cat $L/sampler-micro.log
-  bench_ab "llama-3.2-1b:64,256,512 mambainllama-3b:512" split:TTC_CUDA_SAMPLE_SPLIT_ROWS=1
 }
-export -f part1 part2 part3 part4 part5 part6 part7 part8 score_ab setup_only guard sampler_split
+export -f part1 part2 part3 part4 part5 part6 part7 part8 score_ab setup_only guard sampler_split sampler_micro
 # PART may name several parts ("1 2 3 4"): they run in turn until BUDGET runs out (the logs of a part
 # cut short still come back in logs.tgz). Session 11's calls took 90-100 s for setup+test, 45 s for
 # the base build, 6-25 s a benchmark run and 150 s for the table with the baseline.
